@@ -1,0 +1,206 @@
+/**
+ * The `effect-tcp-echo` command line: `serve` and `probe`. Flags fall back to `ECHO_*`
+ * environment variables through Effect's `Config`; all behaviour lives in the library modules,
+ * this module only parses, reports and maps failures to one clear line.
+ *
+ * @since 0.1.0
+ */
+import { Command, HelpDoc, Options, ValidationError } from "@effect/cli"
+import { Config, Console, Data, Effect, Layer, Logger, LogLevel, Option } from "effect"
+import * as parseDuration from "./internal/duration.js"
+import * as KernelLimits from "./KernelLimits.js"
+import * as Listener from "./Listener.js"
+import * as Server from "./Server.js"
+
+/** A flag with its `ECHO_*` variable: the flag wins, the variable fills in, else `None`. */
+const flag = <A>(options: Options.Options<A>, variable: Config.Config<A>, description: string) =>
+  options.pipe(Options.withFallbackConfig(variable), Options.optional, Options.withDescription(description))
+
+const durationFlag = (name: string, variable: string, description: string) =>
+  Options.text(name).pipe(
+    Options.withFallbackConfig(Config.string(variable)),
+    Options.mapEffect((text) =>
+      Option.match(parseDuration.parse(text), {
+        onNone: () =>
+          Effect.fail(
+            invalidValue(`--${name} / ${variable}: ${JSON.stringify(text)} is not a duration (e.g. 500ms, 5s, 1m)`)
+          ),
+        onSome: Effect.succeed
+      })
+    ),
+    Options.optional,
+    Options.withDescription(description)
+  )
+
+const invalidValue = (text: string) => ValidationError.invalidValue(HelpDoc.p(text))
+
+/** Which flag and variable set each option, for error messages. */
+const sources: Record<string, string> = {
+  host: "--host / ECHO_HOST",
+  port: "--port / ECHO_PORT",
+  backlog: "--backlog / ECHO_BACKLOG",
+  maxConnections: "--max-connections / ECHO_MAX_CONNECTIONS",
+  idleTimeout: "--idle-timeout / ECHO_IDLE_TIMEOUT",
+  shutdownTimeout: "--shutdown-timeout / ECHO_SHUTDOWN_TIMEOUT"
+}
+
+const logLevels = ["all", "trace", "debug", "info", "warning", "error", "fatal", "none"] as const
+const logFormats = ["pretty", "json", "logfmt"] as const
+
+const serveOptions = {
+  host: flag(Options.text("host"), Config.string("ECHO_HOST"), "IPv4 address to bind, or localhost (default 127.0.0.1)"),
+  port: flag(Options.integer("port"), Config.integer("ECHO_PORT"), "TCP port, 0 for any free port (default 0)"),
+  backlog: flag(Options.integer("backlog"), Config.integer("ECHO_BACKLOG"), "requested accept queue (default 511)"),
+  maxConnections: flag(
+    Options.integer("max-connections"),
+    Config.integer("ECHO_MAX_CONNECTIONS"),
+    "connections served at once (default 10000)"
+  ),
+  idleTimeout: durationFlag("idle-timeout", "ECHO_IDLE_TIMEOUT", "close connections idle this long (e.g. 30s)"),
+  shutdownTimeout: durationFlag(
+    "shutdown-timeout",
+    "ECHO_SHUTDOWN_TIMEOUT",
+    "how long shutdown waits for connections (default 5s)"
+  ),
+  noDelay: flag(Options.boolean("no-delay"), Config.boolean("ECHO_NO_DELAY"), "set TCP_NODELAY on connections"),
+  keepAlive: flag(Options.boolean("keep-alive"), Config.boolean("ECHO_KEEP_ALIVE"), "set SO_KEEPALIVE on connections"),
+  logLevel: flag(
+    Options.choice("log-level", logLevels),
+    Config.literal(...logLevels)("ECHO_LOG_LEVEL"),
+    "minimum level logged (default info)"
+  ),
+  logFormat: flag(
+    Options.choice("log-format", logFormats),
+    Config.literal(...logFormats)("ECHO_LOG_FORMAT"),
+    "pretty, json or logfmt (default pretty)"
+  )
+}
+
+type Parsed<T> = { readonly [K in keyof T]: T[K] extends Options.Options<infer A> ? A : never }
+
+/** The library's options from the parsed flags: only what was given, so defaults stay in one place. */
+const serverOptions = (flags: Parsed<typeof serveOptions>): Server.Options => {
+  const options: Record<string, unknown> = {}
+  for (const key of ["host", "port", "backlog", "maxConnections", "idleTimeout", "shutdownTimeout", "noDelay", "keepAlive"] as const) {
+    const value: Option.Option<unknown> = flags[key]
+    if (Option.isSome(value)) options[key] = value.value
+  }
+  return options as Server.Options
+}
+
+/** The logger and minimum level the flags ask for. */
+export const loggingLayer = (format: (typeof logFormats)[number], level: (typeof logLevels)[number]) =>
+  Layer.merge(
+    format === "json" ? Logger.json : format === "logfmt" ? Logger.logFmt : Logger.pretty,
+    Logger.minimumLogLevel(LogLevel.fromLiteral(capitalize(level)))
+  )
+
+const capitalize = <S extends string>(s: S) => (s.charAt(0).toUpperCase() + s.slice(1)) as Capitalize<S>
+
+const formatLimit = (value: unknown): string =>
+  typeof value === "number"
+    ? (value === Number.POSITIVE_INFINITY ? "unlimited" : String(value))
+    : typeof value === "object" && value !== null
+    ? Object.entries(value).map(([k, v]) => `${k}=${formatLimit(v)}`).join(" ")
+    : "unavailable"
+
+/** Startup report: backlog, SYN queue, descriptors against the connection limit. */
+const report = (options: Server.Options, limits: KernelLimits.Limits) =>
+  Effect.gen(function*() {
+    const backlog = KernelLimits.effectiveBacklog(options.backlog, limits)
+    yield* Effect.logInfo(`backlog ${KernelLimits.formatBacklog(backlog)}`).pipe(
+      Effect.annotateLogs({ backlogRequested: backlog.requested, backlogEffective: backlog.effective })
+    )
+    if (limits.tcpMaxSynBacklog !== undefined) {
+      yield* Effect.logInfo(`SYN queue limit ${limits.tcpMaxSynBacklog} (net.ipv4.tcp_max_syn_backlog)`)
+    }
+    const maxConnections = options.maxConnections ?? Server.defaults.maxConnections
+    if (limits.openFiles !== undefined) {
+      const soft = limits.openFiles.soft
+      const message = `open files limit ${formatLimit(soft)} (hard ${formatLimit(limits.openFiles.hard)}) for ` +
+        `${maxConnections} connections`
+      yield* soft < maxConnections + 32
+        ? Effect.logWarning(`${message}: too low, raise it with ulimit -n or lower --max-connections`)
+        : Effect.logInfo(message)
+    }
+  })
+
+/** Reads the kernel limits; a malformed file is reported and treated as unknown, not fatal. */
+const readLimits = KernelLimits.read.pipe(
+  Effect.catchTag("KernelLimitsError", (error) => Effect.as(Effect.logWarning(error.message), {}))
+)
+
+const serve = Command.make("serve", serveOptions, (flags) => {
+  const options = serverOptions(flags)
+  return Effect.gen(function*() {
+    const server = yield* Server.make(options)
+    const address = Listener.formatAddress(server.address)
+    yield* Effect.logInfo(`listening on ${address}`).pipe(Effect.annotateLogs("address", address))
+    yield* report(options, yield* readLimits)
+    return yield* Effect.never
+  }).pipe(
+    Effect.scoped,
+    Effect.catchTag("ListenError", (error) =>
+      Effect.fail(new CliFailure({
+        message: error.message + (error.option !== undefined && sources[error.option] !== undefined
+          ? ` (set by ${sources[error.option]})`
+          : error.reason === "InvalidOption" ? "" : ` (set by ${sources.host}, ${sources.port})`)
+      }))),
+    Effect.provide(loggingLayer(Option.getOrElse(flags.logFormat, () => "pretty" as const), Option.getOrElse(flags.logLevel, () => "info" as const)))
+  )
+}).pipe(Command.withDescription("Run the echo server until SIGINT or SIGTERM, then shut down gracefully."))
+
+const probe = Command.make("probe", {
+  json: Options.boolean("json").pipe(Options.withDescription("one JSON object instead of a table")),
+  backlog: flag(Options.integer("backlog"), Config.integer("ECHO_BACKLOG"), "a backlog to compute the effective value of")
+}, ({ backlog, json }) =>
+  Effect.gen(function*() {
+    const limits = yield* KernelLimits.read
+    const effective = KernelLimits.effectiveBacklog(Option.getOrUndefined(backlog), limits)
+    const synAck = limits.tcpSynackRetries === undefined
+      ? undefined
+      : KernelLimits.handshakeTimeoutSeconds(limits.tcpSynackRetries)
+    if (json) {
+      return yield* Console.log(JSON.stringify({
+        ...limits,
+        ...(synAck === undefined ? {} : { synAckTimeoutSeconds: synAck }),
+        backlog: effective
+      }, (_, v) => (v === Number.POSITIVE_INFINITY ? "unlimited" : v)))
+    }
+    const rows = KernelLimits.entries.map((entry) => [entry.key, formatLimit(limits[entry.key]), entry.setting, entry.governs])
+    if (synAck !== undefined) rows.push(["synAckTimeout", `${synAck}s`, "derived", "worst-case wait for a client's final ACK"])
+    rows.push(["backlog", KernelLimits.formatBacklog(effective), "--backlog", "accept queue listen() would get"])
+    const widths = [0, 1, 2].map((i) => Math.max(...rows.map((row) => row[i]!.length)))
+    for (const row of rows) {
+      yield* Console.log(row.map((cell, i) => (i < 3 ? cell.padEnd(widths[i]!) : cell)).join("  "))
+    }
+  }).pipe(
+    Effect.catchTag("KernelLimitsError", (error) => Effect.fail(new CliFailure({ message: error.message })))
+  )).pipe(Command.withDescription("Print the kernel limits that govern a TCP server."))
+
+/**
+ * A failure the command line reports as one line on stderr before exiting non-zero.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class CliFailure extends Data.TaggedError("CliFailure")<{ readonly message: string }> {}
+
+/**
+ * The root command.
+ *
+ * @since 0.1.0
+ * @category commands
+ */
+export const command = Command.make("effect-tcp-echo").pipe(
+  Command.withDescription("A resource-safe TCP (IPv4) echo server on Effect."),
+  Command.withSubcommands([serve, probe])
+)
+
+/**
+ * Runs the command line on `argv` (without the node and script paths).
+ *
+ * @since 0.1.0
+ * @category commands
+ */
+export const run = (version: string) => Command.run(command, { name: "effect-tcp-echo", version })

@@ -1,0 +1,328 @@
+/**
+ * One accepted TCP connection as a scoped resource: a backpressured read side (pull or `Stream`),
+ * a write side that waits for `'drain'`, an explicit half-close, and a release that always
+ * destroys the socket. The data path is plain `node:net`; Effect is only at its edges.
+ *
+ * @since 0.1.0
+ */
+import { Chunk, Data, Duration, Effect, Option, Stream } from "effect"
+import type { Scope } from "effect"
+import type * as net from "node:net"
+import * as errno from "./internal/errno.js"
+import * as Metrics from "./Metrics.js"
+
+/**
+ * Per-connection policy.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /**
+   * Bytes read ahead of the consumer before the socket is paused. With Node's own readable buffer
+   * and one kernel read (at most 64 KiB), it bounds what a connection holds on the read side.
+   * Default 64 KiB.
+   */
+  readonly highWaterMark?: number
+  /** Close the connection when no byte moves in either direction for this long. Default: never. */
+  readonly idleTimeout?: Duration.DurationInput
+}
+
+/**
+ * The defaults of {@link Options}.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaults = {
+  highWaterMark: 64 * 1024
+} as const
+
+/**
+ * Why a connection failed. `Reset` and `BrokenPipe` are the peer going away: expected ends.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type ConnectionErrorReason = errno.ConnectionReason
+
+/**
+ * A connection failed: reset by the peer, written to after the peer left, idle too long, or an
+ * error the kernel reported that has no reason of its own.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ConnectionError extends Data.TaggedError("ConnectionError")<{
+  readonly reason: ConnectionErrorReason
+  /** `HOST:PORT` of the peer. */
+  readonly peer: string
+  /** The errno code (`ECONNRESET`), when the kernel reported one. */
+  readonly code?: string
+  readonly syscall?: string
+  readonly cause?: unknown
+}> {
+  override get message(): string {
+    switch (this.reason) {
+      case "Reset":
+        return `${this.peer} reset the connection`
+      case "BrokenPipe":
+        return `${this.peer} is gone: write on a closed connection`
+      case "Timeout":
+        return `${this.peer} timed out${this.code === undefined ? " (idle)" : ` (${this.code})`}`
+      case "Unknown":
+        return `connection with ${this.peer} failed: ${this.code ?? String(this.cause)}`
+    }
+  }
+}
+
+/**
+ * Counters of one connection.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Stats {
+  readonly bytesIn: number
+  readonly bytesOut: number
+  /**
+   * Bytes the process holds for this connection now: read ahead and not yet consumed, plus written
+   * and not yet handed to the kernel. Bounded by backpressure whatever the peer does.
+   */
+  readonly buffered: number
+}
+
+/**
+ * An accepted connection. Everything on it is safe to call after the peer left: it fails with a
+ * {@link ConnectionError} instead of throwing or hanging.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Connection {
+  /** `HOST:PORT` of the peer. */
+  readonly peer: string
+  /**
+   * Pulls what has arrived, waiting when nothing has: every buffer read since the last pull, in
+   * order. Fails with `None` at the peer's half-close (end of input). The socket is read only up to
+   * the high-water mark ahead of these pulls: a consumer that stops pulling stops the peer.
+   */
+  readonly read: Effect.Effect<Chunk.Chunk<Uint8Array>, Option.Option<ConnectionError>>
+  /** {@link read} as a stream that ends at the peer's half-close. */
+  readonly stream: Stream.Stream<Uint8Array, ConnectionError>
+  /** Writes one buffer; when Node's buffer is full, waits for `'drain'` before returning. */
+  readonly write: (data: Uint8Array) => Effect.Effect<void, ConnectionError>
+  /** Writes buffers in order, waiting for `'drain'` after every write that fills Node's buffer. */
+  readonly writeAll: (data: Chunk.Chunk<Uint8Array>) => Effect.Effect<void, ConnectionError>
+  /**
+   * Half-closes: sends FIN after everything written (the recipe's `shutdown(SHUT_WR)`) and returns
+   * once the kernel has it. Reading stays possible. Idempotent.
+   */
+  readonly end: Effect.Effect<void, ConnectionError>
+  /** The connection's counters now. */
+  readonly stats: Effect.Effect<Stats>
+}
+
+/**
+ * Takes ownership of an accepted socket (as `Listener.accept` gives it: paused). The scope's
+ * release destroys the socket whatever state it is in, and returns once it is closed.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  socket: net.Socket,
+  options: Options = {}
+): Effect.Effect<Connection, never, Scope.Scope> =>
+  Effect.acquireRelease(Effect.sync(() => wrap(socket, options)), (wrapped) => wrapped.destroy)
+
+/**
+ * A connection and the effect that destroys it, for owners that manage the scope themselves.
+ *
+ * @internal
+ */
+export interface Owned extends Connection {
+  readonly destroy: Effect.Effect<void>
+}
+
+/**
+ * The state machine behind a connection. Node's callbacks only record what happened and wake the
+ * one fiber waiting for it; every decision is taken in the pull, the write or the end.
+ *
+ * @internal
+ */
+export const wrap = (socket: net.Socket, options: Options = {}): Owned => {
+  const highWaterMark = options.highWaterMark ?? defaults.highWaterMark
+  const peer = `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? "?"}`
+
+  let received: Array<Uint8Array> = []
+  let receivedBytes = 0
+  let bytesIn = 0
+  let bytesOut = 0
+  let eof = false
+  let closed = false
+  let failure: ConnectionError | undefined
+  // At most one fiber reads and one writes or ends at a time; each parks its wake-up here.
+  let readWaiter: (() => void) | undefined
+  let writeWaiter: (() => void) | undefined
+
+  const wakeReader = () => {
+    const wake = readWaiter
+    readWaiter = undefined
+    wake?.()
+  }
+  const wakeWriter = () => {
+    const wake = writeWaiter
+    writeWaiter = undefined
+    wake?.()
+  }
+  const fail = (error: ConnectionError) => {
+    failure ??= error
+    wakeReader()
+    wakeWriter()
+  }
+
+  socket.on("data", (data: Buffer) => {
+    received.push(data)
+    receivedBytes += data.length
+    bytesIn += data.length
+    Metrics.bytesReceived.unsafeUpdate(data.length, noTags)
+    if (receivedBytes >= highWaterMark) socket.pause()
+    wakeReader()
+  })
+  socket.on("end", () => {
+    eof = true
+    wakeReader()
+  })
+  socket.on("drain", wakeWriter)
+  socket.on("finish", wakeWriter)
+  socket.on("error", (error: Error) => {
+    const code = errno.errnoCode(error)
+    const syscall = errno.errnoSyscall(error)
+    fail(
+      new ConnectionError({
+        reason: errno.connectionReason(code),
+        peer,
+        ...(code === undefined ? {} : { code }),
+        ...(syscall === undefined ? {} : { syscall }),
+        cause: error
+      })
+    )
+  })
+  socket.on("close", () => {
+    closed = true
+    // Whatever closed it (both sides' FIN, or a destroy from this side), nothing can be written now:
+    // a write would otherwise vanish, as Node drops writes to a destroyed socket without an event.
+    fail(new ConnectionError({ reason: "BrokenPipe", peer, code: "ECLOSED" }))
+  })
+  if (options.idleTimeout !== undefined) {
+    const idleMs = Duration.toMillis(options.idleTimeout)
+    socket.setTimeout(idleMs, () => {
+      fail(new ConnectionError({ reason: "Timeout", peer }))
+      socket.destroy()
+    })
+  }
+
+  const waitRead = Effect.async<void>((resume) => {
+    readWaiter = () => resume(Effect.void)
+    return Effect.sync(() => {
+      readWaiter = undefined
+    })
+  })
+  const waitWrite = Effect.async<void>((resume) => {
+    writeWaiter = () => resume(Effect.void)
+    return Effect.sync(() => {
+      writeWaiter = undefined
+    })
+  })
+
+  const read: Connection["read"] = Effect.suspend(() => {
+    if (received.length > 0) {
+      const chunk = Chunk.unsafeFromArray(received)
+      received = []
+      receivedBytes = 0
+      if (socket.isPaused()) socket.resume()
+      return Effect.succeed(chunk)
+    }
+    // The peer's FIN comes before any later failure of the write side: input ended cleanly.
+    if (eof) return Effect.fail(Option.none())
+    if (failure !== undefined) return Effect.fail(Option.some(failure))
+    // First pull of a paused socket, or the consumer caught up: let data flow.
+    if (socket.isPaused()) socket.resume()
+    return Effect.zipRight(waitRead, read)
+  })
+
+  // Waits until Node's write buffer is empty again, or the connection failed.
+  const drained: Effect.Effect<void, ConnectionError> = Effect.suspend(() => {
+    if (failure !== undefined) return Effect.fail(failure)
+    if (!socket.writableNeedDrain) return Effect.void
+    return Effect.zipRight(waitWrite, drained)
+  })
+
+  const writeNow = (data: Uint8Array): boolean => {
+    bytesOut += data.length
+    Metrics.bytesSent.unsafeUpdate(data.length, noTags)
+    return socket.write(data)
+  }
+
+  const write = (data: Uint8Array): Effect.Effect<void, ConnectionError> =>
+    Effect.suspend(() => {
+      if (failure !== undefined) return Effect.fail(failure)
+      return writeNow(data) ? Effect.void : drained
+    })
+
+  const writeAll = (data: Chunk.Chunk<Uint8Array>): Effect.Effect<void, ConnectionError> =>
+    Effect.suspend(() => {
+      if (failure !== undefined) return Effect.fail(failure)
+      const buffers = Chunk.toReadonlyArray(data)
+      for (let i = 0; i < buffers.length; i++) {
+        if (!writeNow(buffers[i]!)) {
+          return i === buffers.length - 1
+            ? drained
+            : Effect.zipRight(drained, writeAll(Chunk.drop(data, i + 1)))
+        }
+      }
+      return Effect.void
+    })
+
+  const finished: Effect.Effect<void, ConnectionError> = Effect.suspend(() => {
+    if (socket.writableFinished) return Effect.void
+    if (failure !== undefined) return Effect.fail(failure)
+    return Effect.zipRight(waitWrite, finished)
+  })
+
+  const end: Connection["end"] = Effect.suspend(() => {
+    if (socket.writableFinished) return Effect.void
+    if (failure !== undefined) return Effect.fail(failure)
+    if (!socket.writableEnded) socket.end()
+    return finished
+  })
+
+  const stats = Effect.sync((): Stats => ({
+    bytesIn,
+    bytesOut,
+    buffered: receivedBytes + socket.readableLength + socket.writableLength
+  }))
+
+  const destroy = Effect.suspend(() => {
+    if (closed) return Effect.void
+    socket.destroy()
+    return Effect.async<void>((resume) => {
+      if (closed) return resume(Effect.void)
+      socket.once("close", () => resume(Effect.void))
+    })
+  })
+
+  return {
+    peer,
+    read,
+    stream: Stream.repeatEffectChunkOption(read),
+    write,
+    writeAll,
+    end,
+    stats,
+    destroy
+  }
+}
+
+const noTags: ReadonlyArray<never> = []

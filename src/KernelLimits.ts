@@ -1,0 +1,290 @@
+/**
+ * The kernel's queue and socket limits that decide what a TCP server really gets, read from
+ * `/proc` through `@effect/platform`'s `FileSystem`, and the pure arithmetic that turns them into
+ * the numbers a server reports (effective backlog, SYN-ACK timeout).
+ *
+ * @since 0.1.0
+ */
+import { FileSystem } from "@effect/platform"
+import { Context, Data, Effect, Layer } from "effect"
+import * as procfs from "./internal/procfs.js"
+
+/**
+ * Node's default `listen()` backlog, used when none is requested.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaultBacklog = 511
+
+/**
+ * A `min default max` triple (`net.ipv4.tcp_rmem`, `net.ipv4.tcp_wmem`).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface MinDefaultMax {
+  readonly min: number
+  readonly default: number
+  readonly max: number
+}
+
+/**
+ * A soft/hard resource limit; `Infinity` stands for `unlimited`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface SoftHard {
+  readonly soft: number
+  readonly hard: number
+}
+
+/**
+ * What was read. Every field is optional: it is absent on a system without `/proc` (not Linux),
+ * or when the file cannot be read (a container hiding it, a permission).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Limits {
+  readonly somaxconn?: number
+  readonly tcpMaxSynBacklog?: number
+  readonly tcpSynackRetries?: number
+  readonly tcpSynRetries?: number
+  readonly rmemDefault?: number
+  readonly rmemMax?: number
+  readonly wmemDefault?: number
+  readonly wmemMax?: number
+  readonly tcpRmem?: MinDefaultMax
+  readonly tcpWmem?: MinDefaultMax
+  readonly ipLocalPortRange?: { readonly low: number; readonly high: number }
+  readonly tcpFinTimeout?: number
+  readonly tcpKeepaliveTime?: number
+  readonly tcpKeepaliveIntvl?: number
+  readonly tcpKeepaliveProbes?: number
+  readonly openFiles?: SoftHard
+}
+
+/**
+ * One probed limit: where it lives, how it is set, what it governs.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Entry<K extends keyof Limits = keyof Limits> {
+  readonly key: K
+  readonly path: string
+  /** How an administrator changes it (`sysctl -w ...`, `ulimit -n`). */
+  readonly setting: string
+  /** One line on what the limit governs. */
+  readonly governs: string
+  /** @internal `undefined`: malformed; `null`: the file says nothing about this limit. */
+  readonly parse: (text: string) => Limits[K] | null | undefined
+}
+
+const int = procfs.parseInteger
+const minDefaultMax = (text: string): MinDefaultMax | undefined => {
+  const v = procfs.parseIntegers(text, 3)
+  return v && { min: v[0]!, default: v[1]!, max: v[2]! }
+}
+
+const sysctl = <K extends keyof Limits>(
+  key: K,
+  name: string,
+  governs: string,
+  parse: (text: string) => Limits[K] | null | undefined
+): Entry<K> => ({
+  key,
+  path: `/proc/sys/${name.replaceAll(".", "/")}`,
+  setting: `sysctl ${name}`,
+  governs,
+  parse
+})
+
+/**
+ * Every limit the probe reads, in the order it reports them.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const entries: ReadonlyArray<Entry> = [
+  sysctl("somaxconn", "net.core.somaxconn", "upper bound of every listen() backlog (the accept queue)", int),
+  sysctl(
+    "tcpMaxSynBacklog",
+    "net.ipv4.tcp_max_syn_backlog",
+    "half-open connections (SYN received, handshake unfinished) kept per listener",
+    int
+  ),
+  sysctl(
+    "tcpSynackRetries",
+    "net.ipv4.tcp_synack_retries",
+    "SYN-ACK retransmissions before the server gives up on a handshake",
+    int
+  ),
+  sysctl("tcpSynRetries", "net.ipv4.tcp_syn_retries", "SYN retransmissions before a client's connect() fails", int),
+  sysctl("rmemDefault", "net.core.rmem_default", "default receive buffer of a socket, in bytes", int),
+  sysctl("rmemMax", "net.core.rmem_max", "largest receive buffer SO_RCVBUF may set, in bytes", int),
+  sysctl("wmemDefault", "net.core.wmem_default", "default send buffer of a socket, in bytes", int),
+  sysctl("wmemMax", "net.core.wmem_max", "largest send buffer SO_SNDBUF may set, in bytes", int),
+  sysctl("tcpRmem", "net.ipv4.tcp_rmem", "TCP receive buffer min/default/max (auto-tuned), in bytes", minDefaultMax),
+  sysctl("tcpWmem", "net.ipv4.tcp_wmem", "TCP send buffer min/default/max (auto-tuned), in bytes", minDefaultMax),
+  sysctl(
+    "ipLocalPortRange",
+    "net.ipv4.ip_local_port_range",
+    "ephemeral ports handed out for port 0 and outgoing connections",
+    (text) => {
+      const v = procfs.parseIntegers(text, 2)
+      return v && { low: v[0]!, high: v[1]! }
+    }
+  ),
+  sysctl("tcpFinTimeout", "net.ipv4.tcp_fin_timeout", "seconds an orphaned connection waits in FIN-WAIT-2", int),
+  sysctl("tcpKeepaliveTime", "net.ipv4.tcp_keepalive_time", "idle seconds before the first keepalive probe", int),
+  sysctl("tcpKeepaliveIntvl", "net.ipv4.tcp_keepalive_intvl", "seconds between keepalive probes", int),
+  sysctl("tcpKeepaliveProbes", "net.ipv4.tcp_keepalive_probes", "unanswered probes before the connection is dropped", int),
+  {
+    key: "openFiles",
+    path: "/proc/self/limits",
+    setting: "ulimit -n (RLIMIT_NOFILE)",
+    governs: "descriptors this process may hold: the listener, every connection, every file",
+    parse: (text) => procfs.parseLimitsLine(text, "Max open files")
+  } satisfies Entry<"openFiles">
+]
+
+/**
+ * The contents of a limits file could not be parsed: the kernel or a container shim wrote
+ * something this probe does not understand.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class KernelLimitsError extends Data.TaggedError("KernelLimitsError")<{
+  readonly reason: "Malformed"
+  readonly path: string
+  readonly text: string
+}> {
+  override get message(): string {
+    return `${this.path} holds ${JSON.stringify(this.text.trim())}, which is not the expected number(s)`
+  }
+}
+
+/**
+ * The probe as a service, so applications and tests can read limits from a real or a fake
+ * file system.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class KernelLimits extends Context.Tag("effect-tcp-echo/KernelLimits")<
+  KernelLimits,
+  { readonly read: Effect.Effect<Limits, KernelLimitsError> }
+>() {}
+
+const readEntry = (fs: FileSystem.FileSystem, entry: Entry) =>
+  fs.readFileString(entry.path).pipe(
+    Effect.matchEffect({
+      // Missing (not Linux, no /proc) or unreadable (permission, a container): absent.
+      onFailure: (cause) =>
+        Effect.logDebug(`kernel limit ${entry.key} unavailable: ${cause.message}`).pipe(Effect.as(undefined)),
+      onSuccess: (text) => {
+        const value = entry.parse(text)
+        return value === undefined
+          ? Effect.fail(new KernelLimitsError({ reason: "Malformed", path: entry.path, text }))
+          : Effect.succeed(value ?? undefined)
+      }
+    })
+  )
+
+/**
+ * Reads every limit in {@link entries} with the given file system.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const readWith = (fs: FileSystem.FileSystem): Effect.Effect<Limits, KernelLimitsError> =>
+  Effect.forEach(entries, (entry) => readEntry(fs, entry), { concurrency: "unbounded" }).pipe(
+    Effect.map((values) => {
+      const limits: Record<string, unknown> = {}
+      entries.forEach((entry, i) => {
+        if (values[i] !== undefined) limits[entry.key] = values[i]
+      })
+      return limits as Limits
+    })
+  )
+
+/**
+ * Builds the service from the `FileSystem` in context.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make: Effect.Effect<Context.Tag.Service<KernelLimits>, never, FileSystem.FileSystem> = Effect.map(
+  FileSystem.FileSystem,
+  (fs) => ({ read: readWith(fs) })
+)
+
+/**
+ * The service, reading through the `FileSystem` in context (`NodeFileSystem.layer` for the real
+ * `/proc`, `FileSystem.layerNoop` in tests).
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer: Layer.Layer<KernelLimits, never, FileSystem.FileSystem> = Layer.effect(KernelLimits, make)
+
+/**
+ * Reads the limits now (they can change at run time through `sysctl`).
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const read: Effect.Effect<Limits, KernelLimitsError, KernelLimits> = Effect.flatMap(
+  KernelLimits,
+  (service) => service.read
+)
+
+/**
+ * The accept-queue size the kernel will really use for a requested backlog.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface EffectiveBacklog {
+  readonly requested: number
+  readonly effective: number
+  /** The limit that lowered the request, when one did. */
+  readonly clampedBy?: "net.core.somaxconn"
+}
+
+/**
+ * `min(requested ?? 511, somaxconn)`: Linux silently clamps `listen()`'s backlog to
+ * `net.core.somaxconn`. Without a known `somaxconn` the request is taken as is.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const effectiveBacklog = (requested: number | undefined, limits: Limits): EffectiveBacklog => {
+  const wanted = requested ?? defaultBacklog
+  return limits.somaxconn !== undefined && limits.somaxconn < wanted
+    ? { requested: wanted, effective: limits.somaxconn, clampedBy: "net.core.somaxconn" }
+    : { requested: wanted, effective: wanted }
+}
+
+/**
+ * Worst-case seconds a handshake may take with `retries` retransmissions: the initial timeout is
+ * 1 s and doubles at each retry, so `2^(retries+1) - 1` (5 SYN-ACK retries: 63 s).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const handshakeTimeoutSeconds = (retries: number): number => 2 ** (retries + 1) - 1
+
+/**
+ * One sentence for the report: "requested 100000, effective 4096 (net.core.somaxconn)".
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const formatBacklog = (backlog: EffectiveBacklog): string =>
+  `requested ${backlog.requested}, effective ${backlog.effective}` +
+  (backlog.clampedBy ? ` (${backlog.clampedBy})` : "")

@@ -1,0 +1,299 @@
+/**
+ * The listening socket as a scoped resource: acquiring it binds and listens on an IPv4 address,
+ * releasing it closes the port and every socket it accepted that is still open. It hands out
+ * accepted sockets, paused, to whoever serves them.
+ *
+ * @since 0.1.0
+ */
+import { Chunk, Data, Duration, Effect, MetricLabel, Queue, Runtime } from "effect"
+import type { Scope } from "effect"
+import * as net from "node:net"
+import * as errno from "./internal/errno.js"
+import * as Metrics from "./Metrics.js"
+
+/**
+ * Where and how to listen. Every field has a default, stated here once.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** IPv4 address to bind, a dotted quad or `localhost` (= 127.0.0.1). Default `127.0.0.1`. */
+  readonly host?: string
+  /** TCP port, 0-65535; 0 asks the kernel for any free port. Default 0. */
+  readonly port?: number
+  /** Requested accept-queue size; the kernel clamps it to `net.core.somaxconn`. Default 511. */
+  readonly backlog?: number
+  /**
+   * Accepted sockets held at most, served or waiting; beyond it the kernel's connection is closed
+   * at once and counted as dropped (`max_connections`). Default: no cap.
+   */
+  readonly maxAccepted?: number
+  /** `TCP_NODELAY` on accepted sockets (no Nagle delay for small writes). Default false. */
+  readonly noDelay?: boolean
+  /** `SO_KEEPALIVE` on accepted sockets. Default false. */
+  readonly keepAlive?: boolean
+  /** Idle time before the first keepalive probe, when `keepAlive` is on. Default: the kernel's. */
+  readonly keepAliveInitialDelay?: Duration.DurationInput
+}
+
+/**
+ * The defaults of {@link Options}.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaults = {
+  host: "127.0.0.1",
+  port: 0,
+  backlog: 511
+} as const
+
+/**
+ * An IPv4 address and port.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Address {
+  readonly host: string
+  readonly port: number
+}
+
+/**
+ * `HOST:PORT`, the form every log line and message uses.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const formatAddress = (address: Address): string => `${address.host}:${address.port}`
+
+/**
+ * Why listening failed. `InvalidOption` is raised before any socket exists.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type ListenErrorReason = errno.ListenReason | "InvalidOption"
+
+/**
+ * Listening failed: the address is taken, not allowed, not local, or an option is invalid.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ListenError extends Data.TaggedError("ListenError")<{
+  readonly reason: ListenErrorReason
+  /** `HOST:PORT` as requested. */
+  readonly address: string
+  /** The errno code (`EADDRINUSE`), when the kernel refused. */
+  readonly code?: string
+  readonly syscall?: string
+  /** The invalid option's name and value, for `InvalidOption`. */
+  readonly option?: string
+  readonly value?: unknown
+  /** What a valid value looks like, for `InvalidOption`. */
+  readonly expected?: string
+  readonly cause?: unknown
+}> {
+  override get message(): string {
+    switch (this.reason) {
+      case "AddressInUse":
+        return `${this.address} is already in use`
+      case "PermissionDenied":
+        return `permission denied to listen on ${this.address} (ports below 1024 need privileges)`
+      case "AddressNotAvailable":
+        return `${this.address} is not an address of this machine`
+      case "InvalidOption":
+        return `invalid ${this.option}: ${JSON.stringify(this.value)} (expected ${this.expected})`
+      case "Unknown":
+        return `cannot listen on ${this.address}: ${this.code ?? String(this.cause)}`
+    }
+  }
+}
+
+/**
+ * A bound, listening socket.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Listener {
+  /** The bound address, with the port the kernel chose when 0 was asked. */
+  readonly address: Address
+  /** The backlog passed to `listen()` (before the kernel's clamp). */
+  readonly backlog: number
+  /**
+   * Waits for the next accepted socket. It arrives paused (nothing is read until its consumer
+   * resumes it) and with an `'error'` listener; the consumer owns it and must destroy it, and the
+   * listener's release destroys it anyway if it is still open then.
+   */
+  readonly accept: Effect.Effect<net.Socket>
+  /** Sockets accepted and not yet taken by `accept`. */
+  readonly pending: Effect.Effect<number>
+  /**
+   * Stops accepting at once: closes the listening socket (the port is free when this returns) and
+   * destroys the sockets nobody has taken yet, counting them as dropped (`shutdown`). Idempotent.
+   */
+  readonly close: Effect.Effect<void>
+}
+
+const invalid = (address: string, option: string, value: unknown, expected: string) =>
+  new ListenError({ reason: "InvalidOption", address, option, value, expected })
+
+const isInteger = (value: unknown, min: number, max: number): value is number =>
+  typeof value === "number" && Number.isInteger(value) && value >= min && value <= max
+
+/** The options with defaults applied and every value checked, or the first invalid one. */
+const validate = (options: Options) => {
+  const rawHost = options.host ?? defaults.host
+  const port = options.port ?? defaults.port
+  const host = rawHost === "localhost" ? "127.0.0.1" : rawHost
+  const address = `${rawHost}:${String(port)}`
+  if (typeof host !== "string" || !net.isIPv4(host)) {
+    return Effect.fail(invalid(address, "host", rawHost, "an IPv4 address such as 127.0.0.1, or localhost"))
+  }
+  if (!isInteger(port, 0, 65535)) {
+    return Effect.fail(invalid(address, "port", port, "an integer from 0 to 65535"))
+  }
+  const backlog = options.backlog ?? defaults.backlog
+  if (!isInteger(backlog, 1, 2 ** 31 - 1)) {
+    return Effect.fail(invalid(address, "backlog", backlog, "a positive integer"))
+  }
+  if (options.maxAccepted !== undefined && !isInteger(options.maxAccepted, 1, 2 ** 31 - 1)) {
+    return Effect.fail(invalid(address, "maxAccepted", options.maxAccepted, "a positive integer"))
+  }
+  const keepAliveInitialDelay = options.keepAliveInitialDelay === undefined
+    ? undefined
+    : Duration.decodeUnknown(options.keepAliveInitialDelay)
+  if (
+    keepAliveInitialDelay !== undefined &&
+    (keepAliveInitialDelay._tag === "None" || !Duration.isFinite(keepAliveInitialDelay.value))
+  ) {
+    return Effect.fail(
+      invalid(address, "keepAliveInitialDelay", options.keepAliveInitialDelay, "a finite duration such as 30s")
+    )
+  }
+  return Effect.succeed({
+    host,
+    port,
+    backlog,
+    address,
+    maxAccepted: options.maxAccepted,
+    noDelay: options.noDelay ?? false,
+    keepAlive: options.keepAlive ?? false,
+    keepAliveInitialDelayMs: keepAliveInitialDelay === undefined
+      ? 0
+      : Duration.toMillis(keepAliveInitialDelay.value)
+  })
+}
+
+/**
+ * Binds and listens. The listening socket is released with the scope: the port is closed, every
+ * accepted socket still open is destroyed, and the release returns once the kernel has let go of
+ * all of them. The release is registered before `listen()` is called, so an interrupted or failed
+ * listen leaks nothing.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (options: Options = {}): Effect.Effect<Listener, ListenError, Scope.Scope> =>
+  Effect.flatMap(validate(options), (valid) =>
+    Effect.gen(function*() {
+      const runtime = yield* Effect.runtime<never>()
+      const log = Runtime.runFork(runtime)
+      const queue = yield* Queue.unbounded<net.Socket>()
+      // Every accepted socket still open: the safety net that makes the release leak-free even
+      // when a consumer forgets one.
+      const open = new Set<net.Socket>()
+      let accepting = true
+
+      const server = yield* Effect.acquireRelease(
+        Effect.sync(() =>
+          net.createServer({
+            allowHalfOpen: true,
+            pauseOnConnect: true,
+            noDelay: valid.noDelay,
+            keepAlive: valid.keepAlive,
+            keepAliveInitialDelay: valid.keepAliveInitialDelayMs
+          })
+        ),
+        (server) =>
+          Effect.async<void>((resume) => {
+            server.close(() => resume(Effect.void))
+            for (const socket of open) socket.destroy()
+            open.clear()
+          }).pipe(Effect.zipRight(Queue.shutdown(queue)))
+      )
+      if (valid.maxAccepted !== undefined) server.maxConnections = valid.maxAccepted
+      server.on("drop", (drop?: net.DropArgument) => {
+        Metrics.connectionsDropped.unsafeUpdate(1, dropTags.maxConnections)
+        log(Effect.logWarning(
+          `dropped connection from ${drop?.remoteAddress}:${drop?.remotePort}: ${valid.maxAccepted} connections held`
+        ))
+      })
+      server.on("connection", (socket: net.Socket) => {
+        Metrics.connectionsAccepted.unsafeUpdate(1, [])
+        if (!accepting) {
+          socket.destroy()
+          Metrics.connectionsDropped.unsafeUpdate(1, dropTags.shutdown)
+          return
+        }
+        open.add(socket)
+        // Until a consumer installs its own, an error on a waiting socket must not crash the process.
+        socket.on("error", ignore)
+        socket.once("close", () => open.delete(socket))
+        Queue.unsafeOffer(queue, socket)
+      })
+
+      yield* Effect.async<void, ListenError>((resume) => {
+        const onError = (error: Error) => {
+          const code = errno.errnoCode(error)
+          const syscall = errno.errnoSyscall(error)
+          resume(Effect.fail(
+            new ListenError({
+              reason: errno.listenReason(code),
+              address: valid.address,
+              ...(code === undefined ? {} : { code }),
+              ...(syscall === undefined ? {} : { syscall }),
+              cause: error
+            })
+          ))
+        }
+        server.once("error", onError)
+        server.listen({ host: valid.host, port: valid.port, backlog: valid.backlog, exclusive: true }, () => {
+          server.off("error", onError)
+          resume(Effect.void)
+        })
+      })
+      // After listening, a server-level error (accept failing) must be seen, not crash the process.
+      server.on("error", (error) => {
+        log(Effect.logWarning(`listener on ${valid.address}: ${error.message}`))
+      })
+
+      const bound = server.address() as net.AddressInfo
+      const close = Effect.suspend(() => {
+        if (!accepting) return Effect.void
+        accepting = false
+        server.close()
+        return Effect.map(Queue.takeAll(queue), (waiting) => {
+          Chunk.forEach(waiting, (socket) => socket.destroy())
+          if (waiting.length > 0) Metrics.connectionsDropped.unsafeUpdate(waiting.length, dropTags.shutdown)
+        })
+      })
+      return {
+        address: { host: bound.address, port: bound.port },
+        backlog: valid.backlog,
+        accept: Queue.take(queue),
+        pending: Queue.size(queue),
+        close
+      } satisfies Listener
+    })
+  )
+
+const ignore = () => {}
+
+const dropTags = {
+  maxConnections: [MetricLabel.make("reason", "max_connections")],
+  shutdown: [MetricLabel.make("reason", "shutdown")]
+}

@@ -1,0 +1,98 @@
+/**
+ * The server's metrics, as Effect `Metric`s: read them with `Metric.value`, export them with any
+ * metrics backend (the CLI serves them in the Prometheus text format).
+ *
+ * @since 0.1.0
+ */
+import { Metric, MetricBoundaries } from "effect"
+
+/**
+ * Connections being served right now (accepted and holding a slot).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const connectionsActive = Metric.gauge("echo_connections_active", {
+  description: "Connections being served now"
+})
+
+/**
+ * Connections accepted by the kernel and handed to the server, whether or not they got a slot.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const connectionsAccepted = Metric.counter("echo_connections_accepted_total", {
+  description: "Connections accepted",
+  incremental: true
+})
+
+/**
+ * Connections closed without being served, tagged with `reason` (`max_connections`: over the hard
+ * cap; `shutdown`: still waiting for a slot when the server stopped).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const connectionsDropped = Metric.counter("echo_connections_dropped_total", {
+  description: "Connections closed without being served",
+  incremental: true
+})
+
+/**
+ * Connections that ended abnormally, tagged with `reason` (`Reset`, `BrokenPipe`, `Timeout`,
+ * `Unknown`, `HandlerError`, `Defect`, `ShutdownDeadline`).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const connectionErrors = Metric.counter("echo_connection_errors_total", {
+  description: "Connections that ended abnormally, by reason",
+  incremental: true
+})
+
+/**
+ * Connections reset by their peer (a subset of `echo_connection_errors_total`, kept on its own
+ * because resets are the most common abnormal end).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const connectionsReset = Metric.counter("echo_connections_reset_total", {
+  description: "Connections reset by the peer",
+  incremental: true
+})
+
+/**
+ * Bytes read from peers.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const bytesReceived = Metric.counter("echo_bytes_received_total", {
+  description: "Bytes read from peers",
+  incremental: true
+})
+
+/**
+ * Bytes written to peers (for the echo handler, the bytes echoed).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const bytesSent = Metric.counter("echo_bytes_sent_total", {
+  description: "Bytes written to peers",
+  incremental: true
+})
+
+/**
+ * How long connections lived, in seconds, from accept to close.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const connectionDuration = Metric.histogram(
+  "echo_connection_duration_seconds",
+  MetricBoundaries.exponential({ start: 0.001, factor: 4, count: 10 }),
+  "Connection lifetime in seconds"
+)

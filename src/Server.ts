@@ -1,0 +1,299 @@
+/**
+ * The server: a listener, an accept loop, and one child fiber per connection, all owned by the
+ * scope it is built in. Closing that scope shuts it down gracefully: stop accepting, let
+ * connections finish for up to `shutdownTimeout`, then destroy what is left.
+ *
+ * @since 0.1.0
+ */
+import {
+  Cause,
+  Chunk,
+  Context,
+  Duration,
+  Effect,
+  Fiber,
+  FiberRef,
+  FiberSet,
+  Layer,
+  LogLevel,
+  MetricLabel,
+  Option,
+  Stream
+} from "effect"
+import type { Scope } from "effect"
+import type * as net from "node:net"
+import * as Connection from "./Connection.js"
+import * as Listener from "./Listener.js"
+import * as Metrics from "./Metrics.js"
+
+/**
+ * Everything a server takes: where to listen, per-connection policy, limits and shutdown.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options extends Listener.Options, Connection.Options {
+  /** Connections served at once. Beyond it, accepted connections wait, unread. Default 10,000. */
+  readonly maxConnections?: number
+  /**
+   * Accepted connections allowed to wait for a slot. Beyond `maxConnections + maxPending` the
+   * kernel's connection is closed at once, logged and counted as dropped. Default 1,000.
+   */
+  readonly maxPending?: number
+  /** How long shutdown lets open connections finish before destroying them. Default 5 s. */
+  readonly shutdownTimeout?: Duration.DurationInput
+}
+
+/**
+ * The defaults of the options this module adds.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaults = {
+  maxConnections: 10_000,
+  maxPending: 1_000,
+  shutdownTimeout: Duration.seconds(5)
+} as const
+
+/**
+ * What a connection is served with. It may fail or die: the server logs and counts that for the
+ * connection and goes on. When it returns, the server half-closes the connection (if the handler
+ * did not) and closes it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Handler<E = never, R = never> = (connection: Connection.Connection) => Effect.Effect<void, E, R>
+
+/**
+ * The recipe's loop: every byte back, in order, until the peer half-closes; a stream whose pull
+ * is the socket's read, so the socket is read only as fast as the echo is written.
+ *
+ * @since 0.1.0
+ * @category handlers
+ */
+export const echo: Handler<Connection.ConnectionError> = (connection) =>
+  Effect.flatMap(FiberRef.get(FiberRef.currentMinimumLogLevel), (level) =>
+    Stream.runForEachChunk(
+      connection.stream,
+      // The recipe logs every receive; that costs a log record per read, so only when asked for.
+      LogLevel.lessThanEqual(level, LogLevel.Debug)
+        ? (chunk) =>
+          Effect.zipRight(
+            Effect.logDebug(`receive data from ${connection.peer}`).pipe(
+              Effect.annotateLogs("bytes", Chunk.reduce(chunk, 0, (n, b) => n + b.length))
+            ),
+            connection.writeAll(chunk)
+          )
+        : connection.writeAll
+    ).pipe(Effect.zipRight(Effect.logDebug(`no data from ${connection.peer}: half-closed, echo complete`))))
+
+/**
+ * A live connection, as {@link Server.connections} reports it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ConnectionInfo extends Connection.Stats {
+  readonly peer: string
+}
+
+/**
+ * A running server.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Server {
+  /** The bound address, with the real port when 0 was asked. */
+  readonly address: Listener.Address
+  /** The backlog passed to `listen()`. */
+  readonly backlog: number
+  /** Connections being served now, with their counters. */
+  readonly connections: Effect.Effect<ReadonlyArray<ConnectionInfo>>
+  /** Connections accepted and waiting for a slot. */
+  readonly pending: Effect.Effect<number>
+}
+
+/**
+ * The server as a service.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class EchoServer extends Context.Tag("effect-tcp-echo/Server")<EchoServer, Server>() {}
+
+const positiveInteger = (
+  options: Options,
+  name: "maxConnections" | "maxPending" | "highWaterMark",
+  fallback: number
+): Effect.Effect<number, Listener.ListenError> => {
+  const value = options[name] ?? fallback
+  return Number.isSafeInteger(value) && value > (name === "maxPending" ? -1 : 0)
+    ? Effect.succeed(value)
+    : Effect.fail(invalid(options, name, value, name === "maxPending" ? "an integer >= 0" : "a positive integer"))
+}
+
+const duration = (
+  options: Options,
+  name: "shutdownTimeout" | "idleTimeout"
+): Effect.Effect<Duration.Duration | undefined, Listener.ListenError> => {
+  const value = options[name]
+  if (value === undefined) return Effect.succeed(undefined)
+  const decoded = Duration.decodeUnknown(value)
+  return Option.isSome(decoded) && Duration.isFinite(decoded.value) && Duration.toMillis(decoded.value) >= 0
+    ? Effect.succeed(decoded.value)
+    : Effect.fail(invalid(options, name, value, "a finite duration such as 500ms, 5s or 1m"))
+}
+
+const invalid = (options: Options, option: string, value: unknown, expected: string) =>
+  new Listener.ListenError({
+    reason: "InvalidOption",
+    address: `${options.host ?? Listener.defaults.host}:${options.port ?? Listener.defaults.port}`,
+    option,
+    value,
+    expected
+  })
+
+const tag = (reason: string) => [MetricLabel.make("reason", reason)]
+const errorTags = {
+  Reset: tag("Reset"),
+  BrokenPipe: tag("BrokenPipe"),
+  Timeout: tag("Timeout"),
+  Unknown: tag("Unknown"),
+  HandlerError: tag("HandlerError"),
+  Defect: tag("Defect"),
+  ShutdownDeadline: tag("ShutdownDeadline")
+}
+
+/** Logs and counts how a connection ended badly; never fails. */
+const report = (cause: Cause.Cause<unknown>): Effect.Effect<void> => {
+  const failure = Cause.failureOption(cause)
+  if (Option.isSome(failure)) {
+    const error = failure.value
+    if (error instanceof Connection.ConnectionError) {
+      Metrics.connectionErrors.unsafeModify(1, errorTags[error.reason])
+      if (error.reason === "Reset") Metrics.connectionsReset.unsafeModify(1, [])
+      // The peer leaving or idling out is how connections end; only the unexplained is a warning.
+      return error.reason === "Unknown"
+        ? Effect.logWarning(error.message, error)
+        : Effect.logInfo(error.message)
+    }
+    Metrics.connectionErrors.unsafeModify(1, errorTags.HandlerError)
+    return Effect.logError("handler failed", cause)
+  }
+  if (Cause.isInterruptedOnly(cause)) return Effect.void
+  Metrics.connectionErrors.unsafeModify(1, errorTags.Defect)
+  return Effect.logError("handler died", cause)
+}
+
+/**
+ * Starts a server in the current scope: binds, listens and serves every connection with
+ * `handler` (default {@link echo}) in a fiber of its own. The scope's release is the graceful
+ * shutdown; it returns when every socket and fiber of the server is gone.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = <E = never, R = never>(
+  options: Options = {},
+  handler: Handler<E, R> = echo as Handler<any, any>
+): Effect.Effect<Server, Listener.ListenError, Scope.Scope | R> =>
+  Effect.gen(function*() {
+    const maxConnections = yield* positiveInteger(options, "maxConnections", defaults.maxConnections)
+    const maxPending = yield* positiveInteger(options, "maxPending", defaults.maxPending)
+    const highWaterMark = yield* positiveInteger(options, "highWaterMark", Connection.defaults.highWaterMark)
+    const shutdownTimeout = (yield* duration(options, "shutdownTimeout")) ?? defaults.shutdownTimeout
+    const idleTimeout = yield* duration(options, "idleTimeout")
+    const connectionOptions: Connection.Options = idleTimeout === undefined
+      ? { highWaterMark }
+      : { highWaterMark, idleTimeout }
+
+    const listener = yield* Listener.make({ ...options, maxAccepted: maxConnections + maxPending })
+    const fibers = yield* FiberSet.make<void, never>()
+    const slots = yield* Effect.makeSemaphore(maxConnections)
+    const live = new Set<Connection.Owned>()
+    let shuttingDown = false
+
+    const serve = (connection: Connection.Owned, started: number): Effect.Effect<void, never, R> =>
+      Effect.interruptible(
+        Effect.catchAllCause(Effect.zipRight(handler(connection), connection.end), report)
+      ).pipe(
+        Effect.onInterrupt(() =>
+          Effect.suspend(() => {
+            if (!shuttingDown) return Effect.void
+            Metrics.connectionErrors.unsafeModify(1, errorTags.ShutdownDeadline)
+            return Effect.logInfo("closed at the shutdown deadline")
+          })
+        ),
+        Effect.ensuring(Effect.suspend(() => {
+          live.delete(connection)
+          Metrics.connectionsActive.unsafeModify(-1, [])
+          Metrics.connectionDuration.unsafeUpdate((performance.now() - started) / 1000, [])
+          return Effect.zipRight(connection.destroy, slots.release(1))
+        })),
+        Effect.annotateLogs("peer", connection.peer)
+      )
+
+    // Runs uninterruptibly between its two waits, so a slot is never lost: either the socket is
+    // owned by a child fiber (which gives the slot back), or the slot is released here.
+    const acceptOne = Effect.uninterruptibleMask((restore) =>
+      Effect.zipRight(
+        restore(slots.take(1)),
+        Effect.flatMap(
+          Effect.onInterrupt(restore(listener.accept), () => slots.release(1)),
+          (socket: net.Socket) => {
+            const connection = Connection.wrap(socket, connectionOptions)
+            live.add(connection)
+            Metrics.connectionsActive.unsafeModify(1, [])
+            return FiberSet.run(fibers, serve(connection, performance.now()))
+          }
+        )
+      )
+    )
+    const acceptFiber = yield* Effect.forkScoped(Effect.forever(acceptOne))
+
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        shuttingDown = true
+        yield* Fiber.interrupt(acceptFiber)
+        // Stop accepting: the port is free from here on, and connections still waiting are closed.
+        yield* listener.close
+        if (live.size > 0) {
+          yield* Effect.logInfo(
+            `shutting down: waiting up to ${Duration.format(shutdownTimeout)} for ${live.size} connection(s)`
+          )
+          // Finalizers are uninterruptible; the wait must not be, or the deadline could not end it.
+          const drained = yield* Effect.interruptible(FiberSet.awaitEmpty(fibers)).pipe(
+            Effect.timeoutOption(shutdownTimeout)
+          )
+          if (Option.isNone(drained)) {
+            yield* Effect.logWarning(`shutdown deadline passed: closing ${live.size} connection(s)`)
+          }
+        }
+        yield* Fiber.interruptAll(fibers)
+      })
+    )
+
+    return {
+      address: listener.address,
+      backlog: listener.backlog,
+      connections: Effect.forEach(live, (connection) =>
+        Effect.map(connection.stats, (stats): ConnectionInfo => ({ peer: connection.peer, ...stats }))),
+      pending: listener.pending
+    } satisfies Server
+  })
+
+/**
+ * The server as a layer: started when the layer is built, shut down gracefully when it is released.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = <E = never, R = never>(
+  options: Options = {},
+  handler?: Handler<E, R>
+): Layer.Layer<EchoServer, Listener.ListenError, R> =>
+  Layer.scoped(EchoServer, make(options, handler as Handler<E, R>))
+

@@ -1,0 +1,10 @@
+/**
+ * effect-tcp-echo: a resource-safe TCP (IPv4) echo server on Effect.
+ *
+ * @since 0.1.0
+ */
+export * as Connection from "./Connection.js"
+export * as KernelLimits from "./KernelLimits.js"
+export * as Listener from "./Listener.js"
+export * as Metrics from "./Metrics.js"
+export * as Server from "./Server.js"

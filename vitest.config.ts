@@ -1,0 +1,13 @@
+import { defineConfig } from "vitest/config"
+
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    // Real sockets and subprocesses: isolate files in their own processes, and give slow
+    // CI machines room without making any test depend on timing.
+    pool: "forks",
+    testTimeout: 60_000,
+    hookTimeout: 30_000,
+    sequence: { concurrent: false }
+  }
+})
