@@ -148,10 +148,11 @@ export interface Owned extends Connection {
 /**
  * The state machine behind a connection. Node's callbacks only record what happened and wake the
  * one fiber waiting for it; every decision is taken in the pull, the write or the end.
+ * `countBytes` feeds the server's byte metrics (a client in the same process must not).
  *
  * @internal
  */
-export const wrap = (socket: net.Socket, options: Options = {}): Owned => {
+export const wrap = (socket: net.Socket, options: Options = {}, countBytes = false): Owned => {
   const highWaterMark = options.highWaterMark ?? defaults.highWaterMark
   const peer = `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? "?"}`
 
@@ -186,7 +187,7 @@ export const wrap = (socket: net.Socket, options: Options = {}): Owned => {
     received.push(data)
     receivedBytes += data.length
     bytesIn += data.length
-    Metrics.bytesReceived.unsafeUpdate(data.length, noTags)
+    if (countBytes) Metrics.bytesReceived.unsafeUpdate(data.length, noTags)
     if (receivedBytes >= highWaterMark) socket.pause()
     wakeReader()
   })
@@ -261,7 +262,7 @@ export const wrap = (socket: net.Socket, options: Options = {}): Owned => {
 
   const writeNow = (data: Uint8Array): boolean => {
     bytesOut += data.length
-    Metrics.bytesSent.unsafeUpdate(data.length, noTags)
+    if (countBytes) Metrics.bytesSent.unsafeUpdate(data.length, noTags)
     return socket.write(data)
   }
 

@@ -244,7 +244,7 @@ export const make = <E = never, R = never>(
         Effect.flatMap(
           Effect.onInterrupt(restore(listener.accept), () => slots.release(1)),
           (socket: net.Socket) => {
-            const connection = Connection.wrap(socket, connectionOptions)
+            const connection = Connection.wrap(socket, connectionOptions, true)
             live.add(connection)
             Metrics.connectionsActive.unsafeModify(1, [])
             return FiberSet.run(fibers, serve(connection, performance.now()))

@@ -11,6 +11,9 @@ export type ListenReason = "AddressInUse" | "PermissionDenied" | "AddressNotAvai
 export type ConnectionReason = "Reset" | "BrokenPipe" | "Timeout" | "Unknown"
 
 /** @internal */
+export type ConnectReason = "Refused" | "Timeout" | "Unknown"
+
+/** @internal */
 export const errnoCode = (error: unknown): string | undefined => {
   const code = typeof error === "object" && error !== null ? (error as { code?: unknown }).code : undefined
   return typeof code === "string" ? code : undefined
@@ -47,6 +50,18 @@ export const connectionReason = (code: string | undefined): ConnectionReason => 
     case "ERR_STREAM_DESTROYED":
     case "ERR_STREAM_WRITE_AFTER_END":
       return "BrokenPipe"
+    case "ETIMEDOUT":
+      return "Timeout"
+    default:
+      return "Unknown"
+  }
+}
+
+/** @internal */
+export const connectReason = (code: string | undefined): ConnectReason => {
+  switch (code) {
+    case "ECONNREFUSED":
+      return "Refused"
     case "ETIMEDOUT":
       return "Timeout"
     default:

@@ -1,0 +1,162 @@
+/**
+ * The client side of the recipe, on the same primitives as the server: a connection to an echo
+ * server as a scoped resource, and the round trip a script or a test wants (send, half-close,
+ * read to EOF).
+ *
+ * @since 0.1.0
+ */
+import { Chunk, Data, Duration, Effect, Stream } from "effect"
+import type { Scope } from "effect"
+import * as net from "node:net"
+import * as Connection from "./Connection.js"
+import * as errno from "./internal/errno.js"
+
+/**
+ * Where to connect.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Default `127.0.0.1`. */
+  readonly host?: string
+  readonly port: number
+  /** Give up connecting after this long. Default: the kernel's SYN retries decide. */
+  readonly timeout?: Duration.DurationInput
+  /** Read-ahead of the client's connection (see `Connection.Options`). */
+  readonly highWaterMark?: number
+}
+
+/**
+ * Connecting failed.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ConnectError extends Data.TaggedError("ConnectError")<{
+  readonly reason: errno.ConnectReason
+  /** `HOST:PORT` connected to. */
+  readonly address: string
+  readonly code?: string
+  readonly cause?: unknown
+}> {
+  override get message(): string {
+    switch (this.reason) {
+      case "Refused":
+        return `${this.address} refused the connection (nothing listens there)`
+      case "Timeout":
+        return `connecting to ${this.address} timed out`
+      case "Unknown":
+        return `cannot connect to ${this.address}: ${this.code ?? String(this.cause)}`
+    }
+  }
+}
+
+/**
+ * A client connection: the server's `Connection` interface plus an abortive close.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Client extends Connection.Connection {
+  /** Closes with a reset (`SO_LINGER` 0): the peer sees `ECONNRESET`, not a FIN. */
+  readonly reset: Effect.Effect<void>
+}
+
+/**
+ * Connects (half-close allowed, as the echo needs). The scope's release destroys the socket.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const connect = (options: Options): Effect.Effect<Client, ConnectError, Scope.Scope> => {
+  const host = options.host ?? "127.0.0.1"
+  const address = `${host}:${options.port}`
+  const connecting = Effect.acquireRelease(
+    Effect.async<net.Socket, ConnectError>((resume) => {
+      const socket = net.connect({ host, port: options.port, allowHalfOpen: true })
+      const onError = (error: Error) => {
+        const code = errno.errnoCode(error)
+        resume(Effect.fail(
+          new ConnectError({
+            reason: errno.connectReason(code),
+            address,
+            ...(code === undefined ? {} : { code }),
+            cause: error
+          })
+        ))
+      }
+      socket.once("error", onError)
+      socket.once("connect", () => {
+        socket.off("error", onError)
+        socket.pause()
+        resume(Effect.succeed(socket))
+      })
+      return Effect.sync(() => socket.destroy())
+    }),
+    (socket) => Effect.sync(() => socket.destroy())
+  )
+  const timed = options.timeout === undefined
+    ? connecting
+    : Effect.timeoutFail(connecting, {
+      duration: options.timeout,
+      onTimeout: () => new ConnectError({ reason: "Timeout", address })
+    })
+  return Effect.flatMap(timed, (socket) =>
+    Effect.map(
+      Connection.make(
+        socket,
+        options.highWaterMark === undefined ? {} : { highWaterMark: options.highWaterMark }
+      ),
+      (connection): Client => ({
+        ...connection,
+        reset: Effect.sync(() => {
+          socket.resetAndDestroy()
+        })
+      })
+    ))
+}
+
+/**
+ * Sends `data` (concurrently with reading, so a large payload cannot deadlock against the echo),
+ * half-closes, and returns everything received until the peer's EOF.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const exchange = <E, R>(
+  connection: Connection.Connection,
+  data: Stream.Stream<Uint8Array, E, R>
+): Effect.Effect<Uint8Array, E | Connection.ConnectionError, R> =>
+  Effect.zipWith(
+    Effect.zipRight(Stream.runForEachChunk(data, connection.writeAll), connection.end),
+    readAll(connection),
+    (_, received) => received,
+    { concurrent: true }
+  )
+
+/**
+ * Reads until the peer's EOF and returns the bytes, concatenated.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const readAll = (connection: Connection.Connection): Effect.Effect<Uint8Array, Connection.ConnectionError> =>
+  Effect.map(
+    Stream.runCollect(connection.stream),
+    (chunks) => Buffer.concat(Chunk.toReadonlyArray(chunks))
+  )
+
+/**
+ * Connects, exchanges `payload`, and closes: the recipe's client in one call.
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const roundTrip = (
+  options: Options,
+  payload: ReadonlyArray<Uint8Array>
+): Effect.Effect<Uint8Array, ConnectError | Connection.ConnectionError> =>
+  Effect.scoped(Effect.flatMap(connect(options), (client) => exchange(client, Stream.fromIterable(payload))))
+
+

@@ -1,0 +1,123 @@
+import { FileSystem } from "@effect/platform"
+import { SystemError } from "@effect/platform/Error"
+import { NodeFileSystem } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Either, Layer } from "effect"
+import * as fs from "node:fs"
+import { KernelLimits } from "../src/index.js"
+
+const files: Record<string, string> = {
+  "/proc/sys/net/core/somaxconn": "4096\n",
+  "/proc/sys/net/ipv4/tcp_max_syn_backlog": "2048\n",
+  "/proc/sys/net/ipv4/tcp_synack_retries": "5\n",
+  "/proc/sys/net/ipv4/tcp_rmem": "4096\t131072\t6291456\n",
+  "/proc/sys/net/ipv4/ip_local_port_range": "32768\t60999\n",
+  "/proc/self/limits": [
+    "Limit                     Soft Limit           Hard Limit           Units     ",
+    "Max cpu time              unlimited            unlimited            seconds   ",
+    "Max open files            1024                 unlimited            files     "
+  ].join("\n")
+}
+
+/** A file system where `files` exist and every other path fails with `reason`. */
+const fakeFs = (
+  present: Record<string, string>,
+  reason: "NotFound" | "PermissionDenied" = "NotFound"
+) =>
+  KernelLimits.layer.pipe(
+    Layer.provide(FileSystem.layerNoop({
+      readFileString: (path) =>
+        path in present
+          ? Effect.succeed(present[path]!)
+          : Effect.fail(new SystemError({ reason, module: "FileSystem", method: "readFileString", pathOrDescriptor: path }))
+    }))
+  )
+
+describe("KernelLimits", () => {
+  it.effect("present files are parsed into their limits", () =>
+    Effect.gen(function*() {
+      const limits = yield* KernelLimits.read
+      expect(limits.somaxconn).toBe(4096)
+      expect(limits.tcpMaxSynBacklog).toBe(2048)
+      expect(limits.tcpSynackRetries).toBe(5)
+      expect(limits.tcpRmem).toEqual({ min: 4096, default: 131072, max: 6291456 })
+      expect(limits.ipLocalPortRange).toEqual({ low: 32768, high: 60999 })
+      expect(limits.openFiles).toEqual({ soft: 1024, hard: Number.POSITIVE_INFINITY })
+      // Files absent from the fake system are absent limits, not errors.
+      expect(limits.tcpFinTimeout).toBeUndefined()
+    }).pipe(Effect.provide(fakeFs(files))))
+
+  it.effect("a system without /proc yields no limits and no error", () =>
+    Effect.gen(function*() {
+      expect(yield* KernelLimits.read).toEqual({})
+    }).pipe(Effect.provide(fakeFs({}))))
+
+  it.effect("unreadable files are absent limits, not errors", () =>
+    Effect.gen(function*() {
+      const limits = yield* KernelLimits.read
+      expect(limits).toEqual({ somaxconn: 128 })
+    }).pipe(Effect.provide(fakeFs({ "/proc/sys/net/core/somaxconn": "128" }, "PermissionDenied"))))
+
+  it.effect("malformed contents fail with the path and the text", () =>
+    Effect.gen(function*() {
+      const result = yield* Effect.either(KernelLimits.read)
+      expect(Either.isLeft(result)).toBe(true)
+      const error = Either.getLeft(result).pipe((o) => o._tag === "Some" ? o.value : undefined)!
+      expect(error._tag).toBe("KernelLimitsError")
+      expect(error.reason).toBe("Malformed")
+      expect(error.path).toBe("/proc/sys/net/core/somaxconn")
+      expect(error.text).toBe("lots\n")
+      expect(error.message).toContain("/proc/sys/net/core/somaxconn")
+    }).pipe(Effect.provide(fakeFs({ ...files, "/proc/sys/net/core/somaxconn": "lots\n" }))))
+
+  it.effect("a limits file without the open-files line leaves that limit absent", () =>
+    Effect.gen(function*() {
+      expect((yield* KernelLimits.read).openFiles).toBeUndefined()
+    }).pipe(Effect.provide(fakeFs({ "/proc/self/limits": "Limit Soft Hard Units\n" }))))
+
+  it.effect("a malformed open-files line is an error", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(KernelLimits.read)
+      expect(error.path).toBe("/proc/self/limits")
+    }).pipe(Effect.provide(fakeFs({ "/proc/self/limits": "Max open files  many  1024  files\n" }))))
+
+  it.effect.skipIf(!fs.existsSync("/proc/sys/net/core/somaxconn"))(
+    "the real /proc of this machine gives every Linux limit",
+    () =>
+      Effect.gen(function*() {
+        const limits = yield* KernelLimits.read
+        const somaxconn = Number(fs.readFileSync("/proc/sys/net/core/somaxconn", "utf8"))
+        expect(limits.somaxconn).toBe(somaxconn)
+        expect(limits.tcpMaxSynBacklog).toBeGreaterThan(0)
+        expect(limits.ipLocalPortRange!.low).toBeLessThan(limits.ipLocalPortRange!.high)
+        expect(limits.openFiles!.soft).toBeLessThanOrEqual(limits.openFiles!.hard)
+      }).pipe(Effect.provide(KernelLimits.layer), Effect.provide(NodeFileSystem.layer))
+  )
+
+  describe("effectiveBacklog", () => {
+    it("clamps a request above somaxconn and names the limit", () => {
+      expect(KernelLimits.effectiveBacklog(100_000, { somaxconn: 4096 })).toEqual({
+        requested: 100_000,
+        effective: 4096,
+        clampedBy: "net.core.somaxconn"
+      })
+      expect(KernelLimits.formatBacklog(KernelLimits.effectiveBacklog(100_000, { somaxconn: 4096 }))).toBe(
+        "requested 100000, effective 4096 (net.core.somaxconn)"
+      )
+    })
+    it("keeps a request at or below somaxconn, and defaults to Node's 511", () => {
+      expect(KernelLimits.effectiveBacklog(100, { somaxconn: 4096 })).toEqual({ requested: 100, effective: 100 })
+      expect(KernelLimits.effectiveBacklog(undefined, { somaxconn: 4096 })).toEqual({ requested: 511, effective: 511 })
+      expect(KernelLimits.effectiveBacklog(undefined, { somaxconn: 128 }).effective).toBe(128)
+    })
+    it("takes the request as is when somaxconn is unknown", () => {
+      expect(KernelLimits.effectiveBacklog(100_000, {})).toEqual({ requested: 100_000, effective: 100_000 })
+    })
+  })
+
+  it("the worst-case handshake timeout doubles from 1 s per retry", () => {
+    expect(KernelLimits.handshakeTimeoutSeconds(5)).toBe(63)
+    expect(KernelLimits.handshakeTimeoutSeconds(6)).toBe(127)
+    expect(KernelLimits.handshakeTimeoutSeconds(0)).toBe(1)
+  })
+})

@@ -1,0 +1,145 @@
+import { NodeFileSystem } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Exit, Scope } from "effect"
+import * as net from "node:net"
+import { Client, KernelLimits, Listener } from "../src/index.js"
+import { listenBacklog, timeWaitCount } from "./utils/kernel.js"
+
+const readLimits = KernelLimits.read.pipe(Effect.provide(KernelLimits.layer), Effect.provide(NodeFileSystem.layer))
+
+/** Binds `port` with plain Node, to prove the kernel has let go of it. */
+const bindPlain = (port: number) =>
+  Effect.async<void, Error>((resume) => {
+    const server = net.createServer()
+    server.once("error", (error) => resume(Effect.fail(error)))
+    server.listen({ host: "127.0.0.1", port }, () => server.close(() => resume(Effect.void)))
+  })
+
+describe("Listener", () => {
+  it.scoped("port 0 binds a real ephemeral port on the requested IPv4 address", () =>
+    Effect.gen(function*() {
+      const listener = yield* Listener.make()
+      expect(listener.address.host).toBe("127.0.0.1")
+      expect(listener.address.port).toBeGreaterThan(0)
+      const limits = yield* readLimits
+      if (limits.ipLocalPortRange) {
+        expect(listener.address.port).toBeGreaterThanOrEqual(limits.ipLocalPortRange.low)
+        expect(listener.address.port).toBeLessThanOrEqual(limits.ipLocalPortRange.high)
+      }
+      expect(listenBacklog(listener.address.port)).toBeDefined()
+    }))
+
+  it.scoped("localhost means 127.0.0.1", () =>
+    Effect.gen(function*() {
+      const listener = yield* Listener.make({ host: "localhost" })
+      expect(listener.address.host).toBe("127.0.0.1")
+    }))
+
+  it.live("after the scope closes the same port can be bound again at once", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const listener = yield* Scope.extend(Listener.make(), scope)
+      const port = listener.address.port
+      yield* Scope.close(scope, Exit.void)
+      expect(listenBacklog(port)).toBeUndefined()
+      yield* bindPlain(port)
+    }))
+
+  it.scoped("a second listener on a taken port fails with AddressInUse", () =>
+    Effect.gen(function*() {
+      const first = yield* Listener.make()
+      const error = yield* Effect.flip(Listener.make({ port: first.address.port }))
+      expect(error._tag).toBe("ListenError")
+      expect(error.reason).toBe("AddressInUse")
+      expect(error.code).toBe("EADDRINUSE")
+      expect(error.syscall).toBe("listen")
+      expect(error.address).toBe(`127.0.0.1:${first.address.port}`)
+      expect(error.message).toBe(`127.0.0.1:${first.address.port} is already in use`)
+    }))
+
+  it.scoped("an address that is not this machine's fails with AddressNotAvailable", () =>
+    Effect.gen(function*() {
+      // 127.0.0.0/8 is all local on Linux, so use a documentation address (TEST-NET-1): binding
+      // is refused locally, no packet is ever sent.
+      const error = yield* Effect.flip(Listener.make({ host: "192.0.2.1" }))
+      expect(error.reason).toBe("AddressNotAvailable")
+      expect(error.message).toBe("192.0.2.1:0 is not an address of this machine")
+    }))
+
+  describe("invalid options fail before any socket exists", () => {
+    const cases: ReadonlyArray<[Listener.Options, string, unknown]> = [
+      [{ host: "::1" }, "host", "::1"],
+      [{ host: "example.com" }, "host", "example.com"],
+      [{ host: "256.1.1.1" }, "host", "256.1.1.1"],
+      [{ port: 70000 }, "port", 70000],
+      [{ port: -1 }, "port", -1],
+      [{ port: 80.5 }, "port", 80.5],
+      [{ backlog: 0 }, "backlog", 0],
+      [{ backlog: Number.NaN }, "backlog", Number.NaN],
+      [{ keepAliveInitialDelay: "forever" as never }, "keepAliveInitialDelay", "forever"]
+    ]
+    for (const [options, option, value] of cases) {
+      it.scoped(`${option} = ${String(value)}`, () =>
+        Effect.gen(function*() {
+          const error = yield* Effect.flip(Listener.make(options))
+          expect(error.reason).toBe("InvalidOption")
+          expect(error.option).toBe(option)
+          expect(error.value).toEqual(value)
+          expect(error.message).toContain(`invalid ${option}`)
+        }))
+    }
+  })
+
+  it.scoped("the kernel's backlog is min(requested, somaxconn), small or huge", () =>
+    Effect.gen(function*() {
+      const limits = yield* readLimits
+      for (const requested of [7, 100_000]) {
+        const listener = yield* Listener.make({ backlog: requested })
+        const expected = KernelLimits.effectiveBacklog(requested, limits).effective
+        expect(listenBacklog(listener.address.port)).toBe(expected)
+      }
+      const listener = yield* Listener.make()
+      expect(listenBacklog(listener.address.port)).toBe(KernelLimits.effectiveBacklog(undefined, limits).effective)
+    }))
+
+  it.live("SO_REUSEADDR lets a new listener take a port whose connection sits in TIME_WAIT", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const listener = yield* Scope.extend(Listener.make(), scope)
+      const port = listener.address.port
+      yield* Effect.scoped(Effect.gen(function*() {
+        const client = yield* Client.connect({ port })
+        const socket = yield* listener.accept
+        // The server closes first, so the server's end (on `port`) goes to TIME_WAIT.
+        yield* Effect.async<void>((resume) => {
+          socket.end(() => resume(Effect.void))
+        })
+        yield* Client.readAll(client)
+        yield* client.end
+        yield* Effect.async<void>((resume) => {
+          socket.once("close", () => resume(Effect.void))
+          socket.resume()
+        })
+      }))
+      yield* Scope.close(scope, Exit.void)
+      expect(timeWaitCount(port)).toBeGreaterThan(0)
+      const again = yield* Listener.make({ port })
+      expect(again.address.port).toBe(port)
+    }).pipe(Effect.scoped))
+
+  it.live("release destroys sockets accepted and never taken, and ones a consumer forgot", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const listener = yield* Scope.extend(Listener.make(), scope)
+      const port = listener.address.port
+      const clients = yield* Effect.all([1, 2, 3].map(() => Client.connect({ port })))
+      yield* listener.accept // taken and forgotten
+      while ((yield* listener.pending) < 2) yield* Effect.sleep("5 millis")
+      yield* Scope.close(scope, Exit.void)
+      // Every client sees its connection end: the server kept nothing open.
+      for (const client of clients) {
+        const ended = yield* Effect.either(Client.readAll(client))
+        expect(ended._tag === "Right" ? ended.right.length : 0).toBe(0)
+      }
+    }).pipe(Effect.scoped))
+})
