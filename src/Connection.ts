@@ -163,19 +163,22 @@ export const wrap = (socket: net.Socket, options: Options = {}, countBytes = fal
   let eof = false
   let closed = false
   let failure: ConnectionError | undefined
-  // At most one fiber reads and one writes or ends at a time; each parks its wake-up here.
-  let readWaiter: (() => void) | undefined
-  let writeWaiter: (() => void) | undefined
+  // Fibers parked until something happens on the read or the write side. Usually one each; a
+  // list, so concurrent callers (a write racing an end) are all woken, never lost.
+  let readWaiters: Array<() => void> = []
+  let writeWaiters: Array<() => void> = []
 
   const wakeReader = () => {
-    const wake = readWaiter
-    readWaiter = undefined
-    wake?.()
+    if (readWaiters.length === 0) return
+    const waiters = readWaiters
+    readWaiters = []
+    for (const wake of waiters) wake()
   }
   const wakeWriter = () => {
-    const wake = writeWaiter
-    writeWaiter = undefined
-    wake?.()
+    if (writeWaiters.length === 0) return
+    const waiters = writeWaiters
+    writeWaiters = []
+    for (const wake of waiters) wake()
   }
   const fail = (error: ConnectionError) => {
     failure ??= error
@@ -224,18 +227,18 @@ export const wrap = (socket: net.Socket, options: Options = {}, countBytes = fal
     })
   }
 
-  const waitRead = Effect.async<void>((resume) => {
-    readWaiter = () => resume(Effect.void)
-    return Effect.sync(() => {
-      readWaiter = undefined
+  const park = (waiters: () => Array<() => void>) =>
+    Effect.async<void>((resume) => {
+      const wake = () => resume(Effect.void)
+      waiters().push(wake)
+      return Effect.sync(() => {
+        const list = waiters()
+        const i = list.indexOf(wake)
+        if (i >= 0) list.splice(i, 1)
+      })
     })
-  })
-  const waitWrite = Effect.async<void>((resume) => {
-    writeWaiter = () => resume(Effect.void)
-    return Effect.sync(() => {
-      writeWaiter = undefined
-    })
-  })
+  const waitRead = park(() => readWaiters)
+  const waitWrite = park(() => writeWaiters)
 
   const read: Connection["read"] = Effect.suspend(() => {
     if (received.length > 0) {

@@ -1,0 +1,257 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Chunk, Deferred, Effect, Exit, FastCheck as fc, Fiber, Metric, MetricLabel, Ref, Scope, Stream, Supervisor } from "effect"
+import * as net from "node:net"
+import { Client, Connection, Metrics, Server } from "../src/index.js"
+import { openSockets } from "./utils/kernel.js"
+import { eventually, rawConnect, readToEnd, settled, stallingPeer } from "./utils/peers.js"
+
+const counter = (metric: Metric.Metric.Counter<number>, reason?: string) =>
+  Metric.value(reason === undefined ? metric : Metric.taggedWithLabels(metric, [MetricLabel.make("reason", reason)]))
+    .pipe(Effect.map((state) => state.count))
+
+const bytes = (text: string) => new Uint8Array(Buffer.from(text))
+
+/** Binds `port` with plain Node, to prove the kernel has let go of it. */
+const rebind = (port: number) =>
+  Effect.async<void, Error>((resume) => {
+    const server = net.createServer()
+    server.once("error", (error) => resume(Effect.fail(error)))
+    server.listen({ host: "127.0.0.1", port }, () => server.close(() => resume(Effect.void)))
+  })
+
+describe("Server", () => {
+  it.live.prop(
+    "every client gets back exactly its own bytes, in order, then EOF",
+    {
+      clients: fc.array(
+        fc.array(
+          fc.oneof(
+            { weight: 6, arbitrary: fc.uint8Array({ maxLength: 2048 }) },
+            { weight: 1, arbitrary: fc.constant(new Uint8Array(0)) },
+            { weight: 1, arbitrary: fc.integer({ min: 64 * 1024, max: 512 * 1024 }).map((n) => new Uint8Array(n).map((_, i) => (i * 13 + n) & 0xff)) }
+          ),
+          { maxLength: 12 }
+        ),
+        { minLength: 1, maxLength: 6 }
+      )
+    },
+    ({ clients }) =>
+      Effect.gen(function*() {
+        const server = yield* Server.make()
+        const echoes = yield* Effect.forEach(
+          clients,
+          (chunks) => Client.roundTrip({ port: server.address.port }, chunks),
+          { concurrency: "unbounded" }
+        )
+        clients.forEach((chunks, i) => {
+          expect(Buffer.from(echoes[i]!).equals(Buffer.concat(chunks))).toBe(true)
+        })
+      }).pipe(Effect.scoped, Effect.asVoid),
+    { fastCheck: { numRuns: Number(process.env.ECHO_PROPERTY_RUNS ?? 25) } }
+  )
+
+  it.scopedLive("a handler that works asynchronously loses nothing at half-close", () =>
+    Effect.gen(function*() {
+      const slow: Server.Handler<Connection.ConnectionError> = (connection) =>
+        connection.stream.pipe(
+          Stream.mapEffect((chunk) => Effect.as(Effect.sleep("20 millis"), chunk)),
+          Stream.runForEach(connection.write)
+        )
+      const server = yield* Server.make({}, slow)
+      const payload = [bytes("one "), bytes("two "), bytes("three")]
+      // roundTrip half-closes as soon as it has written: the FIN arrives long before the echo.
+      const echoed = yield* Client.roundTrip({ port: server.address.port }, payload)
+      expect(Buffer.from(echoed).toString()).toBe("one two three")
+    }))
+
+  it.scopedLive("a peer that never reads is not read from either, and does not stop others", () =>
+    Effect.gen(function*() {
+      const server = yield* Server.make()
+      const port = server.address.port
+      const sent = 32 * 1024 * 1024
+      const { payload, socket } = yield* stallingPeer(port, sent)
+      // Wait until the server has stopped reading from it: its counters stop moving.
+      const [stalled] = yield* settled(server.connections, 15)
+      expect(stalled!.bytesIn).toBeLessThan(sent)
+      // What the server holds for it stays within the read-ahead and Node's buffers.
+      expect(stalled!.buffered).toBeLessThanOrEqual(Connection.defaults.highWaterMark * 5)
+      // Meanwhile another client is served in full.
+      const echoed = yield* Client.roundTrip({ port }, [bytes("still served")])
+      expect(Buffer.from(echoed).toString()).toBe("still served")
+      // Once the peer reads and half-closes, it gets everything back: backpressure lost nothing.
+      socket.end()
+      const { data } = yield* readToEnd(socket)
+      expect(data.length).toBe(sent)
+      expect(data.equals(payload)).toBe(true)
+    }))
+
+  it.scopedLive("a peer reset is a typed, counted end of that connection only", () =>
+    Effect.gen(function*() {
+      const seen = yield* Deferred.make<Connection.ConnectionError>()
+      const recording: Server.Handler<Connection.ConnectionError> = (connection) =>
+        Effect.tapError(Server.echo(connection), (error) => Deferred.succeed(seen, error))
+      const server = yield* Server.make({}, recording)
+      const port = server.address.port
+      const resetsBefore = yield* counter(Metrics.connectionsReset)
+      const other = yield* Client.connect({ port })
+      yield* other.write(bytes("before "))
+
+      const victim = yield* Client.connect({ port })
+      yield* victim.write(bytes("ping"))
+      // Wait for the echo so the server is parked in a read when the reset arrives.
+      yield* victim.read
+      yield* victim.reset
+
+      const error = yield* Deferred.await(seen)
+      expect(error).toBeInstanceOf(Connection.ConnectionError)
+      expect(error.reason).toBe("Reset")
+      expect(error.code).toBe("ECONNRESET")
+      yield* eventually(counter(Metrics.connectionsReset), (n) => n > resetsBefore)
+
+      yield* other.write(bytes("after"))
+      yield* other.end
+      expect(Buffer.from(yield* Client.readAll(other)).toString()).toBe("before after")
+    }))
+
+  it.scopedLive("a handler's failure or defect is contained to its connection", () =>
+    Effect.gen(function*() {
+      const picky: Server.Handler<string> = (connection) =>
+        Effect.flatMap(Effect.orDie(connection.read), (chunk) => {
+          const first = Buffer.from(Chunk.unsafeHead(chunk)).toString()
+          if (first === "fail") return Effect.fail("refused")
+          if (first === "die") return Effect.die(new Error("boom"))
+          return Effect.orDie(connection.writeAll(chunk))
+        })
+      const server = yield* Server.make({}, picky)
+      const port = server.address.port
+      const handlerErrors = yield* counter(Metrics.connectionErrors, "HandlerError")
+      const defects = yield* counter(Metrics.connectionErrors, "Defect")
+      const failed = yield* Client.roundTrip({ port }, [bytes("fail")])
+      const died = yield* Client.roundTrip({ port }, [bytes("die")])
+      expect(failed.length + died.length).toBe(0)
+      expect(yield* counter(Metrics.connectionErrors, "HandlerError")).toBe(handlerErrors + 1)
+      expect(yield* counter(Metrics.connectionErrors, "Defect")).toBe(defects + 1)
+      expect(Buffer.from(yield* Client.roundTrip({ port }, [bytes("fine")])).toString()).toBe("fine")
+    }))
+
+  it.live("shutdown with active, idle and stalled peers completes and leaves nothing behind", () =>
+    Effect.gen(function*() {
+      const socketsBefore = openSockets()
+      const supervisor = yield* Supervisor.track
+      const scope = yield* Scope.make()
+      const server = yield* Scope.extend(Server.make({ shutdownTimeout: "1 second" }), scope).pipe(
+        Effect.supervised(supervisor)
+      )
+      const port = server.address.port
+      const peers = yield* Scope.make()
+
+      // Half-closed before shutdown and still reading, slowly: must get its full echo.
+      const finisher = yield* Scope.extend(Client.connect({ port, highWaterMark: 1024 }), peers)
+      const sentByFinisher = Buffer.alloc(4 * 1024 * 1024, 7)
+      yield* Effect.fork(Effect.zipRight(finisher.write(sentByFinisher), finisher.end))
+      const finisherEcho = yield* Client.readAll(finisher).pipe(Effect.fork)
+      // Idle: connected, silent, never half-closes.
+      const idle = yield* Scope.extend(rawConnect(port), peers)
+      // Stalled: writes and never reads.
+      const { socket: stalled } = yield* Scope.extend(stallingPeer(port, 16 * 1024 * 1024), peers)
+      yield* eventually(server.connections, (live) => live.length === 3)
+
+      yield* Scope.close(scope, Exit.void)
+
+      // The port is free, and the supervised fibers of the server are all done.
+      yield* rebind(port)
+      const alive = (yield* supervisor.value).filter((fiber) => fiber.unsafePoll() === null)
+      expect(alive).toEqual([])
+      const echoed = yield* Fiber.join(finisherEcho)
+      expect(echoed.length).toBe(sentByFinisher.length)
+      expect(Buffer.from(echoed).equals(sentByFinisher)).toBe(true)
+      // Peers still connected at the deadline see their connection end (EOF or reset), not a hang.
+      const idleEnd = yield* readToEnd(idle)
+      expect(idleEnd.data.length).toBe(0)
+      yield* readToEnd(stalled)
+
+      yield* Scope.close(peers, Exit.void)
+      yield* eventually(Effect.sync(openSockets), (n) => n <= socketsBefore)
+    }))
+
+  it.live("shutdown with no connections returns at once and frees the port", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const server = yield* Scope.extend(Server.make({ shutdownTimeout: "1 minute" }), scope)
+      yield* Client.roundTrip({ port: server.address.port }, [bytes("x")])
+      yield* Scope.close(scope, Exit.void)
+      yield* rebind(server.address.port)
+    }))
+
+  it.scopedLive("beyond maxConnections connections wait unread; beyond maxPending they are dropped", () =>
+    Effect.gen(function*() {
+      const server = yield* Server.make({ maxConnections: 2, maxPending: 1 })
+      const port = server.address.port
+      const dropped = yield* counter(Metrics.connectionsDropped, "max_connections")
+      const first = yield* Client.connect({ port })
+      const second = yield* Client.connect({ port })
+      yield* eventually(server.connections, (live) => live.length === 2)
+
+      const waiting = yield* Client.connect({ port })
+      yield* waiting.write(bytes("queued"))
+      yield* eventually(server.pending, (n) => n === 1)
+      const extra = yield* rawConnect(port)
+      const extraEnd = yield* readToEnd(extra)
+      expect(extraEnd.data.length).toBe(0)
+      yield* eventually(counter(Metrics.connectionsDropped, "max_connections"), (n) => n === dropped + 1)
+      // The waiting connection costs no buffer: nobody reads it.
+      expect((yield* server.connections).length).toBe(2)
+
+      // A slot frees: the waiting connection is served in full.
+      yield* first.end
+      yield* Client.readAll(first)
+      yield* waiting.end
+      expect(Buffer.from(yield* Client.readAll(waiting)).toString()).toBe("queued")
+      yield* second.end
+      yield* Client.readAll(second)
+    }))
+
+  it.scopedLive("idleTimeout closes a silent connection and counts it", () =>
+    Effect.gen(function*() {
+      const server = yield* Server.make({ idleTimeout: "200 millis" })
+      const timeouts = yield* counter(Metrics.connectionErrors, "Timeout")
+      const idle = yield* rawConnect(server.address.port)
+      const ended = yield* readToEnd(idle)
+      expect(ended.data.length).toBe(0)
+      yield* eventually(counter(Metrics.connectionErrors, "Timeout"), (n) => n === timeouts + 1)
+    }))
+
+  it.scopedLive("idleTimeout leaves a connection with traffic alone", () =>
+    Effect.gen(function*() {
+      const server = yield* Server.make({ idleTimeout: "2 seconds" })
+      const client = yield* Client.connect({ port: server.address.port })
+      const received = yield* Ref.make(0)
+      // Ten exchanges a tenth of the timeout apart: about five timeouts' worth of time in all.
+      for (let i = 0; i < 10; i++) {
+        yield* client.write(bytes("tick"))
+        const chunk = yield* client.read
+        yield* Ref.update(received, (n) => n + Chunk.reduce(chunk, 0, (m, b) => m + b.length))
+        yield* Effect.sleep("200 millis")
+      }
+      yield* client.end
+      yield* Client.readAll(client)
+      expect(yield* Ref.get(received)).toBe(40)
+    }))
+
+  it.scopedLive("invalid server options are typed errors naming the option", () =>
+    Effect.gen(function*() {
+      for (
+        const [options, option] of [
+          [{ maxConnections: 0 }, "maxConnections"],
+          [{ maxPending: -1 }, "maxPending"],
+          [{ shutdownTimeout: "soon" }, "shutdownTimeout"],
+          [{ idleTimeout: Number.POSITIVE_INFINITY }, "idleTimeout"],
+          [{ highWaterMark: 0 }, "highWaterMark"]
+        ] as const
+      ) {
+        const error = yield* Effect.flip(Server.make(options as Server.Options))
+        expect(error.reason).toBe("InvalidOption")
+        expect(error.option).toBe(option)
+      }
+    }))
+})

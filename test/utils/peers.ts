@@ -1,0 +1,76 @@
+/**
+ * Peers that misbehave, on plain `node:net` so they do exactly what they are told.
+ */
+import { Effect } from "effect"
+import type { Scope } from "effect"
+import * as net from "node:net"
+
+/** Connects and resolves once connected; the scope destroys the socket. */
+export const rawConnect = (port: number): Effect.Effect<net.Socket, Error, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.async<net.Socket, Error>((resume) => {
+      const socket = net.connect({ host: "127.0.0.1", port, allowHalfOpen: true })
+      socket.once("error", (error) => resume(Effect.fail(error)))
+      socket.once("connect", () => {
+        // Errors after connecting are the test's to observe, never a crash of the test process.
+        socket.on("error", () => {})
+        resume(Effect.succeed(socket))
+      })
+    }),
+    (socket) => Effect.sync(() => socket.destroy())
+  )
+
+/**
+ * A peer that writes `bytes` and never reads: its writes pile up once the server stops reading.
+ * Returns the socket and the payload (so a later read can check the echo).
+ */
+export const stallingPeer = (port: number, bytes: number) =>
+  Effect.map(rawConnect(port), (socket) => {
+    const payload = Buffer.alloc(bytes)
+    for (let i = 0; i < bytes; i++) payload[i] = (i * 31 + 7) & 0xff
+    socket.write(payload)
+    return { socket, payload }
+  })
+
+/** Reads everything until EOF (or a reset, which ends the read with what came before it). */
+export const readToEnd = (socket: net.Socket): Effect.Effect<{ data: Buffer; error?: string }> =>
+  Effect.async((resume) => {
+    if (socket.readableEnded || socket.destroyed) return resume(Effect.succeed({ data: Buffer.alloc(0) }))
+    const chunks: Array<Buffer> = []
+    socket.on("data", (chunk: Buffer) => chunks.push(chunk))
+    socket.once("end", () => resume(Effect.succeed({ data: Buffer.concat(chunks) })))
+    socket.once("error", (error: NodeJS.ErrnoException) =>
+      resume(Effect.succeed({ data: Buffer.concat(chunks), error: error.code ?? error.message })))
+    socket.once("close", () => resume(Effect.succeed({ data: Buffer.concat(chunks) })))
+    socket.resume()
+  })
+
+/** Polls `read` until `done` holds, at most `attempts` times: bounded, never a fixed sleep. */
+export const eventually = <A, E, R>(
+  read: Effect.Effect<A, E, R>,
+  done: (a: A) => boolean,
+  attempts = 500
+): Effect.Effect<A, E | Error, R> =>
+  Effect.gen(function*() {
+    for (let i = 0; i < attempts; i++) {
+      const value = yield* read
+      if (done(value)) return value
+      yield* Effect.sleep("10 millis")
+    }
+    return yield* Effect.fail(new Error(`condition not reached after ${attempts} polls`))
+  })
+
+/** Polls `read` until it returns the same value `times` polls in a row: the system is at rest. */
+export const settled = <A, E, R>(read: Effect.Effect<A, E, R>, times = 10): Effect.Effect<A, E | Error, R> =>
+  Effect.gen(function*() {
+    let last = yield* read
+    let same = 0
+    for (let i = 0; i < 1000 && same < times; i++) {
+      yield* Effect.sleep("10 millis")
+      const next = yield* read
+      same = JSON.stringify(next) === JSON.stringify(last) ? same + 1 : 0
+      last = next
+    }
+    if (same < times) return yield* Effect.fail(new Error("never settled"))
+    return last
+  })
