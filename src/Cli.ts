@@ -135,7 +135,11 @@ const serve = Command.make("serve", serveOptions, (flags) => {
   return Effect.gen(function*() {
     const server = yield* Server.make(options)
     const address = Listener.formatAddress(server.address)
-    yield* Effect.logInfo(`listening on ${address}`).pipe(Effect.annotateLogs("address", address))
+    // The address is what `serve` gives its caller: printed first, whatever the log level.
+    yield* Effect.logInfo(`listening on ${address}`).pipe(
+      Effect.annotateLogs("address", address),
+      Logger.withMinimumLogLevel(LogLevel.Info)
+    )
     yield* report(options, yield* readLimits)
     return yield* Effect.never
   }).pipe(

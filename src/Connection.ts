@@ -154,7 +154,9 @@ export interface Owned extends Connection {
  */
 export const wrap = (socket: net.Socket, options: Options = {}, countBytes = false): Owned => {
   const highWaterMark = options.highWaterMark ?? defaults.highWaterMark
-  const peer = `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? "?"}`
+  // Asked of the kernel (getpeername) only when a log line or an error needs it.
+  let peerName: string | undefined
+  const peer = () => (peerName ??= `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? "?"}`)
 
   let received: Array<Uint8Array> = []
   let receivedBytes = 0
@@ -163,6 +165,13 @@ export const wrap = (socket: net.Socket, options: Options = {}, countBytes = fal
   let eof = false
   let closed = false
   let failure: ConnectionError | undefined
+  // What went wrong, if anything. A socket closed without an error (both FINs, or destroyed from
+  // this side) fails further writes too: Node drops writes to a destroyed socket without an event.
+  // The error is built only when asked for: closing is the normal end and must stay cheap.
+  const failed = (): ConnectionError | undefined => {
+    if (failure === undefined && closed) failure = new ConnectionError({ reason: "BrokenPipe", peer: peer(), code: "ECLOSED" })
+    return failure
+  }
   // Fibers parked until something happens on the read or the write side. Usually one each; a
   // list, so concurrent callers (a write racing an end) are all woken, never lost.
   let readWaiters: Array<() => void> = []
@@ -206,7 +215,7 @@ export const wrap = (socket: net.Socket, options: Options = {}, countBytes = fal
     fail(
       new ConnectionError({
         reason: errno.connectionReason(code),
-        peer,
+        peer: peer(),
         ...(code === undefined ? {} : { code }),
         ...(syscall === undefined ? {} : { syscall }),
         cause: error
@@ -215,14 +224,13 @@ export const wrap = (socket: net.Socket, options: Options = {}, countBytes = fal
   })
   socket.on("close", () => {
     closed = true
-    // Whatever closed it (both sides' FIN, or a destroy from this side), nothing can be written now:
-    // a write would otherwise vanish, as Node drops writes to a destroyed socket without an event.
-    fail(new ConnectionError({ reason: "BrokenPipe", peer, code: "ECLOSED" }))
+    wakeReader()
+    wakeWriter()
   })
   if (options.idleTimeout !== undefined) {
     const idleMs = Duration.toMillis(options.idleTimeout)
     socket.setTimeout(idleMs, () => {
-      fail(new ConnectionError({ reason: "Timeout", peer }))
+      fail(new ConnectionError({ reason: "Timeout", peer: peer() }))
       socket.destroy()
     })
   }
@@ -250,7 +258,8 @@ export const wrap = (socket: net.Socket, options: Options = {}, countBytes = fal
     }
     // The peer's FIN comes before any later failure of the write side: input ended cleanly.
     if (eof) return Effect.fail(Option.none())
-    if (failure !== undefined) return Effect.fail(Option.some(failure))
+    const error = failed()
+    if (error !== undefined) return Effect.fail(Option.some(error))
     // First pull of a paused socket, or the consumer caught up: let data flow.
     if (socket.isPaused()) socket.resume()
     return Effect.zipRight(waitRead, read)
@@ -258,7 +267,8 @@ export const wrap = (socket: net.Socket, options: Options = {}, countBytes = fal
 
   // Waits until Node's write buffer is empty again, or the connection failed.
   const drained: Effect.Effect<void, ConnectionError> = Effect.suspend(() => {
-    if (failure !== undefined) return Effect.fail(failure)
+    const error = failed()
+    if (error !== undefined) return Effect.fail(error)
     if (!socket.writableNeedDrain) return Effect.void
     return Effect.zipRight(waitWrite, drained)
   })
@@ -271,13 +281,15 @@ export const wrap = (socket: net.Socket, options: Options = {}, countBytes = fal
 
   const write = (data: Uint8Array): Effect.Effect<void, ConnectionError> =>
     Effect.suspend(() => {
-      if (failure !== undefined) return Effect.fail(failure)
+      const error = failed()
+      if (error !== undefined) return Effect.fail(error)
       return writeNow(data) ? Effect.void : drained
     })
 
   const writeAll = (data: Chunk.Chunk<Uint8Array>): Effect.Effect<void, ConnectionError> =>
     Effect.suspend(() => {
-      if (failure !== undefined) return Effect.fail(failure)
+      const error = failed()
+      if (error !== undefined) return Effect.fail(error)
       const buffers = Chunk.toReadonlyArray(data)
       for (let i = 0; i < buffers.length; i++) {
         if (!writeNow(buffers[i]!)) {
@@ -291,13 +303,15 @@ export const wrap = (socket: net.Socket, options: Options = {}, countBytes = fal
 
   const finished: Effect.Effect<void, ConnectionError> = Effect.suspend(() => {
     if (socket.writableFinished) return Effect.void
-    if (failure !== undefined) return Effect.fail(failure)
+    const error = failed()
+    if (error !== undefined) return Effect.fail(error)
     return Effect.zipRight(waitWrite, finished)
   })
 
   const end: Connection["end"] = Effect.suspend(() => {
     if (socket.writableFinished) return Effect.void
-    if (failure !== undefined) return Effect.fail(failure)
+    const error = failed()
+    if (error !== undefined) return Effect.fail(error)
     if (!socket.writableEnded) socket.end()
     return finished
   })
@@ -318,7 +332,9 @@ export const wrap = (socket: net.Socket, options: Options = {}, countBytes = fal
   })
 
   return {
-    peer,
+    get peer() {
+      return peer()
+    },
     read,
     stream: Stream.repeatEffectChunkOption(read),
     write,

@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { Chunk, Data, Duration, Effect, MetricLabel, Queue, Runtime } from "effect"
+import { Data, Duration, Effect, MetricLabel, Runtime } from "effect"
 import type { Scope } from "effect"
 import * as net from "node:net"
 import * as errno from "./internal/errno.js"
@@ -129,6 +129,12 @@ export interface Listener {
    * listener's release destroys it anyway if it is still open then.
    */
   readonly accept: Effect.Effect<net.Socket>
+  /**
+   * Switches to push mode: every socket accepted from now on (and any waiting for `accept`) is
+   * given to `f` as it arrives, on Node's callback, with no queue in between. `f` owns it as
+   * above. For servers that decide admission themselves; one consumer at a time.
+   */
+  readonly handoff: (f: (socket: net.Socket) => void) => Effect.Effect<void>
   /** Sockets accepted and not yet taken by `accept`. */
   readonly pending: Effect.Effect<number>
   /**
@@ -202,15 +208,30 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
     Effect.gen(function*() {
       const runtime = yield* Effect.runtime<never>()
       const log = Runtime.runFork(runtime)
-      const queue = yield* Queue.unbounded<net.Socket>()
+      // Accepted sockets nobody has taken yet, and the fibers waiting in `accept` for one.
+      const waiting: Array<net.Socket> = []
+      const takers: Array<(taken: Effect.Effect<net.Socket>) => void> = []
+      let consumer: ((socket: net.Socket) => void) | undefined
       // Every accepted socket still open: the safety net that makes the release leak-free even
       // when a consumer forgets one.
       const open = new Set<net.Socket>()
       let accepting = true
+      let handle: net.Server | undefined
+      // Stops accepting: the listening socket is closed (the port is free when this returns), and
+      // sockets nobody took are destroyed. Idempotent; the release and `close` share it.
+      const stopAccepting = () => {
+        if (!accepting) return
+        accepting = false
+        handle?.close()
+        if (waiting.length > 0) Metrics.connectionsDropped.unsafeUpdate(waiting.length, dropTags.shutdown)
+        for (const socket of waiting.splice(0)) socket.destroy()
+        // Nothing will ever arrive: fibers waiting in `accept` are interrupted, not left hanging.
+        for (const taker of takers.splice(0)) taker(Effect.interrupt)
+      }
 
       const server = yield* Effect.acquireRelease(
         Effect.sync(() =>
-          net.createServer({
+          handle = net.createServer({
             allowHalfOpen: true,
             pauseOnConnect: true,
             noDelay: valid.noDelay,
@@ -220,10 +241,12 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
         ),
         (server) =>
           Effect.async<void>((resume) => {
+            stopAccepting()
+            // The 'close' event waits for every accepted socket: destroy those still open.
             server.close(() => resume(Effect.void))
             for (const socket of open) socket.destroy()
             open.clear()
-          }).pipe(Effect.zipRight(Queue.shutdown(queue)))
+          })
       )
       if (valid.maxAccepted !== undefined) server.maxConnections = valid.maxAccepted
       server.on("drop", (drop?: net.DropArgument) => {
@@ -243,7 +266,9 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
         // Until a consumer installs its own, an error on a waiting socket must not crash the process.
         socket.on("error", ignore)
         socket.once("close", () => open.delete(socket))
-        Queue.unsafeOffer(queue, socket)
+        if (consumer !== undefined) consumer(socket)
+        else if (takers.length > 0) takers.shift()!(Effect.succeed(socket))
+        else waiting.push(socket)
       })
 
       yield* Effect.async<void, ListenError>((resume) => {
@@ -272,20 +297,29 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
       })
 
       const bound = server.address() as net.AddressInfo
-      const close = Effect.suspend(() => {
-        if (!accepting) return Effect.void
-        accepting = false
-        server.close()
-        return Effect.map(Queue.takeAll(queue), (waiting) => {
-          Chunk.forEach(waiting, (socket) => socket.destroy())
-          if (waiting.length > 0) Metrics.connectionsDropped.unsafeUpdate(waiting.length, dropTags.shutdown)
+      const close = Effect.sync(stopAccepting)
+      const accept = Effect.async<net.Socket>((resume) => {
+        const socket = waiting.shift()
+        if (socket !== undefined) return resume(Effect.succeed(socket))
+        if (!accepting) return resume(Effect.interrupt)
+        const taker = resume
+        takers.push(taker)
+        return Effect.sync(() => {
+          const i = takers.indexOf(taker)
+          if (i >= 0) takers.splice(i, 1)
         })
       })
+      const handoff = (f: (socket: net.Socket) => void) =>
+        Effect.sync(() => {
+          consumer = f
+          for (const socket of waiting.splice(0)) f(socket)
+        })
       return {
         address: { host: bound.address, port: bound.port },
         backlog: valid.backlog,
-        accept: Queue.take(queue),
-        pending: Queue.size(queue),
+        accept,
+        handoff,
+        pending: Effect.sync(() => waiting.length),
         close
       } satisfies Listener
     })

@@ -17,8 +17,7 @@ import {
   Layer,
   LogLevel,
   MetricLabel,
-  Option,
-  Stream
+  Option
 } from "effect"
 import type { Scope } from "effect"
 import type * as net from "node:net"
@@ -74,20 +73,26 @@ export type Handler<E = never, R = never> = (connection: Connection.Connection) 
  * @category handlers
  */
 export const echo: Handler<Connection.ConnectionError> = (connection) =>
-  Effect.flatMap(FiberRef.get(FiberRef.currentMinimumLogLevel), (level) =>
-    Stream.runForEachChunk(
-      connection.stream,
-      // The recipe logs every receive; that costs a log record per read, so only when asked for.
-      LogLevel.lessThanEqual(level, LogLevel.Debug)
-        ? (chunk) =>
-          Effect.zipRight(
-            Effect.logDebug(`receive data from ${connection.peer}`).pipe(
-              Effect.annotateLogs("bytes", Chunk.reduce(chunk, 0, (n, b) => n + b.length))
-            ),
-            connection.writeAll(chunk)
-          )
-        : connection.writeAll
-    ).pipe(Effect.zipRight(Effect.logDebug(`no data from ${connection.peer}: half-closed, echo complete`))))
+  Effect.flatMap(FiberRef.get(FiberRef.currentMinimumLogLevel), (level) => {
+    // The recipe logs every receive; that costs a log record per read, so only when asked for.
+    const write = LogLevel.lessThanEqual(level, LogLevel.Debug)
+      ? (chunk: Chunk.Chunk<Uint8Array>) =>
+        Effect.zipRight(
+          Effect.logDebug(`receive data from ${connection.peer}`).pipe(
+            Effect.annotateLogs("bytes", Chunk.reduce(chunk, 0, (n, b) => n + b.length))
+          ),
+          connection.writeAll(chunk)
+        )
+      : connection.writeAll
+    const loop: Effect.Effect<void, Connection.ConnectionError> = Effect.matchEffect(connection.read, {
+      onFailure: Option.match({
+        onNone: () => Effect.logDebug(`no data from ${connection.peer}: half-closed, echo complete`),
+        onSome: Effect.fail
+      }),
+      onSuccess: (chunk) => Effect.zipRight(write(chunk), loop)
+    })
+    return loop
+  })
 
 /**
  * A live connection, as {@link Server.connections} reports it.
@@ -157,6 +162,8 @@ const invalid = (options: Options, option: string, value: unknown, expected: str
   })
 
 const tag = (reason: string) => [MetricLabel.make("reason", reason)]
+const noTags: ReadonlyArray<never> = []
+const shutdownTags = tag("shutdown")
 const errorTags = {
   Reset: tag("Reset"),
   BrokenPipe: tag("BrokenPipe"),
@@ -212,14 +219,15 @@ export const make = <E = never, R = never>(
 
     const listener = yield* Listener.make({ ...options, maxAccepted: maxConnections + maxPending })
     const fibers = yield* FiberSet.make<void, never>()
-    const slots = yield* Effect.makeSemaphore(maxConnections)
+    // Forks into `fibers` from Node's callbacks: every connection fiber is a child of this scope.
+    const fork = yield* FiberSet.runtime(fibers)<R>()
     const live = new Set<Connection.Owned>()
+    // Accepted, paused, waiting for a slot: no buffer is spent on them until one frees.
+    const waiting: Array<net.Socket> = []
     let shuttingDown = false
 
-    const serve = (connection: Connection.Owned, started: number): Effect.Effect<void, never, R> =>
-      Effect.interruptible(
-        Effect.catchAllCause(Effect.zipRight(handler(connection), connection.end), report)
-      ).pipe(
+    const serve = (connection: Connection.Owned): Effect.Effect<void, never, R> =>
+      Effect.catchAllCause(Effect.zipRight(handler(connection), connection.end), report).pipe(
         Effect.onInterrupt(() =>
           Effect.suspend(() => {
             if (!shuttingDown) return Effect.void
@@ -227,39 +235,44 @@ export const make = <E = never, R = never>(
             return Effect.logInfo("closed at the shutdown deadline")
           })
         ),
-        Effect.ensuring(Effect.suspend(() => {
-          live.delete(connection)
-          Metrics.connectionsActive.unsafeModify(-1, [])
-          Metrics.connectionDuration.unsafeUpdate((performance.now() - started) / 1000, [])
-          return Effect.zipRight(connection.destroy, slots.release(1))
-        })),
         Effect.annotateLogs("peer", connection.peer)
       )
 
-    // Runs uninterruptibly between its two waits, so a slot is never lost: either the socket is
-    // owned by a child fiber (which gives the slot back), or the slot is released here.
-    const acceptOne = Effect.uninterruptibleMask((restore) =>
-      Effect.zipRight(
-        restore(slots.take(1)),
-        Effect.flatMap(
-          Effect.onInterrupt(restore(listener.accept), () => slots.release(1)),
-          (socket: net.Socket) => {
-            const connection = Connection.wrap(socket, connectionOptions, true)
-            live.add(connection)
-            Metrics.connectionsActive.unsafeModify(1, [])
-            return FiberSet.run(fibers, serve(connection, performance.now()))
-          }
-        )
-      )
-    )
-    const acceptFiber = yield* Effect.forkScoped(Effect.forever(acceptOne))
+    // Admission runs on Node's callbacks, outside any fiber: a connection costs one fiber and no
+    // queue hop. The fiber's observer releases everything, however the fiber ends (even
+    // interrupted before its first step), so a slot or a socket can never be lost.
+    const start = (socket: net.Socket) => {
+      const started = performance.now()
+      const connection = Connection.wrap(socket, connectionOptions, true)
+      live.add(connection)
+      Metrics.connectionsActive.unsafeModify(1, noTags)
+      fork(serve(connection)).addObserver(() => {
+        socket.destroy()
+        live.delete(connection)
+        Metrics.connectionsActive.unsafeModify(-1, noTags)
+        Metrics.connectionDuration.unsafeUpdate((performance.now() - started) / 1000, noTags)
+        admitWaiting()
+      })
+    }
+    const admitWaiting = () => {
+      while (!shuttingDown && live.size < maxConnections && waiting.length > 0) {
+        const socket = waiting.shift()!
+        // A peer that left while waiting needs no slot.
+        if (!socket.destroyed) start(socket)
+      }
+    }
+    yield* listener.handoff((socket) => {
+      if (live.size < maxConnections) start(socket)
+      else waiting.push(socket)
+    })
 
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
         shuttingDown = true
-        yield* Fiber.interrupt(acceptFiber)
         // Stop accepting: the port is free from here on, and connections still waiting are closed.
         yield* listener.close
+        if (waiting.length > 0) Metrics.connectionsDropped.unsafeModify(waiting.length, shutdownTags)
+        for (const socket of waiting.splice(0)) socket.destroy()
         if (live.size > 0) {
           yield* Effect.logInfo(
             `shutting down: waiting up to ${Duration.format(shutdownTimeout)} for ${live.size} connection(s)`
@@ -281,7 +294,7 @@ export const make = <E = never, R = never>(
       backlog: listener.backlog,
       connections: Effect.forEach(live, (connection) =>
         Effect.map(connection.stats, (stats): ConnectionInfo => ({ peer: connection.peer, ...stats }))),
-      pending: listener.pending
+      pending: Effect.sync(() => waiting.length)
     } satisfies Server
   })
 

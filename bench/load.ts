@@ -1,0 +1,176 @@
+/**
+ * The load generator, run in a process of its own so it never shares the server's event loop.
+ * Plain `node:net`, as little work per byte as possible, every echo verified.
+ *
+ *   node dist/bench/load.js <mode> <port> <seconds> [connections]
+ *
+ * Prints one JSON line with the result. Every mode stops by itself after `seconds`.
+ */
+import * as net from "node:net"
+
+type Mode = "stream" | "rtt" | "churn" | "stalled" | "idle"
+
+const [mode, portText, secondsText, connectionsText] = process.argv.slice(2) as [Mode, string, string, string?]
+const port = Number(portText)
+const seconds = Number(secondsText)
+const host = "127.0.0.1"
+
+const connect = (): Promise<net.Socket> =>
+  new Promise((resolve, reject) => {
+    const socket = net.connect({ host, port, allowHalfOpen: true })
+    socket.once("connect", () => {
+      socket.off("error", reject)
+      resolve(socket)
+    })
+    socket.once("error", reject)
+  })
+
+const done = (result: Record<string, unknown>) => {
+  process.stdout.write(JSON.stringify({ mode, ...result }) + "\n")
+  process.exit(0)
+}
+
+const pattern = (offset: number, length: number, seed: number): Buffer => {
+  const buffer = Buffer.allocUnsafe(length)
+  for (let i = 0; i < length; i++) buffer[i] = (offset + i + seed) & 0xff
+  return buffer
+}
+
+/** N connections each writing 64 KiB chunks and reading the echo, with a bounded window. */
+const stream = async (connections: number) => {
+  const chunk = 64 * 1024
+  const window = 8 * chunk
+  let echoed = 0
+  let errors = 0
+  const deadline = Date.now() + seconds * 1000
+  const sockets = await Promise.all(Array.from({ length: connections }, connect))
+  sockets.forEach((socket, id) => {
+    // The echo must be the pattern this connection sent, at the same offset.
+    const payload = pattern(0, chunk * 4, id)
+    let sent = 0
+    let received = 0
+    const pump = () => {
+      while (sent - received < window && Date.now() < deadline) {
+        const start = sent % chunk
+        sent += chunk
+        if (!socket.write(payload.subarray(start, start + chunk))) break
+      }
+    }
+    socket.on("drain", pump)
+    socket.on("data", (data: Buffer) => {
+      const start = received % chunk
+      if (data.length <= payload.length - start && !data.equals(payload.subarray(start, start + data.length))) errors++
+      received += data.length
+      echoed += data.length
+      pump()
+    })
+    socket.on("error", () => errors++)
+    pump()
+  })
+  await new Promise((r) => setTimeout(r, seconds * 1000))
+  done({ units: echoed, unit: "bytes", rate: echoed / seconds, errors })
+}
+
+/** N connections doing 64-byte request/echo round trips, one at a time each. */
+const rtt = async (connections: number) => {
+  const latencies: Array<number> = []
+  let errors = 0
+  const deadline = Date.now() + seconds * 1000
+  const sockets = await Promise.all(Array.from({ length: connections }, connect))
+  for (const [id, socket] of sockets.entries()) {
+    socket.setNoDelay(true)
+    const request = pattern(0, 64, id)
+    let received = 0
+    let started = 0
+    const send = () => {
+      if (Date.now() >= deadline) return
+      received = 0
+      started = performance.now()
+      socket.write(request)
+    }
+    socket.on("data", (data: Buffer) => {
+      received += data.length
+      if (received >= 64) {
+        latencies.push(performance.now() - started)
+        send()
+      }
+    })
+    socket.on("error", () => errors++)
+    send()
+  }
+  await new Promise((r) => setTimeout(r, seconds * 1000))
+  latencies.sort((a, b) => a - b)
+  const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0
+  done({ units: latencies.length, unit: "round trips", rate: latencies.length / seconds, p50: at(0.5), p99: at(0.99), errors })
+}
+
+/** N loops of connect, send 100 bytes, half-close, read to EOF, close. */
+const churn = async (loops: number) => {
+  let cycles = 0
+  let errors = 0
+  const deadline = Date.now() + seconds * 1000
+  const payload = pattern(0, 100, 1)
+  const cycle = (): Promise<void> =>
+    new Promise((resolve) => {
+      const socket = net.connect({ host, port, allowHalfOpen: true }, () => socket.end(payload))
+      let received = 0
+      socket.on("data", (data: Buffer) => (received += data.length))
+      socket.on("end", () => {
+        if (received === 100) cycles++
+        else errors++
+        socket.destroy()
+        resolve()
+      })
+      socket.on("error", () => {
+        errors++
+        socket.destroy()
+        resolve()
+      })
+    })
+  await Promise.all(Array.from({ length: loops }, async () => {
+    while (Date.now() < deadline) await cycle()
+  }))
+  done({ units: cycles, unit: "connections", rate: cycles / seconds, errors })
+}
+
+/** N peers that write as fast as the kernel takes it and never read. */
+const stalled = async (connections: number) => {
+  let pushed = 0
+  const sockets = await Promise.all(Array.from({ length: connections }, connect))
+  const chunk = Buffer.alloc(64 * 1024, 1)
+  const timer = setInterval(() => {
+    for (const socket of sockets) {
+      // Only hand Node what the kernel took: the client itself stays small.
+      if (socket.writableLength < chunk.length) {
+        socket.write(chunk)
+        pushed += chunk.length
+      }
+    }
+  }, 1)
+  process.stdout.write(JSON.stringify({ ready: true }) + "\n")
+  await new Promise((r) => setTimeout(r, seconds * 1000))
+  clearInterval(timer)
+  done({ units: pushed, unit: "bytes pushed", rate: pushed / seconds })
+}
+
+/** N connections opened and held silent. */
+const idle = async (connections: number) => {
+  const sockets: Array<net.Socket> = []
+  for (let i = 0; i < connections; i += 200) {
+    sockets.push(...(await Promise.all(Array.from({ length: Math.min(200, connections - i) }, connect))))
+  }
+  process.stdout.write(JSON.stringify({ ready: true }) + "\n")
+  await new Promise((r) => setTimeout(r, seconds * 1000))
+  done({ units: sockets.length, unit: "connections", rate: 0 })
+}
+
+const modes: Record<Mode, (n: number) => Promise<void>> = { stream, rtt, churn, stalled, idle }
+const defaults: Record<Mode, number> = { stream: 16, rtt: 50, churn: 32, stalled: 50, idle: 10_000 }
+const run = modes[mode]
+if (run === undefined) {
+  console.error(`unknown mode ${mode}; one of ${Object.keys(modes).join(", ")}`)
+  process.exit(2)
+}
+// A hard stop whatever happens: a bench never hangs.
+setTimeout(() => done({ error: "hard deadline" }), (seconds + 30) * 1000).unref()
+run(Number(connectionsText ?? defaults[mode])).catch((error: Error) => done({ error: error.message }))
