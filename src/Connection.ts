@@ -119,6 +119,13 @@ export interface Connection {
    * once the kernel has it. Reading stays possible. Idempotent.
    */
   readonly end: Effect.Effect<void, ConnectionError>
+  /**
+   * The recipe's loop on Node's callbacks: every byte read is written straight back; reading pauses
+   * whenever a write fills Node's buffer and resumes on `'drain'`; at the peer's half-close, the
+   * connection half-closes after the last byte. Succeeds once the FIN is out. Bytes already pulled
+   * with `read` are not replayed; bytes read ahead and not pulled are echoed first.
+   */
+  readonly echo: Effect.Effect<void, ConnectionError>
   /** The connection's counters now. */
   readonly stats: Effect.Effect<Stats>
 }
@@ -195,19 +202,31 @@ export const wrap = (socket: net.Socket, options: Options = {}, countBytes = fal
     wakeWriter()
   }
 
+  // While `echo` runs, bytes go straight back on Node's callbacks, as `socket.pipe(socket)` would.
+  let echoing = false
+
   socket.on("data", (data: Buffer) => {
-    received.push(data)
-    receivedBytes += data.length
     bytesIn += data.length
     if (countBytes) Metrics.bytesReceived.unsafeUpdate(data.length, noTags)
+    if (echoing) {
+      if (!writeNow(data)) socket.pause()
+      return
+    }
+    received.push(data)
+    receivedBytes += data.length
     if (receivedBytes >= highWaterMark) socket.pause()
     wakeReader()
   })
   socket.on("end", () => {
     eof = true
+    // Node emits 'end' only once every byte before the FIN was delivered: all of it is written.
+    if (echoing) socket.end()
     wakeReader()
   })
-  socket.on("drain", wakeWriter)
+  socket.on("drain", () => {
+    if (echoing && !eof) socket.resume()
+    wakeWriter()
+  })
   socket.on("finish", wakeWriter)
   socket.on("error", (error: Error) => {
     const code = errno.errnoCode(error)
@@ -316,6 +335,26 @@ export const wrap = (socket: net.Socket, options: Options = {}, countBytes = fal
     return finished
   })
 
+  const echo: Connection["echo"] = Effect.suspend(() => {
+    const error = failed()
+    if (error !== undefined) return Effect.fail(error)
+    echoing = true
+    // What was read ahead goes back first, in order.
+    let full = false
+    for (const data of received) full = !writeNow(data) || full
+    received = []
+    receivedBytes = 0
+    if (eof) {
+      if (!socket.writableEnded) socket.end()
+    } else if (!full) socket.resume()
+    return Effect.ensuring(
+      finished,
+      Effect.sync(() => {
+        echoing = false
+      })
+    )
+  })
+
   const stats = Effect.sync((): Stats => ({
     bytesIn,
     bytesOut,
@@ -340,6 +379,7 @@ export const wrap = (socket: net.Socket, options: Options = {}, countBytes = fal
     write,
     writeAll,
     end,
+    echo,
     stats,
     destroy
   }

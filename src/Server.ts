@@ -11,6 +11,7 @@ import {
   Context,
   Duration,
   Effect,
+  Exit,
   Fiber,
   FiberRef,
   FiberSet,
@@ -66,33 +67,42 @@ export const defaults = {
 export type Handler<E = never, R = never> = (connection: Connection.Connection) => Effect.Effect<void, E, R>
 
 /**
- * The recipe's loop: every byte back, in order, until the peer half-closes; a stream whose pull
- * is the socket's read, so the socket is read only as fast as the echo is written.
+ * The recipe's loop: every byte back, in order, until the peer half-closes, then half-close.
+ * Runs on the connection's own callbacks ({@link Connection.Connection.echo}), with the same
+ * backpressure as `socket.pipe(socket)`; at debug level it pulls chunk by chunk instead, so
+ * that each receive is logged as the recipe does.
  *
  * @since 0.1.0
  * @category handlers
  */
 export const echo: Handler<Connection.ConnectionError> = (connection) =>
-  Effect.flatMap(FiberRef.get(FiberRef.currentMinimumLogLevel), (level) => {
-    // The recipe logs every receive; that costs a log record per read, so only when asked for.
-    const write = LogLevel.lessThanEqual(level, LogLevel.Debug)
-      ? (chunk: Chunk.Chunk<Uint8Array>) =>
-        Effect.zipRight(
-          Effect.logDebug(`receive data from ${connection.peer}`).pipe(
-            Effect.annotateLogs("bytes", Chunk.reduce(chunk, 0, (n, b) => n + b.length))
-          ),
-          connection.writeAll(chunk)
-        )
-      : connection.writeAll
-    const loop: Effect.Effect<void, Connection.ConnectionError> = Effect.matchEffect(connection.read, {
-      onFailure: Option.match({
-        onNone: () => Effect.logDebug(`no data from ${connection.peer}: half-closed, echo complete`),
-        onSome: Effect.fail
-      }),
-      onSuccess: (chunk) => Effect.zipRight(write(chunk), loop)
-    })
-    return loop
+  Effect.flatMap(
+    FiberRef.get(FiberRef.currentMinimumLogLevel),
+    (level) => LogLevel.lessThanEqual(level, LogLevel.Debug) ? echoLogged(connection) : connection.echo
+  )
+
+/**
+ * The echo as a loop over the connection's pull, logging every receive: what a handler that
+ * transforms bytes looks like, and the debug path of {@link echo}.
+ *
+ * @since 0.1.0
+ * @category handlers
+ */
+export const echoLogged: Handler<Connection.ConnectionError> = (connection) => {
+  const loop: Effect.Effect<void, Connection.ConnectionError> = Effect.matchEffect(connection.read, {
+    onFailure: Option.match({
+      onNone: () => Effect.logDebug(`no data from ${connection.peer}: half-closed, echo complete`),
+      onSome: Effect.fail
+    }),
+    onSuccess: (chunk) =>
+      Effect.logDebug(`receive data from ${connection.peer}`).pipe(
+        Effect.annotateLogs("bytes", Chunk.reduce(chunk, 0, (n, b) => n + b.length)),
+        Effect.zipRight(connection.writeAll(chunk)),
+        Effect.zipRight(loop)
+      )
   })
+  return loop
+}
 
 /**
  * A live connection, as {@link Server.connections} reports it.
@@ -228,15 +238,10 @@ export const make = <E = never, R = never>(
 
     const serve = (connection: Connection.Owned): Effect.Effect<void, never, R> =>
       Effect.catchAllCause(Effect.zipRight(handler(connection), connection.end), report).pipe(
-        Effect.onInterrupt(() =>
-          Effect.suspend(() => {
-            if (!shuttingDown) return Effect.void
-            Metrics.connectionErrors.unsafeModify(1, errorTags.ShutdownDeadline)
-            return Effect.logInfo("closed at the shutdown deadline")
-          })
-        ),
         Effect.annotateLogs("peer", connection.peer)
       )
+    // Connections still open at the shutdown deadline, by peer; reported once they are gone.
+    const cutOff: Array<string> = []
 
     // Admission runs on Node's callbacks, outside any fiber: a connection costs one fiber and no
     // queue hop. The fiber's observer releases everything, however the fiber ends (even
@@ -246,7 +251,8 @@ export const make = <E = never, R = never>(
       const connection = Connection.wrap(socket, connectionOptions, true)
       live.add(connection)
       Metrics.connectionsActive.unsafeModify(1, noTags)
-      fork(serve(connection)).addObserver(() => {
+      fork(serve(connection)).addObserver((exit) => {
+        if (shuttingDown && Exit.isInterrupted(exit)) cutOff.push(connection.peer)
         socket.destroy()
         live.delete(connection)
         Metrics.connectionsActive.unsafeModify(-1, noTags)
@@ -286,6 +292,10 @@ export const make = <E = never, R = never>(
           }
         }
         yield* Fiber.interruptAll(fibers)
+        if (cutOff.length > 0) {
+          Metrics.connectionErrors.unsafeModify(cutOff.length, errorTags.ShutdownDeadline)
+          yield* Effect.logInfo(`closed at the shutdown deadline: ${cutOff.join(", ")}`)
+        }
       })
     )
 

@@ -33,11 +33,13 @@ describe("Server", () => {
           { maxLength: 12 }
         ),
         { minLength: 1, maxLength: 6 }
-      )
+      ),
+      // The callback echo and the pull loop (its debug path) must be indistinguishable.
+      logged: fc.boolean()
     },
-    ({ clients }) =>
+    ({ clients, logged }) =>
       Effect.gen(function*() {
-        const server = yield* Server.make()
+        const server = yield* Server.make({}, logged ? Server.echoLogged : Server.echo)
         const echoes = yield* Effect.forEach(
           clients,
           (chunks) => Client.roundTrip({ port: server.address.port }, chunks),
