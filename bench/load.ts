@@ -20,6 +20,8 @@ const connect = (): Promise<net.Socket> =>
     const socket = net.connect({ host, port, allowHalfOpen: true })
     socket.once("connect", () => {
       socket.off("error", reject)
+      // A server going away (the shutdown scenario) resets its peers: expected, never a crash.
+      socket.on("error", () => socket.destroy())
       resolve(socket)
     })
     socket.once("error", reject)

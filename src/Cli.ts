@@ -6,10 +6,12 @@
  * @since 0.1.0
  */
 import { Command, HelpDoc, Options, ValidationError } from "@effect/cli"
-import { Config, Console, Data, Effect, Layer, Logger, LogLevel, Option } from "effect"
+import { Config, Console, Data, Duration, Effect, Layer, Logger, LogLevel, Option, Stream } from "effect"
 import * as parseDuration from "./internal/duration.js"
 import * as KernelLimits from "./KernelLimits.js"
+import * as Client from "./Client.js"
 import * as Listener from "./Listener.js"
+import * as Prometheus from "./Prometheus.js"
 import * as Server from "./Server.js"
 
 /** A flag with its `ECHO_*` variable: the flag wins, the variable fills in, else `None`. */
@@ -41,7 +43,8 @@ const sources: Record<string, string> = {
   backlog: "--backlog / ECHO_BACKLOG",
   maxConnections: "--max-connections / ECHO_MAX_CONNECTIONS",
   idleTimeout: "--idle-timeout / ECHO_IDLE_TIMEOUT",
-  shutdownTimeout: "--shutdown-timeout / ECHO_SHUTDOWN_TIMEOUT"
+  shutdownTimeout: "--shutdown-timeout / ECHO_SHUTDOWN_TIMEOUT",
+  metricsPort: "--metrics-port / ECHO_METRICS_PORT"
 }
 
 const logLevels = ["all", "trace", "debug", "info", "warning", "error", "fatal", "none"] as const
@@ -73,6 +76,11 @@ const serveOptions = {
     Options.choice("log-format", logFormats),
     Config.literal(...logFormats)("ECHO_LOG_FORMAT"),
     "pretty, json or logfmt (default pretty)"
+  ),
+  metricsPort: flag(
+    Options.integer("metrics-port"),
+    Config.integer("ECHO_METRICS_PORT"),
+    "serve Prometheus metrics on http://127.0.0.1:PORT/metrics (0: any free port)"
   )
 }
 
@@ -141,6 +149,19 @@ const serve = Command.make("serve", serveOptions, (flags) => {
       Logger.withMinimumLogLevel(LogLevel.Info)
     )
     yield* report(options, yield* readLimits)
+    if (Option.isSome(flags.metricsPort)) {
+      const port = flags.metricsPort.value
+      if (!Number.isInteger(port) || port < 0 || port > 65535) {
+        return yield* new CliFailure({ message: `invalid metrics port: ${port} (set by ${sources.metricsPort})` })
+      }
+      const metrics = yield* Prometheus.serve({ port }).pipe(
+        Effect.mapError((error) =>
+          new CliFailure({ message: `cannot serve metrics on 127.0.0.1:${port}: ${error.message} (set by ${sources.metricsPort})` })
+        )
+      )
+      const url = `http://${Listener.formatAddress(metrics)}/metrics`
+      yield* Effect.logInfo(`metrics on ${url}`).pipe(Effect.annotateLogs("metrics", url))
+    }
     return yield* Effect.never
   }).pipe(
     Effect.scoped,
@@ -183,6 +204,88 @@ const probe = Command.make("probe", {
   )).pipe(Command.withDescription("Print the kernel limits that govern a TCP server."))
 
 /**
+ * Checks an echo against what was sent, as it arrives: only the bytes in flight are held.
+ */
+const echoChecker = () => {
+  const sent: Array<Uint8Array> = []
+  let offset = 0
+  let verified = 0
+  let sentTotal = 0
+  return {
+    sent: (chunk: Uint8Array) => {
+      if (chunk.length === 0) return
+      sent.push(chunk)
+      sentTotal += chunk.length
+    },
+    /** The first differing byte's position, or undefined when `chunk` matches so far. */
+    received: (chunk: Uint8Array): string | undefined => {
+      for (let i = 0; i < chunk.length;) {
+        const head = sent[0]
+        if (head === undefined) return `the echo has more bytes than were sent (${sentTotal})`
+        const n = Math.min(head.length - offset, chunk.length - i)
+        if (Buffer.compare(head.subarray(offset, offset + n), chunk.subarray(i, i + n)) !== 0) {
+          return `the echo differs from what was sent within bytes ${verified}-${verified + n}`
+        }
+        i += n
+        offset += n
+        verified += n
+        if (offset === head.length) {
+          sent.shift()
+          offset = 0
+        }
+      }
+      return undefined
+    },
+    complete: () =>
+      verified === sentTotal ? undefined : `the echo ended after ${verified} of ${sentTotal} bytes`
+  }
+}
+
+const writeStdout = (chunk: Uint8Array) =>
+  Effect.async<void>((resume) => {
+    process.stdout.write(chunk, () => resume(Effect.void))
+  })
+
+const client = Command.make("client", {
+  host: flag(Options.text("host"), Config.string("ECHO_HOST"), "server address (default 127.0.0.1)"),
+  port: Options.integer("port").pipe(
+    Options.withFallbackConfig(Config.integer("ECHO_PORT")),
+    Options.withDescription("server port")
+  ),
+  timeout: durationFlag("timeout", "ECHO_TIMEOUT", "give up when the whole exchange takes longer (default 10s)"),
+  message: Options.text("message").pipe(Options.optional, Options.withDescription("send this instead of stdin"))
+}, (flags) =>
+  Effect.gen(function*() {
+    const checker = echoChecker()
+    const input: Stream.Stream<Uint8Array, CliFailure> = Option.match(flags.message, {
+      onNone: () => Stream.fromAsyncIterable(process.stdin as AsyncIterable<Uint8Array>, (cause) => new CliFailure({ message: `stdin: ${String(cause)}` })),
+      onSome: (text): Stream.Stream<Uint8Array, CliFailure> => Stream.make(Buffer.from(text))
+    })
+    const connection = yield* Client.connect({
+      ...(Option.isSome(flags.host) ? { host: flags.host.value } : {}),
+      port: flags.port
+    })
+    const send = input.pipe(Stream.tap((chunk) => Effect.sync(() => checker.sent(chunk))), Stream.runForEachChunk(connection.writeAll), Effect.zipRight(connection.end))
+    const receive = Stream.runForEach(connection.stream, (chunk) => {
+      const mismatch = checker.received(chunk)
+      return mismatch === undefined ? writeStdout(chunk) : Effect.fail(new CliFailure({ message: mismatch }))
+    })
+    yield* Effect.all([send, receive], { concurrency: 2, discard: true })
+    const incomplete = checker.complete()
+    if (incomplete !== undefined) return yield* new CliFailure({ message: incomplete })
+  }).pipe(
+    Effect.scoped,
+    Effect.timeoutFail({
+      duration: Option.getOrElse(flags.timeout, () => Duration.seconds(10)),
+      onTimeout: () => new CliFailure({ message: `no complete echo within ${Duration.format(Option.getOrElse(flags.timeout, () => Duration.seconds(10)))}` })
+    }),
+    Effect.catchTags({
+      ConnectError: (error) => Effect.fail(new CliFailure({ message: error.message })),
+      ConnectionError: (error) => Effect.fail(new CliFailure({ message: error.message }))
+    })
+  )).pipe(Command.withDescription("Send stdin (or --message) to an echo server, half-close, print the echo; exit 0 only if it matches."))
+
+/**
  * A failure the command line reports as one line on stderr before exiting non-zero.
  *
  * @since 0.1.0
@@ -198,7 +301,7 @@ export class CliFailure extends Data.TaggedError("CliFailure")<{ readonly messag
  */
 export const command = Command.make("effect-tcp-echo").pipe(
   Command.withDescription("A resource-safe TCP (IPv4) echo server on Effect."),
-  Command.withSubcommands([serve, probe])
+  Command.withSubcommands([serve, probe, client])
 )
 
 /**

@@ -1,6 +1,7 @@
 /**
  * The server's metrics, as Effect `Metric`s: read them with `Metric.value`, export them with any
- * metrics backend (the CLI serves them in the Prometheus text format).
+ * metrics backend (the CLI serves them in the Prometheus text format). Each is registered when
+ * this module loads, so an exporter shows it at zero before the first connection.
  *
  * @since 0.1.0
  */
@@ -14,7 +15,7 @@ import { Metric, MetricBoundaries } from "effect"
  */
 export const connectionsActive = Metric.gauge("echo_connections_active", {
   description: "Connections being served now"
-})
+}).register()
 
 /**
  * Connections accepted by the kernel and handed to the server, whether or not they got a slot.
@@ -25,7 +26,7 @@ export const connectionsActive = Metric.gauge("echo_connections_active", {
 export const connectionsAccepted = Metric.counter("echo_connections_accepted_total", {
   description: "Connections accepted",
   incremental: true
-})
+}).register()
 
 /**
  * Connections closed without being served, tagged with `reason` (`max_connections`: over the hard
@@ -37,7 +38,7 @@ export const connectionsAccepted = Metric.counter("echo_connections_accepted_tot
 export const connectionsDropped = Metric.counter("echo_connections_dropped_total", {
   description: "Connections closed without being served",
   incremental: true
-})
+}).register()
 
 /**
  * Connections that ended abnormally, tagged with `reason` (`Reset`, `BrokenPipe`, `Timeout`,
@@ -49,7 +50,7 @@ export const connectionsDropped = Metric.counter("echo_connections_dropped_total
 export const connectionErrors = Metric.counter("echo_connection_errors_total", {
   description: "Connections that ended abnormally, by reason",
   incremental: true
-})
+}).register()
 
 /**
  * Connections reset by their peer (a subset of `echo_connection_errors_total`, kept on its own
@@ -61,7 +62,7 @@ export const connectionErrors = Metric.counter("echo_connection_errors_total", {
 export const connectionsReset = Metric.counter("echo_connections_reset_total", {
   description: "Connections reset by the peer",
   incremental: true
-})
+}).register()
 
 /**
  * Bytes read from peers.
@@ -72,7 +73,7 @@ export const connectionsReset = Metric.counter("echo_connections_reset_total", {
 export const bytesReceived = Metric.counter("echo_bytes_received_total", {
   description: "Bytes read from peers",
   incremental: true
-})
+}).register()
 
 /**
  * Bytes written to peers (for the echo handler, the bytes echoed).
@@ -83,7 +84,7 @@ export const bytesReceived = Metric.counter("echo_bytes_received_total", {
 export const bytesSent = Metric.counter("echo_bytes_sent_total", {
   description: "Bytes written to peers",
   incremental: true
-})
+}).register()
 
 /**
  * How long connections lived, in seconds, from accept to close.
@@ -95,4 +96,4 @@ export const connectionDuration = Metric.histogram(
   "echo_connection_duration_seconds",
   MetricBoundaries.exponential({ start: 0.001, factor: 4, count: 10 }),
   "Connection lifetime in seconds"
-)
+).register()

@@ -184,8 +184,12 @@ const errorTags = {
   ShutdownDeadline: tag("ShutdownDeadline")
 }
 
-/** Logs and counts how a connection ended badly; never fails. */
-const report = (cause: Cause.Cause<unknown>): Effect.Effect<void> => {
+/**
+ * Logs and counts how a connection ended badly; never fails. When the handler failed or died
+ * (not the peer), `abort` resets the connection, so the peer sees an error instead of a clean
+ * EOF that would pass for a complete answer.
+ */
+const report = (cause: Cause.Cause<unknown>, abort: () => void): Effect.Effect<void> => {
   const failure = Cause.failureOption(cause)
   if (Option.isSome(failure)) {
     const error = failure.value
@@ -198,10 +202,12 @@ const report = (cause: Cause.Cause<unknown>): Effect.Effect<void> => {
         : Effect.logInfo(error.message)
     }
     Metrics.connectionErrors.unsafeModify(1, errorTags.HandlerError)
+    abort()
     return Effect.logError("handler failed", cause)
   }
   if (Cause.isInterruptedOnly(cause)) return Effect.void
   Metrics.connectionErrors.unsafeModify(1, errorTags.Defect)
+  abort()
   return Effect.logError("handler died", cause)
 }
 
@@ -236,8 +242,11 @@ export const make = <E = never, R = never>(
     const waiting: Array<net.Socket> = []
     let shuttingDown = false
 
-    const serve = (connection: Connection.Owned): Effect.Effect<void, never, R> =>
-      Effect.catchAllCause(Effect.zipRight(handler(connection), connection.end), report).pipe(
+    const serve = (connection: Connection.Owned, socket: net.Socket): Effect.Effect<void, never, R> =>
+      Effect.catchAllCause(
+        Effect.zipRight(handler(connection), connection.end),
+        (cause) => report(cause, () => socket.resetAndDestroy())
+      ).pipe(
         Effect.annotateLogs("peer", connection.peer)
       )
     // Connections still open at the shutdown deadline, by peer; reported once they are gone.
@@ -251,7 +260,7 @@ export const make = <E = never, R = never>(
       const connection = Connection.wrap(socket, connectionOptions, true)
       live.add(connection)
       Metrics.connectionsActive.unsafeModify(1, noTags)
-      fork(serve(connection)).addObserver((exit) => {
+      fork(serve(connection, socket)).addObserver((exit) => {
         if (shuttingDown && Exit.isInterrupted(exit)) cutOff.push(connection.peer)
         socket.destroy()
         live.delete(connection)

@@ -23,5 +23,5 @@ Cli.run(version)(process.argv).pipe(
     return Console.error(`effect-tcp-echo: unexpected failure\n${Cause.pretty(cause)}`)
   }),
   Effect.provide(Layer.provideMerge(KernelLimits.layer, NodeContext.layer)),
-  NodeRuntime.runMain({ disableErrorReporting: true })
+  NodeRuntime.runMain({ disableErrorReporting: true, disablePrettyLogger: true })
 )

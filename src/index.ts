@@ -3,9 +3,10 @@
  *
  * @since 0.1.0
  */
+export * as Client from "./Client.js"
 export * as Connection from "./Connection.js"
 export * as KernelLimits from "./KernelLimits.js"
 export * as Listener from "./Listener.js"
 export * as Metrics from "./Metrics.js"
+export * as Prometheus from "./Prometheus.js"
 export * as Server from "./Server.js"
-export * as Client from "./Client.js"

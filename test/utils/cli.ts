@@ -18,6 +18,21 @@ export const run = (args: ReadonlyArray<string>, env: Record<string, string> = {
   return { status: result.status, stdout: result.stdout.toString(), stderr: result.stderr.toString(), raw: result.stdout }
 }
 
+/** Runs the binary to completion without blocking this process (for peers served in-process). */
+export const runAsync = (args: ReadonlyArray<string>): Promise<{ status: number | null; stdout: string; stderr: string }> =>
+  new Promise((resolve) => {
+    const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, NO_COLOR: "1" } })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()))
+    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()))
+    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000)
+    child.once("close", (status) => {
+      clearTimeout(timer)
+      resolve({ status, stdout, stderr })
+    })
+  })
+
 export interface Running {
   readonly child: ChildProcess
   readonly lines: Array<string>

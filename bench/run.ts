@@ -1,0 +1,306 @@
+/**
+ * `npm run bench`: this project's `serve` side by side with plain Node and the idiomatic Effect
+ * echo, each started fresh in its own process, taking turns, loaded from a separate process.
+ * Writes bench/results/<date>.json and latest.json, and regenerates docs/benchmarks.md with an SVG
+ * chart of the ratios. Bounded: BENCH_ROUNDS (default 3) rounds of BENCH_SECONDS (default 2) loads.
+ */
+import { type ChildProcess, execFileSync, spawn } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import * as readline from "node:readline"
+
+const root = path.resolve(import.meta.dirname, "../..")
+const rounds = Number(process.env.BENCH_ROUNDS ?? 3)
+const seconds = Number(process.env.BENCH_SECONDS ?? 2)
+const ticksPerSecond = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100
+
+type ServerName = "plain" | "effect-tcp-echo" | "idiomatic"
+const servers: Record<ServerName, ReadonlyArray<string>> = {
+  plain: [path.join(root, "dist/bench/servers/plain.js")],
+  "effect-tcp-echo": [path.join(root, "dist/src/bin.js"), "serve", "--log-level", "error", "--shutdown-timeout", "1s"],
+  idiomatic: [path.join(root, "dist/bench/servers/idiomatic.js")]
+}
+const names = Object.keys(servers) as Array<ServerName>
+
+type Scenario = "stream" | "rtt" | "churn" | "memory" | "idle" | "shutdown"
+const scenarios: ReadonlyArray<{ name: Scenario; title: string; higherIsBetter: boolean }> = [
+  { name: "stream", title: "stream: 16 conns x 64 KiB writes (MB/s)", higherIsBetter: true },
+  { name: "rtt", title: "round trips: 50 conns x 64 B (trips/s)", higherIsBetter: true },
+  { name: "churn", title: "churn: 32 loops connect/send/half-close/read (conns/s)", higherIsBetter: true },
+  { name: "memory", title: "memory: 50 peers send, never read (RSS growth MiB)", higherIsBetter: false },
+  { name: "idle", title: "idle: 10,000 open connections (KiB RSS per conn)", higherIsBetter: false },
+  { name: "shutdown", title: "shutdown: SIGTERM with 50 stalled peers (s to exit)", higherIsBetter: false }
+]
+
+interface Sample {
+  readonly value: number
+  /** Server CPU milliseconds per unit of work (per MB, trip, connection), when meaningful. */
+  readonly cpuPerUnit?: number
+  readonly note?: string
+  readonly p50?: number
+  readonly p99?: number
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+const procStat = (pid: number) => {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")
+  return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond * 1000
+}
+const rssKiB = (pid: number) => {
+  const line = fs.readFileSync(`/proc/${pid}/status`, "utf8").split("\n").find((l) => l.startsWith("VmRSS:"))
+  return Number(line?.split(/\s+/)[1] ?? 0)
+}
+
+interface Started {
+  readonly child: ChildProcess
+  readonly port: number
+  readonly exited: Promise<number | null>
+}
+
+const startServer = (name: ServerName): Promise<Started> =>
+  new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, servers[name] as Array<string>, {
+      stdio: ["ignore", "pipe", "inherit"],
+      env: { ...process.env, NO_COLOR: "1" }
+    })
+    const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)))
+    const timer = setTimeout(() => reject(new Error(`${name} did not start`)), 20_000)
+    readline.createInterface({ input: child.stdout! }).once("line", (line) => {
+      clearTimeout(timer)
+      const match = /\d+\.\d+\.\d+\.\d+:(\d+)/.exec(line)
+      if (match === null) return reject(new Error(`${name}: no port in ${line}`))
+      resolve({ child, port: Number(match[1]), exited })
+    })
+  })
+
+const stop = async (server: Started) => {
+  server.child.kill("SIGKILL")
+  await server.exited
+}
+
+/** Runs the load generator; `onReady` fires when a holding mode has all its connections up. */
+const load = (mode: string, port: number, duration: number, onReady?: () => void) =>
+  new Promise<Record<string, number>>((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(root, "dist/bench/load.js"), mode, String(port), String(duration)], {
+      stdio: ["ignore", "pipe", "inherit"]
+    })
+    readline.createInterface({ input: child.stdout! }).on("line", (line) => {
+      const parsed = JSON.parse(line) as Record<string, number> & { ready?: boolean; error?: string }
+      if (parsed.ready) onReady?.()
+      else if (parsed.error) reject(new Error(String(parsed.error)))
+      else resolve(parsed)
+    })
+    child.once("exit", (code) => code !== 0 && reject(new Error(`load ${mode} exited ${code}`)))
+  })
+
+const measure = async (scenario: Scenario, name: ServerName): Promise<Sample> => {
+  const server = await startServer(name)
+  const pid = server.child.pid!
+  try {
+    if (scenario === "stream" || scenario === "rtt" || scenario === "churn") {
+      const cpu0 = procStat(pid)
+      const result = await load(scenario, server.port, seconds)
+      const cpu = procStat(pid) - cpu0
+      const units = scenario === "stream" ? result.units! / 1e6 : result.units!
+      if (result.errors) throw new Error(`${name} ${scenario}: ${result.errors} verification errors`)
+      return {
+        value: units / seconds,
+        cpuPerUnit: cpu / units,
+        ...(scenario === "rtt" ? { p50: result.p50!, p99: result.p99! } : {})
+      }
+    }
+    if (scenario === "memory") {
+      const base = rssKiB(pid)
+      let peak = base
+      const sampler = setInterval(() => (peak = Math.max(peak, rssKiB(pid))), 50)
+      const result = await load("stalled", server.port, seconds + 1)
+      clearInterval(sampler)
+      return { value: (peak - base) / 1024, note: `${(result.units! / 2 ** 20).toFixed(0)} MiB pushed` }
+    }
+    if (scenario === "idle") {
+      const base = rssKiB(pid)
+      let perConnection = 0
+      await load("idle", server.port, 2, () => {
+        setTimeout(() => (perConnection = (rssKiB(pid) - base) / 10_000), 1000)
+      })
+      return { value: perConnection }
+    }
+    // shutdown: 50 stalled peers, then SIGTERM; plain Node and the idiomatic echo wait forever.
+    const cap = 5000
+    let elapsed = cap
+    let exitedInTime = false
+    await load("stalled", server.port, 1 + cap / 1000 + 1, () => {
+      setTimeout(async () => {
+        const t0 = performance.now()
+        server.child.kill("SIGTERM")
+        const code = await Promise.race([server.exited, sleep(cap).then(() => "timeout" as const)])
+        elapsed = performance.now() - t0
+        exitedInTime = code !== "timeout"
+      }, 1000)
+    })
+    return exitedInTime
+      ? { value: elapsed / 1000 }
+      : { value: cap / 1000, note: `still running after ${cap / 1000} s (killed)` }
+  } finally {
+    await stop(server)
+  }
+}
+
+const median = (values: ReadonlyArray<number>) => {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+const main = async () => {
+  const samples: Record<string, Record<ServerName, Array<Sample>>> = {}
+  const started = Date.now()
+  for (let round = 0; round < rounds; round++) {
+    for (const scenario of scenarios) {
+      samples[scenario.name] ??= { plain: [], "effect-tcp-echo": [], idiomatic: [] }
+      // Rotate the order each round so drift on a shared machine hits every server alike.
+      const order = names.map((_, i) => names[(i + round) % names.length]!)
+      for (const name of order) {
+        process.stdout.write(`\r[round ${round + 1}/${rounds}] ${scenario.name.padEnd(8)} ${name.padEnd(16)}`)
+        samples[scenario.name]![name].push(await measure(scenario.name, name))
+      }
+    }
+  }
+  process.stdout.write("\r" + " ".repeat(60) + "\r")
+
+  const rows = scenarios.map((scenario) => {
+    const perServer = Object.fromEntries(names.map((name) => {
+      const list = samples[scenario.name]![name]
+      const cpu = list.map((s) => s.cpuPerUnit).filter((v): v is number => v !== undefined)
+      return [name, {
+        median: median(list.map((s) => s.value)),
+        cpuPerUnit: cpu.length > 0 ? median(cpu) : undefined,
+        p50: list[0]?.p50 === undefined ? undefined : median(list.map((s) => s.p50!)),
+        p99: list[0]?.p99 === undefined ? undefined : median(list.map((s) => s.p99!)),
+        notes: [...new Set(list.map((s) => s.note).filter(Boolean))],
+        values: list.map((s) => s.value)
+      }]
+    })) as Record<ServerName, { median: number; cpuPerUnit?: number; p50?: number; p99?: number; notes: Array<string>; values: Array<number> }>
+    // Ratio to plain Node, pair by pair per round, then the median: >1 is better for every row.
+    const ratio = (name: ServerName) =>
+      median(samples[scenario.name]![name].map((s, i) => {
+        const plain = samples[scenario.name]!.plain[i]!.value
+        return scenario.higherIsBetter ? s.value / plain : plain / Math.max(s.value, 1e-9)
+      }))
+    return { scenario, perServer, ratio: { "effect-tcp-echo": ratio("effect-tcp-echo"), idiomatic: ratio("idiomatic") } }
+  })
+
+  const machine = {
+    cpus: `${os.cpus().length} x ${os.cpus()[0]?.model ?? "?"}`,
+    memory: `${(os.totalmem() / 2 ** 30).toFixed(0)} GiB`,
+    node: process.version,
+    kernel: os.release(),
+    effect: JSON.parse(fs.readFileSync(path.join(root, "node_modules/effect/package.json"), "utf8")).version as string,
+    platformNode: JSON.parse(fs.readFileSync(path.join(root, "node_modules/@effect/platform-node/package.json"), "utf8")).version as string
+  }
+  const result = { date: new Date().toISOString(), rounds, seconds, machine, durationSeconds: (Date.now() - started) / 1000, rows, samples }
+
+  fs.mkdirSync(path.join(root, "bench/results"), { recursive: true })
+  const json = JSON.stringify(result, null, 2)
+  fs.writeFileSync(path.join(root, "bench/results/latest.json"), json)
+  fs.writeFileSync(path.join(root, `bench/results/${result.date.slice(0, 10)}.json`), json)
+
+  const fmt = (v: number | undefined, digits = 2) => v === undefined ? "" : v >= 100 ? v.toFixed(0) : v.toFixed(digits)
+  const table = [
+    "| load | plain Node | effect-tcp-echo | idiomatic Effect | ratio effect-tcp-echo | ratio idiomatic |",
+    "|---|---|---|---|---|---|",
+    ...rows.map(({ perServer, ratio, scenario }) =>
+      `| ${scenario.title} | ${names.map((n) => fmt(perServer[n].median) + (perServer[n].notes.length ? ` (${perServer[n].notes.join("; ")})` : "")).join(" | ")} | ${fmt(ratio["effect-tcp-echo"])}x | ${fmt(ratio.idiomatic)}x |`
+    )
+  ].join("\n")
+  const cpuTable = [
+    "| load | plain Node | effect-tcp-echo | idiomatic Effect |",
+    "|---|---|---|---|",
+    ...rows.filter((r) => r.perServer.plain.cpuPerUnit !== undefined).map(({ perServer, scenario }) =>
+      `| ${scenario.name} (server CPU ms per ${scenario.name === "stream" ? "MB" : scenario.name === "rtt" ? "trip" : "connection"}) | ${names.map((n) => perServer[n].cpuPerUnit!.toPrecision(3)).join(" | ")} |`
+    )
+  ].join("\n")
+  const rtt = rows.find((r) => r.scenario.name === "rtt")!
+  const latency = names.map((n) => `${n} p50 ${fmt(rtt.perServer[n].p50, 3)} ms, p99 ${fmt(rtt.perServer[n].p99, 3)} ms`).join("; ")
+
+  console.log(table)
+  console.log()
+  console.log(cpuTable)
+  console.log(`\nround-trip latency: ${latency}`)
+
+  fs.writeFileSync(path.join(root, "docs/benchmarks.svg"), chart(rows.map((r) => ({ label: r.scenario.name, ratios: r.ratio }))))
+  fs.writeFileSync(path.join(root, "docs/benchmarks.md"), `# Benchmarks
+
+Generated by \`npm run bench\` (bench/run.ts) on ${result.date.slice(0, 10)}; raw results in
+\`bench/results/latest.json\`. Do not edit by hand: run the bench again.
+
+- Machine: ${machine.cpus}, ${machine.memory}, Linux ${machine.kernel}, Node ${machine.node},
+  effect ${machine.effect}, @effect/platform-node ${machine.platformNode}.
+- Command: \`npm run bench\` (BENCH_ROUNDS=${rounds}, BENCH_SECONDS=${seconds}); took ${result.durationSeconds.toFixed(0)} s.
+- Each server is started fresh in its own process for each measurement; the servers take turns,
+  in a rotated order each round; the load runs in a separate process (bench/load.ts) and
+  verifies every echoed byte. Values are medians over ${rounds} rounds. Ratios are to plain Node
+  (\`net.createServer({ allowHalfOpen: true }, (s) => s.pipe(s))\`), computed pair by pair per
+  round, then the median, oriented so that **above 1 is better** on every row (for memory, idle
+  and shutdown: plain's value divided by the server's).
+
+![ratios to plain Node](benchmarks.svg)
+
+${table}
+
+Server CPU time per unit of work (steadier than throughput on a shared 2-core machine, where the
+load generator and the server compete for the same cores):
+
+${cpuTable}
+
+Round-trip latency (medians of per-round percentiles): ${latency}.
+
+## Targets
+| target | measured |
+|---|---|
+| stream >= 0.9x plain | ${fmt(rows[0]!.ratio["effect-tcp-echo"])}x |
+| round trips >= 0.9x plain | ${fmt(rows[1]!.ratio["effect-tcp-echo"])}x |
+| churn >= 0.8x plain | ${fmt(rows[2]!.ratio["effect-tcp-echo"])}x |
+| RSS growth with 50 stalled peers < 96 MiB | ${fmt(rows[3]!.perServer["effect-tcp-echo"].median)} MiB |
+| idle memory per connection within 1.5x of plain | ${fmt(rows[4]!.perServer["effect-tcp-echo"].median)} KiB vs ${fmt(rows[4]!.perServer.plain.median)} KiB |
+| shutdown with stalled peers within deadline (1 s) + 0.5 s | ${fmt(rows[5]!.perServer["effect-tcp-echo"].median)} s |
+`)
+  console.log(`\nwrote docs/benchmarks.md, docs/benchmarks.svg, bench/results/latest.json (${result.durationSeconds.toFixed(0)} s)`)
+}
+
+/** A horizontal bar chart of the ratios to plain Node, with the 1.0 line. */
+const chart = (rows: ReadonlyArray<{ label: string; ratios: Record<string, number> }>) => {
+  const width = 640
+  const left = 90
+  const barHeight = 14
+  const group = 2 * barHeight + 14
+  const height = 40 + rows.length * group + 30
+  const max = Math.max(2, ...rows.flatMap((r) => Object.values(r.ratios).filter(Number.isFinite)))
+  const x = (v: number) => left + (Math.min(v, max) / max) * (width - left - 60)
+  const colors: Record<string, string> = { "effect-tcp-echo": "#2f6fdb", idiomatic: "#d9822b" }
+  const bars = rows.map((row, i) => {
+    const y = 30 + i * group
+    return `<text x="${left - 8}" y="${y + barHeight + 4}" text-anchor="end">${row.label}</text>` +
+      Object.entries(row.ratios).map(([name, v], j) =>
+        `<rect x="${left}" y="${y + j * barHeight}" width="${Math.max(1, x(v) - left)}" height="${barHeight - 2}" fill="${colors[name]}"/>` +
+        `<text x="${x(v) + 4}" y="${y + j * barHeight + barHeight - 3}">${v.toFixed(2)}x</text>`
+      ).join("")
+  }).join("\n")
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif" font-size="11">
+<rect width="100%" height="100%" fill="white"/>
+<text x="${left}" y="16" font-size="12">Ratio to plain Node (above 1 is better)</text>
+${bars}
+<line x1="${x(1)}" y1="24" x2="${x(1)}" y2="${height - 24}" stroke="#444" stroke-dasharray="4 3"/>
+<text x="${x(1)}" y="${height - 10}" text-anchor="middle">1.0 = plain Node</text>
+<rect x="${width - 200}" y="${height - 22}" width="10" height="10" fill="${colors["effect-tcp-echo"]}"/><text x="${width - 186}" y="${height - 13}">effect-tcp-echo</text>
+<rect x="${width - 100}" y="${height - 22}" width="10" height="10" fill="${colors.idiomatic}"/><text x="${width - 86}" y="${height - 13}">idiomatic</text>
+</svg>
+`
+}
+
+main().catch((error) => {
+  console.error(error)
+  process.exit(1)
+})

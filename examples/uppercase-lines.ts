@@ -1,0 +1,67 @@
+/**
+ * A protocol of your own on the server's primitives: every "\n"-terminated line comes back
+ * uppercased. A line longer than the limit fails the handler with its own typed error; the server
+ * logs and counts that failure for the connection (reason `HandlerError`) and goes on serving.
+ *
+ * Run: npx tsx examples/uppercase-lines.ts
+ */
+import { NodeRuntime } from "@effect/platform-node"
+import { Data, Effect, Either, Metric, Stream } from "effect"
+import { Client, Metrics, Server } from "../src/index.js"
+import type { Connection } from "../src/index.js"
+
+/** A peer sent a line longer than the server accepts. */
+class LineTooLong extends Data.TaggedError("LineTooLong")<{
+  readonly limit: number
+  readonly peer: string
+}> {
+  override get message(): string {
+    return `${this.peer} sent a line longer than ${this.limit} characters`
+  }
+}
+
+/** Answers each line uppercased, as soon as its "\n" arrives; an unterminated last line at EOF too. */
+const uppercaseLines = (limit: number): Server.Handler<LineTooLong | Connection.ConnectionError> => (connection) => {
+  // The line received so far: the limit bounds it, so a peer that never sends "\n" holds little.
+  let partial = ""
+  const checked = (line: string) =>
+    line.length > limit ? Effect.fail(new LineTooLong({ limit, peer: connection.peer })) : Effect.succeed(line)
+  return connection.stream.pipe(
+    Stream.decodeText(),
+    Stream.runForEach((text) => {
+      const lines = (partial + text).split("\n")
+      partial = lines.pop() ?? ""
+      const answer = (line: string) =>
+        Effect.flatMap(checked(line), (ok) => connection.write(Buffer.from(ok.toUpperCase() + "\n")))
+      return Effect.zipRight(Effect.forEach(lines, answer, { discard: true }), checked(partial))
+    }),
+    Effect.zipRight(
+      Effect.suspend(() => partial === "" ? Effect.void : connection.write(Buffer.from(partial.toUpperCase())))
+    )
+  )
+}
+
+const send = (port: number, text: string) =>
+  Client.roundTrip({ port }, [Buffer.from(text)]).pipe(
+    Effect.map((reply) => Buffer.from(reply).toString()),
+    Effect.either
+  )
+
+const handlerErrors = Metric.value(Metrics.connectionErrors.pipe(Metric.tagged("reason", "HandlerError")))
+
+const program = Effect.gen(function*() {
+  const server = yield* Server.make({ host: "127.0.0.1", port: 0 }, uppercaseLines(16))
+  const port = server.address.port
+
+  for (const text of ["hello\nworld\n", `short\n${"x".repeat(40)}\n`, "still\nserving"]) {
+    const reply = yield* send(port, text)
+    yield* Effect.log(
+      `sent ${JSON.stringify(text)} -> ${
+        Either.match(reply, { onLeft: (e) => `error: ${e.message}`, onRight: (s) => JSON.stringify(s) })
+      }`
+    )
+  }
+  yield* Effect.log(`connections failed by the handler: ${(yield* handlerErrors).count}`)
+})
+
+program.pipe(Effect.scoped, NodeRuntime.runMain)

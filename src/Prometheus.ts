@@ -1,0 +1,63 @@
+/**
+ * The server's metrics (every Effect `Metric` in the process) in the Prometheus text format, on
+ * an `@effect/platform` HTTP server, exported through `@effect/opentelemetry` and the
+ * OpenTelemetry Prometheus serializer. Scoped: released with the scope that started it.
+ *
+ * @since 0.1.0
+ */
+import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
+import type { HttpServerError } from "@effect/platform"
+import { NodeHttpServer } from "@effect/platform-node"
+import { Metrics as OtelMetrics, Resource } from "@effect/opentelemetry"
+import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus"
+import { Effect, Layer } from "effect"
+import type { Scope } from "effect"
+import * as http from "node:http"
+import type * as Listener from "./Listener.js"
+
+/**
+ * Where to serve `/metrics`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Default `127.0.0.1`. */
+  readonly host?: string
+  /** 0 for any free port. */
+  readonly port: number
+}
+
+/**
+ * Starts `GET /metrics` in the current scope and returns the address it listens on. Fails with
+ * the HTTP server's `ServeError` when the port cannot be bound.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const serve = (
+  options: Options
+): Effect.Effect<Listener.Address, HttpServerError.ServeError, Scope.Scope> =>
+  Effect.gen(function*() {
+    // Pull-based: the exporter's own HTTP server stays off, ours serves its snapshots.
+    const exporter = new PrometheusExporter({ preventServerStart: true })
+    yield* Layer.buildWithScope(
+      OtelMetrics.layer(() => exporter).pipe(Layer.provide(Resource.layer({ serviceName: "effect-tcp-echo" }))),
+      yield* Effect.scope
+    )
+    const serializer = new PrometheusSerializer()
+    const metrics = Effect.map(
+      Effect.promise(() => exporter.collect()),
+      ({ resourceMetrics }) =>
+        HttpServerResponse.text(serializer.serialize(resourceMetrics), {
+          contentType: "text/plain; version=0.0.4; charset=utf-8"
+        })
+    )
+    const server = yield* NodeHttpServer.make(() => http.createServer(), {
+      host: options.host ?? "127.0.0.1",
+      port: options.port
+    })
+    yield* server.serve(HttpRouter.empty.pipe(HttpRouter.get("/metrics", metrics)))
+    const address = server.address as HttpServer.TcpAddress
+    return { host: address.hostname, port: address.port }
+  })
