@@ -1,5 +1,5 @@
 /**
- * The `effect-tcp-echo` command line: `serve` and `probe`. Flags fall back to `ECHO_*`
+ * The `effect-tcp-echo` command line: `serve`, `probe` and `client`. Flags fall back to `ECHO_*`
  * environment variables through Effect's `Config`; all behaviour lives in the library modules,
  * this module only parses, reports and maps failures to one clear line.
  *
@@ -67,10 +67,11 @@ const serveOptions = {
   ),
   noDelay: flag(Options.boolean("no-delay"), Config.boolean("ECHO_NO_DELAY"), "set TCP_NODELAY on connections"),
   keepAlive: flag(Options.boolean("keep-alive"), Config.boolean("ECHO_KEEP_ALIVE"), "set SO_KEEPALIVE on connections"),
-  logLevel: flag(
-    Options.choice("log-level", logLevels),
-    Config.literal(...logLevels)("ECHO_LOG_LEVEL"),
-    "minimum level logged (default info)"
+  // Declared so `serve --log-level X` parses and shows in help; @effect/cli's built-in option of
+  // the same name applies it (see loggingLayer).
+  logLevel: Options.choice("log-level", logLevels).pipe(
+    Options.optional,
+    Options.withDescription("minimum level logged (default info; variable ECHO_LOG_LEVEL)")
   ),
   logFormat: flag(
     Options.choice("log-format", logFormats),
@@ -96,12 +97,41 @@ const serverOptions = (flags: Parsed<typeof serveOptions>): Server.Options => {
   return options as Server.Options
 }
 
-/** The logger and minimum level the flags ask for. */
-export const loggingLayer = (format: (typeof logFormats)[number], level: (typeof logLevels)[number]) =>
-  Layer.merge(
-    format === "json" ? Logger.json : format === "logfmt" ? Logger.logFmt : Logger.pretty,
-    Logger.minimumLogLevel(LogLevel.fromLiteral(capitalize(level)))
+/**
+ * The logger the flags ask for, and the minimum level: `--log-level` when the command saw it;
+ * when @effect/cli's built-in option of the same name took it first (it then sets the level
+ * around the whole command itself), nothing; else `ECHO_LOG_LEVEL`. So the flag always wins.
+ *
+ * @since 0.1.0
+ * @category logging
+ */
+export const loggingLayer = (
+  format: (typeof logFormats)[number],
+  level: Option.Option<(typeof logLevels)[number]>,
+  argv: ReadonlyArray<string> = process.argv
+) => {
+  const logger = format === "json"
+    ? Logger.json
+    : format === "logfmt"
+    ? Logger.logFmt
+    : Logger.pretty
+  if (Option.isSome(level)) {
+    return Layer.merge(logger, Logger.minimumLogLevel(LogLevel.fromLiteral(capitalize(level.value))))
+  }
+  const flagGiven = argv.some((arg) => arg === "--log-level" || arg.startsWith("--log-level="))
+  return flagGiven ? logger : Layer.merge(
+    logger,
+    Layer.unwrapEffect(
+      Effect.map(
+        Config.option(Config.literal(...logLevels)("ECHO_LOG_LEVEL")),
+        Option.match({
+          onNone: () => Layer.empty,
+          onSome: (level) => Logger.minimumLogLevel(LogLevel.fromLiteral(capitalize(level)))
+        })
+      )
+    )
   )
+}
 
 const capitalize = <S extends string>(s: S) => (s.charAt(0).toUpperCase() + s.slice(1)) as Capitalize<S>
 
@@ -171,7 +201,7 @@ const serve = Command.make("serve", serveOptions, (flags) => {
           ? ` (set by ${sources[error.option]})`
           : error.reason === "InvalidOption" ? "" : ` (set by ${sources.host}, ${sources.port})`)
       }))),
-    Effect.provide(loggingLayer(Option.getOrElse(flags.logFormat, () => "pretty" as const), Option.getOrElse(flags.logLevel, () => "info" as const)))
+    Effect.provide(loggingLayer(Option.getOrElse(flags.logFormat, () => "pretty" as const), flags.logLevel))
   )
 }).pipe(Command.withDescription("Run the echo server until SIGINT or SIGTERM, then shut down gracefully."))
 

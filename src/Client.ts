@@ -111,7 +111,9 @@ export const connect = (options: Options): Effect.Effect<Client, ConnectError, S
       (connection): Client => ({
         ...connection,
         reset: Effect.sync(() => {
-          socket.resetAndDestroy()
+          // After our FIN libuv refuses a reset (EINVAL) and Node leaks the handle: close instead.
+          if (socket.writableEnded) socket.destroy()
+          else socket.resetAndDestroy()
         })
       })
     ))

@@ -1,6 +1,6 @@
 /**
- * The server: a listener, an accept loop, and one child fiber per connection, all owned by the
- * scope it is built in. Closing that scope shuts it down gracefully: stop accepting, let
+ * The server: a listener, admission of accepted connections, and one child fiber per connection,
+ * all owned by the scope it is built in. Closing that scope shuts it down gracefully: stop accepting, let
  * connections finish for up to `shutdownTimeout`, then destroy what is left.
  *
  * @since 0.1.0
@@ -189,6 +189,15 @@ const errorTags = {
  * (not the peer), `abort` resets the connection, so the peer sees an error instead of a clean
  * EOF that would pass for a complete answer.
  */
+/**
+ * Closes with RST where the kernel allows it. After our FIN (`end()`), libuv refuses the reset
+ * (EINVAL) and Node 20 then keeps the handle open: close normally instead.
+ */
+const abort = (socket: net.Socket) => {
+  if (socket.writableEnded || socket.destroyed) socket.destroy()
+  else socket.resetAndDestroy()
+}
+
 const report = (cause: Cause.Cause<unknown>, abort: () => void): Effect.Effect<void> => {
   const failure = Cause.failureOption(cause)
   if (Option.isSome(failure)) {
@@ -245,7 +254,7 @@ export const make = <E = never, R = never>(
     const serve = (connection: Connection.Owned, socket: net.Socket): Effect.Effect<void, never, R> =>
       Effect.catchAllCause(
         Effect.zipRight(handler(connection), connection.end),
-        (cause) => report(cause, () => socket.resetAndDestroy())
+        (cause) => report(cause, () => abort(socket))
       ).pipe(
         Effect.annotateLogs("peer", connection.peer)
       )

@@ -1,0 +1,71 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { Client, Server, TestKit } from "../src/index.js"
+
+const runs = Number(process.env.ECHO_PROPERTY_RUNS ?? 12)
+
+describe("shutdown at arbitrary moments (model-based)", () => {
+  it.live.prop(
+    "whatever peers do and whenever shutdown begins, the invariants hold",
+    { scenario: TestKit.scenario(16) },
+    ({ scenario }) => TestKit.checkShutdown(scenario, { shutdownTimeout: "400 millis" }).pipe(Effect.asVoid),
+    { timeout: 240_000, fastCheck: { numRuns: runs } }
+  )
+
+  it.live("a peer that half-closes right before shutdown still gets its echo", () =>
+    Effect.gen(function*() {
+      const data = new Uint8Array(12_000).map((_, i) => i & 0xff)
+      const outcome = yield* TestKit.checkShutdown({
+        operations: [
+          { _tag: "Open" },
+          { _tag: "Send", peer: 0, data },
+          { _tag: "Read", peer: 0 },
+          { _tag: "Open" },
+          { _tag: "Stall", peer: 1 },
+          { _tag: "Send", peer: 1, data },
+          { _tag: "HalfClose", peer: 0 }
+        ],
+        shutdownAt: 7
+      }, { shutdownTimeout: "400 millis" })
+      expect(outcome.peers[0]).toMatchObject({ sent: 12_000, received: 12_000, ending: "eof" })
+    }))
+})
+
+describe("faults are contained to their connection", () => {
+  it.live("a reset storm leaves the listener and other clients unaffected, and nothing leaked", () =>
+    Effect.gen(function*() {
+      const before = yield* TestKit.holdings
+      yield* Effect.scoped(Effect.gen(function*() {
+        const server = yield* Server.make()
+        const port = server.address.port
+        const steady = yield* Client.connect({ port })
+        // 200 peers send, then reset, 20 at a time.
+        yield* Effect.forEach(Array.from({ length: 200 }, (_, i) => i), (i) =>
+          Effect.scoped(Effect.gen(function*() {
+            const peer = yield* TestKit.connect(port)
+            yield* peer.send(new Uint8Array(1000).fill(i & 0xff))
+            if (i % 2 === 0) yield* peer.startReading
+            yield* peer.reset
+          })), { concurrency: 20, discard: true })
+        // Peers that connect and close at once, and half-open peers that never send.
+        yield* Effect.forEach(Array.from({ length: 50 }), () => Effect.scoped(TestKit.connect(port)), { concurrency: 10, discard: true })
+        yield* steady.write(new Uint8Array([1, 2, 3]))
+        yield* steady.end
+        expect([...(yield* Client.readAll(steady))]).toEqual([1, 2, 3])
+      }))
+      yield* TestKit.expectNoLeaks(before)
+    }))
+
+  it.live("connection churn returns descriptors to their baseline", () =>
+    Effect.gen(function*() {
+      const before = yield* TestKit.holdings
+      yield* Effect.scoped(Effect.gen(function*() {
+        const server = yield* Server.make()
+        const payload = [new Uint8Array(100).fill(7)]
+        yield* Effect.forEach(Array.from({ length: 2000 }), () =>
+          Effect.flatMap(Client.roundTrip({ port: server.address.port }, payload), (echo) =>
+            Effect.sync(() => expect(echo.length).toBe(100))), { concurrency: 32, discard: true })
+      }))
+      yield* TestKit.expectNoLeaks(before)
+    }))
+})
