@@ -6,12 +6,12 @@
  * @since 0.1.0
  */
 import { Command, HelpDoc, Options, ValidationError } from "@effect/cli"
+import { FileSystem } from "@effect/platform"
 import { Config, Console, Data, Duration, Effect, Layer, Logger, LogLevel, Option, Stream } from "effect"
 import * as parseDuration from "./internal/duration.js"
 import * as KernelLimits from "./KernelLimits.js"
 import * as Client from "./Client.js"
 import * as Listener from "./Listener.js"
-import * as Prometheus from "./Prometheus.js"
 import * as Server from "./Server.js"
 
 /** A flag with its `ECHO_*` variable: the flag wins, the variable fills in, else `None`. */
@@ -142,8 +142,30 @@ const formatLimit = (value: unknown): string =>
     ? Object.entries(value).map(([k, v]) => `${k}=${formatLimit(v)}`).join(" ")
     : "unavailable"
 
-/** Startup report: backlog, SYN queue, descriptors against the connection limit. */
-const report = (options: Server.Options, limits: KernelLimits.Limits) =>
+/** Descriptors kept free for everything that is not a connection (logs, /proc, metrics HTTP). */
+const descriptorReserve = 32
+
+/**
+ * Fits the connection limits to the open-files limit. Past it, accept() fails with EMFILE and
+ * libuv closes the connection without telling anyone; capped here, Node drops the excess itself
+ * (its 'drop' event), which the listener logs and counts.
+ */
+const fitToDescriptors = (options: Server.Options, limits: KernelLimits.Limits, inUse: number) => {
+  const maxConnections = options.maxConnections ?? Server.defaults.maxConnections
+  const maxPending = options.maxPending ?? Server.defaults.maxPending
+  const soft = limits.openFiles?.soft
+  if (soft === undefined || !Number.isFinite(soft)) return { options, budget: undefined }
+  const budget = Math.max(1, soft - inUse - descriptorReserve)
+  if (maxConnections + maxPending <= budget) return { options, budget }
+  const connections = Math.min(maxConnections, budget)
+  return {
+    options: { ...options, maxConnections: connections, maxPending: Math.max(0, budget - connections) },
+    budget
+  }
+}
+
+/** Startup report: backlog, SYN queue, descriptors against the connection limits. */
+const report = (requested: Server.Options, options: Server.Options, limits: KernelLimits.Limits) =>
   Effect.gen(function*() {
     const backlog = KernelLimits.effectiveBacklog(options.backlog, limits)
     yield* Effect.logInfo(`backlog ${KernelLimits.formatBacklog(backlog)}`).pipe(
@@ -152,25 +174,39 @@ const report = (options: Server.Options, limits: KernelLimits.Limits) =>
     if (limits.tcpMaxSynBacklog !== undefined) {
       yield* Effect.logInfo(`SYN queue limit ${limits.tcpMaxSynBacklog} (net.ipv4.tcp_max_syn_backlog)`)
     }
-    const maxConnections = options.maxConnections ?? Server.defaults.maxConnections
     if (limits.openFiles !== undefined) {
-      const soft = limits.openFiles.soft
-      const message = `open files limit ${formatLimit(soft)} (hard ${formatLimit(limits.openFiles.hard)}) for ` +
-        `${maxConnections} connections`
-      yield* soft < maxConnections + 32
-        ? Effect.logWarning(`${message}: too low, raise it with ulimit -n or lower --max-connections`)
+      const wanted = (requested.maxConnections ?? Server.defaults.maxConnections) +
+        (requested.maxPending ?? Server.defaults.maxPending)
+      const held = (options.maxConnections ?? Server.defaults.maxConnections) +
+        (options.maxPending ?? Server.defaults.maxPending)
+      const message = `open files limit ${formatLimit(limits.openFiles.soft)} ` +
+        `(hard ${formatLimit(limits.openFiles.hard)}) for ${wanted} connections (served and waiting)`
+      yield* held < wanted
+        ? Effect.logWarning(
+          `${message}: too low, at most ${held} will be held and the rest dropped; ` +
+            `raise it with ulimit -n or lower --max-connections`
+        )
         : Effect.logInfo(message)
     }
   })
 
-/** Reads the kernel limits; a malformed file is reported and treated as unknown, not fatal. */
-const readLimits = KernelLimits.read.pipe(
-  Effect.catchTag("KernelLimitsError", (error) => Effect.as(Effect.logWarning(error.message), {}))
-)
+/** Descriptors the process holds now (none known without /proc). */
+const descriptorsInUse = Effect.flatMap(FileSystem.FileSystem, (fs) =>
+  fs.readDirectory("/proc/self/fd").pipe(Effect.map((fds) => fds.length), Effect.orElseSucceed(() => 0)))
+
+const isPort = (port: number) => Number.isInteger(port) && port >= 0 && port <= 65535
+
 
 const serve = Command.make("serve", serveOptions, (flags) => {
-  const options = serverOptions(flags)
+  const requested = serverOptions(flags)
   return Effect.gen(function*() {
+    if (Option.isSome(flags.metricsPort) && !isPort(flags.metricsPort.value)) {
+      return yield* new CliFailure({ message: `invalid metrics port: ${flags.metricsPort.value} (set by ${sources.metricsPort})` })
+    }
+    // Read before listening (the limits shape the server), logged after: the address comes first.
+    const probed = yield* Effect.either(KernelLimits.read).pipe(Logger.withMinimumLogLevel(LogLevel.None))
+    const limits = probed._tag === "Right" ? probed.right : {}
+    const { options } = fitToDescriptors(requested, limits, yield* descriptorsInUse)
     const server = yield* Server.make(options)
     const address = Listener.formatAddress(server.address)
     // The address is what `serve` gives its caller: printed first, whatever the log level.
@@ -178,12 +214,14 @@ const serve = Command.make("serve", serveOptions, (flags) => {
       Effect.annotateLogs("address", address),
       Logger.withMinimumLogLevel(LogLevel.Info)
     )
-    yield* report(options, yield* readLimits)
+    // A malformed file is reported and treated as unknown, not fatal.
+    if (probed._tag === "Left") yield* Effect.logWarning(probed.left.message)
+    yield* report(requested, options, limits)
     if (Option.isSome(flags.metricsPort)) {
       const port = flags.metricsPort.value
-      if (!Number.isInteger(port) || port < 0 || port > 65535) {
-        return yield* new CliFailure({ message: `invalid metrics port: ${port} (set by ${sources.metricsPort})` })
-      }
+      // Loaded only when asked for: OpenTelemetry's module graph is large, and Node's loader opens
+      // its files concurrently, which alone exhausts a low open-files limit at startup.
+      const Prometheus = yield* Effect.promise(() => import("./Prometheus.js"))
       const metrics = yield* Prometheus.serve({ port }).pipe(
         Effect.mapError((error) =>
           new CliFailure({ message: `cannot serve metrics on 127.0.0.1:${port}: ${error.message} (set by ${sources.metricsPort})` })

@@ -105,7 +105,7 @@ export class ListenError extends Data.TaggedError("ListenError")<{
       case "AddressNotAvailable":
         return `${this.address} is not an address of this machine`
       case "InvalidOption":
-        return `invalid ${this.option}: ${JSON.stringify(this.value)} (expected ${this.expected})`
+        return `invalid ${this.option}: ${showValue(this.value)} (expected ${this.expected})`
       case "Unknown":
         return `cannot listen on ${this.address}: ${this.code ?? String(this.cause)}`
     }
@@ -331,3 +331,7 @@ const dropTags = {
   maxConnections: [MetricLabel.make("reason", "max_connections")],
   shutdown: [MetricLabel.make("reason", "shutdown")]
 }
+
+/** JSON for strings and objects, but NaN and Infinity as themselves (JSON would say null). */
+const showValue = (value: unknown): string =>
+  typeof value === "number" ? String(value) : JSON.stringify(value) ?? String(value)

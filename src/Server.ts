@@ -235,6 +235,9 @@ export const make = <E = never, R = never>(
   Effect.gen(function*() {
     const maxConnections = yield* positiveInteger(options, "maxConnections", defaults.maxConnections)
     const maxPending = yield* positiveInteger(options, "maxPending", defaults.maxPending)
+    if (maxConnections + maxPending > 2 ** 31 - 1) {
+      return yield* invalid(options, "maxConnections", maxConnections, "maxConnections + maxPending below 2^31")
+    }
     const highWaterMark = yield* positiveInteger(options, "highWaterMark", Connection.defaults.highWaterMark)
     const shutdownTimeout = (yield* duration(options, "shutdownTimeout")) ?? defaults.shutdownTimeout
     const idleTimeout = yield* duration(options, "idleTimeout")

@@ -1,6 +1,19 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
+import { execFileSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as net from "node:net"
 import { Client, Server, TestKit } from "../src/index.js"
+import { serve } from "./utils/cli.js"
+
+const hasPrlimit = (() => {
+  try {
+    execFileSync("prlimit", ["--version"], { stdio: "ignore" })
+    return true
+  } catch {
+    return false
+  }
+})()
 
 const runs = Number(process.env.ECHO_PROPERTY_RUNS ?? 12)
 
@@ -68,4 +81,36 @@ describe("faults are contained to their connection", () => {
       }))
       yield* TestKit.expectNoLeaks(before)
     }))
+})
+
+describe("descriptor exhaustion", () => {
+  it.skipIf(!hasPrlimit)(
+    "a server at its open-files limit drops the excess, logs and survives, and leaks nothing",
+    async () => {
+      // Node needs ~300 descriptors to load its modules; 400 leaves ~350 for connections.
+      const server = await serve([], {}, ["prlimit", "--nofile=400:400"])
+      try {
+        const fds = () => fs.readdirSync(`/proc/${server.child.pid}/fd`).length
+        const baseline = fds()
+        const peers: Array<net.Socket> = []
+        await Promise.all(Array.from({ length: 500 }, () =>
+          new Promise<void>((resolve) => {
+            const socket = net.connect(server.address.port, "127.0.0.1", () => resolve())
+            socket.on("error", () => resolve())
+            peers.push(socket)
+          })))
+        const dropped = await server.waitFor(/dropped connection from 127\.0\.0\.1:\d+/)
+        expect(dropped).toContain("connections held")
+        expect(server.lines.some((line) => line.includes("too low, at most"))).toBe(true)
+        for (const peer of peers) peer.destroy()
+        // Served normally once descriptors free up, and back to its baseline.
+        const echo = await Effect.runPromise(Client.roundTrip({ port: server.address.port }, [Buffer.from("ok")]))
+        expect(Buffer.from(echo).toString()).toBe("ok")
+        for (let i = 0; i < 500 && fds() > baseline; i++) await new Promise((r) => setTimeout(r, 10))
+        expect(fds()).toBeLessThanOrEqual(baseline)
+      } finally {
+        server.child.kill("SIGKILL")
+      }
+    }
+  )
 })

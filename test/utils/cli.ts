@@ -44,9 +44,14 @@ export interface Running {
 }
 
 /** Starts `serve`, resolving once its first line gave the bound address. Kill it when done. */
-export const serve = (args: ReadonlyArray<string> = [], env: Record<string, string> = {}): Promise<Running> =>
+export const serve = (
+  args: ReadonlyArray<string> = [],
+  env: Record<string, string> = {},
+  wrapper: ReadonlyArray<string> = []
+): Promise<Running> =>
   new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [bin, "serve", ...args], {
+    const [command, ...rest] = [...wrapper, process.execPath, bin, "serve", ...args]
+    const child = spawn(command!, rest, {
       env: { ...process.env, NO_COLOR: "1", ...env },
       stdio: ["ignore", "pipe", "pipe"]
     })
