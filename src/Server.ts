@@ -254,11 +254,21 @@ export const make = <E = never, R = never>(
     const waiting: Array<net.Socket> = []
     let shuttingDown = false
 
-    const serve = (connection: Connection.Owned, socket: net.Socket): Effect.Effect<void, never, R> =>
+    const serve = (connection: Connection.Owned, socket: net.Socket, started: number): Effect.Effect<void, never, R> =>
       Effect.catchAllCause(
         Effect.zipRight(handler(connection), connection.end),
         (cause) => report(cause, () => abort(socket))
       ).pipe(
+        // One record per connection with its counters; built only when debug is on.
+        Effect.zipRight(Effect.whenLogLevel(
+          Effect.flatMap(connection.stats, (stats) =>
+            Effect.logDebug("connection closed").pipe(Effect.annotateLogs({
+              bytesIn: stats.bytesIn,
+              bytesOut: stats.bytesOut,
+              durationMs: Math.round(performance.now() - started)
+            }))),
+          LogLevel.Debug
+        )),
         Effect.annotateLogs("peer", connection.peer)
       )
     // Connections still open at the shutdown deadline, by peer; reported once they are gone.
@@ -272,7 +282,7 @@ export const make = <E = never, R = never>(
       const connection = Connection.wrap(socket, connectionOptions, true)
       live.add(connection)
       Metrics.connectionsActive.unsafeModify(1, noTags)
-      fork(serve(connection, socket)).addObserver((exit) => {
+      fork(serve(connection, socket, started)).addObserver((exit) => {
         if (shuttingDown && Exit.isInterrupted(exit)) cutOff.push(connection.peer)
         socket.destroy()
         live.delete(connection)
