@@ -325,7 +325,9 @@ export const make = <E = never, R = never>(
         yield* Fiber.interruptAll(fibers)
         if (cutOff.length > 0) {
           Metrics.connectionErrors.unsafeModify(cutOff.length, errorTags.ShutdownDeadline)
-          yield* Effect.logInfo(`closed at the shutdown deadline: ${cutOff.join(", ")}`)
+          // Name a few peers, not ten thousand: one log record must stay readable.
+          const named = cutOff.slice(0, 10).join(", ") + (cutOff.length > 10 ? `, and ${cutOff.length - 10} more` : "")
+          yield* Effect.logInfo(`closed ${cutOff.length} connection(s) at the shutdown deadline: ${named}`)
         }
       })
     )
