@@ -233,6 +233,20 @@ export const expectNoLeaks = (
     }
   })
 
+/**
+ * Binds `port` on 127.0.0.1 with plain Node and lets it go: fails unless the kernel has released
+ * it (a listener closed, no socket of the port left in a state that blocks binding).
+ *
+ * @since 0.1.0
+ * @category leak check
+ */
+export const expectPortFree = (port: number): Effect.Effect<void, Error> =>
+  Effect.async<void, Error>((resume) => {
+    const probe = net.createServer()
+    probe.once("error", (error) => resume(Effect.fail(new Error(`port ${port} is not free: ${error.message}`))))
+    probe.listen({ host: "127.0.0.1", port }, () => probe.close(() => resume(Effect.void)))
+  })
+
 // ---------------------------------------------------------------------------------------------
 // The shutdown property
 // ---------------------------------------------------------------------------------------------
@@ -376,11 +390,7 @@ export const checkShutdown = <E = never, R = never>(
     }
 
     // 2. Nothing left behind: port, fibers, sockets, handles, timers.
-    yield* Effect.async<void, Error>((resume) => {
-      const probe = net.createServer()
-      probe.once("error", (error) => resume(Effect.fail(new Error(`port ${port} not free: ${error.message}`))))
-      probe.listen({ host: "127.0.0.1", port }, () => probe.close(() => resume(Effect.void)))
-    })
+    yield* expectPortFree(port)
     const alive = (yield* supervisor.value).filter((fiber) => fiber.unsafePoll() === null)
     if (alive.length > 0) return yield* Effect.fail(new Error(`${alive.length} server fiber(s) still alive`))
     yield* Scope.close(peersScope, Exit.void)

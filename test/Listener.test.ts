@@ -1,19 +1,10 @@
 import { NodeFileSystem } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Scope } from "effect"
-import * as net from "node:net"
-import { Client, KernelLimits, Listener } from "../src/index.js"
+import { Client, KernelLimits, Listener, TestKit } from "../src/index.js"
 import { listenBacklog, timeWaitCount } from "./utils/kernel.js"
 
 const readLimits = KernelLimits.read.pipe(Effect.provide(KernelLimits.layer), Effect.provide(NodeFileSystem.layer))
-
-/** Binds `port` with plain Node, to prove the kernel has let go of it. */
-const bindPlain = (port: number) =>
-  Effect.async<void, Error>((resume) => {
-    const server = net.createServer()
-    server.once("error", (error) => resume(Effect.fail(error)))
-    server.listen({ host: "127.0.0.1", port }, () => server.close(() => resume(Effect.void)))
-  })
 
 describe("Listener", () => {
   it.scoped("port 0 binds a real ephemeral port on the requested IPv4 address", () =>
@@ -42,7 +33,7 @@ describe("Listener", () => {
       const port = listener.address.port
       yield* Scope.close(scope, Exit.void)
       expect(listenBacklog(port)).toBeUndefined()
-      yield* bindPlain(port)
+      yield* TestKit.expectPortFree(port)
     }))
 
   it.scoped("a second listener on a taken port fails with AddressInUse", () =>

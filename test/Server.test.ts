@@ -1,7 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Deferred, Effect, Exit, FastCheck as fc, Fiber, Metric, MetricLabel, Ref, Scope, Stream, Supervisor } from "effect"
-import * as net from "node:net"
-import { Client, Connection, Metrics, Server } from "../src/index.js"
+import { Client, Connection, Metrics, Server, TestKit } from "../src/index.js"
 import { openSockets } from "./utils/kernel.js"
 import { eventually, rawConnect, readToEnd, settled, stallingPeer } from "./utils/peers.js"
 
@@ -10,14 +9,6 @@ const counter = (metric: Metric.Metric.Counter<number>, reason?: string) =>
     .pipe(Effect.map((state) => state.count))
 
 const bytes = (text: string) => new Uint8Array(Buffer.from(text))
-
-/** Binds `port` with plain Node, to prove the kernel has let go of it. */
-const rebind = (port: number) =>
-  Effect.async<void, Error>((resume) => {
-    const server = net.createServer()
-    server.once("error", (error) => resume(Effect.fail(error)))
-    server.listen({ host: "127.0.0.1", port }, () => server.close(() => resume(Effect.void)))
-  })
 
 describe("Server", () => {
   it.live.prop(
@@ -163,7 +154,7 @@ describe("Server", () => {
       yield* Scope.close(scope, Exit.void)
 
       // The port is free, and the supervised fibers of the server are all done.
-      yield* rebind(port)
+      yield* TestKit.expectPortFree(port)
       const alive = (yield* supervisor.value).filter((fiber) => fiber.unsafePoll() === null)
       expect(alive).toEqual([])
       const echoed = yield* Fiber.join(finisherEcho)
@@ -184,7 +175,7 @@ describe("Server", () => {
       const server = yield* Scope.extend(Server.make({ shutdownTimeout: "1 minute" }), scope)
       yield* Client.roundTrip({ port: server.address.port }, [bytes("x")])
       yield* Scope.close(scope, Exit.void)
-      yield* rebind(server.address.port)
+      yield* TestKit.expectPortFree(server.address.port)
     }))
 
   it.scopedLive("beyond maxConnections connections wait unread; beyond maxPending they are dropped", () =>
