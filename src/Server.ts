@@ -295,12 +295,29 @@ export const make = <E = never, R = never>(
       while (!shuttingDown && live.size < maxConnections && waiting.length > 0) {
         const socket = waiting.shift()!
         // A peer that left while waiting needs no slot.
-        if (!socket.destroyed) start(socket)
+        if (socket.destroyed) continue
+        if (idleMs !== undefined) {
+          socket.setTimeout(0)
+          socket.removeListener("timeout", dropIdleWaiting)
+        }
+        start(socket)
       }
     }
+    // With an idle timeout, a silent peer cannot hold a waiting place forever either.
+    const idleMs = idleTimeout === undefined ? undefined : Duration.toMillis(idleTimeout)
+    function dropIdleWaiting(this: net.Socket) {
+      const i = waiting.indexOf(this)
+      if (i >= 0) waiting.splice(i, 1)
+      Metrics.connectionErrors.unsafeModify(1, errorTags.Timeout)
+      this.destroy()
+    }
     yield* listener.handoff((socket) => {
-      if (live.size < maxConnections) start(socket)
-      else waiting.push(socket)
+      if (live.size < maxConnections) return start(socket)
+      waiting.push(socket)
+      if (idleMs !== undefined) {
+        socket.setTimeout(idleMs)
+        socket.once("timeout", dropIdleWaiting)
+      }
     })
 
     yield* Effect.addFinalizer(() =>

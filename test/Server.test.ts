@@ -216,6 +216,25 @@ describe("Server", () => {
       yield* eventually(counter(Metrics.connectionErrors, "Timeout"), (n) => n === timeouts + 1)
     }))
 
+  it.scopedLive("idleTimeout also frees a waiting place held by a silent peer", () =>
+    Effect.gen(function*() {
+      // The one slot is held for good by a handler that never returns.
+      const server = yield* Server.make(
+        { idleTimeout: "200 millis", maxConnections: 1, maxPending: 1, shutdownTimeout: "100 millis" },
+        () => Effect.never
+      )
+      const port = server.address.port
+      yield* Client.connect({ port })
+      yield* eventually(server.connections, (live) => live.length === 1)
+      const waiting = yield* rawConnect(port)
+      yield* eventually(server.pending, (n) => n === 1)
+      // Closed by the server while waiting: it never got a slot and never sent anything.
+      const ended = yield* readToEnd(waiting)
+      expect(ended.data.length).toBe(0)
+      yield* eventually(server.pending, (n) => n === 0)
+      expect((yield* server.connections).length).toBe(1)
+    }))
+
   it.scopedLive("idleTimeout leaves a connection with traffic alone", () =>
     Effect.gen(function*() {
       const server = yield* Server.make({ idleTimeout: "2 seconds" })
