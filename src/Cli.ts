@@ -343,6 +343,9 @@ const client = Command.make("client", {
     if (incomplete !== undefined) return yield* new CliFailure({ message: incomplete })
   }).pipe(
     Effect.scoped,
+    // A pending read of stdin cannot be interrupted: let it finish in the background, so the
+    // timeout ends the command at its deadline instead of when stdin closes.
+    Effect.disconnect,
     Effect.timeoutFail({
       duration: Option.getOrElse(flags.timeout, () => Duration.seconds(10)),
       onTimeout: () => new CliFailure({ message: `no complete echo within ${Duration.format(Option.getOrElse(flags.timeout, () => Duration.seconds(10)))}` })

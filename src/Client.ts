@@ -72,8 +72,10 @@ export interface Client extends Connection.Connection {
 export const connect = (options: Options): Effect.Effect<Client, ConnectError, Scope.Scope> => {
   const host = options.host ?? "127.0.0.1"
   const address = `${host}:${options.port}`
-  const connecting = Effect.acquireRelease(
-    Effect.async<net.Socket, ConnectError>((resume) => {
+  // Interruptible while connecting (its canceller destroys the socket), so a timeout can end it;
+  // uninterruptible from the moment it connects until its release is registered.
+  const connecting = Effect.uninterruptibleMask((restore) =>
+    restore(Effect.async<net.Socket, ConnectError>((resume) => {
       const socket = net.connect({ host, port: options.port, allowHalfOpen: true })
       const onError = (error: Error) => {
         const code = errno.errnoCode(error)
@@ -93,8 +95,7 @@ export const connect = (options: Options): Effect.Effect<Client, ConnectError, S
         resume(Effect.succeed(socket))
       })
       return Effect.sync(() => socket.destroy())
-    }),
-    (socket) => Effect.sync(() => socket.destroy())
+    })).pipe(Effect.tap((socket) => Effect.addFinalizer(() => Effect.sync(() => socket.destroy()))))
   )
   const timed = options.timeout === undefined
     ? connecting

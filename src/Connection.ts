@@ -150,6 +150,12 @@ export const make = (
  */
 export interface Owned extends Connection {
   readonly destroy: Effect.Effect<void>
+  /**
+   * Reads and drops input until the peer's FIN. Closing a socket with unread input makes Linux
+   * send RST and throw away what it had not sent yet: a handler that answered without reading
+   * everything would see its answer cut short, and the peer a clean-looking end.
+   */
+  readonly discardInput: Effect.Effect<void>
 }
 
 /**
@@ -204,6 +210,8 @@ export const wrap = (socket: net.Socket, options: Options = {}, countBytes = fal
 
   // While `echo` runs, bytes go straight back on Node's callbacks, as `socket.pipe(socket)` would.
   let echoing = false
+  // After the handler is done: input is read and dropped so that closing does not reset.
+  let discarding = false
 
   socket.on("data", (data: Buffer) => {
     bytesIn += data.length
@@ -212,6 +220,7 @@ export const wrap = (socket: net.Socket, options: Options = {}, countBytes = fal
       if (!writeNow(data)) socket.pause()
       return
     }
+    if (discarding) return
     received.push(data)
     receivedBytes += data.length
     if (receivedBytes >= highWaterMark) socket.pause()
@@ -254,8 +263,12 @@ export const wrap = (socket: net.Socket, options: Options = {}, countBytes = fal
     })
   }
 
-  const park = (waiters: () => Array<() => void>) =>
+  // Parks until `ready` holds. The condition is checked again where the waiter is registered:
+  // the fiber may yield between its own check and this registration, and an event that fired
+  // in between would otherwise wake nobody.
+  const park = (waiters: () => Array<() => void>, ready: () => boolean) =>
     Effect.async<void>((resume) => {
+      if (ready()) return resume(Effect.void)
       const wake = () => resume(Effect.void)
       waiters().push(wake)
       return Effect.sync(() => {
@@ -264,8 +277,18 @@ export const wrap = (socket: net.Socket, options: Options = {}, countBytes = fal
         if (i >= 0) list.splice(i, 1)
       })
     })
-  const waitRead = park(() => readWaiters)
-  const waitWrite = park(() => writeWaiters)
+  const readable = () => received.length > 0 || eof || closed || failure !== undefined
+  const waitRead = park(() => readWaiters, readable)
+  const waitDrain = park(() => writeWaiters, () => !socket.writableNeedDrain || closed || failure !== undefined)
+  const waitFinish = park(() => writeWaiters, () => socket.writableFinished || closed || failure !== undefined)
+
+  // Writing after our own end() or a destroy must fail, not vanish: Node then drops the write
+  // (or destroys the socket) without an event this side would see in time.
+  const writeFailed = (): ConnectionError | undefined =>
+    failed() ??
+      (socket.writableEnded || socket.destroyed
+        ? new ConnectionError({ reason: "BrokenPipe", peer: peer(), code: "ERR_STREAM_WRITE_AFTER_END" })
+        : undefined)
 
   const read: Connection["read"] = Effect.suspend(() => {
     if (received.length > 0) {
@@ -289,7 +312,7 @@ export const wrap = (socket: net.Socket, options: Options = {}, countBytes = fal
     const error = failed()
     if (error !== undefined) return Effect.fail(error)
     if (!socket.writableNeedDrain) return Effect.void
-    return Effect.zipRight(waitWrite, drained)
+    return Effect.zipRight(waitDrain, drained)
   })
 
   const writeNow = (data: Uint8Array): boolean => {
@@ -300,14 +323,14 @@ export const wrap = (socket: net.Socket, options: Options = {}, countBytes = fal
 
   const write = (data: Uint8Array): Effect.Effect<void, ConnectionError> =>
     Effect.suspend(() => {
-      const error = failed()
+      const error = writeFailed()
       if (error !== undefined) return Effect.fail(error)
       return writeNow(data) ? Effect.void : drained
     })
 
   const writeAll = (data: Chunk.Chunk<Uint8Array>): Effect.Effect<void, ConnectionError> =>
     Effect.suspend(() => {
-      const error = failed()
+      const error = writeFailed()
       if (error !== undefined) return Effect.fail(error)
       const buffers = Chunk.toReadonlyArray(data)
       for (let i = 0; i < buffers.length; i++) {
@@ -324,7 +347,7 @@ export const wrap = (socket: net.Socket, options: Options = {}, countBytes = fal
     if (socket.writableFinished) return Effect.void
     const error = failed()
     if (error !== undefined) return Effect.fail(error)
-    return Effect.zipRight(waitWrite, finished)
+    return Effect.zipRight(waitFinish, finished)
   })
 
   const end: Connection["end"] = Effect.suspend(() => {
@@ -355,6 +378,17 @@ export const wrap = (socket: net.Socket, options: Options = {}, countBytes = fal
     )
   })
 
+  // Reads and discards until the peer's FIN (or the end of the connection).
+  const discardInput: Owned["discardInput"] = Effect.suspend(() => {
+    if (eof || closed) return Effect.void
+    received = []
+    receivedBytes = 0
+    discarding = true
+    socket.resume()
+    // Dropped data never makes `readable` true: this returns at EOF, close or failure.
+    return waitRead
+  })
+
   const stats = Effect.sync((): Stats => ({
     bytesIn,
     bytesOut,
@@ -381,6 +415,7 @@ export const wrap = (socket: net.Socket, options: Options = {}, countBytes = fal
     end,
     echo,
     stats,
+    discardInput,
     destroy
   }
 }

@@ -30,7 +30,8 @@ export const connectionsAccepted = Metric.counter("echo_connections_accepted_tot
 
 /**
  * Connections closed without being served, tagged with `reason` (`max_connections`: over the hard
- * cap; `shutdown`: still waiting for a slot when the server stopped).
+ * cap; `shutdown`: still waiting for a slot when the server stopped; `wait_timeout`: waited
+ * longer than `idleTimeout` for a slot).
  *
  * @since 0.1.0
  * @category metrics

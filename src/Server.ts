@@ -37,7 +37,8 @@ export interface Options extends Listener.Options, Connection.Options {
   readonly maxConnections?: number
   /**
    * Accepted connections allowed to wait for a slot. Beyond `maxConnections + maxPending` the
-   * kernel's connection is closed at once, logged and counted as dropped. Default 1,000.
+   * kernel's connection is closed at once, logged and counted as dropped. With `idleTimeout`, a
+   * connection waits at most that long (nothing is read while it waits). Default 1,000.
    */
   readonly maxPending?: number
   /** How long shutdown lets open connections finish before destroying them. Default 5 s. */
@@ -157,9 +158,15 @@ const duration = (
   const value = options[name]
   if (value === undefined) return Effect.succeed(undefined)
   const decoded = Duration.decodeUnknown(value)
-  return Option.isSome(decoded) && Duration.isFinite(decoded.value) && Duration.toMillis(decoded.value) >= 0
+  return Option.isSome(decoded) && Duration.isFinite(decoded.value) &&
+      (name === "shutdownTimeout" ? Duration.toMillis(decoded.value) >= 0 : Duration.toMillis(decoded.value) > 0)
     ? Effect.succeed(decoded.value)
-    : Effect.fail(invalid(options, name, value, "a finite duration such as 500ms, 5s or 1m"))
+    : Effect.fail(invalid(
+      options,
+      name,
+      value,
+      name === "shutdownTimeout" ? "a finite duration such as 500ms, 5s or 1m" : "a positive finite duration such as 30s"
+    ))
 }
 
 const invalid = (options: Options, option: string, value: unknown, expected: string) =>
@@ -171,9 +178,13 @@ const invalid = (options: Options, option: string, value: unknown, expected: str
     expected
   })
 
+/** How long a connection whose handler is done keeps reading (and dropping) input, for its FIN. */
+const lingerTimeout = Duration.seconds(2)
+
 const tag = (reason: string) => [MetricLabel.make("reason", reason)]
 const noTags: ReadonlyArray<never> = []
 const shutdownTags = tag("shutdown")
+const waitTimeoutTags = tag("wait_timeout")
 const errorTags = {
   Reset: tag("Reset"),
   BrokenPipe: tag("BrokenPipe"),
@@ -256,7 +267,11 @@ export const make = <E = never, R = never>(
 
     const serve = (connection: Connection.Owned, socket: net.Socket, started: number): Effect.Effect<void, never, R> =>
       Effect.catchAllCause(
-        Effect.zipRight(handler(connection), connection.end),
+        handler(connection).pipe(
+          Effect.zipRight(connection.end),
+          // The answer is out; unread input would turn the close into a reset that cuts it short.
+          Effect.zipRight(Effect.timeoutOption(connection.discardInput, lingerTimeout))
+        ),
         (cause) => report(cause, () => abort(socket))
       ).pipe(
         // One record per connection with its counters; built only when debug is on.
@@ -303,12 +318,13 @@ export const make = <E = never, R = never>(
         start(socket)
       }
     }
-    // With an idle timeout, a silent peer cannot hold a waiting place forever either.
+    // With an idle timeout, a connection waits at most that long for a slot, then is dropped.
     const idleMs = idleTimeout === undefined ? undefined : Duration.toMillis(idleTimeout)
     function dropIdleWaiting(this: net.Socket) {
       const i = waiting.indexOf(this)
       if (i >= 0) waiting.splice(i, 1)
-      Metrics.connectionErrors.unsafeModify(1, errorTags.Timeout)
+      // Nothing is read while waiting, so this is the longest wait for a slot, not idleness.
+      Metrics.connectionsDropped.unsafeModify(1, waitTimeoutTags)
       this.destroy()
     }
     yield* listener.handoff((socket) => {

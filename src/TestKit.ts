@@ -50,14 +50,13 @@ export interface Peer {
  * @category constructors
  */
 export const connect = (port: number, host = "127.0.0.1"): Effect.Effect<Peer, Error, Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.async<net.Socket, Error>((resume) => {
+  Effect.uninterruptibleMask((restore) =>
+    restore(Effect.async<net.Socket, Error>((resume) => {
       const socket = net.connect({ host, port, allowHalfOpen: true })
       socket.once("error", (error) => resume(Effect.fail(error)))
       socket.once("connect", () => resume(Effect.succeed(socket)))
       return Effect.sync(() => socket.destroy())
-    }),
-    (socket) => Effect.sync(() => socket.destroy())
+    })).pipe(Effect.tap((socket) => Effect.addFinalizer(() => Effect.sync(() => socket.destroy()))))
   ).pipe(Effect.map(makePeer))
 
 const makePeer = (socket: net.Socket): Peer => {
@@ -99,7 +98,12 @@ const makePeer = (socket: net.Socket): Peer => {
     readToEnd: Effect.async((resume) => {
       socket.resume()
       if (ending !== undefined) return resume(Effect.succeed(ending))
-      waiters.push(() => resume(Effect.succeed(ending!)))
+      const wake = () => resume(Effect.succeed(ending!))
+      waiters.push(wake)
+      return Effect.sync(() => {
+        const i = waiters.indexOf(wake)
+        if (i >= 0) waiters.splice(i, 1)
+      })
     })
   }
 }
@@ -287,11 +291,13 @@ export const checkShutdown = <E = never, R = never>(
   options: Server.Options & { readonly margin?: Duration.DurationInput } = {},
   handler?: Server.Handler<E, R>
 ): Effect.Effect<Outcome, Error, R> =>
-  Effect.gen(function*() {
+  Effect.scoped(Effect.gen(function*() {
     const before = yield* holdings
     const supervisor = yield* Supervisor.track
     const serverScope = yield* Scope.make()
     const peersScope = yield* Scope.make()
+    // Whatever check fails, nothing of this run may outlive it into the next.
+    yield* Effect.addFinalizer(() => Effect.zipRight(Scope.close(peersScope, Exit.void), Scope.close(serverScope, Exit.void)))
     const shutdownTimeout = Duration.decode(options.shutdownTimeout ?? "1 second")
     const server = yield* Scope.extend(
       Server.make({ ...options, shutdownTimeout }, handler as Server.Handler<E, R>),
@@ -396,4 +402,4 @@ export const checkShutdown = <E = never, R = never>(
     yield* Scope.close(peersScope, Exit.void)
     yield* expectNoLeaks(before)
     return outcome
-  })
+  }))

@@ -162,6 +162,14 @@ describe("client", () => {
     expect(result.stderr).toContain("refused")
   })
 
+  it("exits at --timeout even while stdin stays open", async () => {
+    const server = await start()
+    // runAsync leaves the child's stdin open and silent: the read of stdin never ends.
+    const result = await runAsync(["client", "--port", String(server.address.port), "--timeout", "300ms"])
+    expect(result.status).not.toBe(0)
+    expect(result.stderr).toContain("no complete echo within")
+  })
+
   it("exits non-zero at --timeout when the server never answers", async () => {
     const silent = net.createServer({ allowHalfOpen: true }, () => {})
     await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r))

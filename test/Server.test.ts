@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Deferred, Effect, Exit, FastCheck as fc, Fiber, Metric, MetricLabel, Ref, Scope, Stream, Supervisor } from "effect"
+import { Chunk, Deferred, Effect, Exit, FastCheck as fc, Fiber, Metric, MetricLabel, Ref, Scheduler, Scope, Stream, Supervisor } from "effect"
 import { Client, Connection, Metrics, Server, TestKit } from "../src/index.js"
 import { openSockets } from "./utils/kernel.js"
 import { eventually, rawConnect, readToEnd, settled, stallingPeer } from "./utils/peers.js"
@@ -42,6 +42,40 @@ describe("Server", () => {
       }).pipe(Effect.scoped, Effect.asVoid),
     { fastCheck: { numRuns: Number(process.env.ECHO_PROPERTY_RUNS ?? 25) } }
   )
+
+  it.scopedLive("a handler that answers before reading everything is not cut short by the close", () =>
+    Effect.gen(function*() {
+      // Answers 4 MiB after the first read, never reads the rest: closing with unread input would
+      // make Linux reset the connection and drop what it had not sent yet.
+      const answer = Buffer.alloc(4 * 1024 * 1024, 9)
+      const early: Server.Handler<Connection.ConnectionError> = (connection) =>
+        Effect.zipRight(Effect.catchAll(connection.read, () => Effect.void), connection.write(answer))
+      const server = yield* Server.make({}, early)
+      const client = yield* Client.connect({ port: server.address.port })
+      const received = yield* Effect.fork(Client.readAll(client))
+      for (let i = 0; i < 32; i++) yield* client.write(new Uint8Array(64 * 1024).fill(1))
+      yield* client.end
+      const echoed = yield* Fiber.join(received)
+      expect(echoed.length).toBe(answer.length)
+    }))
+
+  it.scopedLive("no wake-up is lost when fibers yield between a check and a wait", () =>
+    Effect.gen(function*() {
+      // Yielding every few steps, through a timer, opens the gap between a fiber's check of the
+      // socket and its parking: an event that fired there used to wake nobody.
+      const server = yield* Server.make({}, Server.echoLogged).pipe(
+        Effect.withScheduler(Scheduler.timer(0)),
+        Effect.withMaxOpsBeforeYield(16)
+      )
+      const payload = [bytes("x".repeat(3000)), bytes("y".repeat(3000))]
+      const echoes = yield* Effect.forEach(
+        Array.from({ length: 100 }),
+        () => Client.roundTrip({ port: server.address.port }, payload),
+        { concurrency: 25 }
+      )
+      for (const echo of echoes) expect(echo.length).toBe(6000)
+      yield* eventually(server.connections, (live) => live.length === 0)
+    }))
 
   it.scopedLive("a handler that works asynchronously loses nothing at half-close", () =>
     Effect.gen(function*() {
@@ -216,7 +250,7 @@ describe("Server", () => {
       yield* eventually(counter(Metrics.connectionErrors, "Timeout"), (n) => n === timeouts + 1)
     }))
 
-  it.scopedLive("idleTimeout also frees a waiting place held by a silent peer", () =>
+  it.scopedLive("with idleTimeout, a connection waits at most that long for a slot", () =>
     Effect.gen(function*() {
       // The one slot is held for good by a handler that never returns.
       const server = yield* Server.make(
