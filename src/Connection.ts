@@ -155,7 +155,7 @@ export interface Owned extends Connection {
    * send RST and throw away what it had not sent yet: a handler that answered without reading
    * everything would see its answer cut short, and the peer a clean-looking end.
    */
-  readonly discardInput: Effect.Effect<void>
+  readonly discardInput: (atMost: Duration.Duration) => Effect.Effect<void>
 }
 
 /**
@@ -379,15 +379,17 @@ export const wrap = (socket: net.Socket, options: Options = {}, countBytes = fal
   })
 
   // Reads and discards until the peer's FIN (or the end of the connection).
-  const discardInput: Owned["discardInput"] = Effect.suspend(() => {
-    if (eof || closed) return Effect.void
-    received = []
-    receivedBytes = 0
-    discarding = true
-    socket.resume()
-    // Dropped data never makes `readable` true: this returns at EOF, close or failure.
-    return waitRead
-  })
+  // The common case (the peer's FIN already read) costs no timer.
+  const discardInput: Owned["discardInput"] = (atMost) =>
+    Effect.suspend(() => {
+      if (eof || closed) return Effect.void
+      received = []
+      receivedBytes = 0
+      discarding = true
+      socket.resume()
+      // Dropped data never makes `readable` true: this returns at EOF, close or failure.
+      return Effect.asVoid(Effect.timeoutOption(waitRead, atMost))
+    })
 
   const stats = Effect.sync((): Stats => ({
     bytesIn,

@@ -270,7 +270,7 @@ export const make = <E = never, R = never>(
         handler(connection).pipe(
           Effect.zipRight(connection.end),
           // The answer is out; unread input would turn the close into a reset that cuts it short.
-          Effect.zipRight(Effect.timeoutOption(connection.discardInput, lingerTimeout))
+          Effect.zipRight(connection.discardInput(lingerTimeout))
         ),
         (cause) => report(cause, () => abort(socket))
       ).pipe(
