@@ -140,7 +140,8 @@ export interface Scenario {
 
 /**
  * Operations with payloads up to `maxChunk` bytes (default 16 KiB, small enough for loopback
- * buffers, large enough to need several reads).
+ * buffers, large enough to need several reads). Lengths span the whole range (`size: "max"`):
+ * fast-check's default size would keep them under a dozen bytes.
  *
  * @since 0.1.0
  * @category arbitraries
@@ -149,7 +150,7 @@ export const operation = (maxChunk = 16 * 1024): fc.Arbitrary<Operation> => {
   const peer = fc.nat({ max: 7 })
   return fc.oneof(
     { weight: 2, arbitrary: fc.constant({ _tag: "Open" as const }) },
-    { weight: 4, arbitrary: fc.record({ _tag: fc.constant("Send" as const), peer, data: fc.uint8Array({ maxLength: maxChunk }) }) },
+    { weight: 4, arbitrary: fc.record({ _tag: fc.constant("Send" as const), peer, data: fc.uint8Array({ maxLength: maxChunk, size: "max" }) }) },
     { weight: 2, arbitrary: fc.record({ _tag: fc.constant("HalfClose" as const), peer }) },
     { weight: 2, arbitrary: fc.record({ _tag: fc.constant("Read" as const), peer }) },
     { weight: 1, arbitrary: fc.record({ _tag: fc.constant("Stall" as const), peer }) },

@@ -17,7 +17,7 @@ describe("Server", () => {
       clients: fc.array(
         fc.array(
           fc.oneof(
-            { weight: 6, arbitrary: fc.uint8Array({ maxLength: 2048 }) },
+            { weight: 6, arbitrary: fc.uint8Array({ maxLength: 2048, size: "max" }) },
             { weight: 1, arbitrary: fc.constant(new Uint8Array(0)) },
             { weight: 1, arbitrary: fc.integer({ min: 64 * 1024, max: 512 * 1024 }).map((n) => new Uint8Array(n).map((_, i) => (i * 13 + n) & 0xff)) }
           ),
