@@ -378,6 +378,8 @@ export const wrap = (socket: net.Socket, options: Options = {}, countBytes = fal
     )
   })
 
+  let stream: Stream.Stream<Uint8Array, ConnectionError> | undefined
+
   // Reads and discards until the peer's FIN (or the end of the connection).
   // The common case (the peer's FIN already read) costs no timer.
   const discardInput: Owned["discardInput"] = (atMost) =>
@@ -411,7 +413,10 @@ export const wrap = (socket: net.Socket, options: Options = {}, countBytes = fal
       return peer()
     },
     read,
-    stream: Stream.repeatEffectChunkOption(read),
+    // Built on first use: most handlers never ask, and a Stream is several objects per connection.
+    get stream() {
+      return (stream ??= Stream.repeatEffectChunkOption(read))
+    },
     write,
     writeAll,
     end,
