@@ -34,6 +34,20 @@ describe("serve", () => {
     expect(await server.exited).toBe(0)
   })
 
+  it("a second SIGINT ends the process at once, whatever shutdown is waiting for", async () => {
+    const server = await start(["--shutdown-timeout", "1m"])
+    // A connected, silent peer keeps the graceful shutdown waiting for its whole minute.
+    const peer = net.connect(server.address.port, "127.0.0.1")
+    peer.on("error", () => {})
+    await new Promise((r) => peer.once("connect", r))
+    server.child.kill("SIGINT")
+    await server.waitFor(/shutting down: waiting up to/)
+    server.child.kill("SIGINT")
+    await server.exited
+    expect(server.child.signalCode).toBe("SIGINT")
+    peer.destroy()
+  })
+
   it("a port in use exits non-zero naming the address and the flag", async () => {
     const taken = net.createServer()
     await new Promise<void>((r) => taken.listen(0, "127.0.0.1", r))
