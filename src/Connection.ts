@@ -167,9 +167,13 @@ export interface Owned extends Connection {
  */
 export const wrap = (socket: net.Socket, options: Options = {}, countBytes = false): Owned => {
   const highWaterMark = options.highWaterMark ?? defaults.highWaterMark
-  // Asked of the kernel (getpeername) only when a log line or an error needs it.
+  // Asked of the kernel (getpeername) only when a log line or an error needs it. A peer that
+  // reset before its connection was accepted has no address any more.
   let peerName: string | undefined
-  const peer = () => (peerName ??= `${socket.remoteAddress ?? "?"}:${socket.remotePort ?? "?"}`)
+  const peer = () =>
+    (peerName ??= socket.remoteAddress === undefined
+      ? "a peer gone before accept"
+      : `${socket.remoteAddress}:${socket.remotePort}`)
 
   let received: Array<Uint8Array> = []
   let receivedBytes = 0
