@@ -7,8 +7,8 @@
  */
 import { Chunk, Data, Duration, Effect, Stream } from "effect"
 import type { Scope } from "effect"
-import * as net from "node:net"
 import * as Connection from "./Connection.js"
+import { connectSocket } from "./internal/connect.js"
 import * as errno from "./internal/errno.js"
 
 /**
@@ -72,31 +72,15 @@ export interface Client extends Connection.Connection {
 export const connect = (options: Options): Effect.Effect<Client, ConnectError, Scope.Scope> => {
   const host = options.host ?? "127.0.0.1"
   const address = `${host}:${options.port}`
-  // Interruptible while connecting (its canceller destroys the socket), so a timeout can end it;
-  // uninterruptible from the moment it connects until its release is registered.
-  const connecting = Effect.uninterruptibleMask((restore) =>
-    restore(Effect.async<net.Socket, ConnectError>((resume) => {
-      const socket = net.connect({ host, port: options.port, allowHalfOpen: true })
-      const onError = (error: Error) => {
-        const code = errno.errnoCode(error)
-        resume(Effect.fail(
-          new ConnectError({
-            reason: errno.connectReason(code),
-            address,
-            ...(code === undefined ? {} : { code }),
-            cause: error
-          })
-        ))
-      }
-      socket.once("error", onError)
-      socket.once("connect", () => {
-        socket.off("error", onError)
-        socket.pause()
-        resume(Effect.succeed(socket))
-      })
-      return Effect.sync(() => socket.destroy())
-    })).pipe(Effect.tap((socket) => Effect.addFinalizer(() => Effect.sync(() => socket.destroy()))))
-  )
+  const connecting = Effect.mapError(connectSocket(host, options.port), (error) => {
+    const code = errno.errnoCode(error)
+    return new ConnectError({
+      reason: errno.connectReason(code),
+      address,
+      ...(code === undefined ? {} : { code }),
+      cause: error
+    })
+  })
   const timed = options.timeout === undefined
     ? connecting
     : Effect.timeoutFail(connecting, {

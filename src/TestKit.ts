@@ -9,6 +9,7 @@
 import { Duration, Effect, Exit, FastCheck as fc, Fiber, Scope, Supervisor } from "effect"
 import * as fs from "node:fs"
 import * as net from "node:net"
+import { connectSocket } from "./internal/connect.js"
 import * as Server from "./Server.js"
 
 // ---------------------------------------------------------------------------------------------
@@ -50,14 +51,7 @@ export interface Peer {
  * @category constructors
  */
 export const connect = (port: number, host = "127.0.0.1"): Effect.Effect<Peer, Error, Scope.Scope> =>
-  Effect.uninterruptibleMask((restore) =>
-    restore(Effect.async<net.Socket, Error>((resume) => {
-      const socket = net.connect({ host, port, allowHalfOpen: true })
-      socket.once("error", (error) => resume(Effect.fail(error)))
-      socket.once("connect", () => resume(Effect.succeed(socket)))
-      return Effect.sync(() => socket.destroy())
-    })).pipe(Effect.tap((socket) => Effect.addFinalizer(() => Effect.sync(() => socket.destroy()))))
-  ).pipe(Effect.map(makePeer))
+  Effect.map(connectSocket(host, port), makePeer)
 
 const makePeer = (socket: net.Socket): Peer => {
   const sent: Array<Buffer> = []

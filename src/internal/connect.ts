@@ -1,0 +1,26 @@
+/**
+ * Connecting a client socket as a scoped resource: interruptible while connecting (the canceller
+ * destroys the socket, so a timeout can end it), uninterruptible from the moment it connects
+ * until its release is registered.
+ *
+ * @internal
+ */
+import { Effect } from "effect"
+import type { Scope } from "effect"
+import * as net from "node:net"
+
+/** @internal */
+export const connectSocket = (host: string, port: number): Effect.Effect<net.Socket, Error, Scope.Scope> =>
+  Effect.uninterruptibleMask((restore) =>
+    restore(Effect.async<net.Socket, Error>((resume) => {
+      const socket = net.connect({ host, port, allowHalfOpen: true })
+      const onError = (error: Error) => resume(Effect.fail(error))
+      socket.once("error", onError)
+      socket.once("connect", () => {
+        socket.off("error", onError)
+        socket.pause()
+        resume(Effect.succeed(socket))
+      })
+      return Effect.sync(() => socket.destroy())
+    })).pipe(Effect.tap((socket) => Effect.addFinalizer(() => Effect.sync(() => socket.destroy()))))
+  )
