@@ -274,7 +274,10 @@ Round-trip latency (medians of per-round percentiles): ${latency}.
   server's CPU under churn. Already removed from this path (each measured): the Stream machinery
   of the first echo (0.15x -> 0.35x), the accept loop's queue and semaphore in favour of admission
   on Node's 'connection' callback (-> 0.47x), the ECLOSED error built at every close (its stack
-  trace), and an onInterrupt per connection (-> ~0.55x). What is left is one fiber per connection.
+  trace), an onInterrupt per connection (-> ~0.55x), and \`Effect.annotateLogs\` around each
+  connection, replaced by setting the fiber's peer annotation once (about +12%; without any
+  annotation it would be +25%). What is left is one fiber per connection, its FiberRefs and
+  its scheduling.
 - **Stream** spends most of its time in \`writeBuffer\` (the write syscall), like plain Node; the
   echo runs on Node's callbacks (\`Connection.echo\`) with no fiber hop per chunk. The remaining
   gap (about 0.2 ms of CPU per MB more) has not been traced to one cause; candidates are the
