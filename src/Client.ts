@@ -10,6 +10,7 @@ import type { Scope } from "effect"
 import * as Connection from "./Connection.js"
 import { connectSocket } from "./internal/connect.js"
 import * as errno from "./internal/errno.js"
+import { resetSocket } from "./internal/reset.js"
 
 /**
  * Where to connect.
@@ -95,11 +96,7 @@ export const connect = (options: Options): Effect.Effect<Client, ConnectError, S
       ),
       (connection): Client => ({
         ...connection,
-        reset: Effect.sync(() => {
-          // After our FIN libuv refuses a reset (EINVAL) and Node leaks the handle: close instead.
-          if (socket.writableEnded) socket.destroy()
-          else socket.resetAndDestroy()
-        })
+        reset: Effect.sync(() => resetSocket(socket))
       })
     ))
 }

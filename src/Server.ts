@@ -24,6 +24,7 @@ import {
 import type { Scope } from "effect"
 import type * as net from "node:net"
 import * as Connection from "./Connection.js"
+import { resetSocket } from "./internal/reset.js"
 import * as Listener from "./Listener.js"
 import * as Metrics from "./Metrics.js"
 
@@ -201,15 +202,6 @@ const errorTags = {
  * (not the peer), `abort` resets the connection, so the peer sees an error instead of a clean
  * EOF that would pass for a complete answer.
  */
-/**
- * Closes with RST where the kernel allows it. After our FIN (`end()`), libuv refuses the reset
- * (EINVAL) and Node 20 then keeps the handle open: close normally instead.
- */
-const abort = (socket: net.Socket) => {
-  if (socket.writableEnded || socket.destroyed) socket.destroy()
-  else socket.resetAndDestroy()
-}
-
 const report = (cause: Cause.Cause<unknown>, abort: () => void): Effect.Effect<void> => {
   const failure = Cause.failureOption(cause)
   if (Option.isSome(failure)) {
@@ -277,7 +269,7 @@ export const make = <E = never, R = never>(
           // The answer is out; unread input would turn the close into a reset that cuts it short.
           Effect.zipRight(connection.discardInput(lingerTimeout))
         ),
-        (cause) => report(cause, () => abort(socket))
+        (cause) => report(cause, () => resetSocket(socket))
       ).pipe(
         // One record per connection with its counters; built only when debug is on.
         Effect.zipRight(Effect.whenLogLevel(

@@ -10,6 +10,7 @@ import { Duration, Effect, Exit, FastCheck as fc, Fiber, Scope, Supervisor } fro
 import * as fs from "node:fs"
 import * as net from "node:net"
 import { connectSocket } from "./internal/connect.js"
+import { resetSocket } from "./internal/reset.js"
 import * as Server from "./Server.js"
 
 // ---------------------------------------------------------------------------------------------
@@ -83,12 +84,7 @@ const makePeer = (socket: net.Socket): Peer => {
     startReading: Effect.sync(() => {
       socket.resume()
     }),
-    reset: Effect.sync(() => {
-      if (socket.destroyed) return
-      // After our FIN libuv refuses a reset (EINVAL) and Node leaks the handle: close instead.
-      if (socket.writableEnded) socket.destroy()
-      else socket.resetAndDestroy()
-    }),
+    reset: Effect.sync(() => resetSocket(socket)),
     readToEnd: Effect.async((resume) => {
       socket.resume()
       if (ending !== undefined) return resume(Effect.succeed(ending))

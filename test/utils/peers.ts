@@ -3,22 +3,12 @@
  */
 import { Effect } from "effect"
 import type { Scope } from "effect"
-import * as net from "node:net"
+import type * as net from "node:net"
+import { TestKit } from "../../src/index.js"
 
-/** Connects and resolves once connected; the scope destroys the socket. */
+/** Connects a paused socket that nothing reads; the scope destroys it. */
 export const rawConnect = (port: number): Effect.Effect<net.Socket, Error, Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.async<net.Socket, Error>((resume) => {
-      const socket = net.connect({ host: "127.0.0.1", port, allowHalfOpen: true })
-      socket.once("error", (error) => resume(Effect.fail(error)))
-      socket.once("connect", () => {
-        // Errors after connecting are the test's to observe, never a crash of the test process.
-        socket.on("error", () => {})
-        resume(Effect.succeed(socket))
-      })
-    }),
-    (socket) => Effect.sync(() => socket.destroy())
-  )
+  Effect.map(TestKit.connect(port), (peer) => peer.socket)
 
 /**
  * A peer that writes `bytes` and never reads: its writes pile up once the server stops reading.
