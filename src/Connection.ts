@@ -156,6 +156,8 @@ export interface Owned extends Connection {
    * everything would see its answer cut short, and the peer a clean-looking end.
    */
   readonly discardInput: (atMost: Duration.Duration) => Effect.Effect<void>
+  /** What the server does after a handler: {@link Connection.end}, then {@link discardInput}. */
+  readonly complete: (atMost: Duration.Duration) => Effect.Effect<void, ConnectionError>
 }
 
 /**
@@ -362,9 +364,11 @@ export const wrap = (socket: net.Socket, options: Options = {}, countBytes = fal
     return finished
   })
 
-  const echo: Connection["echo"] = Effect.suspend(() => {
+  // One asynchronous step from start to FIN: the bytes move on Node's callbacks, and the fiber
+  // running this is woken once, when the echo is complete or the connection failed.
+  const echo: Connection["echo"] = Effect.async<void, ConnectionError>((resume) => {
     const error = failed()
-    if (error !== undefined) return Effect.fail(error)
+    if (error !== undefined) return resume(Effect.fail(error))
     echoing = true
     // What was read ahead goes back first, in order.
     let full = false
@@ -374,12 +378,30 @@ export const wrap = (socket: net.Socket, options: Options = {}, countBytes = fal
     if (eof) {
       if (!socket.writableEnded) socket.end()
     } else if (!full) socket.resume()
-    return Effect.ensuring(
-      finished,
-      Effect.sync(() => {
+    // Done when the FIN is out, or when the connection failed; any other wake-up (a 'drain')
+    // waits again.
+    const settled = (): boolean => {
+      if (socket.writableFinished) {
         echoing = false
-      })
-    )
+        resume(Effect.void)
+        return true
+      }
+      const error = failed()
+      if (error === undefined) return false
+      echoing = false
+      resume(Effect.fail(error))
+      return true
+    }
+    if (settled()) return
+    const wake = () => {
+      if (!settled()) writeWaiters.push(wake)
+    }
+    writeWaiters.push(wake)
+    return Effect.sync(() => {
+      echoing = false
+      const i = writeWaiters.indexOf(wake)
+      if (i >= 0) writeWaiters.splice(i, 1)
+    })
   })
 
   let stream: Stream.Stream<Uint8Array, ConnectionError> | undefined
@@ -396,6 +418,11 @@ export const wrap = (socket: net.Socket, options: Options = {}, countBytes = fal
       // Dropped data never makes `readable` true: this returns at EOF, close or failure.
       return Effect.asVoid(Effect.timeoutOption(waitRead, atMost))
     })
+
+  const complete: Owned["complete"] = (atMost) =>
+    Effect.suspend(() =>
+      socket.writableFinished && (eof || closed) ? Effect.void : Effect.zipRight(end, discardInput(atMost))
+    )
 
   const stats = Effect.sync((): Stats => ({
     bytesIn,
@@ -427,6 +454,7 @@ export const wrap = (socket: net.Socket, options: Options = {}, countBytes = fal
     echo,
     stats,
     discardInput,
+    complete,
     destroy
   }
 }

@@ -133,6 +133,8 @@ describe("Server", () => {
       expect(error).toBeInstanceOf(Connection.ConnectionError)
       expect(error.reason).toBe("Reset")
       expect(error.code).toBe("ECONNRESET")
+      // The address is known even though the socket is gone: logs and errors name the peer.
+      expect(error.peer).toMatch(/^127\.0\.0\.1:\d+$/)
       yield* eventually(counter(Metrics.connectionsReset), (n) => n > resetsBefore)
 
       yield* other.write(bytes("after"))
