@@ -95,7 +95,18 @@ export const connect = (options: Options): Effect.Effect<Client, ConnectError, S
         options.highWaterMark === undefined ? {} : { highWaterMark: options.highWaterMark }
       ),
       (connection): Client => ({
-        ...connection,
+        get peer() {
+          return connection.peer
+        },
+        read: connection.read,
+        get stream() {
+          return connection.stream
+        },
+        write: (data) => connection.write(data),
+        writeAll: (data) => connection.writeAll(data),
+        end: connection.end,
+        echo: connection.echo,
+        stats: connection.stats,
         reset: Effect.sync(() => resetSocket(socket))
       })
     ))

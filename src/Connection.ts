@@ -167,296 +167,369 @@ export interface Owned extends Connection {
  *
  * @internal
  */
-export const wrap = (socket: net.Socket, options: Options = {}, countBytes = false): Owned => {
-  const highWaterMark = options.highWaterMark ?? defaults.highWaterMark
-  // Asked of the kernel (getpeername) only when a log line or an error needs it. A peer that
-  // reset before its connection was accepted has no address any more.
-  let peerName: string | undefined
-  const peer = () =>
-    (peerName ??= socket.remoteAddress === undefined
-      ? "a peer gone before accept"
-      : `${socket.remoteAddress}:${socket.remotePort}`)
+export const wrap = (socket: net.Socket, options: Options = {}, countBytes = false): Owned =>
+  new Wrapped(socket, options.highWaterMark ?? defaults.highWaterMark, countBytes, options.idleTimeout)
 
-  let received: Array<Uint8Array> = []
-  let receivedBytes = 0
-  let bytesIn = 0
-  let bytesOut = 0
-  let eof = false
-  let closed = false
-  let failure: ConnectionError | undefined
+// One object per connection, its methods shared: a server holds thousands of these, and every
+// closure per connection is memory held while it idles and work for the garbage collector when
+// it churns. Node's callbacks are shared functions too; each finds its connection on the socket.
+const kWrapped = Symbol.for("effect-tcp-echo/Connection")
+type Tagged = net.Socket & { [kWrapped]: Wrapped }
+
+class Wrapped implements Owned {
+  // Asked of the kernel (getpeername) when first needed; the server asks at once, while the
+  // socket is open, so that a peer that resets later is still named.
+  private peerName: string | undefined = undefined
+  private received: Array<Uint8Array> = []
+  private receivedBytes = 0
+  private bytesIn = 0
+  private bytesOut = 0
+  private eof = false
+  private closed = false
+  private failure: ConnectionError | undefined = undefined
+  // Fibers parked until something happens on the read or the write side. Usually one each; a
+  // list, so concurrent callers (a write racing an end) are all woken, never lost.
+  private readWaiters: Array<() => void> = []
+  private writeWaiters: Array<() => void> = []
+  // While `echo` runs, bytes go straight back on Node's callbacks, as `socket.pipe(socket)` would.
+  private echoing = false
+  // After the handler is done: input is read and dropped so that closing does not reset.
+  private discarding = false
+  private streamed: Stream.Stream<Uint8Array, ConnectionError> | undefined = undefined
+
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly highWaterMark: number,
+    private readonly countBytes: boolean,
+    idleTimeout: Duration.DurationInput | undefined
+  ) {
+    ;(socket as Tagged)[kWrapped] = this
+    socket.on("data", onData)
+    socket.on("end", onEnd)
+    socket.on("drain", onDrain)
+    socket.on("finish", onFinish)
+    socket.on("error", onError)
+    socket.on("close", onClose)
+    if (idleTimeout !== undefined) socket.setTimeout(Duration.toMillis(idleTimeout), onIdle)
+  }
+
+  get peer(): string {
+    return this.peerName ??= this.socket.remoteAddress === undefined
+      ? "a peer gone before accept"
+      : `${this.socket.remoteAddress}:${this.socket.remotePort}`
+  }
+
+  // --- Node's side: record, wake, decide nothing (except the echo's own flow control).
+
+  received_(data: Buffer): void {
+    this.bytesIn += data.length
+    if (this.countBytes) Metrics.bytesReceived.unsafeUpdate(data.length, noTags)
+    if (this.echoing) {
+      if (!this.writeNow(data)) this.socket.pause()
+      return
+    }
+    if (this.discarding) return
+    this.received.push(data)
+    this.receivedBytes += data.length
+    if (this.receivedBytes >= this.highWaterMark) this.socket.pause()
+    this.wakeReader()
+  }
+
+  ended_(): void {
+    this.eof = true
+    // Node emits 'end' only once every byte before the FIN was delivered: all of it is written.
+    if (this.echoing) this.socket.end()
+    this.wakeReader()
+  }
+
+  drained_(): void {
+    if (this.echoing && !this.eof) this.socket.resume()
+    this.wakeWriter()
+  }
+
+  closed_(): void {
+    this.closed = true
+    this.wakeReader()
+    this.wakeWriter()
+  }
+
+  fail(error: ConnectionError): void {
+    this.failure ??= error
+    this.wakeReader()
+    this.wakeWriter()
+  }
+
+  wakeReader(): void {
+    if (this.readWaiters.length === 0) return
+    const waiters = this.readWaiters
+    this.readWaiters = []
+    for (const wake of waiters) wake()
+  }
+
+  wakeWriter(): void {
+    if (this.writeWaiters.length === 0) return
+    const waiters = this.writeWaiters
+    this.writeWaiters = []
+    for (const wake of waiters) wake()
+  }
+
+  // --- The fiber's side.
+
   // What went wrong, if anything. A socket closed without an error (both FINs, or destroyed from
   // this side) fails further writes too: Node drops writes to a destroyed socket without an event.
   // The error is built only when asked for: closing is the normal end and must stay cheap.
-  const failed = (): ConnectionError | undefined => {
-    if (failure === undefined && closed) failure = new ConnectionError({ reason: "BrokenPipe", peer: peer(), code: "ECLOSED" })
-    return failure
-  }
-  // Fibers parked until something happens on the read or the write side. Usually one each; a
-  // list, so concurrent callers (a write racing an end) are all woken, never lost.
-  let readWaiters: Array<() => void> = []
-  let writeWaiters: Array<() => void> = []
-
-  const wakeReader = () => {
-    if (readWaiters.length === 0) return
-    const waiters = readWaiters
-    readWaiters = []
-    for (const wake of waiters) wake()
-  }
-  const wakeWriter = () => {
-    if (writeWaiters.length === 0) return
-    const waiters = writeWaiters
-    writeWaiters = []
-    for (const wake of waiters) wake()
-  }
-  const fail = (error: ConnectionError) => {
-    failure ??= error
-    wakeReader()
-    wakeWriter()
-  }
-
-  // While `echo` runs, bytes go straight back on Node's callbacks, as `socket.pipe(socket)` would.
-  let echoing = false
-  // After the handler is done: input is read and dropped so that closing does not reset.
-  let discarding = false
-
-  socket.on("data", (data: Buffer) => {
-    bytesIn += data.length
-    if (countBytes) Metrics.bytesReceived.unsafeUpdate(data.length, noTags)
-    if (echoing) {
-      if (!writeNow(data)) socket.pause()
-      return
+  private failed(): ConnectionError | undefined {
+    if (this.failure === undefined && this.closed) {
+      this.failure = new ConnectionError({ reason: "BrokenPipe", peer: this.peer, code: "ECLOSED" })
     }
-    if (discarding) return
-    received.push(data)
-    receivedBytes += data.length
-    if (receivedBytes >= highWaterMark) socket.pause()
-    wakeReader()
-  })
-  socket.on("end", () => {
-    eof = true
-    // Node emits 'end' only once every byte before the FIN was delivered: all of it is written.
-    if (echoing) socket.end()
-    wakeReader()
-  })
-  socket.on("drain", () => {
-    if (echoing && !eof) socket.resume()
-    wakeWriter()
-  })
-  socket.on("finish", wakeWriter)
-  socket.on("error", (error: Error) => {
-    const code = errno.errnoCode(error)
-    const syscall = errno.errnoSyscall(error)
-    fail(
-      new ConnectionError({
-        reason: errno.connectionReason(code),
-        peer: peer(),
-        ...(code === undefined ? {} : { code }),
-        ...(syscall === undefined ? {} : { syscall }),
-        cause: error
-      })
-    )
-  })
-  socket.on("close", () => {
-    closed = true
-    wakeReader()
-    wakeWriter()
-  })
-  if (options.idleTimeout !== undefined) {
-    const idleMs = Duration.toMillis(options.idleTimeout)
-    socket.setTimeout(idleMs, () => {
-      fail(new ConnectionError({ reason: "Timeout", peer: peer() }))
-      socket.destroy()
-    })
+    return this.failure
+  }
+
+  // Writing after our own end() or a destroy must fail, not vanish: Node then drops the write
+  // (or destroys the socket) without an event this side would see in time.
+  private writeFailed(): ConnectionError | undefined {
+    return this.failed() ??
+      (this.socket.writableEnded || this.socket.destroyed
+        ? new ConnectionError({ reason: "BrokenPipe", peer: this.peer, code: "ERR_STREAM_WRITE_AFTER_END" })
+        : undefined)
+  }
+
+  private readable(): boolean {
+    return this.received.length > 0 || this.eof || this.closed || this.failure !== undefined
   }
 
   // Parks until `ready` holds. The condition is checked again where the waiter is registered:
   // the fiber may yield between its own check and this registration, and an event that fired
   // in between would otherwise wake nobody.
-  const park = (waiters: () => Array<() => void>, ready: () => boolean) =>
-    Effect.async<void>((resume) => {
+  private park(side: "readWaiters" | "writeWaiters", ready: () => boolean): Effect.Effect<void> {
+    return Effect.async<void>((resume) => {
       if (ready()) return resume(Effect.void)
       const wake = () => resume(Effect.void)
-      waiters().push(wake)
+      this[side].push(wake)
       return Effect.sync(() => {
-        const list = waiters()
+        const list = this[side]
         const i = list.indexOf(wake)
         if (i >= 0) list.splice(i, 1)
       })
     })
-  const readable = () => received.length > 0 || eof || closed || failure !== undefined
-  const waitRead = park(() => readWaiters, readable)
-  const waitDrain = park(() => writeWaiters, () => !socket.writableNeedDrain || closed || failure !== undefined)
-  const waitFinish = park(() => writeWaiters, () => socket.writableFinished || closed || failure !== undefined)
+  }
 
-  // Writing after our own end() or a destroy must fail, not vanish: Node then drops the write
-  // (or destroys the socket) without an event this side would see in time.
-  const writeFailed = (): ConnectionError | undefined =>
-    failed() ??
-      (socket.writableEnded || socket.destroyed
-        ? new ConnectionError({ reason: "BrokenPipe", peer: peer(), code: "ERR_STREAM_WRITE_AFTER_END" })
-        : undefined)
+  get read(): Effect.Effect<Chunk.Chunk<Uint8Array>, Option.Option<ConnectionError>> {
+    return Effect.suspend(() => this.pull())
+  }
 
-  const read: Connection["read"] = Effect.suspend(() => {
-    if (received.length > 0) {
-      const chunk = Chunk.unsafeFromArray(received)
-      received = []
-      receivedBytes = 0
+  private pull(): Effect.Effect<Chunk.Chunk<Uint8Array>, Option.Option<ConnectionError>> {
+    const socket = this.socket
+    if (this.received.length > 0) {
+      const chunk = Chunk.unsafeFromArray(this.received)
+      this.received = []
+      this.receivedBytes = 0
       if (socket.isPaused()) socket.resume()
       return Effect.succeed(chunk)
     }
     // The peer's FIN comes before any later failure of the write side: input ended cleanly.
-    if (eof) return Effect.fail(Option.none())
-    const error = failed()
+    if (this.eof) return Effect.fail(Option.none())
+    const error = this.failed()
     if (error !== undefined) return Effect.fail(Option.some(error))
     // First pull of a paused socket, or the consumer caught up: let data flow.
     if (socket.isPaused()) socket.resume()
-    return Effect.zipRight(waitRead, read)
-  })
-
-  // Waits until Node's write buffer is empty again, or the connection failed.
-  const drained: Effect.Effect<void, ConnectionError> = Effect.suspend(() => {
-    const error = failed()
-    if (error !== undefined) return Effect.fail(error)
-    if (!socket.writableNeedDrain) return Effect.void
-    return Effect.zipRight(waitDrain, drained)
-  })
-
-  const writeNow = (data: Uint8Array): boolean => {
-    bytesOut += data.length
-    if (countBytes) Metrics.bytesSent.unsafeUpdate(data.length, noTags)
-    return socket.write(data)
+    return Effect.zipRight(this.park("readWaiters", () => this.readable()), this.read)
   }
 
-  const write = (data: Uint8Array): Effect.Effect<void, ConnectionError> =>
-    Effect.suspend(() => {
-      const error = writeFailed()
+  // Built on first use: most handlers never ask, and a Stream is several objects per connection.
+  get stream(): Stream.Stream<Uint8Array, ConnectionError> {
+    return this.streamed ??= Stream.repeatEffectChunkOption(this.read)
+  }
+
+  // Waits until Node's write buffer is empty again, or the connection failed.
+  private drained(): Effect.Effect<void, ConnectionError> {
+    return Effect.suspend(() => {
+      const error = this.failed()
       if (error !== undefined) return Effect.fail(error)
-      return writeNow(data) ? Effect.void : drained
+      if (!this.socket.writableNeedDrain) return Effect.void
+      return Effect.zipRight(
+        this.park(
+          "writeWaiters",
+          () => !this.socket.writableNeedDrain || this.closed || this.failure !== undefined
+        ),
+        this.drained()
+      )
+    })
+  }
+
+  private writeNow(data: Uint8Array): boolean {
+    this.bytesOut += data.length
+    if (this.countBytes) Metrics.bytesSent.unsafeUpdate(data.length, noTags)
+    return this.socket.write(data)
+  }
+
+  // Handlers pass these around unbound (`Stream.runForEach(connection.write)`): bound once here.
+  readonly write = (data: Uint8Array): Effect.Effect<void, ConnectionError> =>
+    Effect.suspend(() => {
+      const error = this.writeFailed()
+      if (error !== undefined) return Effect.fail(error)
+      return this.writeNow(data) ? Effect.void : this.drained()
     })
 
-  const writeAll = (data: Chunk.Chunk<Uint8Array>): Effect.Effect<void, ConnectionError> =>
+  readonly writeAll = (data: Chunk.Chunk<Uint8Array>): Effect.Effect<void, ConnectionError> =>
     Effect.suspend(() => {
-      const error = writeFailed()
+      const error = this.writeFailed()
       if (error !== undefined) return Effect.fail(error)
       const buffers = Chunk.toReadonlyArray(data)
       for (let i = 0; i < buffers.length; i++) {
-        if (!writeNow(buffers[i]!)) {
+        if (!this.writeNow(buffers[i]!)) {
           return i === buffers.length - 1
-            ? drained
-            : Effect.zipRight(drained, writeAll(Chunk.drop(data, i + 1)))
+            ? this.drained()
+            : Effect.zipRight(this.drained(), this.writeAll(Chunk.drop(data, i + 1)))
         }
       }
       return Effect.void
     })
 
-  const finished: Effect.Effect<void, ConnectionError> = Effect.suspend(() => {
-    if (socket.writableFinished) return Effect.void
-    const error = failed()
-    if (error !== undefined) return Effect.fail(error)
-    return Effect.zipRight(waitFinish, finished)
-  })
+  private finished(): Effect.Effect<void, ConnectionError> {
+    return Effect.suspend(() => {
+      if (this.socket.writableFinished) return Effect.void
+      const error = this.failed()
+      if (error !== undefined) return Effect.fail(error)
+      return Effect.zipRight(
+        this.park(
+          "writeWaiters",
+          () => this.socket.writableFinished || this.closed || this.failure !== undefined
+        ),
+        this.finished()
+      )
+    })
+  }
 
-  const end: Connection["end"] = Effect.suspend(() => {
-    if (socket.writableFinished) return Effect.void
-    const error = failed()
-    if (error !== undefined) return Effect.fail(error)
-    if (!socket.writableEnded) socket.end()
-    return finished
-  })
+  get end(): Effect.Effect<void, ConnectionError> {
+    return Effect.suspend(() => {
+      const socket = this.socket
+      if (socket.writableFinished) return Effect.void
+      const error = this.failed()
+      if (error !== undefined) return Effect.fail(error)
+      if (!socket.writableEnded) socket.end()
+      return this.finished()
+    })
+  }
 
   // One asynchronous step from start to FIN: the bytes move on Node's callbacks, and the fiber
   // running this is woken once, when the echo is complete or the connection failed.
-  const echo: Connection["echo"] = Effect.async<void, ConnectionError>((resume) => {
-    const error = failed()
-    if (error !== undefined) return resume(Effect.fail(error))
-    echoing = true
-    // What was read ahead goes back first, in order.
-    let full = false
-    for (const data of received) full = !writeNow(data) || full
-    received = []
-    receivedBytes = 0
-    if (eof) {
-      if (!socket.writableEnded) socket.end()
-    } else if (!full) socket.resume()
-    // Done when the FIN is out, or when the connection failed; any other wake-up (a 'drain')
-    // waits again.
-    const settled = (): boolean => {
-      if (socket.writableFinished) {
-        echoing = false
-        resume(Effect.void)
+  get echo(): Effect.Effect<void, ConnectionError> {
+    return Effect.async<void, ConnectionError>((resume) => {
+      const socket = this.socket
+      const error = this.failed()
+      if (error !== undefined) return resume(Effect.fail(error))
+      this.echoing = true
+      // What was read ahead goes back first, in order.
+      let full = false
+      for (const data of this.received) full = !this.writeNow(data) || full
+      this.received = []
+      this.receivedBytes = 0
+      if (this.eof) {
+        if (!socket.writableEnded) socket.end()
+      } else if (!full) socket.resume()
+      // Done when the FIN is out, or when the connection failed; any other wake-up (a 'drain')
+      // waits again.
+      const settled = (): boolean => {
+        if (socket.writableFinished) {
+          this.echoing = false
+          resume(Effect.void)
+          return true
+        }
+        const error = this.failed()
+        if (error === undefined) return false
+        this.echoing = false
+        resume(Effect.fail(error))
         return true
       }
-      const error = failed()
-      if (error === undefined) return false
-      echoing = false
-      resume(Effect.fail(error))
-      return true
-    }
-    if (settled()) return
-    const wake = () => {
-      if (!settled()) writeWaiters.push(wake)
-    }
-    writeWaiters.push(wake)
-    return Effect.sync(() => {
-      echoing = false
-      const i = writeWaiters.indexOf(wake)
-      if (i >= 0) writeWaiters.splice(i, 1)
+      if (settled()) return
+      const wake = () => {
+        if (!settled()) this.writeWaiters.push(wake)
+      }
+      this.writeWaiters.push(wake)
+      return Effect.sync(() => {
+        this.echoing = false
+        const i = this.writeWaiters.indexOf(wake)
+        if (i >= 0) this.writeWaiters.splice(i, 1)
+      })
     })
-  })
-
-  let stream: Stream.Stream<Uint8Array, ConnectionError> | undefined
+  }
 
   // Reads and discards until the peer's FIN (or the end of the connection).
   // The common case (the peer's FIN already read) costs no timer.
-  const discardInput: Owned["discardInput"] = (atMost) =>
-    Effect.suspend(() => {
-      if (eof || closed) return Effect.void
-      received = []
-      receivedBytes = 0
-      discarding = true
-      socket.resume()
+  discardInput(atMost: Duration.Duration): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      if (this.eof || this.closed) return Effect.void
+      this.received = []
+      this.receivedBytes = 0
+      this.discarding = true
+      this.socket.resume()
       // Dropped data never makes `readable` true: this returns at EOF, close or failure.
-      return Effect.asVoid(Effect.timeoutOption(waitRead, atMost))
+      return Effect.asVoid(Effect.timeoutOption(this.park("readWaiters", () => this.readable()), atMost))
     })
-
-  const complete: Owned["complete"] = (atMost) =>
-    Effect.suspend(() =>
-      socket.writableFinished && (eof || closed) ? Effect.void : Effect.zipRight(end, discardInput(atMost))
-    )
-
-  const stats = Effect.sync((): Stats => ({
-    bytesIn,
-    bytesOut,
-    buffered: receivedBytes + socket.readableLength + socket.writableLength
-  }))
-
-  const destroy = Effect.suspend(() => {
-    if (closed) return Effect.void
-    socket.destroy()
-    return Effect.async<void>((resume) => {
-      if (closed) return resume(Effect.void)
-      socket.once("close", () => resume(Effect.void))
-    })
-  })
-
-  return {
-    get peer() {
-      return peer()
-    },
-    read,
-    // Built on first use: most handlers never ask, and a Stream is several objects per connection.
-    get stream() {
-      return (stream ??= Stream.repeatEffectChunkOption(read))
-    },
-    write,
-    writeAll,
-    end,
-    echo,
-    stats,
-    discardInput,
-    complete,
-    destroy
   }
+
+  complete(atMost: Duration.Duration): Effect.Effect<void, ConnectionError> {
+    return Effect.suspend(() =>
+      this.socket.writableFinished && (this.eof || this.closed)
+        ? Effect.void
+        : Effect.zipRight(this.end, this.discardInput(atMost))
+    )
+  }
+
+  get stats(): Effect.Effect<Stats> {
+    return Effect.sync((): Stats => ({
+      bytesIn: this.bytesIn,
+      bytesOut: this.bytesOut,
+      buffered: this.receivedBytes + this.socket.readableLength + this.socket.writableLength
+    }))
+  }
+
+  get destroy(): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      if (this.closed) return Effect.void
+      this.socket.destroy()
+      return Effect.async<void>((resume) => {
+        if (this.closed) return resume(Effect.void)
+        this.socket.once("close", () => resume(Effect.void))
+      })
+    })
+  }
+}
+
+function onData(this: Tagged, data: Buffer) {
+  this[kWrapped].received_(data)
+}
+function onEnd(this: Tagged) {
+  this[kWrapped].ended_()
+}
+function onDrain(this: Tagged) {
+  this[kWrapped].drained_()
+}
+function onFinish(this: Tagged) {
+  this[kWrapped].wakeWriter()
+}
+function onClose(this: Tagged) {
+  this[kWrapped].closed_()
+}
+function onError(this: Tagged, error: Error) {
+  const wrapped = this[kWrapped]
+  const code = errno.errnoCode(error)
+  const syscall = errno.errnoSyscall(error)
+  wrapped.fail(
+    new ConnectionError({
+      reason: errno.connectionReason(code),
+      peer: wrapped.peer,
+      ...(code === undefined ? {} : { code }),
+      ...(syscall === undefined ? {} : { syscall }),
+      cause: error
+    })
+  )
+}
+function onIdle(this: Tagged) {
+  const wrapped = this[kWrapped]
+  wrapped.fail(new ConnectionError({ reason: "Timeout", peer: wrapped.peer }))
+  this.destroy()
 }
 
 const noTags: ReadonlyArray<never> = []
