@@ -255,6 +255,9 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
           `dropped connection from ${drop?.remoteAddress}:${drop?.remotePort}: ${valid.maxAccepted} connections held`
         ))
       })
+      function forget(this: net.Socket) {
+        open.delete(this)
+      }
       server.on("connection", (socket: net.Socket) => {
         Metrics.connectionsAccepted.unsafeUpdate(1, [])
         if (!accepting) {
@@ -265,7 +268,7 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
         open.add(socket)
         // Until a consumer installs its own, an error on a waiting socket must not crash the process.
         socket.on("error", ignore)
-        socket.once("close", () => open.delete(socket))
+        socket.on("close", forget)
         if (consumer !== undefined) consumer(socket)
         else if (takers.length > 0) takers.shift()!(Effect.succeed(socket))
         else waiting.push(socket)

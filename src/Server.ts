@@ -86,6 +86,8 @@ export const echo: Handler<Connection.ConnectionError> = (connection) =>
     (level) => LogLevel.lessThanEqual(level, LogLevel.Debug) ? echoLogged(connection) : connection.echo
   )
 
+const echoDirect: Handler<Connection.ConnectionError> = (connection) => connection.echo
+
 /**
  * The echo as a loop over the connection's pull, logging every receive: what a handler that
  * transforms bytes looks like, and the debug path of {@link echo}.
@@ -272,10 +274,12 @@ export const make = <E = never, R = never>(
     const waiting: Array<net.Socket> = []
     let shuttingDown = false
 
+    // The default echo decides between its two paths by the log level: decided once here.
+    const handle: Handler<E, R> = (handler as Handler<any, any>) === echo ? (debug ? echoLogged : echoDirect) as Handler<any, any> : handler
     const serve = (connection: Connection.Owned, socket: net.Socket, started: number): Effect.Effect<void, never, R> => {
       const served = Effect.catchAllCause(
         // The answer is out; unread input would turn the close into a reset that cuts it short.
-        Effect.zipRight(handler(connection), connection.complete(lingerTimeout)),
+        Effect.zipRight(handle(connection), connection.complete(lingerTimeout)),
         (cause) => report(cause, () => resetSocket(socket))
       )
       return debug ? Effect.zipRight(served, closedRecord(connection, started)) : served
