@@ -86,7 +86,7 @@ export const echo: Handler<Connection.ConnectionError> = (connection) =>
     (level) => LogLevel.lessThanEqual(level, LogLevel.Debug) ? echoLogged(connection) : connection.echo
   )
 
-const echoDirect: Handler<Connection.ConnectionError> = (connection) => connection.echo
+const echoOwned = (connection: Connection.Owned) => connection.echoOwned
 
 /**
  * The echo as a loop over the connection's pull, logging every receive: what a handler that
@@ -275,7 +275,9 @@ export const make = <E = never, R = never>(
     let shuttingDown = false
 
     // The default echo decides between its two paths by the log level: decided once here.
-    const handle: Handler<E, R> = (handler as Handler<any, any>) === echo ? (debug ? echoLogged : echoDirect) as Handler<any, any> : handler
+    const handle = ((handler as Handler<any, any>) === echo ? (debug ? echoLogged : echoOwned) : handler) as (
+      connection: Connection.Owned
+    ) => Effect.Effect<void, E, R>
     const serve = (connection: Connection.Owned, socket: net.Socket, started: number): Effect.Effect<void, never, R> => {
       const served = Effect.catchAllCause(
         // The answer is out; unread input would turn the close into a reset that cuts it short.
