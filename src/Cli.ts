@@ -5,8 +5,13 @@
  *
  * @since 0.1.0
  */
-import { Command, HelpDoc, Options, ValidationError } from "@effect/cli"
-import { FileSystem } from "@effect/platform"
+import * as Command from "@effect/cli/Command"
+import * as HelpDoc from "@effect/cli/HelpDoc"
+import * as Options from "@effect/cli/Options"
+import * as ValidationError from "@effect/cli/ValidationError"
+// Deep imports: the packages' index modules load everything in them (all of HttpApi and its
+// schemas for @effect/platform), some 25 MB of heap a server never uses.
+import * as FileSystem from "@effect/platform/FileSystem"
 import { Config, Console, Data, Duration, Effect, Layer, Logger, LogLevel, Option, Stream } from "effect"
 import * as parseDuration from "./internal/duration.js"
 import * as KernelLimits from "./KernelLimits.js"

@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { FileSystem } from "@effect/platform"
+import * as FileSystem from "@effect/platform/FileSystem"
 import { Context, Data, Effect, Layer } from "effect"
 import * as procfs from "./internal/procfs.js"
 

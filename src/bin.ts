@@ -3,7 +3,8 @@
  * The `effect-tcp-echo` binary: parse the command line, provide Node's platform, run. Everything
  * else lives in the library.
  */
-import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Console, Effect, Layer } from "effect"
 import { createRequire } from "node:module"
 import * as Cli from "./Cli.js"
