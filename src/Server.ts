@@ -373,7 +373,8 @@ export const make = <E = never, R = never>(
             yield* Effect.logWarning(`shutdown deadline passed: closing ${live.size} connection(s)`)
           }
         }
-        yield* Fiber.interruptAll(live.values())
+        // A copy: interruptAll walks the list twice, to interrupt and then to await every fiber.
+        yield* Fiber.interruptAll(Array.from(live.values()))
         if (cutOff.length > 0) {
           Metrics.connectionErrors.unsafeModify(cutOff.length, errorTags.ShutdownDeadline)
           // Name a few peers, not ten thousand: one log record must stay readable.

@@ -205,6 +205,26 @@ describe("Server", () => {
       yield* eventually(Effect.sync(openSockets), (n) => n <= socketsBefore)
     }))
 
+  it.live("shutdown returns only once every connection's fiber has finished, cleanup included", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const started = yield* Deferred.make<void>()
+      const cleaned = yield* Ref.make(false)
+      // A handler that never ends by itself and takes a while to clean up when interrupted.
+      const slowToStop: Server.Handler = () =>
+        Deferred.succeed(started, undefined).pipe(
+          Effect.zipRight(Effect.never),
+          Effect.onInterrupt(() => Effect.sleep("200 millis").pipe(Effect.zipRight(Ref.set(cleaned, true))))
+        )
+      const server = yield* Scope.extend(Server.make({ shutdownTimeout: "50 millis" }, slowToStop), scope)
+      const peers = yield* Scope.make()
+      yield* Scope.extend(TestKit.connect(server.address.port), peers)
+      yield* Deferred.await(started)
+      yield* Scope.close(scope, Exit.void)
+      expect(yield* Ref.get(cleaned)).toBe(true)
+      yield* Scope.close(peers, Exit.void)
+    }))
+
   it.live("shutdown with no connections returns at once and frees the port", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
