@@ -134,6 +134,13 @@ export interface Connection {
  * Takes ownership of an accepted socket (as `Listener.accept` gives it: paused). The scope's
  * release destroys the socket whatever state it is in, and returns once it is closed.
  *
+ * A socket has one owner: making a second connection of the same socket is a defect (two readers
+ * of one byte stream would each see a part of it, or all of it twice).
+ *
+ * A connection is an object whose members live on its class: to decorate one, delegate to it
+ * (`{ read: ..., write: c.write, end: c.end, ... }`); spreading it (`{ ...c }`) copies none of
+ * its methods.
+ *
  * @since 0.1.0
  * @category constructors
  */
@@ -141,7 +148,14 @@ export const make = (
   socket: net.Socket,
   options: Options = {}
 ): Effect.Effect<Connection, never, Scope.Scope> =>
-  Effect.acquireRelease(Effect.sync(() => wrap(socket, options)), (wrapped) => wrapped.destroy)
+  Effect.acquireRelease(
+    Effect.suspend(() =>
+      kWrapped in socket
+        ? Effect.dieMessage("Connection.make: this socket already belongs to a connection")
+        : Effect.sync(() => wrap(socket, options))
+    ),
+    (wrapped) => wrapped.destroy
+  )
 
 /**
  * A connection and the effect that destroys it, for owners that manage the scope themselves.

@@ -274,10 +274,14 @@ export const make = <E = never, R = never>(
     const waiting: Array<net.Socket> = []
     let shuttingDown = false
 
-    // The default echo decides between its two paths by the log level: decided once here.
-    const handle = ((handler as Handler<any, any>) === echo ? (debug ? echoLogged : echoOwned) : handler) as (
-      connection: Connection.Owned
-    ) => Effect.Effect<void, E, R>
+    // The default echo decides between its two paths by the log level: decided once here. A
+    // user's handler is called inside the fiber (suspended): one that throws instead of returning
+    // an Effect is a defect of its connection, not an exception out of Node's callback.
+    const handle = ((handler as Handler<any, any>) === echo
+      ? (debug ? echoLogged : echoOwned)
+      : (connection: Connection.Owned) => Effect.suspend(() => handler(connection))) as (
+        connection: Connection.Owned
+      ) => Effect.Effect<void, E, R>
     const serve = (connection: Connection.Owned, socket: net.Socket, started: number): Effect.Effect<void, never, R> => {
       const served = Effect.catchAllCause(
         // The answer is out; unread input would turn the close into a reset that cuts it short.
@@ -337,15 +341,6 @@ export const make = <E = never, R = never>(
       Metrics.connectionsDropped.unsafeModify(1, waitTimeoutTags)
       this.destroy()
     }
-    yield* listener.handoff((socket) => {
-      if (live.size < maxConnections) return start(socket)
-      waiting.push(socket)
-      if (idleMs !== undefined) {
-        socket.setTimeout(idleMs)
-        socket.once("timeout", dropIdleWaiting)
-      }
-    })
-
     const allClosed = Effect.async<void>((resume) => {
       if (live.size === 0) return resume(Effect.void)
       onEmpty = () => resume(Effect.void)
@@ -383,6 +378,16 @@ export const make = <E = never, R = never>(
         }
       })
     )
+
+    // Connections start only now that the shutdown above owns them: none can outlive the scope.
+    yield* listener.handoff((socket) => {
+      if (live.size < maxConnections) return start(socket)
+      waiting.push(socket)
+      if (idleMs !== undefined) {
+        socket.setTimeout(idleMs)
+        socket.once("timeout", dropIdleWaiting)
+      }
+    })
 
     return {
       address: listener.address,

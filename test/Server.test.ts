@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Chunk, Deferred, Effect, Exit, FastCheck as fc, Fiber, Metric, MetricLabel, Ref, Scheduler, Scope, Stream, Supervisor } from "effect"
-import { Client, Connection, Metrics, Server, TestKit } from "../src/index.js"
+import { Cause, Chunk, Deferred, Effect, Exit, FastCheck as fc, Fiber, Metric, MetricLabel, Ref, Scheduler, Scope, Stream, Supervisor } from "effect"
+import { Client, Connection, Listener, Metrics, Server, TestKit } from "../src/index.js"
 import { openSockets } from "./utils/kernel.js"
 import { eventually, rawConnect, readToEnd, settled, stallingPeer } from "./utils/peers.js"
 
@@ -163,6 +163,33 @@ describe("Server", () => {
       expect(yield* counter(Metrics.connectionErrors, "HandlerError")).toBe(handlerErrors + 1)
       expect(yield* counter(Metrics.connectionErrors, "Defect")).toBe(defects + 1)
       expect(Buffer.from(yield* Client.roundTrip({ port }, [bytes("fine")])).toString()).toBe("fine")
+    }))
+
+  it.scopedLive("a handler that throws instead of returning an Effect is a defect of its connection only", () =>
+    Effect.gen(function*() {
+      const throwing: Server.Handler = () => {
+        throw new Error("not an Effect")
+      }
+      const server = yield* Server.make({}, throwing)
+      const defects = yield* counter(Metrics.connectionErrors, "Defect")
+      const active = yield* Metric.value(Metrics.connectionsActive)
+      // Before the fix this threw out of Node's 'connection' callback: an uncaught exception.
+      // The peer is reset (so fast that the client may still be connecting): never a clean EOF.
+      const answer = yield* Effect.exit(Client.roundTrip({ port: server.address.port }, [bytes("x")]))
+      expect(Exit.isFailure(answer)).toBe(true)
+      yield* eventually(counter(Metrics.connectionErrors, "Defect"), (n) => n === defects + 1)
+      yield* eventually(Metric.value(Metrics.connectionsActive), (state) => state.value === active.value)
+      expect(yield* server.connections).toEqual([])
+    }))
+
+  it.scopedLive("a socket belongs to one connection: making a second is a defect, not a split stream", () =>
+    Effect.gen(function*() {
+      const listener = yield* Listener.make({ port: 0 })
+      yield* TestKit.connect(listener.address.port)
+      const socket = yield* listener.accept
+      yield* Connection.make(socket)
+      const second = yield* Effect.exit(Connection.make(socket))
+      expect(Exit.isFailure(second) && Cause.isDie(second.cause)).toBe(true)
     }))
 
   it.live("shutdown with active, idle and stalled peers completes and leaves nothing behind", () =>
