@@ -14,6 +14,7 @@ import * as ValidationError from "@effect/cli/ValidationError"
 import * as FileSystem from "@effect/platform/FileSystem"
 import { Config, Console, Data, Duration, Effect, Layer, Logger, LogLevel, Option, Stream } from "effect"
 import * as parseDuration from "./internal/duration.js"
+import * as Heap from "./internal/heap.js"
 import * as KernelLimits from "./KernelLimits.js"
 import * as Client from "./Client.js"
 import * as Listener from "./Listener.js"
@@ -212,6 +213,8 @@ const serve = Command.make("serve", serveOptions, (flags) => {
     const probed = yield* Effect.either(KernelLimits.read).pipe(Logger.withMinimumLogLevel(LogLevel.None))
     const limits = probed._tag === "Right" ? probed.right : {}
     const { options } = fitToDescriptors(requested, limits, yield* descriptorsInUse)
+    // glibc would otherwise unmap and fault in its heap top at every GC under load (heap.ts).
+    yield* Effect.sync(Heap.relaxTrim)
     const server = yield* Server.make(options)
     const address = Listener.formatAddress(server.address)
     // The address is what `serve` gives its caller: printed first, whatever the log level.
