@@ -4,7 +4,10 @@
  *
  *   node dist/bench/load.js <mode> <port> <seconds> [connections]
  *
- * Prints one JSON line with the result. Every mode stops by itself after `seconds`.
+ * Prints one JSON line with the result. Every mode stops by itself after `seconds` (plus, for
+ * stream, rtt and churn, a warm-up of BENCH_WARMUP seconds, default 0.5, that is not counted: a
+ * fresh server compiles its hot path first, and that time is noise, not throughput). Those modes
+ * print `{"measuring":true}` when the counted window opens, for the caller to sample the server.
  */
 import * as net from "node:net"
 
@@ -13,6 +16,7 @@ type Mode = "stream" | "rtt" | "churn" | "stalled" | "idle"
 const [mode, portText, secondsText, connectionsText] = process.argv.slice(2) as [Mode, string, string, string?]
 const port = Number(portText)
 const seconds = Number(secondsText)
+const warmup = Number(process.env.BENCH_WARMUP ?? 0.5)
 const host = "127.0.0.1"
 
 const connect = (): Promise<net.Socket> =>
@@ -26,6 +30,17 @@ const connect = (): Promise<net.Socket> =>
     })
     socket.once("error", reject)
   })
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/** Runs the warm-up, then the counted window; returns how much `count` grew during the window. */
+const counted = async (count: () => number): Promise<number> => {
+  await sleep(warmup * 1000)
+  const start = count()
+  process.stdout.write(JSON.stringify({ measuring: true }) + "\n")
+  await sleep(seconds * 1000)
+  return count() - start
+}
 
 const done = (result: Record<string, unknown>) => {
   process.stdout.write(JSON.stringify({ mode, ...result }) + "\n")
@@ -44,7 +59,7 @@ const stream = async (connections: number) => {
   const window = 8 * chunk
   let echoed = 0
   let errors = 0
-  const deadline = Date.now() + seconds * 1000
+  const deadline = Date.now() + (warmup + seconds) * 1000
   const sockets = await Promise.all(Array.from({ length: connections }, connect))
   sockets.forEach((socket, id) => {
     // The echo must be the pattern this connection sent, at the same offset.
@@ -69,15 +84,16 @@ const stream = async (connections: number) => {
     socket.on("error", () => errors++)
     pump()
   })
-  await new Promise((r) => setTimeout(r, seconds * 1000))
-  done({ units: echoed, unit: "bytes", rate: echoed / seconds, errors })
+  const units = await counted(() => echoed)
+  done({ units, unit: "bytes", rate: units / seconds, errors })
 }
 
 /** N connections doing 64-byte request/echo round trips, one at a time each. */
 const rtt = async (connections: number) => {
   const latencies: Array<number> = []
+  let measuring = false
   let errors = 0
-  const deadline = Date.now() + seconds * 1000
+  const deadline = Date.now() + (warmup + seconds) * 1000
   const sockets = await Promise.all(Array.from({ length: connections }, connect))
   for (const [id, socket] of sockets.entries()) {
     socket.setNoDelay(true)
@@ -93,14 +109,18 @@ const rtt = async (connections: number) => {
     socket.on("data", (data: Buffer) => {
       received += data.length
       if (received >= 64) {
-        latencies.push(performance.now() - started)
+        if (measuring) latencies.push(performance.now() - started)
         send()
       }
     })
     socket.on("error", () => errors++)
     send()
   }
-  await new Promise((r) => setTimeout(r, seconds * 1000))
+  await sleep(warmup * 1000)
+  measuring = true
+  process.stdout.write(JSON.stringify({ measuring: true }) + "\n")
+  await sleep(seconds * 1000)
+  measuring = false
   latencies.sort((a, b) => a - b)
   const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0
   done({ units: latencies.length, unit: "round trips", rate: latencies.length / seconds, p50: at(0.5), p99: at(0.99), errors })
@@ -110,7 +130,7 @@ const rtt = async (connections: number) => {
 const churn = async (loops: number) => {
   let cycles = 0
   let errors = 0
-  const deadline = Date.now() + seconds * 1000
+  const deadline = Date.now() + (warmup + seconds) * 1000
   const payload = pattern(0, 100, 1)
   const cycle = (): Promise<void> =>
     new Promise((resolve) => {
@@ -129,10 +149,12 @@ const churn = async (loops: number) => {
         resolve()
       })
     })
-  await Promise.all(Array.from({ length: loops }, async () => {
+  const loopsDone = Promise.all(Array.from({ length: loops }, async () => {
     while (Date.now() < deadline) await cycle()
   }))
-  done({ units: cycles, unit: "connections", rate: cycles / seconds, errors })
+  const units = await counted(() => cycles)
+  await loopsDone
+  done({ units, unit: "connections", rate: units / seconds, errors })
 }
 
 /** N peers that write as fast as the kernel takes it and never read. */
@@ -174,5 +196,5 @@ if (run === undefined) {
   process.exit(2)
 }
 // A hard stop whatever happens: a bench never hangs.
-setTimeout(() => done({ error: "hard deadline" }), (seconds + 30) * 1000).unref()
+setTimeout(() => done({ error: "hard deadline" }), (warmup + seconds + 30) * 1000).unref()
 run(Number(connectionsText ?? defaults[mode])).catch((error: Error) => done({ error: error.message }))

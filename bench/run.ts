@@ -96,15 +96,19 @@ const stop = async (server: Started) => {
   await server.exited
 }
 
-/** Runs the load generator; `onReady` fires when a holding mode has all its connections up. */
-const load = (mode: string, port: number, duration: number, onReady?: () => void) =>
+/**
+ * Runs the load generator; `onReady` fires when a holding mode has all its connections up, and
+ * `onMeasuring` when a timed mode ends its warm-up and opens the counted window.
+ */
+const load = (mode: string, port: number, duration: number, onReady?: () => void, onMeasuring?: () => void) =>
   new Promise<Record<string, number>>((resolve, reject) => {
     const child = spawn(process.execPath, [path.join(root, "dist/bench/load.js"), mode, String(port), String(duration)], {
       stdio: ["ignore", "pipe", "inherit"]
     })
     readline.createInterface({ input: child.stdout! }).on("line", (line) => {
-      const parsed = JSON.parse(line) as Record<string, number> & { ready?: boolean; error?: string }
+      const parsed = JSON.parse(line) as Record<string, number> & { ready?: boolean; measuring?: boolean; error?: string }
       if (parsed.ready) onReady?.()
+      else if (parsed.measuring) onMeasuring?.()
       else if (parsed.error) reject(new Error(String(parsed.error)))
       else resolve(parsed)
     })
@@ -116,9 +120,14 @@ const measure = async (scenario: Scenario, name: ServerName | Control): Promise<
   const pid = server.child.pid!
   try {
     if (scenario === "stream" || scenario === "rtt" || scenario === "churn") {
-      const cpu0 = procStat(pid)
-      const faults0 = minorFaults(pid)
-      const result = await load(scenario, server.port, seconds)
+      // Sampled when the counted window opens: the warm-up (the server compiling its hot path) is
+      // in neither the work nor the CPU time.
+      let cpu0 = procStat(pid)
+      let faults0 = minorFaults(pid)
+      const result = await load(scenario, server.port, seconds, undefined, () => {
+        cpu0 = procStat(pid)
+        faults0 = minorFaults(pid)
+      })
       const cpu = procStat(pid) - cpu0
       const faults = minorFaults(pid) - faults0
       const units = scenario === "stream" ? result.units! / 1e6 : result.units!
