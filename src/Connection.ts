@@ -6,7 +6,7 @@
  * @since 0.1.0
  */
 import { Chunk, Data, Duration, Effect, Option, Stream } from "effect"
-import type { Scope } from "effect"
+import type { MetricLabel, Scope } from "effect"
 import type * as net from "node:net"
 import * as errno from "./internal/errno.js"
 import * as Metrics from "./Metrics.js"
@@ -185,12 +185,16 @@ export interface Owned extends Connection {
 /**
  * The state machine behind a connection. Node's callbacks only record what happened and wake the
  * one fiber waiting for it; every decision is taken in the pull, the write or the end.
- * `countBytes` feeds the server's byte metrics (a client in the same process must not).
+ * `byteLabels`, when given, feeds the server's byte metrics under those labels (a client in the
+ * same process must not count).
  *
  * @internal
  */
-export const wrap = (socket: net.Socket, options: Options = {}, countBytes = false): Owned =>
-  new Wrapped(socket, options.highWaterMark ?? defaults.highWaterMark, countBytes, options.idleTimeout)
+export const wrap = (
+  socket: net.Socket,
+  options: Options = {},
+  byteLabels?: ReadonlyArray<MetricLabel.MetricLabel>
+): Owned => new Wrapped(socket, options.highWaterMark ?? defaults.highWaterMark, byteLabels, options.idleTimeout)
 
 // One object per connection, its methods shared: a server holds thousands of these, and every
 // closure per connection is memory held while it idles and work for the garbage collector when
@@ -222,7 +226,7 @@ class Wrapped implements Owned {
   constructor(
     private readonly socket: net.Socket,
     private readonly highWaterMark: number,
-    private readonly countBytes: boolean,
+    private readonly byteLabels: ReadonlyArray<MetricLabel.MetricLabel> | undefined,
     idleTimeout: Duration.DurationInput | undefined
   ) {
     ;(socket as Tagged)[kWrapped] = this
@@ -245,7 +249,7 @@ class Wrapped implements Owned {
 
   received_(data: Buffer): void {
     this.bytesIn += data.length
-    if (this.countBytes) Metrics.bytesReceived.unsafeUpdate(data.length, noTags)
+    if (this.byteLabels !== undefined) Metrics.bytesReceived.unsafeUpdate(data.length, this.byteLabels)
     if (this.echoing) {
       if (!this.writeNow(data)) this.socket.pause()
       return
@@ -381,7 +385,7 @@ class Wrapped implements Owned {
 
   private writeNow(data: Uint8Array): boolean {
     this.bytesOut += data.length
-    if (this.countBytes) Metrics.bytesSent.unsafeUpdate(data.length, noTags)
+    if (this.byteLabels !== undefined) Metrics.bytesSent.unsafeUpdate(data.length, this.byteLabels)
     return this.socket.write(data)
   }
 
@@ -563,4 +567,3 @@ function onIdle(this: Tagged) {
   this.destroy()
 }
 
-const noTags: ReadonlyArray<never> = []

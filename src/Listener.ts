@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { Data, Duration, Effect, MetricLabel, Runtime } from "effect"
+import { Data, Duration, Effect, Runtime } from "effect"
 import type { Scope } from "effect"
 import * as net from "node:net"
 import * as errno from "./internal/errno.js"
@@ -208,6 +208,8 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
     Effect.gen(function*() {
       const runtime = yield* Effect.runtime<never>()
       const log = Runtime.runFork(runtime)
+      // The metric labels of the fiber that starts the listener are on everything it counts.
+      const labels = yield* Metrics.currentLabels
       // Accepted sockets nobody has taken yet, and the fibers waiting in `accept` for one.
       const waiting: Array<net.Socket> = []
       const takers: Array<(taken: Effect.Effect<net.Socket>) => void> = []
@@ -223,7 +225,7 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
         if (!accepting) return
         accepting = false
         handle?.close()
-        if (waiting.length > 0) Metrics.connectionsDropped.unsafeUpdate(waiting.length, dropTags.shutdown)
+        if (waiting.length > 0) Metrics.connectionsDropped.unsafeUpdate(waiting.length, labels.reason("shutdown"))
         for (const socket of waiting.splice(0)) socket.destroy()
         // Nothing will ever arrive: fibers waiting in `accept` are interrupted, not left hanging.
         for (const taker of takers.splice(0)) taker(Effect.interrupt)
@@ -250,7 +252,7 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
       )
       if (valid.maxAccepted !== undefined) server.maxConnections = valid.maxAccepted
       server.on("drop", (drop?: net.DropArgument) => {
-        Metrics.connectionsDropped.unsafeUpdate(1, dropTags.maxConnections)
+        Metrics.connectionsDropped.unsafeUpdate(1, labels.reason("max_connections"))
         log(Effect.logWarning(
           `dropped connection from ${drop?.remoteAddress}:${drop?.remotePort}: ${valid.maxAccepted} connections held`
         ))
@@ -259,10 +261,10 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
         open.delete(this)
       }
       server.on("connection", (socket: net.Socket) => {
-        Metrics.connectionsAccepted.unsafeUpdate(1, [])
+        Metrics.connectionsAccepted.unsafeUpdate(1, labels.base)
         if (!accepting) {
           socket.destroy()
-          Metrics.connectionsDropped.unsafeUpdate(1, dropTags.shutdown)
+          Metrics.connectionsDropped.unsafeUpdate(1, labels.reason("shutdown"))
           return
         }
         open.add(socket)
@@ -330,10 +332,6 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
 
 const ignore = () => {}
 
-const dropTags = {
-  maxConnections: [MetricLabel.make("reason", "max_connections")],
-  shutdown: [MetricLabel.make("reason", "shutdown")]
-}
 
 /** JSON for strings and objects, but NaN and Infinity as themselves (JSON would say null). */
 const showValue = (value: unknown): string =>

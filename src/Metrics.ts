@@ -3,9 +3,20 @@
  * metrics backend (the CLI serves them in the Prometheus text format). Each is registered when
  * this module loads, so an exporter shows it at zero before the first connection.
  *
+ * They are shared by every server in the process. To tell servers apart, start each under labels
+ * of its own, the Effect way: every metric a server updates carries the metric labels of the fiber
+ * that started it (next to its `reason`, where it has one).
+ *
+ * ```ts
+ * Server.make(options).pipe(Effect.tagMetrics("server", "edge"))
+ * Server.layer(options).pipe(
+ *   Layer.locallyWith(FiberRef.currentMetricLabels, (labels) => [...labels, MetricLabel.make("server", "edge")])
+ * )
+ * ```
+ *
  * @since 0.1.0
  */
-import { Metric, MetricBoundaries } from "effect"
+import { Effect, FiberRef, Metric, MetricBoundaries, MetricLabel } from "effect"
 
 /**
  * Connections being served right now (accepted and holding a slot).
@@ -98,3 +109,36 @@ export const connectionDuration = Metric.histogram(
   MetricBoundaries.exponential({ start: 0.001, factor: 4, count: 10 }),
   "Connection lifetime in seconds"
 ).register()
+
+/**
+ * The labels one server adds to every metric it updates: the labels of the fiber that started it
+ * (`Effect.tagMetrics`, `Effect.labelMetrics`), alone and with each `reason`. Built once per
+ * server; each array keeps its identity, so Effect finds the metric's labelled hook in a cache
+ * instead of the registry on every update.
+ *
+ * @internal
+ */
+export interface Labels {
+  readonly base: ReadonlyArray<MetricLabel.MetricLabel>
+  readonly reason: (reason: string) => ReadonlyArray<MetricLabel.MetricLabel>
+}
+
+/** @internal */
+export const labels = (base: ReadonlyArray<MetricLabel.MetricLabel>): Labels => {
+  const byReason = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
+  return {
+    base,
+    reason: (reason) => {
+      let tags = byReason.get(reason)
+      if (tags === undefined) byReason.set(reason, tags = [...base, MetricLabel.make("reason", reason)])
+      return tags
+    }
+  }
+}
+
+/**
+ * The {@link Labels} of the current fiber.
+ *
+ * @internal
+ */
+export const currentLabels: Effect.Effect<Labels> = Effect.map(FiberRef.get(FiberRef.currentMetricLabels), labels)

@@ -19,7 +19,6 @@ import {
   HashMap,
   Layer,
   LogLevel,
-  MetricLabel,
   Option,
   Runtime
 } from "effect"
@@ -187,43 +186,30 @@ const invalid = (options: Options, option: string, value: unknown, expected: str
 /** How long a connection whose handler is done keeps reading (and dropping) input, for its FIN. */
 const lingerTimeout = Duration.seconds(2)
 
-const tag = (reason: string) => [MetricLabel.make("reason", reason)]
-const noTags: ReadonlyArray<never> = []
-const shutdownTags = tag("shutdown")
-const waitTimeoutTags = tag("wait_timeout")
-const errorTags = {
-  Reset: tag("Reset"),
-  BrokenPipe: tag("BrokenPipe"),
-  Timeout: tag("Timeout"),
-  Unknown: tag("Unknown"),
-  HandlerError: tag("HandlerError"),
-  Defect: tag("Defect"),
-  ShutdownDeadline: tag("ShutdownDeadline")
-}
 
 /**
  * Logs and counts how a connection ended badly; never fails. When the handler failed or died
  * (not the peer), `abort` resets the connection, so the peer sees an error instead of a clean
  * EOF that would pass for a complete answer.
  */
-const report = (cause: Cause.Cause<unknown>, abort: () => void): Effect.Effect<void> => {
+const report = (cause: Cause.Cause<unknown>, labels: Metrics.Labels, abort: () => void): Effect.Effect<void> => {
   const failure = Cause.failureOption(cause)
   if (Option.isSome(failure)) {
     const error = failure.value
     if (error instanceof Connection.ConnectionError) {
-      Metrics.connectionErrors.unsafeModify(1, errorTags[error.reason])
-      if (error.reason === "Reset") Metrics.connectionsReset.unsafeModify(1, [])
+      Metrics.connectionErrors.unsafeModify(1, labels.reason(error.reason))
+      if (error.reason === "Reset") Metrics.connectionsReset.unsafeModify(1, labels.base)
       // The peer leaving or idling out is how connections end; only the unexplained is a warning.
       return error.reason === "Unknown"
         ? Effect.logWarning(error.message, error)
         : Effect.logInfo(error.message)
     }
-    Metrics.connectionErrors.unsafeModify(1, errorTags.HandlerError)
+    Metrics.connectionErrors.unsafeModify(1, labels.reason("HandlerError"))
     abort()
     return Effect.logError("handler failed", cause)
   }
   if (Cause.isInterruptedOnly(cause)) return Effect.void
-  Metrics.connectionErrors.unsafeModify(1, errorTags.Defect)
+  Metrics.connectionErrors.unsafeModify(1, labels.reason("Defect"))
   abort()
   return Effect.logError("handler died", cause)
 }
@@ -263,6 +249,8 @@ export const make = <E = never, R = never>(
       : { highWaterMark, idleTimeout }
 
     const listener = yield* Listener.make({ ...options, maxAccepted: maxConnections + maxPending })
+    // The metric labels of the fiber that starts the server are on everything it counts.
+    const labels = yield* Metrics.currentLabels
     const runFork = Runtime.runFork(yield* Effect.runtime<R>())
     // One record per connection with its counters, when the server starts at debug level.
     const debug = LogLevel.lessThanEqual(yield* FiberRef.get(FiberRef.currentMinimumLogLevel), LogLevel.Debug)
@@ -286,7 +274,7 @@ export const make = <E = never, R = never>(
       const served = Effect.catchAllCause(
         // The answer is out; unread input would turn the close into a reset that cuts it short.
         Effect.zipRight(handle(connection), connection.complete(lingerTimeout)),
-        (cause) => report(cause, () => resetSocket(socket))
+        (cause) => report(cause, labels, () => resetSocket(socket))
       )
       return debug ? Effect.zipRight(served, closedRecord(connection, started)) : served
     }
@@ -306,16 +294,16 @@ export const make = <E = never, R = never>(
     // interrupted before its first step), so a slot or a socket can never be lost.
     const start = (socket: net.Socket) => {
       const started = performance.now()
-      const connection = Connection.wrap(socket, connectionOptions, true)
-      Metrics.connectionsActive.unsafeModify(1, noTags)
+      const connection = Connection.wrap(socket, connectionOptions, labels.base)
+      Metrics.connectionsActive.unsafeModify(1, labels.base)
       const fiber = runFork(serve(connection, socket, started), { updateRefs: annotate(connection) })
       live.set(connection, fiber)
       fiber.addObserver((exit) => {
         if (shuttingDown && Exit.isInterrupted(exit)) cutOff.push(connection.peer)
         socket.destroy()
         live.delete(connection)
-        Metrics.connectionsActive.unsafeModify(-1, noTags)
-        Metrics.connectionDuration.unsafeUpdate((performance.now() - started) / 1000, noTags)
+        Metrics.connectionsActive.unsafeModify(-1, labels.base)
+        Metrics.connectionDuration.unsafeUpdate((performance.now() - started) / 1000, labels.base)
         if (live.size === 0) onEmpty?.()
         admitWaiting()
       })
@@ -338,7 +326,7 @@ export const make = <E = never, R = never>(
       const i = waiting.indexOf(this)
       if (i >= 0) waiting.splice(i, 1)
       // Nothing is read while waiting, so this is the longest wait for a slot, not idleness.
-      Metrics.connectionsDropped.unsafeModify(1, waitTimeoutTags)
+      Metrics.connectionsDropped.unsafeModify(1, labels.reason("wait_timeout"))
       this.destroy()
     }
     const allClosed = Effect.async<void>((resume) => {
@@ -354,7 +342,7 @@ export const make = <E = never, R = never>(
         shuttingDown = true
         // Stop accepting: the port is free from here on, and connections still waiting are closed.
         yield* listener.close
-        if (waiting.length > 0) Metrics.connectionsDropped.unsafeModify(waiting.length, shutdownTags)
+        if (waiting.length > 0) Metrics.connectionsDropped.unsafeModify(waiting.length, labels.reason("shutdown"))
         for (const socket of waiting.splice(0)) socket.destroy()
         if (live.size > 0) {
           yield* Effect.logInfo(
@@ -371,7 +359,7 @@ export const make = <E = never, R = never>(
         // A copy: interruptAll walks the list twice, to interrupt and then to await every fiber.
         yield* Fiber.interruptAll(Array.from(live.values()))
         if (cutOff.length > 0) {
-          Metrics.connectionErrors.unsafeModify(cutOff.length, errorTags.ShutdownDeadline)
+          Metrics.connectionErrors.unsafeModify(cutOff.length, labels.reason("ShutdownDeadline"))
           // Name a few peers, not ten thousand: one log record must stay readable.
           const named = cutOff.slice(0, 10).join(", ") + (cutOff.length > 10 ? `, and ${cutOff.length - 10} more` : "")
           yield* Effect.logInfo(`closed ${cutOff.length} connection(s) at the shutdown deadline: ${named}`)

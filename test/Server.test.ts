@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Chunk, Deferred, Effect, Exit, FastCheck as fc, Fiber, Metric, MetricLabel, Ref, Scheduler, Scope, Stream, Supervisor } from "effect"
+import { Cause, Chunk, Context, Deferred, Effect, Exit, FastCheck as fc, Fiber, FiberRef, Layer, Metric, MetricLabel, Ref, Scheduler, Scope, Stream, Supervisor } from "effect"
 import { Client, Connection, Listener, Metrics, Server, TestKit } from "../src/index.js"
 import { openSockets } from "./utils/kernel.js"
 import { eventually, rawConnect, readToEnd, settled, stallingPeer } from "./utils/peers.js"
@@ -190,6 +190,37 @@ describe("Server", () => {
       yield* Connection.make(socket)
       const second = yield* Effect.exit(Connection.make(socket))
       expect(Exit.isFailure(second) && Cause.isDie(second.cause)).toBe(true)
+    }))
+
+  it.scopedLive("each server's metrics carry the metric labels of the fiber that started it", () =>
+    Effect.gen(function*() {
+      const edge = yield* Server.make({}).pipe(Effect.tagMetrics("server", "edge"))
+      const inner = yield* Layer.build(Server.layer({}).pipe(
+        Layer.locallyWith(FiberRef.currentMetricLabels, (labels) => [...labels, MetricLabel.make("server", "inner")])
+      )).pipe(Effect.map(Context.get(Server.EchoServer)))
+      const of = (server: string) => [MetricLabel.make("server", server)]
+      const accepted = (server: string) =>
+        Effect.map(Metric.value(Metric.taggedWithLabels(Metrics.connectionsAccepted, of(server))), (s) => s.count)
+      const received = (server: string) =>
+        Effect.map(Metric.value(Metric.taggedWithLabels(Metrics.bytesReceived, of(server))), (s) => s.count)
+      const before = { edge: yield* accepted("edge"), inner: yield* accepted("inner"), bytes: yield* received("edge") }
+      yield* Client.roundTrip({ port: edge.address.port }, [bytes("four")])
+      yield* Client.roundTrip({ port: edge.address.port }, [bytes("four")])
+      yield* Client.roundTrip({ port: inner.address.port }, [bytes("x")])
+      expect(yield* accepted("edge")).toBe(before.edge + 2)
+      expect(yield* accepted("inner")).toBe(before.inner + 1)
+      expect(yield* received("edge")).toBe(before.bytes + 8)
+      // Reasons sit next to the server's own labels.
+      const resets = Effect.map(
+        Metric.value(Metric.taggedWithLabels(Metrics.connectionErrors, [...of("edge"), MetricLabel.make("reason", "Reset")])),
+        (s) => s.count
+      )
+      const resetsBefore = yield* resets
+      const victim = yield* Client.connect({ port: edge.address.port })
+      yield* victim.write(bytes("ping"))
+      yield* victim.read
+      yield* victim.reset
+      yield* eventually(resets, (n) => n === resetsBefore + 1)
     }))
 
   it.live("shutdown with active, idle and stalled peers completes and leaves nothing behind", () =>
