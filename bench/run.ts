@@ -377,7 +377,8 @@ ${controlLine}
   small process, the whole 32 MiB batch in one that loaded what \`serve\` loads: the control row).
   \`serve\` takes one step at start (src/internal/heap.ts): it frees a 32 MiB block glibc had
   mapped on its own, which makes glibc raise its trim threshold to 64 MiB (its documented dynamic
-  threshold), and the faults fall to a few per MB. Plain Node could take the same step; the last
+  threshold; its mmap threshold rises to 32 MiB with it, and what that costs in RSS is under
+  "Idle memory" below and in heap.ts), and the faults fall to 0-5 per MB. Plain Node could take the same step; the last
   two rows give both the same setting by environment instead, and compare the echo paths alone.
 - **Round trips** are at parity since the echo moved onto callbacks (0.47x before).
 - **Idle memory** per connection: Node's socket, plus the connection object and a suspended fiber

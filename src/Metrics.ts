@@ -16,7 +16,7 @@
  *
  * @since 0.1.0
  */
-import { Effect, FiberRef, Metric, MetricBoundaries, MetricLabel } from "effect"
+import { Array as Arr, Effect, FiberRef, Metric, MetricBoundaries, MetricLabel } from "effect"
 
 /**
  * Connections being served right now (accepted and holding a slot).
@@ -130,7 +130,9 @@ export const labels = (base: ReadonlyArray<MetricLabel.MetricLabel>): Labels => 
     base,
     reason: (reason) => {
       let tags = byReason.get(reason)
-      if (tags === undefined) byReason.set(reason, tags = [...base, MetricLabel.make("reason", reason)])
+      // In Effect's own order: `Metric.tagged(m, "reason", r)` updated or read in a labelled fiber
+      // is the union of its tag and the fiber's labels, and a key's labels compare in order.
+      if (tags === undefined) byReason.set(reason, tags = Arr.union([MetricLabel.make("reason", reason)], base))
       return tags
     }
   }

@@ -198,29 +198,32 @@ describe("Server", () => {
       const inner = yield* Layer.build(Server.layer({}).pipe(
         Layer.locallyWith(FiberRef.currentMetricLabels, (labels) => [...labels, MetricLabel.make("server", "inner")])
       )).pipe(Effect.map(Context.get(Server.EchoServer)))
-      const of = (server: string) => [MetricLabel.make("server", server)]
-      const accepted = (server: string) =>
-        Effect.map(Metric.value(Metric.taggedWithLabels(Metrics.connectionsAccepted, of(server))), (s) => s.count)
-      const received = (server: string) =>
-        Effect.map(Metric.value(Metric.taggedWithLabels(Metrics.bytesReceived, of(server))), (s) => s.count)
-      const before = { edge: yield* accepted("edge"), inner: yield* accepted("inner"), bytes: yield* received("edge") }
+      // Read the way an Effect application reads its own metrics: under the same labels.
+      const read = <A>(server: string, value: Effect.Effect<A>) => Effect.tagMetrics(value, "server", server)
+      const accepted = (server: string) => read(server, counter(Metrics.connectionsAccepted))
+      const unlabelled = counter(Metrics.connectionsAccepted)
+      const before = {
+        edge: yield* accepted("edge"),
+        inner: yield* accepted("inner"),
+        bytes: yield* read("edge", Effect.map(Metric.value(Metrics.bytesReceived), (s) => s.count)),
+        unlabelled: yield* unlabelled
+      }
       yield* Client.roundTrip({ port: edge.address.port }, [bytes("four")])
       yield* Client.roundTrip({ port: edge.address.port }, [bytes("four")])
       yield* Client.roundTrip({ port: inner.address.port }, [bytes("x")])
       expect(yield* accepted("edge")).toBe(before.edge + 2)
       expect(yield* accepted("inner")).toBe(before.inner + 1)
-      expect(yield* received("edge")).toBe(before.bytes + 8)
-      // Reasons sit next to the server's own labels.
-      const resets = Effect.map(
-        Metric.value(Metric.taggedWithLabels(Metrics.connectionErrors, [...of("edge"), MetricLabel.make("reason", "Reset")])),
-        (s) => s.count
-      )
+      expect(yield* read("edge", Effect.map(Metric.value(Metrics.bytesReceived), (s) => s.count))).toBe(before.bytes + 8)
+      expect(yield* unlabelled).toBe(before.unlabelled)
+      // A reason is one more label, in the order Metric.tagged gives it.
+      const resets = read("edge", counter(Metrics.connectionErrors, "Reset"))
       const resetsBefore = yield* resets
       const victim = yield* Client.connect({ port: edge.address.port })
       yield* victim.write(bytes("ping"))
       yield* victim.read
       yield* victim.reset
       yield* eventually(resets, (n) => n === resetsBefore + 1)
+      yield* eventually(read("edge", Metric.value(Metrics.connectionsActive)), (s) => s.value === 0)
     }))
 
   it.live("shutdown with active, idle and stalled peers completes and leaves nothing behind", () =>
