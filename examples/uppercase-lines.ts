@@ -1,7 +1,9 @@
 /**
  * A protocol of your own on the server's primitives: every "\n"-terminated line comes back
- * uppercased. A line longer than the limit fails the handler with its own typed error; the server
- * logs and counts that failure for the connection (reason `HandlerError`) and goes on serving.
+ * uppercased. A line longer than the limit gets an `ERR` line back, then fails the handler with
+ * its own typed error, marked as the peer's fault (`Server.PeerFault`): the server resets that
+ * connection, logs the error at info (not as a bug in the handler), counts it under its own
+ * reason, `LineTooLong`, and goes on serving.
  *
  * Run: npx tsx examples/uppercase-lines.ts
  */
@@ -10,11 +12,12 @@ import { Data, Effect, Either, Metric, Stream } from "effect"
 import { Client, Metrics, Server } from "../src/index.js"
 import type { Connection } from "../src/index.js"
 
-/** A peer sent a line longer than the server accepts. */
+/** A peer sent a line longer than the server accepts: the peer's doing, not a bug. */
 class LineTooLong extends Data.TaggedError("LineTooLong")<{
   readonly limit: number
   readonly peer: string
 }> {
+  readonly [Server.PeerFault] = "LineTooLong"
   override get message(): string {
     return `${this.peer} sent a line longer than ${this.limit} characters`
   }
@@ -25,7 +28,14 @@ const uppercaseLines = (limit: number): Server.Handler<LineTooLong | Connection.
   // The line received so far: the limit bounds it, so a peer that never sends "\n" holds little.
   let partial = ""
   const checked = (line: string) =>
-    line.length > limit ? Effect.fail(new LineTooLong({ limit, peer: connection.peer })) : Effect.succeed(line)
+    line.length > limit
+      ? Effect.zipRight(
+        // Said in-band first: a Node client may take the reset that follows for a plain end
+        // (docs/errors.md), and the peer should know why its answer stops here.
+        Effect.ignore(connection.write(Buffer.from(`ERR line longer than ${limit}\n`))),
+        Effect.fail(new LineTooLong({ limit, peer: connection.peer }))
+      )
+      : Effect.succeed(line)
   return connection.stream.pipe(
     Stream.decodeText(),
     Stream.runForEach((text) => {
@@ -47,7 +57,7 @@ const send = (port: number, text: string) =>
     Effect.either
   )
 
-const handlerErrors = Metric.value(Metrics.connectionErrors.pipe(Metric.tagged("reason", "HandlerError")))
+const tooLong = Metric.value(Metrics.connectionErrors.pipe(Metric.tagged("reason", "LineTooLong")))
 
 const program = Effect.gen(function*() {
   const server = yield* Server.make({ host: "127.0.0.1", port: 0 }, uppercaseLines(16))
@@ -61,7 +71,7 @@ const program = Effect.gen(function*() {
       }`
     )
   }
-  yield* Effect.log(`connections failed by the handler: ${(yield* handlerErrors).count}`)
+  yield* Effect.log(`connections reset for a line too long: ${(yield* tooLong).count}`)
 })
 
 program.pipe(Effect.scoped, NodeRuntime.runMain)

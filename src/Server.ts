@@ -71,6 +71,43 @@ export const defaults = {
 export type Handler<E = never, R = never> = (connection: Connection.Connection) => Effect.Effect<void, E, R>
 
 /**
+ * Marks a handler's error as the peer's doing (a protocol violation, say), not a bug: the server
+ * logs it at info instead of error, and counts it in `echo_connection_errors_total` under the
+ * reason the error names, instead of `HandlerError`. The connection is still reset, as for any
+ * handler failure, so the peer cannot take the end for a complete answer. Keep the reasons few
+ * and fixed: each is a metric series.
+ *
+ * ```ts
+ * class LineTooLong extends Data.TaggedError("LineTooLong")<{ readonly limit: number }> {
+ *   readonly [Server.PeerFault] = "LineTooLong"
+ * }
+ * ```
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const PeerFault: unique symbol = Symbol.for("effect-tcp-echo/Server/PeerFault")
+
+/**
+ * An error that names the reason it is counted under, as the peer's doing (see {@link PeerFault}).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PeerFault {
+  readonly [PeerFault]: string
+}
+
+/**
+ * Whether a handler's error is marked as the peer's doing.
+ *
+ * @since 0.1.0
+ * @category guards
+ */
+export const isPeerFault = (u: unknown): u is PeerFault =>
+  typeof u === "object" && u !== null && PeerFault in u && typeof (u as PeerFault)[PeerFault] === "string"
+
+/**
  * The recipe's loop: every byte back, in order, until the peer half-closes, then half-close.
  * Runs on the connection's own callbacks ({@link Connection.Connection.echo}), with the same
  * backpressure as `socket.pipe(socket)`; at debug level it pulls chunk by chunk instead, so
@@ -204,8 +241,12 @@ const report = (cause: Cause.Cause<unknown>, labels: Metrics.Labels, abort: () =
         ? Effect.logWarning(error.message, error)
         : Effect.logInfo(error.message)
     }
-    Metrics.connectionErrors.unsafeModify(1, labels.reason("HandlerError"))
     abort()
+    if (isPeerFault(error)) {
+      Metrics.connectionErrors.unsafeModify(1, labels.reason(error[PeerFault]))
+      return Effect.logInfo(error instanceof Error ? error.message : String(error))
+    }
+    Metrics.connectionErrors.unsafeModify(1, labels.reason("HandlerError"))
     return Effect.logError("handler failed", cause)
   }
   if (Cause.isInterruptedOnly(cause)) return Effect.void

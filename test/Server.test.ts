@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Chunk, Context, Deferred, Effect, Exit, FastCheck as fc, Fiber, FiberRef, Layer, Metric, MetricLabel, Ref, Scheduler, Scope, Stream, Supervisor } from "effect"
+import { Cause, Chunk, Context, Data, Deferred, Effect, Exit, FastCheck as fc, Fiber, FiberRef, HashSet, Layer, Logger, Metric, MetricLabel, Ref, Scheduler, Scope, Stream, Supervisor } from "effect"
 import { Client, Connection, Listener, Metrics, Server, TestKit } from "../src/index.js"
 import { openSockets } from "./utils/kernel.js"
 import { eventually, rawConnect, readToEnd, settled, stallingPeer } from "./utils/peers.js"
@@ -163,6 +163,33 @@ describe("Server", () => {
       expect(yield* counter(Metrics.connectionErrors, "HandlerError")).toBe(handlerErrors + 1)
       expect(yield* counter(Metrics.connectionErrors, "Defect")).toBe(defects + 1)
       expect(Buffer.from(yield* Client.roundTrip({ port }, [bytes("fine")])).toString()).toBe("fine")
+    }))
+
+  it.scopedLive("a handler error marked as the peer's fault is logged at info and counted under its own reason", () =>
+    Effect.gen(function*() {
+      class Garbage extends Data.TaggedError("Garbage")<{ readonly peer: string }> {
+        readonly [Server.PeerFault] = "Garbage"
+        override get message() {
+          return `${this.peer} sent garbage`
+        }
+      }
+      const strict: Server.Handler<Garbage> = (connection) =>
+        Effect.flatMap(Effect.orDie(connection.read), () => Effect.fail(new Garbage({ peer: connection.peer })))
+      const logged: Array<{ level: string; message: string }> = []
+      const capture = Logger.make(({ logLevel, message }) =>
+        logged.push({ level: logLevel.label, message: globalThis.Array.isArray(message) ? message.join(" ") : String(message) })
+      )
+      const server = yield* Server.make({}, strict).pipe(Effect.locallyWith(FiberRef.currentLoggers, HashSet.add(capture)))
+      const garbage = yield* counter(Metrics.connectionErrors, "Garbage")
+      const handlerErrors = yield* counter(Metrics.connectionErrors, "HandlerError")
+      // Still reset: the peer must not take the end for a complete answer.
+      const answer = yield* Effect.exit(Client.roundTrip({ port: server.address.port }, [bytes("?!")]))
+      expect(Exit.isFailure(answer)).toBe(true)
+      yield* eventually(counter(Metrics.connectionErrors, "Garbage"), (n) => n === garbage + 1)
+      expect(yield* counter(Metrics.connectionErrors, "HandlerError")).toBe(handlerErrors)
+      expect(logged.filter((entry) => entry.message.includes("sent garbage")).map((entry) => entry.level)).toEqual(["INFO"])
+      expect(Server.isPeerFault(new Garbage({ peer: "x" }))).toBe(true)
+      expect(Server.isPeerFault(new Error("x"))).toBe(false)
     }))
 
   it.scopedLive("a handler that throws instead of returning an Effect is a defect of its connection only", () =>
