@@ -1,9 +1,9 @@
 /**
  * A protocol of your own on the server's primitives: every "\n"-terminated line comes back
  * uppercased. A line longer than the limit gets an `ERR` line back, then fails the handler with
- * its own typed error, marked as the peer's fault (`Server.PeerFault`): the server resets that
- * connection, logs the error at info (not as a bug in the handler), counts it under its own
- * reason, `LineTooLong`, and goes on serving.
+ * its own typed error, marked as the peer's fault (`Server.PeerFault`): the server closes that
+ * connection normally (the `ERR` line arrives, then the FIN), logs the error at info (not as a
+ * bug in the handler), counts it under its own reason, `LineTooLong`, and goes on serving.
  *
  * Run: npx tsx examples/uppercase-lines.ts
  */
@@ -30,8 +30,8 @@ const uppercaseLines = (limit: number): Server.Handler<LineTooLong | Connection.
   const checked = (line: string) =>
     line.length > limit
       ? Effect.zipRight(
-        // Said in-band first: a Node client may take the reset that follows for a plain end
-        // (docs/errors.md), and the peer should know why its answer stops here.
+        // Said in-band first: the peer should know why its answer stops here. A peer fault ends
+        // the connection with a FIN after this line, not a reset that could discard it.
         Effect.ignore(connection.write(Buffer.from(`ERR line longer than ${limit}\n`))),
         Effect.fail(new LineTooLong({ limit, peer: connection.peer }))
       )
@@ -71,7 +71,7 @@ const program = Effect.gen(function*() {
       }`
     )
   }
-  yield* Effect.log(`connections reset for a line too long: ${(yield* tooLong).count}`)
+  yield* Effect.log(`connections closed for a line too long: ${(yield* tooLong).count}`)
 })
 
 program.pipe(Effect.scoped, NodeRuntime.runMain)

@@ -54,7 +54,8 @@ export const connectionsDropped = Metric.counter("echo_connections_dropped_total
 
 /**
  * Connections that ended abnormally, tagged with `reason` (`Reset`, `BrokenPipe`, `Timeout`,
- * `Unknown`, `HandlerError`, `Defect`, `ShutdownDeadline`).
+ * `Unknown`, `HandlerError`, `Defect`, `ShutdownDeadline`, or the reason a handler's
+ * `Server.PeerFault` error names).
  *
  * @since 0.1.0
  * @category metrics

@@ -72,10 +72,15 @@ export type Handler<E = never, R = never> = (connection: Connection.Connection) 
 
 /**
  * Marks a handler's error as the peer's doing (a protocol violation, say), not a bug: the server
- * logs it at info instead of error, and counts it in `echo_connection_errors_total` under the
- * reason the error names, instead of `HandlerError`. The connection is still reset, as for any
- * handler failure, so the peer cannot take the end for a complete answer. Keep the reasons few
- * and fixed: each is a metric series.
+ * logs it at info instead of error, counts it in `echo_connection_errors_total` under the reason
+ * the error names instead of `HandlerError`, and closes the connection normally instead of
+ * resetting it: what the handler wrote (an error line of the protocol, say) is flushed, then the
+ * FIN. So tell the peer in-band before failing. A bug still resets the connection.
+ *
+ * Only a failure made of peer faults alone takes this path: if the same failure also holds a
+ * defect or another error, the whole is reported as the handler's. The reason must be a non-empty
+ * name other than the server's own (`Reset`, `HandlerError`, ...), or the error counts as
+ * `HandlerError`. Keep the reasons few and fixed: each is a metric series.
  *
  * ```ts
  * class LineTooLong extends Data.TaggedError("LineTooLong")<{ readonly limit: number }> {
@@ -105,7 +110,19 @@ export interface PeerFault {
  * @category guards
  */
 export const isPeerFault = (u: unknown): u is PeerFault =>
-  typeof u === "object" && u !== null && PeerFault in u && typeof (u as PeerFault)[PeerFault] === "string"
+  typeof u === "object" && u !== null && PeerFault in u && typeof (u as PeerFault)[PeerFault] === "string" &&
+  (u as PeerFault)[PeerFault] !== "" && !ownReasons.has((u as PeerFault)[PeerFault])
+
+/** The reasons the server counts connections under itself: a peer fault may not pass for one. */
+const ownReasons: ReadonlySet<string> = new Set([
+  "Reset",
+  "BrokenPipe",
+  "Timeout",
+  "Unknown",
+  "HandlerError",
+  "Defect",
+  "ShutdownDeadline"
+])
 
 /**
  * The recipe's loop: every byte back, in order, until the peer half-closes, then half-close.
@@ -226,10 +243,23 @@ const lingerTimeout = Duration.seconds(2)
 
 /**
  * Logs and counts how a connection ended badly; never fails. When the handler failed or died
- * (not the peer), `abort` resets the connection, so the peer sees an error instead of a clean
- * EOF that would pass for a complete answer.
+ * (not the peer), `abort` resets the connection, so that a peer reading at the socket level sees
+ * an error instead of a clean EOF that would pass for a complete answer (a libuv client may not:
+ * docs/errors.md). When the handler failed with peer faults only, `close` ends it normally.
  */
-const report = (cause: Cause.Cause<unknown>, labels: Metrics.Labels, abort: () => void): Effect.Effect<void> => {
+const report = (
+  cause: Cause.Cause<unknown>,
+  labels: Metrics.Labels,
+  abort: () => void,
+  close: Effect.Effect<void>
+): Effect.Effect<void> => {
+  const failures = Cause.failures(cause)
+  const first = Chunk.head(failures)
+  if (Option.isSome(first) && Chunk.every(failures, isPeerFault) && Chunk.isEmpty(Cause.defects(cause))) {
+    const error = first.value as PeerFault
+    Metrics.connectionErrors.unsafeModify(1, labels.reason(error[PeerFault]))
+    return Effect.zipRight(Effect.logInfo(error instanceof Error ? error.message : String(error)), close)
+  }
   const failure = Cause.failureOption(cause)
   if (Option.isSome(failure)) {
     const error = failure.value
@@ -242,10 +272,6 @@ const report = (cause: Cause.Cause<unknown>, labels: Metrics.Labels, abort: () =
         : Effect.logInfo(error.message)
     }
     abort()
-    if (isPeerFault(error)) {
-      Metrics.connectionErrors.unsafeModify(1, labels.reason(error[PeerFault]))
-      return Effect.logInfo(error instanceof Error ? error.message : String(error))
-    }
     Metrics.connectionErrors.unsafeModify(1, labels.reason("HandlerError"))
     return Effect.logError("handler failed", cause)
   }
@@ -315,7 +341,8 @@ export const make = <E = never, R = never>(
       const served = Effect.catchAllCause(
         // The answer is out; unread input would turn the close into a reset that cuts it short.
         Effect.zipRight(handle(connection), connection.complete(lingerTimeout)),
-        (cause) => report(cause, labels, () => resetSocket(socket))
+        (cause) =>
+          report(cause, labels, () => resetSocket(socket), Effect.ignore(connection.complete(lingerTimeout)))
       )
       return debug ? Effect.zipRight(served, closedRecord(connection, started)) : served
     }

@@ -165,7 +165,7 @@ describe("Server", () => {
       expect(Buffer.from(yield* Client.roundTrip({ port }, [bytes("fine")])).toString()).toBe("fine")
     }))
 
-  it.scopedLive("a handler error marked as the peer's fault is logged at info and counted under its own reason", () =>
+  it.scopedLive("a handler error marked as the peer's fault is logged at info, counted under its reason, and closes normally", () =>
     Effect.gen(function*() {
       class Garbage extends Data.TaggedError("Garbage")<{ readonly peer: string }> {
         readonly [Server.PeerFault] = "Garbage"
@@ -173,23 +173,36 @@ describe("Server", () => {
           return `${this.peer} sent garbage`
         }
       }
+      // "bug" fails with a peer fault and a defect at once: that is the handler's bug, not the peer's.
       const strict: Server.Handler<Garbage> = (connection) =>
-        Effect.flatMap(Effect.orDie(connection.read), () => Effect.fail(new Garbage({ peer: connection.peer })))
+        Effect.flatMap(Effect.orDie(connection.read), (chunk) =>
+          Buffer.from(Chunk.unsafeHead(chunk)).toString() === "bug"
+            ? Effect.asVoid(Effect.all([Effect.fail(new Garbage({ peer: connection.peer })), Effect.die("bug")], { concurrency: 2 }))
+            : Effect.zipRight(Effect.orDie(connection.write(bytes("ERR garbage\n"))), Effect.fail(new Garbage({ peer: connection.peer }))))
       const logged: Array<{ level: string; message: string }> = []
       const capture = Logger.make(({ logLevel, message }) =>
         logged.push({ level: logLevel.label, message: globalThis.Array.isArray(message) ? message.join(" ") : String(message) })
       )
       const server = yield* Server.make({}, strict).pipe(Effect.locallyWith(FiberRef.currentLoggers, HashSet.add(capture)))
+      const port = server.address.port
       const garbage = yield* counter(Metrics.connectionErrors, "Garbage")
       const handlerErrors = yield* counter(Metrics.connectionErrors, "HandlerError")
-      // Still reset: the peer must not take the end for a complete answer.
-      const answer = yield* Effect.exit(Client.roundTrip({ port: server.address.port }, [bytes("?!")]))
-      expect(Exit.isFailure(answer)).toBe(true)
+      // The peer gets what the handler wrote, then a clean end: the error said in-band arrives.
+      expect(Buffer.from(yield* Client.roundTrip({ port }, [bytes("?!")])).toString()).toBe("ERR garbage\n")
       yield* eventually(counter(Metrics.connectionErrors, "Garbage"), (n) => n === garbage + 1)
       expect(yield* counter(Metrics.connectionErrors, "HandlerError")).toBe(handlerErrors)
       expect(logged.filter((entry) => entry.message.includes("sent garbage")).map((entry) => entry.level)).toEqual(["INFO"])
+      // A peer fault next to a defect is reported as the handler's, with the whole cause, and reset.
+      const mixed = yield* Effect.exit(Client.roundTrip({ port }, [bytes("bug")]))
+      expect(Exit.isFailure(mixed)).toBe(true)
+      yield* eventually(counter(Metrics.connectionErrors, "HandlerError"), (n) => n === handlerErrors + 1)
+      expect(yield* counter(Metrics.connectionErrors, "Garbage")).toBe(garbage + 1)
+      expect(logged.some((entry) => entry.level === "ERROR" && entry.message.includes("handler failed"))).toBe(true)
+      // A reason must be a name of its own: never empty, never one the server counts itself.
       expect(Server.isPeerFault(new Garbage({ peer: "x" }))).toBe(true)
       expect(Server.isPeerFault(new Error("x"))).toBe(false)
+      expect(Server.isPeerFault({ [Server.PeerFault]: "" })).toBe(false)
+      expect(Server.isPeerFault({ [Server.PeerFault]: "Reset" })).toBe(false)
     }))
 
   it.scopedLive("a handler that throws instead of returning an Effect is a defect of its connection only", () =>
