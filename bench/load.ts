@@ -33,12 +33,17 @@ const connect = (onread?: net.OnReadOpts): Promise<net.Socket> =>
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
-/** Runs the warm-up, then the counted window; returns how much `count` grew during the window. */
-const counted = async (count: () => number): Promise<number> => {
+/**
+ * Runs the warm-up, then the counted window; returns how much `count` grew during the window.
+ * `window` is told when the window opens (true) and closes (false).
+ */
+const counted = async (count: () => number, window?: (open: boolean) => void): Promise<number> => {
   await sleep(warmup * 1000)
   const start = count()
+  window?.(true)
   process.stdout.write(JSON.stringify({ measuring: true }) + "\n")
   await sleep(seconds * 1000)
+  window?.(false)
   return count() - start
 }
 
@@ -127,11 +132,7 @@ const rtt = async (connections: number) => {
     socket.on("error", () => errors++)
     send()
   }
-  await sleep(warmup * 1000)
-  measuring = true
-  process.stdout.write(JSON.stringify({ measuring: true }) + "\n")
-  await sleep(seconds * 1000)
-  measuring = false
+  await counted(() => latencies.length, (open) => (measuring = open))
   latencies.sort((a, b) => a - b)
   const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0
   done({ units: latencies.length, unit: "round trips", rate: latencies.length / seconds, p50: at(0.5), p99: at(0.99), errors })

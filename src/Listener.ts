@@ -332,7 +332,6 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
 
 const ignore = () => {}
 
-
 /** JSON for strings and objects, but NaN and Infinity as themselves (JSON would say null). */
 const showValue = (value: unknown): string =>
   typeof value === "number" ? String(value) : JSON.stringify(value) ?? String(value)

@@ -124,8 +124,7 @@ export interface Labels {
   readonly reason: (reason: string) => ReadonlyArray<MetricLabel.MetricLabel>
 }
 
-/** @internal */
-export const labels = (base: ReadonlyArray<MetricLabel.MetricLabel>): Labels => {
+const labels = (base: ReadonlyArray<MetricLabel.MetricLabel>): Labels => {
   const byReason = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
   return {
     base,

@@ -109,9 +109,10 @@ export interface PeerFault {
  * @since 0.1.0
  * @category guards
  */
-export const isPeerFault = (u: unknown): u is PeerFault =>
-  typeof u === "object" && u !== null && PeerFault in u && typeof (u as PeerFault)[PeerFault] === "string" &&
-  (u as PeerFault)[PeerFault] !== "" && !ownReasons.has((u as PeerFault)[PeerFault])
+export const isPeerFault = (u: unknown): u is PeerFault => {
+  const reason = typeof u === "object" && u !== null && PeerFault in u ? (u as PeerFault)[PeerFault] : undefined
+  return typeof reason === "string" && reason !== "" && !ownReasons.has(reason)
+}
 
 /** The reasons the server counts connections under itself: a peer fault may not pass for one. */
 const ownReasons: ReadonlySet<string> = new Set([
@@ -239,7 +240,6 @@ const invalid = (options: Options, option: string, value: unknown, expected: str
 
 /** How long a connection whose handler is done keeps reading (and dropping) input, for its FIN. */
 const lingerTimeout = Duration.seconds(2)
-
 
 /**
  * Logs and counts how a connection ended badly; never fails. When the handler failed or died

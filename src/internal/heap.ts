@@ -6,8 +6,8 @@
  * each collection, about 32 MiB at a time under the stream bench. Those buffers sit at the top of
  * the heap, so each batch freed leaves that much free there; above glibc's trim threshold (128 KiB
  * by default) `free` returns it with `brk`, and the next batch maps it again, one page fault per
- * 4 KiB the kernel copies into. Measured (`strace`, 16 streams): about 2,000 `brk` calls and 120
- * minor faults per MB streamed, a fifth of the server's time in the kernel.
+ * 4 KiB the kernel copies into. Measured (`strace`, 16 streams): about 2,000 `brk` calls over
+ * 400 MB, 90-150 minor faults per MB streamed, a fifth of the server's time in the kernel.
  *
  * How. Node has no `mallopt`. But glibc raises its thresholds by itself ("dynamic mmap threshold",
  * mallopt(3)): when a block it had mapped on its own (one above the mmap threshold) is freed, the
