@@ -241,12 +241,18 @@ const serve = Command.make("serve", serveOptions, (flags) => {
     return yield* Effect.never
   }).pipe(
     Effect.scoped,
-    Effect.catchTag("ListenError", (error) =>
-      Effect.fail(new CliFailure({
-        message: error.message + (error.option !== undefined && sources[error.option] !== undefined
-          ? ` (set by ${sources[error.option]})`
-          : error.reason === "InvalidOption" ? "" : ` (set by ${sources.host}, ${sources.port})`)
-      }))),
+    Effect.catchTags({
+      ListenError: (error) =>
+        Effect.fail(new CliFailure({
+          message: error.message + (error.option !== undefined && sources[error.option] !== undefined
+            ? ` (set by ${sources[error.option]})`
+            : error.reason === "InvalidOption" ? "" : ` (set by ${sources.host}, ${sources.port})`)
+        })),
+      ServerError: (error) =>
+        Effect.fail(new CliFailure({
+          message: error.message + (sources[error.option] === undefined ? "" : ` (set by ${sources[error.option]})`)
+        }))
+    }),
     Effect.provide(loggingLayer(Option.getOrElse(flags.logFormat, () => "pretty" as const), flags.logLevel))
   )
 }).pipe(Command.withDescription("Run the echo server until SIGINT or SIGTERM, then shut down gracefully."))

@@ -10,7 +10,7 @@ import type { Scope } from "effect"
 import * as Connection from "./Connection.js"
 import { connectSocket } from "./internal/connect.js"
 import * as errno from "./internal/errno.js"
-import { resetSocket } from "./internal/reset.js"
+import * as Socket from "./internal/socket.js"
 
 /**
  * Where to connect.
@@ -106,8 +106,9 @@ export const connect = (options: Options): Effect.Effect<Client, ConnectError, S
         writeAll: (data) => connection.writeAll(data),
         end: connection.end,
         echo: connection.echo,
+        draining: connection.draining,
         stats: connection.stats,
-        reset: Effect.sync(() => resetSocket(socket))
+        reset: Effect.sync(() => Socket.close(socket, "reset"))
       })
     ))
 }

@@ -1,15 +1,16 @@
 /**
  * One accepted TCP connection as a scoped resource: a backpressured read side (pull or `Stream`),
  * a write side that waits for `'drain'`, an explicit half-close, and a release that always
- * destroys the socket. The data path is plain `node:net`; Effect is only at its edges.
+ * closes the socket. The data path is plain `node:net`; Effect is only at its edges. What to do
+ * with a connection (deadlines, linger, metrics) is its owner's policy, not decided here.
  *
  * @since 0.1.0
  */
 import { Chunk, Data, Duration, Effect, Option, Stream } from "effect"
-import type { MetricLabel, Scope } from "effect"
+import type { Scope } from "effect"
 import type * as net from "node:net"
 import * as errno from "./internal/errno.js"
-import * as Metrics from "./Metrics.js"
+import * as Socket from "./internal/socket.js"
 
 /**
  * Per-connection policy.
@@ -24,7 +25,10 @@ export interface Options {
    * Default 64 KiB.
    */
   readonly highWaterMark?: number
-  /** Close the connection when no byte moves in either direction for this long. Default: never. */
+  /**
+   * Close the connection when no byte moves in either direction for this long: with a FIN when
+   * everything written was sent, with a reset when bytes are still unsent. Default: never.
+   */
   readonly idleTimeout?: Duration.DurationInput
 }
 
@@ -126,13 +130,22 @@ export interface Connection {
    * with `read` are not replayed; bytes read ahead and not pulled are echoed first.
    */
   readonly echo: Effect.Effect<void, ConnectionError>
+  /**
+   * Completes when the server that owns this connection begins to shut down: it has stopped
+   * accepting, and will cut the connections still open at its deadline. The moment for a protocol
+   * to say goodbye at a safe point and end, instead of being cut off. Never completes for a
+   * connection no server owns (a client's, or one made with {@link make}).
+   */
+  readonly draining: Effect.Effect<void>
   /** The connection's counters now. */
   readonly stats: Effect.Effect<Stats>
 }
 
 /**
  * Takes ownership of an accepted socket (as `Listener.accept` gives it: paused). The scope's
- * release destroys the socket whatever state it is in, and returns once it is closed.
+ * release closes the socket whatever state it is in (with a FIN, or a reset when bytes written
+ * are still unsent), and returns once it is closed. At the idle timeout, the connection closes
+ * itself the same way.
  *
  * A socket has one owner: making a second connection of the same socket is a defect (two readers
  * of one byte stream would each see a part of it, or all of it twice).
@@ -154,47 +167,61 @@ export const make = (
         ? Effect.dieMessage("Connection.make: this socket already belongs to a connection")
         : Effect.sync(() => wrap(socket, options))
     ),
-    (wrapped) => wrapped.destroy
+    (wrapped) => wrapped.close("close")
   )
 
 /**
- * A connection and the effect that destroys it, for owners that manage the scope themselves.
+ * What the owner of a connection learns from it as it happens: bytes as they move (for its
+ * metrics), and the idle timeout (its policy decides what that ends). Without an owner, a
+ * connection counts only in {@link Stats} and closes itself when idle.
+ *
+ * @internal
+ */
+export interface Owner {
+  readonly received: (bytes: number) => void
+  readonly sent: (bytes: number) => void
+  readonly idle: () => void
+}
+
+/**
+ * A connection with what only its owner may do: stop reading for good, and close.
  *
  * @internal
  */
 export interface Owned extends Connection {
-  readonly destroy: Effect.Effect<void>
   /**
-   * Reads and drops input until the peer's FIN. Closing a socket with unread input makes Linux
-   * send RST and throw away what it had not sent yet: a handler that answered without reading
-   * everything would see its answer cut short, and the peer a clean-looking end.
+   * Reads and drops input until the peer's FIN, for at most `atMost`. Closing a socket with
+   * unread input makes Linux send RST and throw away what it had not sent yet: a handler that
+   * answered without reading everything would see its answer cut short, and the peer a
+   * clean-looking end.
    */
   readonly discardInput: (atMost: Duration.Duration) => Effect.Effect<void>
   /**
-   * {@link Connection.echo} without a canceler, for the server's own echo only. A canceler makes
-   * `Effect.async` wrap the wait in `onInterrupt` (an uninterruptible region and an exit
-   * handler), a tenth of the server's work per connection under churn (measured). The server
-   * never uses a connection after interrupting its fiber: it destroys the socket, and a wake-up
-   * after the interruption is ignored by the fiber.
+   * {@link Connection.echo} without a canceler, for an owner that never uses the connection
+   * after interrupting the fiber running it (a wake-up after the interruption is ignored). A
+   * canceler makes `Effect.async` wrap the wait in `onInterrupt` (an uninterruptible region and
+   * an exit handler): a tenth of the server's work per connection under churn (measured).
    */
   readonly echoOwned: Effect.Effect<void, ConnectionError>
-  /** What the server does after a handler: {@link Connection.end}, then {@link discardInput}. */
-  readonly complete: (atMost: Duration.Duration) => Effect.Effect<void, ConnectionError>
+  /** Whether both FINs are done: ours handed to the kernel, the peer's seen (or the socket closed). */
+  readonly finished: boolean
+  /** Closes the socket (see `internal/socket.ts`), and returns once it is closed. */
+  readonly close: (how: Socket.How) => Effect.Effect<void>
 }
 
 /**
  * The state machine behind a connection. Node's callbacks only record what happened and wake the
  * one fiber waiting for it; every decision is taken in the pull, the write or the end.
- * `byteLabels`, when given, feeds the server's byte metrics under those labels (a client in the
- * same process must not count).
  *
  * @internal
  */
 export const wrap = (
   socket: net.Socket,
   options: Options = {},
-  byteLabels?: ReadonlyArray<MetricLabel.MetricLabel>
-): Owned => new Wrapped(socket, options.highWaterMark ?? defaults.highWaterMark, byteLabels, options.idleTimeout)
+  owner?: Owner,
+  draining: Effect.Effect<void> = Effect.never
+): Owned =>
+  new Wrapped(socket, options.highWaterMark ?? defaults.highWaterMark, owner, draining, options.idleTimeout)
 
 // One object per connection, its methods shared: a server holds thousands of these, and every
 // closure per connection is memory held while it idles and work for the garbage collector when
@@ -202,7 +229,17 @@ export const wrap = (
 const kWrapped = Symbol.for("effect-tcp-echo/Connection")
 type Tagged = net.Socket & { [kWrapped]: Wrapped }
 
+/**
+ * Who consumes the input now:
+ * - `pull`: buffered, up to the high-water mark, for `read` and `stream`;
+ * - `echo`: written straight back from Node's callback;
+ * - `discard`: dropped (the handler is done; waiting for the peer's FIN);
+ * - `closed`: the socket is closed, nothing more arrives.
+ */
+type Mode = "pull" | "echo" | "discard" | "closed"
+
 class Wrapped implements Owned {
+  private mode: Mode = "pull"
   // Asked of the kernel (getpeername) when first needed; the server asks at once, while the
   // socket is open, so that a peer that resets later is still named.
   private peerName: string | undefined = undefined
@@ -210,23 +247,20 @@ class Wrapped implements Owned {
   private receivedBytes = 0
   private bytesIn = 0
   private bytesOut = 0
+  // The peer's FIN was read: input ended cleanly, whatever fails later.
   private eof = false
-  private closed = false
   private failure: ConnectionError | undefined = undefined
   // Fibers parked until something happens on the read or the write side. Usually one each; a
   // list, so concurrent callers (a write racing an end) are all woken, never lost.
   private readWaiters: Array<() => void> = []
   private writeWaiters: Array<() => void> = []
-  // While `echo` runs, bytes go straight back on Node's callbacks, as `socket.pipe(socket)` would.
-  private echoing = false
-  // After the handler is done: input is read and dropped so that closing does not reset.
-  private discarding = false
   private streamed: Stream.Stream<Uint8Array, ConnectionError> | undefined = undefined
 
   constructor(
     private readonly socket: net.Socket,
     private readonly highWaterMark: number,
-    private readonly byteLabels: ReadonlyArray<MetricLabel.MetricLabel> | undefined,
+    private readonly owner: Owner | undefined,
+    readonly draining: Effect.Effect<void>,
     idleTimeout: Duration.DurationInput | undefined
   ) {
     ;(socket as Tagged)[kWrapped] = this
@@ -249,32 +283,34 @@ class Wrapped implements Owned {
 
   received_(data: Buffer): void {
     this.bytesIn += data.length
-    if (this.byteLabels !== undefined) Metrics.bytesReceived.unsafeUpdate(data.length, this.byteLabels)
-    if (this.echoing) {
-      if (!this.writeNow(data)) this.socket.pause()
-      return
+    this.owner?.received(data.length)
+    switch (this.mode) {
+      case "echo":
+        if (!this.writeNow(data)) this.socket.pause()
+        return
+      case "pull":
+        this.received.push(data)
+        this.receivedBytes += data.length
+        if (this.receivedBytes >= this.highWaterMark) this.socket.pause()
+        return this.wakeReader()
+      // discard: dropped; closed: nothing arrives after 'close'.
     }
-    if (this.discarding) return
-    this.received.push(data)
-    this.receivedBytes += data.length
-    if (this.receivedBytes >= this.highWaterMark) this.socket.pause()
-    this.wakeReader()
   }
 
   ended_(): void {
     this.eof = true
     // Node emits 'end' only once every byte before the FIN was delivered: all of it is written.
-    if (this.echoing) this.socket.end()
+    if (this.mode === "echo") this.socket.end()
     this.wakeReader()
   }
 
   drained_(): void {
-    if (this.echoing && !this.eof) this.socket.resume()
+    if (this.mode === "echo" && !this.eof) this.socket.resume()
     this.wakeWriter()
   }
 
   closed_(): void {
-    this.closed = true
+    this.mode = "closed"
     this.wakeReader()
     this.wakeWriter()
   }
@@ -283,6 +319,12 @@ class Wrapped implements Owned {
     this.failure ??= error
     this.wakeReader()
     this.wakeWriter()
+  }
+
+  idle(): void {
+    this.fail(new ConnectionError({ reason: "Timeout", peer: this.peer }))
+    if (this.owner === undefined) Socket.close(this.socket, "close")
+    else this.owner.idle()
   }
 
   wakeReader(): void {
@@ -301,17 +343,17 @@ class Wrapped implements Owned {
 
   // --- The fiber's side.
 
-  // What went wrong, if anything. A socket closed without an error (both FINs, or destroyed from
+  // What went wrong, if anything. A socket closed without an error (both FINs, or closed from
   // this side) fails further writes too: Node drops writes to a destroyed socket without an event.
   // The error is built only when asked for: closing is the normal end and must stay cheap.
   private failed(): ConnectionError | undefined {
-    if (this.failure === undefined && this.closed) {
+    if (this.failure === undefined && this.mode === "closed") {
       this.failure = new ConnectionError({ reason: "BrokenPipe", peer: this.peer, code: "ECLOSED" })
     }
     return this.failure
   }
 
-  // Writing after our own end() or a destroy must fail, not vanish: Node then drops the write
+  // Writing after our own end() or a close must fail, not vanish: Node then drops the write
   // (or destroys the socket) without an event this side would see in time.
   private writeFailed(): ConnectionError | undefined {
     return this.failed() ??
@@ -321,7 +363,7 @@ class Wrapped implements Owned {
   }
 
   private readable(): boolean {
-    return this.received.length > 0 || this.eof || this.closed || this.failure !== undefined
+    return this.received.length > 0 || this.eof || this.mode === "closed" || this.failure !== undefined
   }
 
   // Parks until `ready` holds. The condition is checked again where the waiter is registered:
@@ -376,7 +418,7 @@ class Wrapped implements Owned {
       return Effect.zipRight(
         this.park(
           "writeWaiters",
-          () => !this.socket.writableNeedDrain || this.closed || this.failure !== undefined
+          () => !this.socket.writableNeedDrain || this.mode === "closed" || this.failure !== undefined
         ),
         this.drained()
       )
@@ -385,7 +427,7 @@ class Wrapped implements Owned {
 
   private writeNow(data: Uint8Array): boolean {
     this.bytesOut += data.length
-    if (this.byteLabels !== undefined) Metrics.bytesSent.unsafeUpdate(data.length, this.byteLabels)
+    this.owner?.sent(data.length)
     return this.socket.write(data)
   }
 
@@ -412,7 +454,7 @@ class Wrapped implements Owned {
       return Effect.void
     })
 
-  private finished(): Effect.Effect<void, ConnectionError> {
+  private finishedWriting(): Effect.Effect<void, ConnectionError> {
     return Effect.suspend(() => {
       if (this.socket.writableFinished) return Effect.void
       const error = this.failed()
@@ -420,9 +462,9 @@ class Wrapped implements Owned {
       return Effect.zipRight(
         this.park(
           "writeWaiters",
-          () => this.socket.writableFinished || this.closed || this.failure !== undefined
+          () => this.socket.writableFinished || this.mode === "closed" || this.failure !== undefined
         ),
-        this.finished()
+        this.finishedWriting()
       )
     })
   }
@@ -434,26 +476,26 @@ class Wrapped implements Owned {
       const error = this.failed()
       if (error !== undefined) return Effect.fail(error)
       if (!socket.writableEnded) socket.end()
-      return this.finished()
+      return this.finishedWriting()
     })
   }
 
   get echo(): Effect.Effect<void, ConnectionError> {
-    return this.echoing_(true)
+    return this.echoing(true)
   }
 
   get echoOwned(): Effect.Effect<void, ConnectionError> {
-    return this.echoing_(false)
+    return this.echoing(false)
   }
 
   // One asynchronous step from start to FIN: the bytes move on Node's callbacks, and the fiber
   // running this is woken once, when the echo is complete or the connection failed.
-  private echoing_(cancelable: boolean): Effect.Effect<void, ConnectionError> {
+  private echoing(cancelable: boolean): Effect.Effect<void, ConnectionError> {
     return Effect.async<void, ConnectionError>((resume) => {
       const socket = this.socket
       const error = this.failed()
       if (error !== undefined) return resume(Effect.fail(error))
-      this.echoing = true
+      this.mode = "echo"
       // What was read ahead goes back first, in order.
       let full = false
       for (const data of this.received) full = !this.writeNow(data) || full
@@ -466,13 +508,13 @@ class Wrapped implements Owned {
       // waits again.
       const settled = (): boolean => {
         if (socket.writableFinished) {
-          this.echoing = false
+          this.stopEcho()
           resume(Effect.void)
           return true
         }
         const error = this.failed()
         if (error === undefined) return false
-        this.echoing = false
+        this.stopEcho()
         resume(Effect.fail(error))
         return true
       }
@@ -483,33 +525,33 @@ class Wrapped implements Owned {
       this.writeWaiters.push(wake)
       if (!cancelable) return
       return Effect.sync(() => {
-        this.echoing = false
+        this.stopEcho()
         const i = this.writeWaiters.indexOf(wake)
         if (i >= 0) this.writeWaiters.splice(i, 1)
       })
     })
   }
 
+  private stopEcho(): void {
+    if (this.mode === "echo") this.mode = "pull"
+  }
+
   // Reads and discards until the peer's FIN (or the end of the connection).
   // The common case (the peer's FIN already read) costs no timer.
   discardInput(atMost: Duration.Duration): Effect.Effect<void> {
     return Effect.suspend(() => {
-      if (this.eof || this.closed) return Effect.void
+      if (this.eof || this.mode === "closed") return Effect.void
       this.received = []
       this.receivedBytes = 0
-      this.discarding = true
+      this.mode = "discard"
       this.socket.resume()
       // Dropped data never makes `readable` true: this returns at EOF, close or failure.
       return Effect.asVoid(Effect.timeoutOption(this.park("readWaiters", () => this.readable()), atMost))
     })
   }
 
-  complete(atMost: Duration.Duration): Effect.Effect<void, ConnectionError> {
-    return Effect.suspend(() =>
-      this.socket.writableFinished && (this.eof || this.closed)
-        ? Effect.void
-        : Effect.zipRight(this.end, this.discardInput(atMost))
-    )
+  get finished(): boolean {
+    return this.socket.writableFinished && (this.eof || this.mode === "closed")
   }
 
   get stats(): Effect.Effect<Stats> {
@@ -520,12 +562,12 @@ class Wrapped implements Owned {
     }))
   }
 
-  get destroy(): Effect.Effect<void> {
+  close(how: Socket.How): Effect.Effect<void> {
     return Effect.suspend(() => {
-      if (this.closed) return Effect.void
-      this.socket.destroy()
+      if (this.mode === "closed") return Effect.void
+      Socket.close(this.socket, how)
       return Effect.async<void>((resume) => {
-        if (this.closed) return resume(Effect.void)
+        if (this.mode === "closed") return resume(Effect.void)
         this.socket.once("close", () => resume(Effect.void))
       })
     })
@@ -562,8 +604,5 @@ function onError(this: Tagged, error: Error) {
   )
 }
 function onIdle(this: Tagged) {
-  const wrapped = this[kWrapped]
-  wrapped.fail(new ConnectionError({ reason: "Timeout", peer: wrapped.peer }))
-  this.destroy()
+  this[kWrapped].idle()
 }
-

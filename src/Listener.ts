@@ -5,10 +5,12 @@
  *
  * @since 0.1.0
  */
-import { Data, Duration, Effect, Runtime } from "effect"
+import { Data, Duration, Effect, Either, Runtime } from "effect"
 import type { Scope } from "effect"
 import * as net from "node:net"
 import * as errno from "./internal/errno.js"
+import * as Options_ from "./internal/options.js"
+import * as Socket from "./internal/socket.js"
 import * as Metrics from "./Metrics.js"
 
 /**
@@ -105,7 +107,7 @@ export class ListenError extends Data.TaggedError("ListenError")<{
       case "AddressNotAvailable":
         return `${this.address} is not an address of this machine`
       case "InvalidOption":
-        return `invalid ${this.option}: ${showValue(this.value)} (expected ${this.expected})`
+        return `invalid ${this.option}: ${Options_.showValue(this.value)} (expected ${this.expected})`
       case "Unknown":
         return `cannot listen on ${this.address}: ${this.code ?? String(this.cause)}`
     }
@@ -132,9 +134,11 @@ export interface Listener {
   /**
    * Switches to push mode: every socket accepted from now on (and any waiting for `accept`) is
    * given to `f` as it arrives, on Node's callback, with no queue in between. `f` owns it as
-   * above. For servers that decide admission themselves; one consumer at a time.
+   * above. `dropped`, when given, is called each time a connection is dropped for `maxAccepted`
+   * (after it was logged and counted): a consumer holding sockets can then look for dead ones.
+   * For servers that decide admission themselves; one consumer at a time.
    */
-  readonly handoff: (f: (socket: net.Socket) => void) => Effect.Effect<void>
+  readonly handoff: (f: (socket: net.Socket) => void, dropped?: () => void) => Effect.Effect<void>
   /** Sockets accepted and not yet taken by `accept`. */
   readonly pending: Effect.Effect<number>
   /**
@@ -144,55 +148,47 @@ export interface Listener {
   readonly close: Effect.Effect<void>
 }
 
-const invalid = (address: string, option: string, value: unknown, expected: string) =>
-  new ListenError({ reason: "InvalidOption", address, option, value, expected })
-
-const isInteger = (value: unknown, min: number, max: number): value is number =>
-  typeof value === "number" && Number.isInteger(value) && value >= min && value <= max
-
-/** The options with defaults applied and every value checked, or the first invalid one. */
-const validate = (options: Options) => {
-  const rawHost = options.host ?? defaults.host
-  const port = options.port ?? defaults.port
-  const host = rawHost === "localhost" ? "127.0.0.1" : rawHost
-  const address = `${rawHost}:${String(port)}`
-  if (typeof host !== "string" || !net.isIPv4(host)) {
-    return Effect.fail(invalid(address, "host", rawHost, "an IPv4 address such as 127.0.0.1, or localhost"))
-  }
-  if (!isInteger(port, 0, 65535)) {
-    return Effect.fail(invalid(address, "port", port, "an integer from 0 to 65535"))
-  }
-  const backlog = options.backlog ?? defaults.backlog
-  if (!isInteger(backlog, 1, 2 ** 31 - 1)) {
-    return Effect.fail(invalid(address, "backlog", backlog, "a positive integer"))
-  }
-  if (options.maxAccepted !== undefined && !isInteger(options.maxAccepted, 1, 2 ** 31 - 1)) {
-    return Effect.fail(invalid(address, "maxAccepted", options.maxAccepted, "a positive integer"))
-  }
-  const keepAliveInitialDelay = options.keepAliveInitialDelay === undefined
-    ? undefined
-    : Duration.decodeUnknown(options.keepAliveInitialDelay)
-  if (
-    keepAliveInitialDelay !== undefined &&
-    (keepAliveInitialDelay._tag === "None" || !Duration.isFinite(keepAliveInitialDelay.value))
-  ) {
-    return Effect.fail(
-      invalid(address, "keepAliveInitialDelay", options.keepAliveInitialDelay, "a finite duration such as 30s")
-    )
-  }
-  return Effect.succeed({
-    host,
-    port,
-    backlog,
-    address,
-    maxAccepted: options.maxAccepted,
-    noDelay: options.noDelay ?? false,
-    keepAlive: options.keepAlive ?? false,
-    keepAliveInitialDelayMs: keepAliveInitialDelay === undefined
-      ? 0
-      : Duration.toMillis(keepAliveInitialDelay.value)
+/**
+ * The options with defaults applied and every value checked, or the first invalid one.
+ *
+ * @internal
+ */
+export const validate = (options: Options): Either.Either<Valid, Options_.Invalid> =>
+  Either.gen(function*() {
+    const host = yield* Options_.ipv4("host", options.host ?? defaults.host)
+    const port = yield* Options_.integer("port", options.port ?? defaults.port, 0, 65535)
+    const backlog = yield* Options_.integer("backlog", options.backlog ?? defaults.backlog, 1)
+    const maxAccepted = options.maxAccepted === undefined
+      ? undefined
+      : yield* Options_.integer("maxAccepted", options.maxAccepted, 1)
+    const keepAliveInitialDelay = options.keepAliveInitialDelay === undefined
+      ? undefined
+      : yield* Options_.duration("keepAliveInitialDelay", options.keepAliveInitialDelay, "zero allowed")
+    return {
+      host,
+      port,
+      backlog,
+      maxAccepted,
+      noDelay: options.noDelay ?? false,
+      keepAlive: options.keepAlive ?? false,
+      keepAliveInitialDelayMs: keepAliveInitialDelay === undefined ? 0 : Duration.toMillis(keepAliveInitialDelay)
+    }
   })
+
+/** @internal */
+export interface Valid {
+  readonly host: string
+  readonly port: number
+  readonly backlog: number
+  readonly maxAccepted: number | undefined
+  readonly noDelay: boolean
+  readonly keepAlive: boolean
+  readonly keepAliveInitialDelayMs: number
 }
+
+/** `HOST:PORT` as requested, for errors about these options. @internal */
+export const requestedAddress = (options: Options): string =>
+  `${options.host ?? defaults.host}:${String(options.port ?? defaults.port)}`
 
 /**
  * Binds and listens. The listening socket is released with the scope: the port is closed, every
@@ -204,8 +200,12 @@ const validate = (options: Options) => {
  * @category constructors
  */
 export const make = (options: Options = {}): Effect.Effect<Listener, ListenError, Scope.Scope> =>
-  Effect.flatMap(validate(options), (valid) =>
+  Effect.flatMap(
+    Effect.mapError(validate(options), (invalid) =>
+      new ListenError({ reason: "InvalidOption", address: requestedAddress(options), ...invalid })),
+    (valid) =>
     Effect.gen(function*() {
+      const address = `${valid.host}:${valid.port}`
       const runtime = yield* Effect.runtime<never>()
       const log = Runtime.runFork(runtime)
       // The metric labels of the fiber that starts the listener are on everything it counts.
@@ -214,6 +214,7 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
       const waiting: Array<net.Socket> = []
       const takers: Array<(taken: Effect.Effect<net.Socket>) => void> = []
       let consumer: ((socket: net.Socket) => void) | undefined
+      let onDrop: (() => void) | undefined
       // Every accepted socket still open: the safety net that makes the release leak-free even
       // when a consumer forgets one.
       const open = new Set<net.Socket>()
@@ -226,7 +227,7 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
         accepting = false
         handle?.close()
         if (waiting.length > 0) Metrics.connectionsDropped.unsafeUpdate(waiting.length, labels.reason("shutdown"))
-        for (const socket of waiting.splice(0)) socket.destroy()
+        for (const socket of waiting.splice(0)) Socket.close(socket, "reset")
         // Nothing will ever arrive: fibers waiting in `accept` are interrupted, not left hanging.
         for (const taker of takers.splice(0)) taker(Effect.interrupt)
       }
@@ -246,7 +247,7 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
             stopAccepting()
             // The 'close' event waits for every accepted socket: destroy those still open.
             server.close(() => resume(Effect.void))
-            for (const socket of open) socket.destroy()
+            for (const socket of open) Socket.close(socket, "reset")
             open.clear()
           })
       )
@@ -256,6 +257,7 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
         log(Effect.logWarning(
           `dropped connection from ${drop?.remoteAddress}:${drop?.remotePort}: ${valid.maxAccepted} connections held`
         ))
+        onDrop?.()
       })
       function forget(this: net.Socket) {
         open.delete(this)
@@ -263,7 +265,7 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
       server.on("connection", (socket: net.Socket) => {
         Metrics.connectionsAccepted.unsafeUpdate(1, labels.base)
         if (!accepting) {
-          socket.destroy()
+          Socket.close(socket, "reset")
           Metrics.connectionsDropped.unsafeUpdate(1, labels.reason("shutdown"))
           return
         }
@@ -283,7 +285,7 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
           resume(Effect.fail(
             new ListenError({
               reason: errno.listenReason(code),
-              address: valid.address,
+              address,
               ...(code === undefined ? {} : { code }),
               ...(syscall === undefined ? {} : { syscall }),
               cause: error
@@ -298,7 +300,7 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
       })
       // After listening, a server-level error (accept failing) must be seen, not crash the process.
       server.on("error", (error) => {
-        log(Effect.logWarning(`listener on ${valid.address}: ${error.message}`))
+        log(Effect.logWarning(`listener on ${address}: ${error.message}`))
       })
 
       const bound = server.address() as net.AddressInfo
@@ -314,9 +316,10 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
           if (i >= 0) takers.splice(i, 1)
         })
       })
-      const handoff = (f: (socket: net.Socket) => void) =>
+      const handoff = (f: (socket: net.Socket) => void, dropped?: () => void) =>
         Effect.sync(() => {
           consumer = f
+          onDrop = dropped
           for (const socket of waiting.splice(0)) f(socket)
         })
       return {
@@ -331,7 +334,3 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
   )
 
 const ignore = () => {}
-
-/** JSON for strings and objects, but NaN and Infinity as themselves (JSON would say null). */
-const showValue = (value: unknown): string =>
-  typeof value === "number" ? String(value) : JSON.stringify(value) ?? String(value)

@@ -1,33 +1,18 @@
 /**
- * The server: a listener, admission of accepted connections, and one child fiber per connection,
- * all owned by the scope it is built in. Closing that scope shuts it down gracefully: stop accepting, let
- * connections finish for up to `shutdownTimeout`, then destroy what is left.
+ * The server: a listener, and the lifecycle of every connection it accepts (admission, one fiber
+ * per connection, completion, shutdown), all owned by the scope it is built in. Closing that scope
+ * shuts it down gracefully: stop accepting, tell the handlers, let connections finish for up to
+ * `shutdownTimeout`, then cut off what is left.
  *
  * @since 0.1.0
  */
-import {
-  Cause,
-  Chunk,
-  Context,
-  Duration,
-  Effect,
-  Exit,
-  Fiber,
-  FiberId,
-  FiberRef,
-  FiberRefs,
-  HashMap,
-  Layer,
-  LogLevel,
-  Option,
-  Runtime
-} from "effect"
+import { Chunk, Context, Data, Duration, Effect, Either, FiberRef, Layer, LogLevel, Option } from "effect"
 import type { Scope } from "effect"
-import type * as net from "node:net"
 import * as Connection from "./Connection.js"
-import { resetSocket } from "./internal/reset.js"
+import * as Lifecycle from "./internal/lifecycle.js"
+import * as Options_ from "./internal/options.js"
+import * as Outcome from "./internal/outcome.js"
 import * as Listener from "./Listener.js"
-import * as Metrics from "./Metrics.js"
 
 /**
  * Everything a server takes: where to listen, per-connection policy, limits and shutdown.
@@ -44,8 +29,19 @@ export interface Options extends Listener.Options, Connection.Options {
    * connection waits at most that long (nothing is read while it waits). Default 1,000.
    */
   readonly maxPending?: number
-  /** How long shutdown lets open connections finish before destroying them. Default 5 s. */
+  /**
+   * How long shutdown lets open connections finish (they are told at once: see
+   * `Connection.draining`) before cutting them off: interrupting their handlers and closing their
+   * sockets with a reset. Default 5 s.
+   */
   readonly shutdownTimeout?: Duration.DurationInput
+  /**
+   * After the shutdown deadline, how long the finalizers of the handlers cut off may still run
+   * before shutdown stops waiting for them (their sockets are closed by then; a finalizer that
+   * never ends is logged as an error). So shutdown takes at most `shutdownTimeout +
+   * cleanupTimeout`, whatever a handler does. Default 1 s.
+   */
+  readonly cleanupTimeout?: Duration.DurationInput
 }
 
 /**
@@ -57,13 +53,44 @@ export interface Options extends Listener.Options, Connection.Options {
 export const defaults = {
   maxConnections: 10_000,
   maxPending: 1_000,
-  shutdownTimeout: Duration.seconds(5)
+  shutdownTimeout: Duration.seconds(5),
+  cleanupTimeout: Duration.seconds(1)
 } as const
+
+/**
+ * Why a server could not be made. `InvalidOption` is raised before any socket exists, for any
+ * option of {@link Options}, the listener's included.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type ServerErrorReason = "InvalidOption"
+
+/**
+ * The server's options are invalid: which one, the value given, and what a valid one looks like.
+ * (Listening itself can still fail, with a `Listener.ListenError`.)
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ServerError extends Data.TaggedError("ServerError")<{
+  readonly reason: ServerErrorReason
+  /** `HOST:PORT` as requested. */
+  readonly address: string
+  readonly option: string
+  readonly value: unknown
+  readonly expected: string
+}> {
+  override get message(): string {
+    return `invalid ${this.option}: ${Options_.showValue(this.value)} (expected ${this.expected})`
+  }
+}
 
 /**
  * What a connection is served with. It may fail or die: the server logs and counts that for the
  * connection and goes on. When it returns, the server half-closes the connection (if the handler
- * did not) and closes it.
+ * did not) and closes it. It may use `Scope`: each connection has its own, closed when the
+ * connection is done (or cut off).
  *
  * @since 0.1.0
  * @category models
@@ -77,10 +104,10 @@ export type Handler<E = never, R = never> = (connection: Connection.Connection) 
  * resetting it: what the handler wrote (an error line of the protocol, say) is flushed, then the
  * FIN. So tell the peer in-band before failing. A bug still resets the connection.
  *
- * Only a failure made of peer faults alone takes this path: if the same failure also holds a
- * defect or another error, the whole is reported as the handler's. The reason must be a non-empty
- * name other than the server's own (`Reset`, `HandlerError`, ...), or the error counts as
- * `HandlerError`. Keep the reasons few and fixed: each is a metric series.
+ * Only a failure made of peer faults (and the connection's own errors) takes this path: if the
+ * same failure also holds a defect or another error, the whole is reported as the handler's. The
+ * reason must be a non-empty name other than the server's own (`Reset`, `HandlerError`, ...), or
+ * the error counts as `HandlerError`. Keep the reasons few and fixed: each is a metric series.
  *
  * ```ts
  * class LineTooLong extends Data.TaggedError("LineTooLong")<{ readonly limit: number }> {
@@ -91,7 +118,7 @@ export type Handler<E = never, R = never> = (connection: Connection.Connection) 
  * @since 0.1.0
  * @category models
  */
-export const PeerFault: unique symbol = Symbol.for("effect-tcp-echo/Server/PeerFault")
+export const PeerFault: typeof Outcome.PeerFault = Outcome.PeerFault
 
 /**
  * An error that names the reason it is counted under, as the peer's doing (see {@link PeerFault}).
@@ -99,9 +126,7 @@ export const PeerFault: unique symbol = Symbol.for("effect-tcp-echo/Server/PeerF
  * @since 0.1.0
  * @category models
  */
-export interface PeerFault {
-  readonly [PeerFault]: string
-}
+export interface PeerFault extends Outcome.PeerFault {}
 
 /**
  * Whether a handler's error is marked as the peer's doing.
@@ -109,21 +134,7 @@ export interface PeerFault {
  * @since 0.1.0
  * @category guards
  */
-export const isPeerFault = (u: unknown): u is PeerFault => {
-  const reason = typeof u === "object" && u !== null && PeerFault in u ? (u as PeerFault)[PeerFault] : undefined
-  return typeof reason === "string" && reason !== "" && !ownReasons.has(reason)
-}
-
-/** The reasons the server counts connections under itself: a peer fault may not pass for one. */
-const ownReasons: ReadonlySet<string> = new Set([
-  "Reset",
-  "BrokenPipe",
-  "Timeout",
-  "Unknown",
-  "HandlerError",
-  "Defect",
-  "ShutdownDeadline"
-])
+export const isPeerFault: (u: unknown) => u is PeerFault = Outcome.isPeerFault
 
 /**
  * The recipe's loop: every byte back, in order, until the peer half-closes, then half-close.
@@ -200,100 +211,58 @@ export interface Server {
  */
 export class EchoServer extends Context.Tag("effect-tcp-echo/Server")<EchoServer, Server>() {}
 
-const positiveInteger = (
-  options: Options,
-  name: "maxConnections" | "maxPending" | "highWaterMark",
-  fallback: number
-): Effect.Effect<number, Listener.ListenError> => {
-  const value = options[name] ?? fallback
-  return Number.isSafeInteger(value) && value > (name === "maxPending" ? -1 : 0)
-    ? Effect.succeed(value)
-    : Effect.fail(invalid(options, name, value, name === "maxPending" ? "an integer >= 0" : "a positive integer"))
-}
-
-const duration = (
-  options: Options,
-  name: "shutdownTimeout" | "idleTimeout"
-): Effect.Effect<Duration.Duration | undefined, Listener.ListenError> => {
-  const value = options[name]
-  if (value === undefined) return Effect.succeed(undefined)
-  const decoded = Duration.decodeUnknown(value)
-  return Option.isSome(decoded) && Duration.isFinite(decoded.value) &&
-      (name === "shutdownTimeout" ? Duration.toMillis(decoded.value) >= 0 : Duration.toMillis(decoded.value) > 0)
-    ? Effect.succeed(decoded.value)
-    : Effect.fail(invalid(
-      options,
-      name,
-      value,
-      name === "shutdownTimeout" ? "a finite duration such as 500ms, 5s or 1m" : "a positive finite duration such as 30s"
-    ))
-}
-
-const invalid = (options: Options, option: string, value: unknown, expected: string) =>
-  new Listener.ListenError({
-    reason: "InvalidOption",
-    address: `${options.host ?? Listener.defaults.host}:${options.port ?? Listener.defaults.port}`,
-    option,
-    value,
-    expected
-  })
-
-/** How long a connection whose handler is done keeps reading (and dropping) input, for its FIN. */
-const lingerTimeout = Duration.seconds(2)
-
 /**
- * Logs and counts how a connection ended badly; never fails. When the handler failed or died
- * (not the peer), `abort` resets the connection, so that a peer reading at the socket level sees
- * an error instead of a clean EOF that would pass for a complete answer (a libuv client may not:
- * docs/errors.md). When the handler failed with peer faults only, `close` ends it normally.
+ * Every option checked, with defaults applied, in one place: the server's own, the connection's,
+ * and the listener's (which `Listener.make` checks again by the same rules).
  */
-const report = (
-  cause: Cause.Cause<unknown>,
-  labels: Metrics.Labels,
-  abort: () => void,
-  close: Effect.Effect<void>
-): Effect.Effect<void> => {
-  const failures = Cause.failures(cause)
-  const first = Chunk.head(failures)
-  if (Option.isSome(first) && Chunk.every(failures, isPeerFault) && Chunk.isEmpty(Cause.defects(cause))) {
-    const error = first.value as PeerFault
-    Metrics.connectionErrors.unsafeModify(1, labels.reason(error[PeerFault]))
-    return Effect.zipRight(Effect.logInfo(error instanceof Error ? error.message : String(error)), close)
-  }
-  const failure = Cause.failureOption(cause)
-  if (Option.isSome(failure)) {
-    const error = failure.value
-    if (error instanceof Connection.ConnectionError) {
-      Metrics.connectionErrors.unsafeModify(1, labels.reason(error.reason))
-      if (error.reason === "Reset") Metrics.connectionsReset.unsafeModify(1, labels.base)
-      // The peer leaving or idling out is how connections end; only the unexplained is a warning.
-      return error.reason === "Unknown"
-        ? Effect.logWarning(error.message, error)
-        : Effect.logInfo(error.message)
-    }
-    abort()
-    Metrics.connectionErrors.unsafeModify(1, labels.reason("HandlerError"))
-    return Effect.logError("handler failed", cause)
-  }
-  if (Cause.isInterruptedOnly(cause)) return Effect.void
-  Metrics.connectionErrors.unsafeModify(1, labels.reason("Defect"))
-  abort()
-  return Effect.logError("handler died", cause)
-}
-
-/** The debug record of a connection that closed, with its counters. */
-const closedRecord = (connection: Connection.Owned, started: number) =>
-  Effect.flatMap(connection.stats, (stats) =>
-    Effect.logDebug("connection closed").pipe(Effect.annotateLogs({
-      bytesIn: stats.bytesIn,
-      bytesOut: stats.bytesOut,
-      durationMs: Math.round(performance.now() - started)
-    })))
+const validate = (options: Options): Either.Either<Lifecycle.Policy, ServerError> =>
+  Either.mapLeft(
+    Either.gen(function*() {
+      yield* Listener.validate(options)
+      const maxConnections = yield* Options_.integer(
+        "maxConnections",
+        options.maxConnections ?? defaults.maxConnections,
+        1
+      )
+      const maxPending = yield* Options_.integer("maxPending", options.maxPending ?? defaults.maxPending, 0)
+      if (maxConnections + maxPending > 2 ** 31 - 1) {
+        return yield* Either.left<Options_.Invalid>({
+          option: "maxConnections",
+          value: maxConnections,
+          expected: "maxConnections + maxPending below 2^31"
+        })
+      }
+      const highWaterMark = yield* Options_.integer(
+        "highWaterMark",
+        options.highWaterMark ?? Connection.defaults.highWaterMark,
+        1
+      )
+      const idleTimeout = options.idleTimeout === undefined
+        ? undefined
+        : yield* Options_.duration("idleTimeout", options.idleTimeout, "positive")
+      const shutdownTimeout = options.shutdownTimeout === undefined
+        ? defaults.shutdownTimeout
+        : yield* Options_.duration("shutdownTimeout", options.shutdownTimeout, "zero allowed")
+      const cleanupTimeout = options.cleanupTimeout === undefined
+        ? defaults.cleanupTimeout
+        : yield* Options_.duration("cleanupTimeout", options.cleanupTimeout, "zero allowed")
+      return {
+        maxConnections,
+        maxPending,
+        connection: idleTimeout === undefined ? { highWaterMark } : { highWaterMark, idleTimeout },
+        maxWait: idleTimeout,
+        shutdownTimeout,
+        cleanupTimeout
+      }
+    }),
+    (invalid) => new ServerError({ reason: "InvalidOption", address: Listener.requestedAddress(options), ...invalid })
+  )
 
 /**
  * Starts a server in the current scope: binds, listens and serves every connection with
  * `handler` (default {@link echo}) in a fiber of its own. The scope's release is the graceful
- * shutdown; it returns when every socket and fiber of the server is gone.
+ * shutdown; it returns when every socket and fiber of the server is gone, or at the latest
+ * `cleanupTimeout` after the shutdown deadline.
  *
  * @since 0.1.0
  * @category constructors
@@ -301,158 +270,21 @@ const closedRecord = (connection: Connection.Owned, started: number) =>
 export const make = <E = never, R = never>(
   options: Options = {},
   handler: Handler<E, R> = echo as Handler<any, any>
-): Effect.Effect<Server, Listener.ListenError, Scope.Scope | R> =>
+): Effect.Effect<Server, ServerError | Listener.ListenError, Scope.Scope | Exclude<R, Scope.Scope>> =>
   Effect.gen(function*() {
-    const maxConnections = yield* positiveInteger(options, "maxConnections", defaults.maxConnections)
-    const maxPending = yield* positiveInteger(options, "maxPending", defaults.maxPending)
-    if (maxConnections + maxPending > 2 ** 31 - 1) {
-      return yield* invalid(options, "maxConnections", maxConnections, "maxConnections + maxPending below 2^31")
-    }
-    const highWaterMark = yield* positiveInteger(options, "highWaterMark", Connection.defaults.highWaterMark)
-    const shutdownTimeout = (yield* duration(options, "shutdownTimeout")) ?? defaults.shutdownTimeout
-    const idleTimeout = yield* duration(options, "idleTimeout")
-    const connectionOptions: Connection.Options = idleTimeout === undefined
-      ? { highWaterMark }
-      : { highWaterMark, idleTimeout }
-
-    const listener = yield* Listener.make({ ...options, maxAccepted: maxConnections + maxPending })
-    // The metric labels of the fiber that starts the server are on everything it counts.
-    const labels = yield* Metrics.currentLabels
-    const runFork = Runtime.runFork(yield* Effect.runtime<R>())
-    // One record per connection with its counters, when the server starts at debug level.
+    const policy = yield* validate(options)
+    const listener = yield* Listener.make({ ...options, maxAccepted: policy.maxConnections + policy.maxPending })
+    // The default echo decides between its two paths by the log level: decided once here.
     const debug = LogLevel.lessThanEqual(yield* FiberRef.get(FiberRef.currentMinimumLogLevel), LogLevel.Debug)
-    // Every connection being served, with its fiber: the server's scope owns both. Their fibers
-    // are forked from Node's callbacks and tracked here, like a FiberSet, with one observer each.
-    const live = new Map<Connection.Owned, Fiber.RuntimeFiber<void>>()
-    let onEmpty: (() => void) | undefined
-    // Accepted, paused, waiting for a slot: no buffer is spent on them until one frees.
-    const waiting: Array<net.Socket> = []
-    let shuttingDown = false
-
-    // The default echo decides between its two paths by the log level: decided once here. A
-    // user's handler is called inside the fiber (suspended): one that throws instead of returning
-    // an Effect is a defect of its connection, not an exception out of Node's callback.
-    const handle = ((handler as Handler<any, any>) === echo
-      ? (debug ? echoLogged : echoOwned)
-      : (connection: Connection.Owned) => Effect.suspend(() => handler(connection))) as (
-        connection: Connection.Owned
-      ) => Effect.Effect<void, E, R>
-    const serve = (connection: Connection.Owned, socket: net.Socket, started: number): Effect.Effect<void, never, R> => {
-      const served = Effect.catchAllCause(
-        // The answer is out; unread input would turn the close into a reset that cuts it short.
-        Effect.zipRight(handle(connection), connection.complete(lingerTimeout)),
-        (cause) =>
-          report(cause, labels, () => resetSocket(socket), Effect.ignore(connection.complete(lingerTimeout)))
-      )
-      return debug ? Effect.zipRight(served, closedRecord(connection, started)) : served
-    }
-    // The peer's address is in every log record of its connection. Set in the fiber's initial
-    // FiberRefs, not with Effect.annotateLogs: that costs a fifth of the churn rate (measured).
-    const annotate = (connection: Connection.Owned) => (refs: FiberRefs.FiberRefs, id: FiberId.Runtime) =>
-      FiberRefs.updateAs(refs, {
-        fiberId: id,
-        fiberRef: FiberRef.currentLogAnnotations,
-        value: HashMap.set(FiberRefs.getOrDefault(refs, FiberRef.currentLogAnnotations), "peer", connection.peer as unknown)
-      })
-    // Connections still open at the shutdown deadline, by peer; reported once they are gone.
-    const cutOff: Array<string> = []
-
-    // Admission runs on Node's callbacks, outside any fiber: a connection costs one fiber and no
-    // queue hop. The fiber's observer releases everything, however the fiber ends (even
-    // interrupted before its first step), so a slot or a socket can never be lost.
-    const start = (socket: net.Socket) => {
-      const started = performance.now()
-      const connection = Connection.wrap(socket, connectionOptions, labels.base)
-      Metrics.connectionsActive.unsafeModify(1, labels.base)
-      const fiber = runFork(serve(connection, socket, started), { updateRefs: annotate(connection) })
-      live.set(connection, fiber)
-      fiber.addObserver((exit) => {
-        if (shuttingDown && Exit.isInterrupted(exit)) cutOff.push(connection.peer)
-        socket.destroy()
-        live.delete(connection)
-        Metrics.connectionsActive.unsafeModify(-1, labels.base)
-        Metrics.connectionDuration.unsafeUpdate((performance.now() - started) / 1000, labels.base)
-        if (live.size === 0) onEmpty?.()
-        admitWaiting()
-      })
-    }
-    const admitWaiting = () => {
-      while (!shuttingDown && live.size < maxConnections && waiting.length > 0) {
-        const socket = waiting.shift()!
-        // A peer that left while waiting needs no slot.
-        if (socket.destroyed) continue
-        if (idleMs !== undefined) {
-          socket.setTimeout(0)
-          socket.removeListener("timeout", dropIdleWaiting)
-        }
-        start(socket)
-      }
-    }
-    // With an idle timeout, a connection waits at most that long for a slot, then is dropped.
-    const idleMs = idleTimeout === undefined ? undefined : Duration.toMillis(idleTimeout)
-    function dropIdleWaiting(this: net.Socket) {
-      const i = waiting.indexOf(this)
-      if (i >= 0) waiting.splice(i, 1)
-      // Nothing is read while waiting, so this is the longest wait for a slot, not idleness.
-      Metrics.connectionsDropped.unsafeModify(1, labels.reason("wait_timeout"))
-      this.destroy()
-    }
-    const allClosed = Effect.async<void>((resume) => {
-      if (live.size === 0) return resume(Effect.void)
-      onEmpty = () => resume(Effect.void)
-      return Effect.sync(() => {
-        onEmpty = undefined
-      })
-    })
-
-    yield* Effect.addFinalizer(() =>
-      Effect.gen(function*() {
-        shuttingDown = true
-        // Stop accepting: the port is free from here on, and connections still waiting are closed.
-        yield* listener.close
-        if (waiting.length > 0) Metrics.connectionsDropped.unsafeModify(waiting.length, labels.reason("shutdown"))
-        for (const socket of waiting.splice(0)) socket.destroy()
-        if (live.size > 0) {
-          yield* Effect.logInfo(
-            `shutting down: waiting up to ${Duration.format(shutdownTimeout)} for ${live.size} connection(s)`
-          )
-          // Finalizers are uninterruptible; the wait must not be, or the deadline could not end it.
-          const drained = yield* Effect.interruptible(allClosed).pipe(
-            Effect.timeoutOption(shutdownTimeout)
-          )
-          if (Option.isNone(drained)) {
-            yield* Effect.logWarning(`shutdown deadline passed: closing ${live.size} connection(s)`)
-          }
-        }
-        // A copy: interruptAll walks the list twice, to interrupt and then to await every fiber.
-        yield* Fiber.interruptAll(Array.from(live.values()))
-        if (cutOff.length > 0) {
-          Metrics.connectionErrors.unsafeModify(cutOff.length, labels.reason("ShutdownDeadline"))
-          // Name a few peers, not ten thousand: one log record must stay readable.
-          const named = cutOff.slice(0, 10).join(", ") + (cutOff.length > 10 ? `, and ${cutOff.length - 10} more` : "")
-          yield* Effect.logInfo(`closed ${cutOff.length} connection(s) at the shutdown deadline: ${named}`)
-        }
-      })
-    )
-
-    // Connections start only now that the shutdown above owns them: none can outlive the scope.
-    yield* listener.handoff((socket) => {
-      if (live.size < maxConnections) return start(socket)
-      waiting.push(socket)
-      if (idleMs !== undefined) {
-        socket.setTimeout(idleMs)
-        socket.once("timeout", dropIdleWaiting)
-      }
-    })
-
+    const handle: Lifecycle.Handle<unknown, unknown> = (handler as Handler<any, any>) === echo
+      ? { run: debug ? echoLogged : echoOwned, builtIn: true }
+      : { run: handler as Handler<unknown, unknown>, builtIn: false }
+    const live = yield* Lifecycle.serve(listener, policy, handle as Lifecycle.Handle<unknown, Exclude<R, Scope.Scope>>)
     return {
       address: listener.address,
       backlog: listener.backlog,
-      connections: Effect.suspend(() =>
-        Effect.forEach(Array.from(live.keys()), (connection) =>
-          Effect.map(connection.stats, (stats): ConnectionInfo => ({ peer: connection.peer, ...stats })))
-      ),
-      pending: Effect.sync(() => waiting.length)
+      connections: live.connections,
+      pending: live.pending
     } satisfies Server
   })
 
@@ -465,6 +297,5 @@ export const make = <E = never, R = never>(
 export const layer = <E = never, R = never>(
   options: Options = {},
   handler?: Handler<E, R>
-): Layer.Layer<EchoServer, Listener.ListenError, R> =>
+): Layer.Layer<EchoServer, ServerError | Listener.ListenError, Exclude<R, Scope.Scope>> =>
   Layer.scoped(EchoServer, make(options, handler as Handler<E, R>))
-

@@ -10,7 +10,7 @@ import { Duration, Effect, Exit, FastCheck as fc, Fiber, Scope, Supervisor } fro
 import * as fs from "node:fs"
 import * as net from "node:net"
 import { connectSocket } from "./internal/connect.js"
-import { resetSocket } from "./internal/reset.js"
+import * as Socket from "./internal/socket.js"
 import * as Server from "./Server.js"
 
 // ---------------------------------------------------------------------------------------------
@@ -84,7 +84,7 @@ const makePeer = (socket: net.Socket): Peer => {
     startReading: Effect.sync(() => {
       socket.resume()
     }),
-    reset: Effect.sync(() => resetSocket(socket)),
+    reset: Effect.sync(() => Socket.close(socket, "reset")),
     readToEnd: Effect.async((resume) => {
       socket.resume()
       if (ending !== undefined) return resume(Effect.succeed(ending))

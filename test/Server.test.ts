@@ -192,12 +192,14 @@ describe("Server", () => {
       yield* eventually(counter(Metrics.connectionErrors, "Garbage"), (n) => n === garbage + 1)
       expect(yield* counter(Metrics.connectionErrors, "HandlerError")).toBe(handlerErrors)
       expect(logged.filter((entry) => entry.message.includes("sent garbage")).map((entry) => entry.level)).toEqual(["INFO"])
-      // A peer fault next to a defect is reported as the handler's, with the whole cause, and reset.
+      // A peer fault next to a defect is a defect, with the whole cause, and reset.
+      const defects = yield* counter(Metrics.connectionErrors, "Defect")
       const mixed = yield* Effect.exit(Client.roundTrip({ port }, [bytes("bug")]))
       expect(Exit.isFailure(mixed)).toBe(true)
-      yield* eventually(counter(Metrics.connectionErrors, "HandlerError"), (n) => n === handlerErrors + 1)
+      yield* eventually(counter(Metrics.connectionErrors, "Defect"), (n) => n === defects + 1)
       expect(yield* counter(Metrics.connectionErrors, "Garbage")).toBe(garbage + 1)
-      expect(logged.some((entry) => entry.level === "ERROR" && entry.message.includes("handler failed"))).toBe(true)
+      expect(yield* counter(Metrics.connectionErrors, "HandlerError")).toBe(handlerErrors)
+      expect(logged.some((entry) => entry.level === "ERROR" && entry.message.includes("handler died"))).toBe(true)
       // A reason must be a name of its own: never empty, never one the server counts itself.
       expect(Server.isPeerFault(new Garbage({ peer: "x" }))).toBe(true)
       expect(Server.isPeerFault(new Error("x"))).toBe(false)
@@ -375,10 +377,12 @@ describe("Server", () => {
 
   it.scopedLive("with idleTimeout, a connection waits at most that long for a slot", () =>
     Effect.gen(function*() {
-      // The one slot is held for good by a handler that never returns.
+      // The one slot is held for good by a handler that never returns and is never idle.
+      const busy: Server.Handler<Connection.ConnectionError> = (connection) =>
+        Effect.forever(Effect.zipRight(connection.write(bytes(".")), Effect.sleep("20 millis")))
       const server = yield* Server.make(
         { idleTimeout: "200 millis", maxConnections: 1, maxPending: 1, shutdownTimeout: "100 millis" },
-        () => Effect.never
+        busy
       )
       const port = server.address.port
       yield* Client.connect({ port })

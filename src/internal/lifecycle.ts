@@ -1,0 +1,418 @@
+/**
+ * The life of every connection of one server, in the order it happens: admission (a slot, or a
+ * place in the queue), serving (a fiber, and a scope for a handler that wants one), completion
+ * (our FIN, then reading to the peer's), the verdict and the release (the socket, the slot), and
+ * the shutdown of them all under one deadline. Everything a connection holds is taken and given
+ * back here, and nowhere else.
+ *
+ * @internal
+ */
+import { Deferred, Duration, Effect, Exit, FiberId, FiberRef, FiberRefs, HashMap, LogLevel, Option, Runtime, RuntimeFlags } from "effect"
+import type { Fiber, Scope } from "effect"
+import type * as net from "node:net"
+import * as Connection from "../Connection.js"
+import type * as Listener from "../Listener.js"
+import * as Metrics from "../Metrics.js"
+import * as Outcome from "./outcome.js"
+import * as Socket from "./socket.js"
+
+/**
+ * What the server decided, checked: the lifecycle applies it and decides nothing of its own but
+ * the linger below.
+ *
+ * @internal
+ */
+export interface Policy {
+  readonly maxConnections: number
+  readonly maxPending: number
+  readonly connection: Connection.Options
+  /** How long a connection may wait for a slot (the idle timeout, when there is one). */
+  readonly maxWait: Duration.Duration | undefined
+  readonly shutdownTimeout: Duration.Duration
+  readonly cleanupTimeout: Duration.Duration
+}
+
+/**
+ * How a connection is served: `run` is the handler; `builtIn` marks the server's own echo, which
+ * never throws and never needs a scope. A user's handler is called inside its fiber (one that
+ * throws is a defect of its connection) and may ask for `Scope`: it gets one per connection.
+ *
+ * @internal
+ */
+export interface Handle<E, R> {
+  readonly run: (connection: Connection.Owned) => Effect.Effect<void, E, R>
+  readonly builtIn: boolean
+}
+
+/**
+ * A live connection, as the server reports it.
+ *
+ * @internal
+ */
+export interface Info extends Connection.Stats {
+  readonly peer: string
+}
+
+/**
+ * What the server reads of its connections while it runs.
+ *
+ * @internal
+ */
+export interface Live {
+  readonly connections: Effect.Effect<ReadonlyArray<Info>>
+  readonly pending: Effect.Effect<number>
+}
+
+/** How long a connection whose handler is done keeps reading (and dropping) input, for its FIN. */
+const linger = Duration.seconds(2)
+
+/**
+ * How often, at most, waiting sockets are checked for peers that reset (see `sweep`): a flood of
+ * connections beyond the queue costs at most one zero-byte write per waiting socket this often.
+ */
+const sweepEveryMillis = 100
+
+const empty = Buffer.alloc(0)
+
+/**
+ * Serves every socket `listener` accepts, in the current scope, whose release is the shutdown:
+ * stop accepting, tell the handlers (`Connection.draining`), give open connections
+ * `shutdownTimeout` to finish, then cut off the rest (interrupt, close with a reset) and wait
+ * `cleanupTimeout` at most for their finalizers. The release is registered before the first
+ * connection can start, so none outlives the scope.
+ *
+ * @internal
+ */
+export const serve = <E, R>(
+  listener: Listener.Listener,
+  policy: Policy,
+  handle: Handle<E, R>
+): Effect.Effect<Live, never, Scope.Scope | R> =>
+  Effect.gen(function*() {
+    // Connection fibers are root fibers forked from Node's callbacks with the runtime of the fiber
+    // that starts the server: its services, log settings and metric labels. Interruptible always,
+    // even when the server starts in an uninterruptible region, or the deadline could not cut them.
+    const runtime = Runtime.enableRuntimeFlag(yield* Effect.runtime<R>(), RuntimeFlags.Interruption)
+    const server = new Server(
+      listener,
+      policy,
+      handle as Handle<unknown, never>,
+      Runtime.runFork(runtime as Runtime.Runtime<never>),
+      yield* Metrics.currentLabels,
+      yield* FiberRef.get(FiberRef.currentMinimumLogLevel)
+    )
+    yield* Effect.addFinalizer(() => server.shutdown)
+    // Connections start only now that the shutdown above owns them.
+    yield* listener.handoff((socket) => server.admit(socket), () => server.sweep())
+    return server
+  })
+
+/** A place in the queue for a slot: the socket, paused, and when it began to wait. */
+interface Waiting {
+  readonly socket: net.Socket
+  readonly since: number
+}
+
+class Server implements Live {
+  // Connections holding a slot, each with its fiber.
+  private readonly live = new Set<Slot>()
+  // Accepted, paused, waiting for a slot, oldest first: nothing is read from them until one frees.
+  private readonly waiting: Array<Waiting> = []
+  // One timer for the whole queue, armed for its oldest socket: they all wait the same time.
+  private waitTimer: ReturnType<typeof setTimeout> | undefined = undefined
+  private sweptAt = Number.NEGATIVE_INFINITY
+  private draining = false
+  private onEmpty: (() => void) | undefined = undefined
+  // Completes when shutdown begins: each connection's `draining`.
+  private readonly drain = Deferred.unsafeMake<void>(FiberId.none)
+  private readonly drainNotice = Deferred.await(this.drain)
+  private readonly debug: boolean
+  // A waiting socket that closes (its peer left, or a sweep found it reset) gives up its place.
+  private readonly forgetWaiting: (this: net.Socket) => void
+
+  constructor(
+    private readonly listener: Listener.Listener,
+    private readonly policy: Policy,
+    private readonly handle: Handle<unknown, never>,
+    private readonly runFork: <A, E>(
+      effect: Effect.Effect<A, E>,
+      options?: Runtime.RunForkOptions
+    ) => Fiber.RuntimeFiber<A, E>,
+    readonly labels: Metrics.Labels,
+    private readonly minimumLevel: LogLevel.LogLevel
+  ) {
+    this.debug = LogLevel.lessThanEqual(minimumLevel, LogLevel.Debug)
+    const server = this
+    this.forgetWaiting = function(this: net.Socket) {
+      server.dequeue(this)
+    }
+  }
+
+  // --- Admission, on Node's 'connection' callback: a slot, or a place in the queue. Node itself
+  // drops what is beyond maxConnections + maxPending (the listener's maxAccepted).
+
+  admit(socket: net.Socket): void {
+    if (this.live.size < this.policy.maxConnections) return this.start(socket)
+    this.waiting.push({ socket, since: performance.now() })
+    socket.once("close", this.forgetWaiting)
+    if (this.waiting.length === 1) this.armWaitTimer()
+    if (this.waiting.length >= this.policy.maxPending) this.sweep()
+  }
+
+  private admitWaiting(): void {
+    while (!this.draining && this.live.size < this.policy.maxConnections && this.waiting.length > 0) {
+      const { socket } = this.waiting.shift()!
+      socket.off("close", this.forgetWaiting)
+      this.start(socket)
+    }
+    if (this.waiting.length === 0) this.disarmWaitTimer()
+  }
+
+  private dequeue(socket: net.Socket): void {
+    const i = this.waiting.findIndex((entry) => entry.socket === socket)
+    if (i >= 0) this.waiting.splice(i, 1)
+    if (this.waiting.length === 0) this.disarmWaitTimer()
+  }
+
+  /**
+   * Nothing reads a waiting socket, so a peer that resets while it waits is not noticed and would
+   * keep its place, and live peers would be dropped instead. A write of zero bytes sends nothing,
+   * but fails at once on a connection the peer reset (`write(fd, NULL, 0) = -1 ECONNRESET`,
+   * measured with strace); Node then closes the socket, and its 'close' gives up the place. Run
+   * when the queue fills and each time the listener drops a newcomer, at most once per 100 ms.
+   */
+  sweep(): void {
+    const now = performance.now()
+    if (now - this.sweptAt < sweepEveryMillis) return
+    this.sweptAt = now
+    for (const { socket } of this.waiting) socket.write(empty)
+  }
+
+  // With a maximum wait (the idle timeout), a socket that waited that long is dropped: nothing is
+  // read while it waits, so this bounds the wait for a slot, not idleness.
+  private armWaitTimer(): void {
+    const maxWait = this.policy.maxWait
+    const oldest = this.waiting[0]
+    if (maxWait === undefined || oldest === undefined || this.waitTimer !== undefined) return
+    const delay = Math.max(0, oldest.since + Duration.toMillis(maxWait) - performance.now())
+    this.waitTimer = setTimeout(() => this.expireWaiting(), delay)
+    this.waitTimer.unref()
+  }
+
+  private disarmWaitTimer(): void {
+    if (this.waitTimer === undefined) return
+    clearTimeout(this.waitTimer)
+    this.waitTimer = undefined
+  }
+
+  private expireWaiting(): void {
+    this.waitTimer = undefined
+    const deadline = performance.now() - Duration.toMillis(this.policy.maxWait!)
+    while (this.waiting.length > 0 && this.waiting[0]!.since <= deadline) {
+      const { socket } = this.waiting.shift()!
+      socket.off("close", this.forgetWaiting)
+      Metrics.connectionsDropped.unsafeModify(1, this.labels.reason("wait_timeout"))
+      Socket.close(socket, "reset")
+    }
+    this.armWaitTimer()
+  }
+
+  // --- Serving: a slot, a connection, a fiber. Nothing here can throw or suspend: a connection
+  // costs one fiber and no queue hop, and the observer releases everything however it ends.
+
+  private start(socket: net.Socket): void {
+    const slot = new Slot(this, socket)
+    slot.connection = Connection.wrap(socket, this.policy.connection, slot, this.drainNotice)
+    this.live.add(slot)
+    Metrics.connectionsActive.unsafeModify(1, this.labels.base)
+    const fiber = this.runFork(this.serve(slot), { updateRefs: annotate(slot.connection.peer) })
+    slot.fiber = fiber
+    fiber.addObserver((exit) => this.finish(slot, exit))
+  }
+
+  // The handler, then completion. A handler that fails is judged at once: one whose failure is the
+  // peer's doing still completes normally, so that what it said in-band arrives. A user's handler
+  // is called inside the fiber, so one that throws instead of returning an Effect is a defect of
+  // its connection, and gets a scope of its own, closed once the connection is complete.
+  private serve(slot: Slot): Effect.Effect<void> {
+    const connection = slot.connection
+    const handled = this.handle.builtIn
+      ? this.handle.run(connection)
+      : Effect.suspend(() => this.handle.run(connection))
+    const served = Effect.matchCauseEffect(Effect.zipRight(handled, complete(connection)), {
+      onFailure: (cause) => {
+        const verdict = slot.verdict = Outcome.classify(cause, connection.peer)
+        return verdict.release === "complete" && slot.cut === undefined
+          ? Effect.ignore(complete(connection))
+          : Effect.void
+      },
+      onSuccess: () => Effect.void
+    })
+    return this.handle.builtIn ? served : Effect.scoped(served)
+  }
+
+  // --- The end: one verdict, applied in one place, however the fiber ended.
+
+  private finish(slot: Slot, exit: Exit.Exit<void>): void {
+    const peer = slot.connection.peer
+    // A cut-off connection is judged by the cut: whatever its handler did next (a failed write, an
+    // `orDie`) followed from it. A fiber that failed (a finalizer of the handler's scope died)
+    // is judged by that cause.
+    const verdict = slot.cut !== undefined
+      ? Outcome.cut(slot.cut, peer)
+      : Exit.isFailure(exit)
+      ? Outcome.classify(exit.cause, peer)
+      : slot.verdict ?? Outcome.normal
+    const labels = this.labels
+    if (verdict.reason !== undefined) Metrics.connectionErrors.unsafeModify(1, labels.reason(verdict.reason))
+    if (verdict.peerReset) Metrics.connectionsReset.unsafeModify(1, labels.base)
+    if (verdict.level !== LogLevel.None && LogLevel.greaterThanEqual(verdict.level, this.minimumLevel)) {
+      this.log(peer, Effect.logWithLevel(verdict.level, verdict.message, ...(verdict.cause === undefined ? [] : [verdict.cause])))
+    }
+    if (this.debug) this.log(peer, closedRecord(slot))
+    Socket.close(slot.socket, verdict.release === "reset" ? "reset" : "close")
+    this.live.delete(slot)
+    Metrics.connectionsActive.unsafeModify(-1, labels.base)
+    Metrics.connectionDuration.unsafeUpdate((performance.now() - slot.started) / 1000, labels.base)
+    if (this.live.size === 0) this.onEmpty?.()
+    this.admitWaiting()
+  }
+
+  // A log record for one connection, from Node's callbacks: a fiber of the server's runtime that
+  // logs and ends at once, with the peer annotated as in the connection's own fiber.
+  private log(peer: string, record: Effect.Effect<void>): void {
+    this.runFork(record, { updateRefs: annotate(peer) })
+  }
+
+  /**
+   * Ends a connection its handler has not ended: the fiber is interrupted, and the socket closed
+   * now, not when the fiber is done, so that a finalizer that waits on the socket (an `end` the
+   * peer never acknowledges) is woken instead of holding the shutdown forever.
+   */
+  cutOff(slot: Slot, cut: Outcome.Cut): void {
+    if (slot.cut !== undefined) return
+    slot.cut = cut
+    slot.fiber?.unsafeInterruptAsFork(FiberId.none)
+    Socket.close(slot.socket, Outcome.cut(cut, slot.connection.peer).release === "reset" ? "reset" : "close")
+  }
+
+  // --- Shutdown: one deadline for every connection, then a bounded wait for their cleanup.
+
+  get shutdown(): Effect.Effect<void> {
+    return Effect.gen(this, function*() {
+      this.draining = true
+      Deferred.unsafeDone(this.drain, Exit.void)
+      // Stop accepting: the port is free from here on.
+      yield* this.listener.close
+      if (this.waiting.length > 0) {
+        Metrics.connectionsDropped.unsafeModify(this.waiting.length, this.labels.reason("shutdown"))
+      }
+      for (const { socket } of this.waiting.splice(0)) {
+        socket.off("close", this.forgetWaiting)
+        Socket.close(socket, "reset")
+      }
+      this.disarmWaitTimer()
+      if (this.live.size === 0) return
+      const { cleanupTimeout, shutdownTimeout } = this.policy
+      yield* Effect.logInfo(
+        `shutting down: waiting up to ${Duration.format(shutdownTimeout)} for ${this.live.size} connection(s)`
+      )
+      // Finalizers are uninterruptible; the waits must not be, or their timeouts could not end them.
+      if (Option.isSome(yield* Effect.timeoutOption(Effect.interruptible(this.allClosed), shutdownTimeout))) return
+      const cut = Array.from(this.live)
+      yield* Effect.logWarning(`shutdown deadline passed: cutting off ${cut.length} connection(s)`)
+      for (const slot of cut) this.cutOff(slot, "ShutdownDeadline")
+      const cleaned = yield* Effect.timeoutOption(Effect.interruptible(this.allClosed), cleanupTimeout)
+      // Name a few peers, not ten thousand: one log record must stay readable.
+      const peers = cut.map((slot) => slot.connection.peer)
+      const named = peers.slice(0, 10).join(", ") + (peers.length > 10 ? `, and ${peers.length - 10} more` : "")
+      yield* Effect.logInfo(`closed ${cut.length} connection(s) at the shutdown deadline: ${named}`)
+      if (Option.isNone(cleaned)) {
+        yield* Effect.logError(
+          `${this.live.size} handler(s) still running ${Duration.format(cleanupTimeout)} after the shutdown ` +
+            `deadline, in finalizers that do not end: their sockets are closed, their fibers left behind`
+        )
+      }
+    })
+  }
+
+  private get allClosed(): Effect.Effect<void> {
+    return Effect.async<void>((resume) => {
+      if (this.live.size === 0) return resume(Effect.void)
+      this.onEmpty = () => resume(Effect.void)
+      return Effect.sync(() => {
+        this.onEmpty = undefined
+      })
+    })
+  }
+
+  get connections(): Effect.Effect<ReadonlyArray<Info>> {
+    return Effect.suspend(() =>
+      Effect.forEach(Array.from(this.live), ({ connection }) =>
+        Effect.map(connection.stats, (stats): Info => ({ peer: connection.peer, ...stats })))
+    )
+  }
+
+  get pending(): Effect.Effect<number> {
+    return Effect.sync(() => this.waiting.length)
+  }
+}
+
+/**
+ * One connection holding a slot: its socket, the connection on it, the fiber serving it, and
+ * what ended it. It is also the connection's owner: the bytes it counts feed the server's metrics,
+ * and its idle timeout ends the connection through the server.
+ */
+class Slot implements Connection.Owner {
+  connection!: Connection.Owned
+  fiber: Fiber.RuntimeFiber<void> | undefined = undefined
+  // Set by the fiber when its handler failed.
+  verdict: Outcome.Verdict | undefined = undefined
+  // Set when the server ended the connection itself.
+  cut: Outcome.Cut | undefined = undefined
+  readonly started = performance.now()
+
+  constructor(private readonly server: Server, readonly socket: net.Socket) {}
+
+  received(bytes: number): void {
+    Metrics.bytesReceived.unsafeUpdate(bytes, this.server.labels.base)
+  }
+
+  sent(bytes: number): void {
+    Metrics.bytesSent.unsafeUpdate(bytes, this.server.labels.base)
+  }
+
+  idle(): void {
+    this.server.cutOff(this, "Timeout")
+  }
+}
+
+/**
+ * What the server does after a handler: half-close (if the handler did not), then read and drop
+ * input until the peer's FIN, for a while: closing with unread input would make Linux reset the
+ * connection and drop the end of the answer. The echo's usual end (both FINs done) costs nothing.
+ */
+const complete = (connection: Connection.Owned): Effect.Effect<void, Connection.ConnectionError> =>
+  Effect.suspend(() =>
+    connection.finished ? Effect.void : Effect.zipRight(connection.end, connection.discardInput(linger))
+  )
+
+/** The debug record of a connection that closed, with its counters. */
+const closedRecord = (slot: Slot): Effect.Effect<void> =>
+  Effect.flatMap(slot.connection.stats, (stats) =>
+    Effect.logDebug("connection closed").pipe(Effect.annotateLogs({
+      bytesIn: stats.bytesIn,
+      bytesOut: stats.bytesOut,
+      durationMs: Math.round(performance.now() - slot.started)
+    })))
+
+/**
+ * The peer's address in every log record of its connection, set in the fiber's initial FiberRefs:
+ * `Effect.annotateLogs` around the handler costs a fifth of the churn rate (measured).
+ */
+const annotate = (peer: string) => (refs: FiberRefs.FiberRefs, id: FiberId.Runtime) =>
+  FiberRefs.updateAs(refs, {
+    fiberId: id,
+    fiberRef: FiberRef.currentLogAnnotations,
+    value: HashMap.set(FiberRefs.getOrDefault(refs, FiberRef.currentLogAnnotations), "peer", peer as unknown)
+  })

@@ -1,0 +1,86 @@
+/**
+ * The rules every option is checked against, written once: integers in a range, durations a timer
+ * can hold, IPv4 hosts. Each check returns the value or what was wrong with it; the module that
+ * owns the option turns that into its own typed error.
+ *
+ * @internal
+ */
+import { Duration, Either, Option } from "effect"
+import * as net from "node:net"
+
+/**
+ * An option that failed its check.
+ *
+ * @internal
+ */
+export interface Invalid {
+  readonly option: string
+  readonly value: unknown
+  readonly expected: string
+}
+
+/**
+ * The longest delay a timer can hold: Node's `setTimeout` and Effect's clock both take at most
+ * 2^31 - 1 ms. Past it, Node fires at once (with a warning) and Effect's clock never fires, so a
+ * longer timeout would silently mean "now" or "forever".
+ *
+ * @internal
+ */
+export const maxTimerMillis = 2 ** 31 - 1
+
+const maxTimer = Duration.format(Duration.millis(maxTimerMillis))
+
+/** @internal */
+export const integer = (
+  option: string,
+  value: unknown,
+  min: number,
+  max = 2 ** 31 - 1
+): Either.Either<number, Invalid> =>
+  typeof value === "number" && Number.isInteger(value) && value >= min && value <= max
+    ? Either.right(value)
+    : Either.left({
+      option,
+      value,
+      expected: max === 2 ** 31 - 1
+        ? (min === 1 ? "a positive integer below 2^31" : `an integer from ${min} to 2^31 - 1`)
+        : `an integer from ${min} to ${max}`
+    })
+
+/**
+ * A duration from Effect's `DurationInput`, finite and within a timer's range; at least 1 ms
+ * unless `zero` is allowed. A negative input is refused, not read as zero.
+ *
+ * @internal
+ */
+export const duration = (
+  option: string,
+  value: unknown,
+  zero: "zero allowed" | "positive"
+): Either.Either<Duration.Duration, Invalid> => {
+  const invalid = Either.left<Invalid>({
+    option,
+    value,
+    expected: `a duration from ${zero === "positive" ? "1ms" : "0ms"} to ${maxTimer}, such as 500ms, 5s or 1m`
+  })
+  if (
+    (typeof value === "number" && (Number.isNaN(value) || value < 0)) ||
+    (typeof value === "string" && /^\s*-/.test(value))
+  ) return invalid
+  const decoded = Duration.decodeUnknown(value)
+  if (Option.isNone(decoded) || !Duration.isFinite(decoded.value)) return invalid
+  const millis = Duration.toMillis(decoded.value)
+  return millis > maxTimerMillis || (zero === "positive" && millis < 1) ? invalid : Either.right(decoded.value)
+}
+
+/** An IPv4 address, or `localhost` (= 127.0.0.1). @internal */
+export const ipv4 = (option: string, value: unknown): Either.Either<string, Invalid> => {
+  const host = value === "localhost" ? "127.0.0.1" : value
+  return typeof host === "string" && net.isIPv4(host)
+    ? Either.right(host)
+    : Either.left({ option, value, expected: "an IPv4 address such as 127.0.0.1, or localhost" })
+}
+
+/** JSON for strings and objects, but NaN and Infinity as themselves (JSON would say null). @internal */
+export const showValue = (value: unknown): string =>
+  typeof value === "number" ? String(value) : JSON.stringify(value) ?? String(value)

@@ -1,0 +1,134 @@
+/**
+ * How a connection ended, decided in one pure function: from the cause a handler ended with (or
+ * the reason the server cut it off) to the reason it is counted under, the level it is logged at,
+ * and how its socket is closed. The lifecycle applies the verdict; nothing here has effects.
+ *
+ * @internal
+ */
+import { Cause, Chunk, LogLevel, Option } from "effect"
+import { ConnectionError } from "../Connection.js"
+
+/** @internal */
+export const PeerFault: unique symbol = Symbol.for("effect-tcp-echo/Server/PeerFault")
+
+/** @internal */
+export interface PeerFault {
+  readonly [PeerFault]: string
+}
+
+/** The reasons the server counts connections under itself: a peer fault may not pass for one. */
+const ownReasons: ReadonlySet<string> = new Set([
+  "Reset",
+  "BrokenPipe",
+  "Timeout",
+  "Unknown",
+  "HandlerError",
+  "Defect",
+  "Interrupted",
+  "ShutdownDeadline"
+])
+
+/** @internal */
+export const isPeerFault = (u: unknown): u is PeerFault => {
+  const reason = typeof u === "object" && u !== null && PeerFault in u ? (u as PeerFault)[PeerFault] : undefined
+  return typeof reason === "string" && reason !== "" && !ownReasons.has(reason)
+}
+
+/**
+ * What is left to do with the socket:
+ * - `complete`: the answer is whole: half-close after what was written, read to the peer's FIN
+ *   (for a while), then close;
+ * - `close`: close now, with a FIN unless bytes are unsent (the connection is gone or idle);
+ * - `reset`: the answer was cut off: RST, so the peer cannot mistake it for a complete one.
+ *
+ * @internal
+ */
+export type Release = "complete" | "close" | "reset"
+
+/**
+ * The verdict on one connection.
+ *
+ * @internal
+ */
+export interface Verdict {
+  /** The reason counted in `echo_connection_errors_total`; `undefined` for a normal end. */
+  readonly reason: string | undefined
+  /** Whether it also counts in `echo_connections_reset_total` (the peer reset it). */
+  readonly peerReset: boolean
+  /** `LogLevel.None`: nothing is logged for this connection on its own. */
+  readonly level: LogLevel.LogLevel
+  readonly message: string
+  /** Logged with the message: what a bug report needs. */
+  readonly cause: Cause.Cause<unknown> | undefined
+  readonly release: Release
+}
+
+/** @internal */
+export const normal: Verdict = {
+  reason: undefined,
+  peerReset: false,
+  level: LogLevel.None,
+  message: "",
+  cause: undefined,
+  release: "complete"
+}
+
+const verdict = (
+  reason: string,
+  level: LogLevel.LogLevel,
+  message: string,
+  release: Release,
+  cause?: Cause.Cause<unknown>
+): Verdict => ({ reason, peerReset: reason === "Reset", level, message, cause, release })
+
+const messageOf = (error: unknown): string => error instanceof Error ? error.message : String(error)
+
+/**
+ * Why the server itself ended a connection whose handler had not: the idle timeout (nothing moved
+ * for that long: a FIN, or a reset if bytes are unsent) or the shutdown deadline (cut off: a reset,
+ * and one record for all of them, which the shutdown writes).
+ *
+ * @internal
+ */
+export type Cut = "Timeout" | "ShutdownDeadline"
+
+/** @internal */
+export const cut = (reason: Cut, peer: string): Verdict =>
+  reason === "Timeout"
+    ? verdict("Timeout", LogLevel.Info, `${peer} timed out (idle)`, "close")
+    : verdict("ShutdownDeadline", LogLevel.None, "", "reset")
+
+/**
+ * The verdict on a handler that ended with `cause`, in this order:
+ * 1. any defect, whatever else the cause holds: a bug (`Defect`), reset;
+ * 2. any failure that is neither a `ConnectionError` nor a peer fault: the handler's own error
+ *    (`HandlerError`), reset;
+ * 3. a peer fault: the peer's doing, under the reason it names, at info, completed normally so
+ *    that what the handler said in-band arrives;
+ * 4. a `ConnectionError`: the connection ended under the handler (the peer reset, left, idled):
+ *    under its reason, at info (an `Unknown` one at warning), closed;
+ * 5. interruption alone (the handler interrupted itself): `Interrupted`, reset.
+ *
+ * @internal
+ */
+export const classify = (cause: Cause.Cause<unknown>, peer: string): Verdict => {
+  if (!Chunk.isEmpty(Cause.defects(cause))) return verdict("Defect", LogLevel.Error, "handler died", "reset", cause)
+  const failures = Cause.failures(cause)
+  let peerFault: PeerFault | undefined
+  let connectionError: ConnectionError | undefined
+  for (const failure of failures) {
+    if (isPeerFault(failure)) peerFault ??= failure
+    else if (failure instanceof ConnectionError) connectionError ??= failure
+    else return verdict("HandlerError", LogLevel.Error, "handler failed", "reset", cause)
+  }
+  if (peerFault !== undefined) return verdict(peerFault[PeerFault], LogLevel.Info, messageOf(peerFault), "complete")
+  if (connectionError !== undefined) {
+    // The peer leaving or idling out is how connections end; only the unexplained is a warning.
+    return connectionError.reason === "Unknown"
+      ? verdict("Unknown", LogLevel.Warning, connectionError.message, "close", cause)
+      : verdict(connectionError.reason, LogLevel.Info, connectionError.message, "close")
+  }
+  return Option.isSome(Cause.interruptOption(cause))
+    ? verdict("Interrupted", LogLevel.Info, `handler for ${peer} was interrupted`, "reset")
+    : verdict("HandlerError", LogLevel.Error, "handler failed", "reset", cause)
+}
