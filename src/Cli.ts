@@ -202,6 +202,18 @@ const descriptorsInUse = Effect.flatMap(FileSystem.FileSystem, (fs) =>
 
 const isPort = (port: number) => Number.isInteger(port) && port >= 0 && port <= 65535
 
+/** `GET /metrics` on `port`, in the current scope. */
+const serveMetrics = (port: number) =>
+  Effect.gen(function*() {
+    // Loaded only when asked for: OpenTelemetry's module graph is large, and Node's loader opens
+    // its files concurrently, which alone exhausts a low open-files limit at startup.
+    const Prometheus = yield* Effect.promise(() => import("./Prometheus.js"))
+    return yield* Prometheus.serve({ port }).pipe(
+      Effect.mapError((error) =>
+        new CliFailure({ message: `cannot serve metrics: ${error.message} (set by ${sources.metricsPort})` })
+      )
+    )
+  })
 
 const serve = Command.make("serve", serveOptions, (flags) => {
   const requested = serverOptions(flags)
@@ -215,6 +227,9 @@ const serve = Command.make("serve", serveOptions, (flags) => {
     const { options } = fitToDescriptors(requested, limits, yield* descriptorsInUse)
     // glibc would otherwise unmap and fault in its heap top at every GC under load (heap.ts).
     yield* Effect.sync(Heap.relaxTrim)
+    // Metrics first: a port that cannot be served fails before the server is announced, and the
+    // scope releases it last, so that the echo server's drain can be watched to its end.
+    const metrics = Option.isNone(flags.metricsPort) ? undefined : yield* serveMetrics(flags.metricsPort.value)
     const server = yield* Server.make(options)
     const address = Listener.formatAddress(server.address)
     // The address is what `serve` gives its caller: printed first, whatever the log level.
@@ -225,16 +240,7 @@ const serve = Command.make("serve", serveOptions, (flags) => {
     // A malformed file is reported and treated as unknown, not fatal.
     if (probed._tag === "Left") yield* Effect.logWarning(probed.left.message)
     yield* report(requested, options, limits)
-    if (Option.isSome(flags.metricsPort)) {
-      const port = flags.metricsPort.value
-      // Loaded only when asked for: OpenTelemetry's module graph is large, and Node's loader opens
-      // its files concurrently, which alone exhausts a low open-files limit at startup.
-      const Prometheus = yield* Effect.promise(() => import("./Prometheus.js"))
-      const metrics = yield* Prometheus.serve({ port }).pipe(
-        Effect.mapError((error) =>
-          new CliFailure({ message: `cannot serve metrics on 127.0.0.1:${port}: ${error.message} (set by ${sources.metricsPort})` })
-        )
-      )
+    if (metrics !== undefined) {
       const url = `http://${Listener.formatAddress(metrics)}/metrics`
       yield* Effect.logInfo(`metrics on ${url}`).pipe(Effect.annotateLogs("metrics", url))
     }

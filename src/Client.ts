@@ -11,6 +11,7 @@ import * as Connection from "./Connection.js"
 import { connectSocket } from "./internal/connect.js"
 import * as errno from "./internal/errno.js"
 import * as Socket from "./internal/socket.js"
+import * as TcpState from "./internal/tcpState.js"
 
 /**
  * Where to connect.
@@ -65,7 +66,10 @@ export interface Client extends Connection.Connection {
 }
 
 /**
- * Connects (half-close allowed, as the echo needs). The scope's release destroys the socket.
+ * Connects (half-close allowed, as the echo needs). The scope's release closes the socket. The
+ * end of what the server sends is checked with the kernel where it can be (Linux): Node's sockets
+ * report a reset that arrives right behind the last bytes as a clean end, and this client fails
+ * with a `Reset` instead, so that a cut-off answer never passes for a complete one.
  *
  * @since 0.1.0
  * @category constructors
@@ -90,9 +94,19 @@ export const connect = (options: Options): Effect.Effect<Client, ConnectError, S
     })
   return Effect.flatMap(timed, (socket) =>
     Effect.map(
-      Connection.make(
-        socket,
-        options.highWaterMark === undefined ? {} : { highWaterMark: options.highWaterMark }
+      // Every end of input is checked with the kernel: a reset right behind the last bytes, which
+      // libuv reports as a clean end, fails as a Reset instead of passing for a complete answer.
+      Effect.acquireRelease(
+        Effect.sync(() =>
+          Connection.wrap(
+            socket,
+            options.highWaterMark === undefined ? {} : { highWaterMark: options.highWaterMark },
+            undefined,
+            undefined,
+            TcpState.ends(socket)
+          )
+        ),
+        (connection) => connection.close("close")
       ),
       (connection): Client => ({
         get peer() {

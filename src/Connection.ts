@@ -11,6 +11,7 @@ import type { Scope } from "effect"
 import type * as net from "node:net"
 import * as errno from "./internal/errno.js"
 import * as Socket from "./internal/socket.js"
+import * as TcpState from "./internal/tcpState.js"
 
 /**
  * Per-connection policy.
@@ -212,6 +213,8 @@ export interface Owned extends Connection {
 /**
  * The state machine behind a connection. Node's callbacks only record what happened and wake the
  * one fiber waiting for it; every decision is taken in the pull, the write or the end.
+ * `verifyEnd`, the connection's two ends, makes every end of input checked with the kernel (see
+ * `internal/tcpState.ts`): a reset that libuv reported as a clean end is then a `Reset`.
  *
  * @internal
  */
@@ -219,9 +222,10 @@ export const wrap = (
   socket: net.Socket,
   options: Options = {},
   owner?: Owner,
-  draining: Effect.Effect<void> = Effect.never
+  draining: Effect.Effect<void> = Effect.never,
+  verifyEnd?: TcpState.Ends
 ): Owned =>
-  new Wrapped(socket, options.highWaterMark ?? defaults.highWaterMark, owner, draining, options.idleTimeout)
+  new Wrapped(socket, options.highWaterMark ?? defaults.highWaterMark, owner, draining, options.idleTimeout, verifyEnd)
 
 // One object per connection, its methods shared: a server holds thousands of these, and every
 // closure per connection is memory held while it idles and work for the garbage collector when
@@ -261,7 +265,8 @@ class Wrapped implements Owned {
     private readonly highWaterMark: number,
     private readonly owner: Owner | undefined,
     readonly draining: Effect.Effect<void>,
-    idleTimeout: Duration.DurationInput | undefined
+    idleTimeout: Duration.DurationInput | undefined,
+    private readonly verifyEnd: TcpState.Ends | undefined
   ) {
     ;(socket as Tagged)[kWrapped] = this
     socket.on("data", onData)
@@ -298,6 +303,9 @@ class Wrapped implements Owned {
   }
 
   ended_(): void {
+    if (this.verifyEnd !== undefined && TcpState.wasReset(this.verifyEnd) === true) {
+      return this.fail(new ConnectionError({ reason: "Reset", peer: this.peer, code: "ECONNRESET" }))
+    }
     this.eof = true
     // Node emits 'end' only once every byte before the FIN was delivered: all of it is written.
     if (this.mode === "echo") this.socket.end()

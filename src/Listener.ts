@@ -134,11 +134,9 @@ export interface Listener {
   /**
    * Switches to push mode: every socket accepted from now on (and any waiting for `accept`) is
    * given to `f` as it arrives, on Node's callback, with no queue in between. `f` owns it as
-   * above. `dropped`, when given, is called each time a connection is dropped for `maxAccepted`
-   * (after it was logged and counted): a consumer holding sockets can then look for dead ones.
-   * For servers that decide admission themselves; one consumer at a time.
+   * above. For servers that decide admission themselves; one consumer at a time.
    */
-  readonly handoff: (f: (socket: net.Socket) => void, dropped?: () => void) => Effect.Effect<void>
+  readonly handoff: (f: (socket: net.Socket) => void) => Effect.Effect<void>
   /** Sockets accepted and not yet taken by `accept`. */
   readonly pending: Effect.Effect<number>
   /**
@@ -214,7 +212,6 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
       const waiting: Array<net.Socket> = []
       const takers: Array<(taken: Effect.Effect<net.Socket>) => void> = []
       let consumer: ((socket: net.Socket) => void) | undefined
-      let onDrop: (() => void) | undefined
       // Every accepted socket still open: the safety net that makes the release leak-free even
       // when a consumer forgets one.
       const open = new Set<net.Socket>()
@@ -257,7 +254,6 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
         log(Effect.logWarning(
           `dropped connection from ${drop?.remoteAddress}:${drop?.remotePort}: ${valid.maxAccepted} connections held`
         ))
-        onDrop?.()
       })
       function forget(this: net.Socket) {
         open.delete(this)
@@ -316,10 +312,9 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
           if (i >= 0) takers.splice(i, 1)
         })
       })
-      const handoff = (f: (socket: net.Socket) => void, dropped?: () => void) =>
+      const handoff = (f: (socket: net.Socket) => void) =>
         Effect.sync(() => {
           consumer = f
-          onDrop = dropped
           for (const socket of waiting.splice(0)) f(socket)
         })
       return {

@@ -273,7 +273,9 @@ export const make = <E = never, R = never>(
 ): Effect.Effect<Server, ServerError | Listener.ListenError, Scope.Scope | Exclude<R, Scope.Scope>> =>
   Effect.gen(function*() {
     const policy = yield* validate(options)
-    const listener = yield* Listener.make({ ...options, maxAccepted: policy.maxConnections + policy.maxPending })
+    // One more than the server holds: the server sees the newcomer that finds the queue full, and
+    // may make room for it (a waiting peer that reset); the kernel's cap is only a backstop.
+    const listener = yield* Listener.make({ ...options, maxAccepted: policy.maxConnections + policy.maxPending + 1 })
     // The default echo decides between its two paths by the log level: decided once here.
     const debug = LogLevel.lessThanEqual(yield* FiberRef.get(FiberRef.currentMinimumLogLevel), LogLevel.Debug)
     const handle: Lifecycle.Handle<unknown, unknown> = (handler as Handler<any, any>) === echo

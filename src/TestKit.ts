@@ -11,6 +11,7 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import { connectSocket } from "./internal/connect.js"
 import * as Socket from "./internal/socket.js"
+import * as TcpState from "./internal/tcpState.js"
 import * as Server from "./Server.js"
 
 // ---------------------------------------------------------------------------------------------
@@ -40,7 +41,9 @@ export interface Peer {
   readonly reset: Effect.Effect<void>
   /**
    * Reads until the connection ends and returns how: `"eof"` (the server's FIN), `"reset"` or
-   * `"closed"`. Never hangs longer than the server lets a connection live.
+   * `"closed"`. A reset is told from a FIN by the kernel even where Node reports it as a clean
+   * end (a RST right behind the last bytes: see `Client.connect`). Never hangs longer than the
+   * server lets a connection live.
    */
   readonly readToEnd: Effect.Effect<"eof" | "reset" | "closed">
 }
@@ -55,6 +58,7 @@ export const connect = (port: number, host = "127.0.0.1"): Effect.Effect<Peer, E
   Effect.map(connectSocket(host, port), makePeer)
 
 const makePeer = (socket: net.Socket): Peer => {
+  const ends = TcpState.ends(socket)
   const sent: Array<Buffer> = []
   const received: Array<Buffer> = []
   let ending: "eof" | "reset" | "closed" | undefined
@@ -64,7 +68,7 @@ const makePeer = (socket: net.Socket): Peer => {
     for (const wake of waiters.splice(0)) wake()
   }
   socket.on("data", (data: Buffer) => received.push(data))
-  socket.on("end", () => settle("eof"))
+  socket.on("end", () => settle(ends !== undefined && TcpState.wasReset(ends) === true ? "reset" : "eof"))
   socket.on("error", (error: NodeJS.ErrnoException) => settle(error.code === "ECONNRESET" ? "reset" : "closed"))
   socket.on("close", () => settle("closed"))
   socket.pause()
@@ -281,7 +285,7 @@ export const checkShutdown = <E = never, R = never>(
   scenario: Scenario,
   options: Server.Options & { readonly margin?: Duration.DurationInput } = {},
   handler?: Server.Handler<E, R>
-): Effect.Effect<Outcome, Error, R> =>
+): Effect.Effect<Outcome, Error, Exclude<R, Scope.Scope>> =>
   Effect.scoped(Effect.gen(function*() {
     const before = yield* holdings
     const supervisor = yield* Supervisor.track

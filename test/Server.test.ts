@@ -349,9 +349,9 @@ describe("Server", () => {
       const waiting = yield* Client.connect({ port })
       yield* waiting.write(bytes("queued"))
       yield* eventually(server.pending, (n) => n === 1)
-      const extra = yield* rawConnect(port)
-      const extraEnd = yield* readToEnd(extra)
-      expect(extraEnd.data.length).toBe(0)
+      // Dropped with a reset: it may fail to connect at all, or read nothing before the end.
+      const extra = yield* Effect.either(rawConnect(port))
+      if (extra._tag === "Right") expect((yield* readToEnd(extra.right)).data.length).toBe(0)
       yield* eventually(counter(Metrics.connectionsDropped, "max_connections"), (n) => n === dropped + 1)
       // The waiting connection costs no buffer: nobody reads it.
       expect((yield* server.connections).length).toBe(2)

@@ -66,11 +66,11 @@ export interface Live {
 /** How long a connection whose handler is done keeps reading (and dropping) input, for its FIN. */
 const linger = Duration.seconds(2)
 
-/**
- * How often, at most, waiting sockets are checked for peers that reset (see `sweep`): a flood of
- * connections beyond the queue costs at most one zero-byte write per waiting socket this often.
- */
+/** How often, at most, every waiting socket is checked for a peer that reset (see `makeRoom`). */
 const sweepEveryMillis = 100
+
+/** How many waiting sockets a newcomer checks otherwise. */
+const checksPerNewcomer = 4
 
 const empty = Buffer.alloc(0)
 
@@ -103,7 +103,7 @@ export const serve = <E, R>(
     )
     yield* Effect.addFinalizer(() => server.shutdown)
     // Connections start only now that the shutdown above owns them.
-    yield* listener.handoff((socket) => server.admit(socket), () => server.sweep())
+    yield* listener.handoff((socket) => server.admit(socket))
     return server
   })
 
@@ -121,6 +121,7 @@ class Server implements Live {
   // One timer for the whole queue, armed for its oldest socket: they all wait the same time.
   private waitTimer: ReturnType<typeof setTimeout> | undefined = undefined
   private sweptAt = Number.NEGATIVE_INFINITY
+  private cursor = 0
   private draining = false
   private onEmpty: (() => void) | undefined = undefined
   // Completes when shutdown begins: each connection's `draining`.
@@ -148,15 +149,14 @@ class Server implements Live {
     }
   }
 
-  // --- Admission, on Node's 'connection' callback: a slot, or a place in the queue. Node itself
-  // drops what is beyond maxConnections + maxPending (the listener's maxAccepted).
+  // --- Admission, on Node's 'connection' callback: a slot, a place in the queue, or dropped.
 
   admit(socket: net.Socket): void {
     if (this.live.size < this.policy.maxConnections) return this.start(socket)
+    if (this.waiting.length >= this.policy.maxPending && !this.makeRoom()) return this.drop(socket)
     this.waiting.push({ socket, since: performance.now() })
     socket.once("close", this.forgetWaiting)
     if (this.waiting.length === 1) this.armWaitTimer()
-    if (this.waiting.length >= this.policy.maxPending) this.sweep()
   }
 
   private admitWaiting(): void {
@@ -176,16 +176,49 @@ class Server implements Live {
 
   /**
    * Nothing reads a waiting socket, so a peer that resets while it waits is not noticed and would
-   * keep its place, and live peers would be dropped instead. A write of zero bytes sends nothing,
-   * but fails at once on a connection the peer reset (`write(fd, NULL, 0) = -1 ECONNRESET`,
-   * measured with strace); Node then closes the socket, and its 'close' gives up the place. Run
-   * when the queue fills and each time the listener drops a newcomer, at most once per 100 ms.
+   * keep its place while live peers are dropped. A write of zero bytes sends nothing, but fails at
+   * once on a connection the peer reset (`write(fd, NULL, 0) = -1 ECONNRESET`, seen with strace),
+   * and Node marks the socket `errored` before `write` returns. So when the queue is full, a
+   * newcomer first checks a few waiting sockets, the next ones in turn, and all of them at most
+   * every 100 ms: a flood costs a few writes per connection dropped. Returns whether a place
+   * freed.
    */
-  sweep(): void {
+  private makeRoom(): boolean {
     const now = performance.now()
-    if (now - this.sweptAt < sweepEveryMillis) return
-    this.sweptAt = now
-    for (const { socket } of this.waiting) socket.write(empty)
+    const all = now - this.sweptAt >= sweepEveryMillis
+    if (all) this.sweptAt = now
+    let checks = all ? this.waiting.length : Math.min(checksPerNewcomer, this.waiting.length)
+    let freed = false
+    while (checks-- > 0) {
+      this.cursor %= this.waiting.length
+      const { socket } = this.waiting[this.cursor]!
+      socket.write(empty)
+      if (socket.errored === null) {
+        this.cursor++
+        continue
+      }
+      this.waiting.splice(this.cursor, 1)
+      socket.off("close", this.forgetWaiting)
+      Socket.close(socket, "reset")
+      freed = true
+      if (this.waiting.length === 0) break
+    }
+    return freed
+  }
+
+  // Beyond maxConnections + maxPending: closed at once, logged and counted, as the listener does
+  // for what goes beyond even that (it holds one more, for the check above).
+  private drop(socket: net.Socket): void {
+    Metrics.connectionsDropped.unsafeModify(1, this.labels.reason("max_connections"))
+    const peer = `${socket.remoteAddress}:${socket.remotePort}`
+    this.log(
+      peer,
+      Effect.logWarning(
+        `dropped connection from ${peer}: ${this.live.size + this.waiting.length} connections held ` +
+          `(${this.live.size} served, ${this.waiting.length} waiting)`
+      )
+    )
+    Socket.close(socket, "reset")
   }
 
   // With a maximum wait (the idle timeout), a socket that waited that long is dropped: nothing is

@@ -5,6 +5,7 @@ import { Effect } from "effect"
 import type { Scope } from "effect"
 import type * as net from "node:net"
 import { TestKit } from "../../src/index.js"
+import * as TcpState from "../../src/internal/tcpState.js"
 
 /** Connects a paused socket that nothing reads; the scope destroys it. */
 export const rawConnect = (port: number): Effect.Effect<net.Socket, Error, Scope.Scope> =>
@@ -22,13 +23,22 @@ export const stallingPeer = (port: number, bytes: number) =>
     return { socket, payload }
   })
 
-/** Reads everything until EOF (or a reset, which ends the read with what came before it). */
+/**
+ * Reads everything until EOF (or a reset, which ends the read with what came before it). A reset
+ * that Node reports as a clean end is told apart by the kernel, and reported as ECONNRESET.
+ */
 export const readToEnd = (socket: net.Socket): Effect.Effect<{ data: Buffer; error?: string }> =>
   Effect.async((resume) => {
     if (socket.readableEnded || socket.destroyed) return resume(Effect.succeed({ data: Buffer.alloc(0) }))
+    const ends = TcpState.ends(socket)
     const chunks: Array<Buffer> = []
     socket.on("data", (chunk: Buffer) => chunks.push(chunk))
-    socket.once("end", () => resume(Effect.succeed({ data: Buffer.concat(chunks) })))
+    socket.once("end", () =>
+      resume(Effect.succeed(
+        ends !== undefined && TcpState.wasReset(ends) === true
+          ? { data: Buffer.concat(chunks), error: "ECONNRESET" }
+          : { data: Buffer.concat(chunks) }
+      )))
     socket.once("error", (error: NodeJS.ErrnoException) =>
       resume(Effect.succeed({ data: Buffer.concat(chunks), error: error.code ?? error.message })))
     socket.once("close", () => resume(Effect.succeed({ data: Buffer.concat(chunks) })))

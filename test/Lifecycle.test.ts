@@ -1,0 +1,370 @@
+/**
+ * The guarantees every handler gets, a user's as much as the built-in echo: a hard shutdown
+ * deadline, a scope per connection, a drain notice, one verdict per connection, and an answer
+ * that is never cut off with a clean-looking end.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Cause, Chunk, Deferred, Effect, Exit, Fiber, FiberRef, HashSet, Logger, Metric, MetricLabel, Ref, Scope, Stream } from "effect"
+import type * as net from "node:net"
+import { Client, Connection, Metrics, Server, TestKit } from "../src/index.js"
+import { openSockets } from "./utils/kernel.js"
+import { eventually, rawConnect, readToEnd, settled, stallingPeer } from "./utils/peers.js"
+
+const counter = (metric: Metric.Metric.Counter<number>, reason?: string) =>
+  Metric.value(reason === undefined ? metric : Metric.taggedWithLabels(metric, [MetricLabel.make("reason", reason)]))
+    .pipe(Effect.map((state) => state.count))
+
+const bytes = (text: string) => new Uint8Array(Buffer.from(text))
+
+/** More than loopback's socket buffers hold for a peer that does not read. */
+const big = Buffer.alloc(32 * 1024 * 1024, 5)
+
+/** Every record logged while `effect` runs, with its level. */
+const capturing = Effect.gen(function*() {
+  const records: Array<{ level: string; message: string }> = []
+  const logger = Logger.make(({ logLevel, message }) =>
+    records.push({
+      level: logLevel.label,
+      message: globalThis.Array.isArray(message) ? message.join(" ") : String(message)
+    })
+  )
+  return {
+    records,
+    around: <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+      Effect.locallyWith(effect, FiberRef.currentLoggers, HashSet.add(logger))
+  }
+})
+
+/** Starts a server in a scope of its own, for tests that shut it down themselves. */
+const started = <E, R>(options: Server.Options, handler: Server.Handler<E, R>) =>
+  Effect.gen(function*() {
+    const scope = yield* Scope.make()
+    const server = yield* Scope.extend(Server.make(options, handler), scope)
+    // Shuts the server down, and fails if that does not end: the guarantee under test is that it does.
+    const shutdown = Scope.close(scope, Exit.void).pipe(
+      Effect.timeoutFail({ duration: "30 seconds", onTimeout: () => new Error("shutdown did not end") })
+    )
+    return { server, port: server.address.port, shutdown }
+  })
+
+describe("the shutdown deadline is hard", () => {
+  it.live("a handler whose cleanup waits on a peer that never reads is cut off at the deadline", () =>
+    Effect.gen(function*() {
+      // Its cleanup, an end that waits for the peer to acknowledge the FIN, never ends by itself.
+      const writer: Server.Handler<Connection.ConnectionError> = (connection) =>
+        connection.write(big).pipe(Effect.ensuring(Effect.ignore(connection.end)))
+      const { port, server, shutdown } = yield* started({ shutdownTimeout: "200 millis" }, writer)
+      const peers = yield* Scope.make()
+      const peer = yield* Scope.extend(rawConnect(port), peers)
+      yield* eventually(server.connections, (live) => live.length === 1 && live[0]!.bytesOut > 0)
+      const cutOff = yield* counter(Metrics.connectionErrors, "ShutdownDeadline")
+      yield* shutdown
+      expect(yield* counter(Metrics.connectionErrors, "ShutdownDeadline")).toBe(cutOff + 1)
+      // The answer was cut off: the peer can tell, it sees a reset after what it got.
+      const end = yield* readToEnd(peer)
+      expect(end.data.length).toBeLessThan(big.length)
+      expect(end.error).toBe("ECONNRESET")
+      yield* Scope.close(peers, Exit.void)
+    }))
+
+  it.live("a finalizer that never ends holds shutdown for cleanupTimeout only, and is reported", () =>
+    Effect.gen(function*() {
+      const entered = yield* Deferred.make<void>()
+      const stubborn: Server.Handler = () =>
+        Deferred.succeed(entered, undefined).pipe(
+          Effect.zipRight(Effect.never),
+          Effect.onInterrupt(() => Effect.never)
+        )
+      const log = yield* capturing
+      const { port, shutdown } = yield* log.around(
+        started({ shutdownTimeout: "100 millis", cleanupTimeout: "100 millis" }, stubborn)
+      )
+      const peers = yield* Scope.make()
+      const peer = yield* Scope.extend(rawConnect(port), peers)
+      yield* Deferred.await(entered)
+      yield* shutdown
+      expect(log.records.some((r) => r.level === "ERROR" && r.message.includes("still running"))).toBe(true)
+      // Its socket was closed anyway.
+      expect((yield* readToEnd(peer)).data.length).toBe(0)
+      yield* Scope.close(peers, Exit.void)
+    }))
+
+  it.live("a server started in an uninterruptible region still cuts its connections at the deadline", () =>
+    Effect.gen(function*() {
+      const entered = yield* Deferred.make<void>()
+      const forever: Server.Handler = () => Effect.zipRight(Deferred.succeed(entered, undefined), Effect.never)
+      const { port, shutdown } = yield* Effect.uninterruptible(started({ shutdownTimeout: "100 millis" }, forever))
+      const peers = yield* Scope.make()
+      yield* Scope.extend(rawConnect(port), peers)
+      yield* Deferred.await(entered)
+      yield* shutdown
+      yield* Scope.close(peers, Exit.void)
+    }))
+
+  it.live("an answer cut off at the deadline ends with a reset, never a clean end", () =>
+    Effect.gen(function*() {
+      // Ends right after a write it did not wait for: bytes are still in Node's buffer, unsent.
+      const hasty: Server.Handler<Connection.ConnectionError> = (connection) =>
+        Effect.zipRight(Effect.ignore(Effect.timeout(connection.write(big), "50 millis")), connection.end)
+      const { port, server, shutdown } = yield* started({ shutdownTimeout: "200 millis" }, hasty)
+      const peers = yield* Scope.make()
+      const peer = yield* Scope.extend(rawConnect(port), peers)
+      yield* eventually(server.connections, (live) => live.length === 1 && live[0]!.buffered > 0)
+      yield* shutdown
+      const end = yield* readToEnd(peer)
+      expect(end.data.length).toBeLessThan(big.length)
+      expect(end.error).toBe("ECONNRESET")
+      yield* Scope.close(peers, Exit.void)
+    }))
+
+  it.scopedLive("an answer cut off by the idle timeout, with bytes unsent, ends with a reset", () =>
+    Effect.gen(function*() {
+      const hasty: Server.Handler<Connection.ConnectionError> = (connection) =>
+        Effect.zipRight(Effect.ignore(Effect.timeout(connection.write(big), "50 millis")), connection.end)
+      const server = yield* Server.make({ idleTimeout: "300 millis" }, hasty)
+      const timeouts = yield* counter(Metrics.connectionErrors, "Timeout")
+      const peer = yield* rawConnect(server.address.port)
+      yield* eventually(counter(Metrics.connectionErrors, "Timeout"), (n) => n === timeouts + 1)
+      const end = yield* readToEnd(peer)
+      expect(end.data.length).toBeLessThan(big.length)
+      expect(end.error).toBe("ECONNRESET")
+    }))
+
+  it.scopedLive("the idle timeout ends a handler that does not touch its socket, and frees its slot", () =>
+    Effect.gen(function*() {
+      const ran = yield* Ref.make(0)
+      const absent: Server.Handler = () => Effect.zipRight(Ref.update(ran, (n) => n + 1), Effect.never)
+      const server = yield* Server.make({ idleTimeout: "200 millis", maxConnections: 1 }, absent)
+      const first = yield* rawConnect(server.address.port)
+      const second = yield* rawConnect(server.address.port)
+      // The first is closed when idle (a FIN: nothing was unsent), and the second gets the slot.
+      expect((yield* readToEnd(first)).error).toBeUndefined()
+      yield* eventually(Ref.get(ran), (n) => n === 2)
+      second.destroy()
+    }))
+})
+
+describe("each connection has a scope of its own", () => {
+  it.scopedLive("a handler's scoped resources are released when its connection ends, not at shutdown", () =>
+    Effect.gen(function*() {
+      const released = yield* Ref.make(0)
+      const scopedEcho: Server.Handler<Connection.ConnectionError, Scope.Scope> = (connection) =>
+        Effect.zipRight(Effect.addFinalizer(() => Ref.update(released, (n) => n + 1)), connection.echo)
+      const server = yield* Server.make({}, scopedEcho)
+      for (let i = 0; i < 5; i++) {
+        const echoed = yield* Client.roundTrip({ port: server.address.port }, [bytes(`#${i}`)])
+        expect(Buffer.from(echoed).toString()).toBe(`#${i}`)
+      }
+      yield* eventually(Ref.get(released), (n) => n === 5)
+    }))
+
+  it.live("a connection cut off at the deadline releases its scope too", () =>
+    Effect.gen(function*() {
+      const acquired = yield* Deferred.make<void>()
+      const released = yield* Ref.make(false)
+      const holding: Server.Handler<never, Scope.Scope> = () =>
+        Effect.acquireRelease(Deferred.succeed(acquired, undefined), () => Ref.set(released, true)).pipe(
+          Effect.zipRight(Effect.never)
+        )
+      const { port, shutdown } = yield* started({ shutdownTimeout: "100 millis" }, holding)
+      const peers = yield* Scope.make()
+      yield* Scope.extend(rawConnect(port), peers)
+      yield* Deferred.await(acquired)
+      yield* shutdown
+      expect(yield* Ref.get(released)).toBe(true)
+      yield* Scope.close(peers, Exit.void)
+    }))
+})
+
+describe("handlers are told when shutdown begins", () => {
+  it.live("a handler that ends on the drain notice says goodbye and is not cut off", () =>
+    Effect.gen(function*() {
+      const serving = yield* Deferred.make<void>()
+      // Echoes until the server drains, then says so in-band and ends.
+      const polite: Server.Handler<Connection.ConnectionError> = (connection) =>
+        Deferred.succeed(serving, undefined).pipe(
+          Effect.zipRight(Stream.runForEach(Stream.interruptWhen(connection.stream, connection.draining), connection.write)),
+          Effect.zipRight(connection.write(bytes("bye\n")))
+        )
+      const { port, shutdown } = yield* started({ shutdownTimeout: "1 minute" }, polite)
+      const peers = yield* Scope.make()
+      const client = yield* Scope.extend(Client.connect({ port }), peers)
+      yield* Deferred.await(serving)
+      yield* client.write(bytes("hi\n"))
+      expect(Buffer.from(Chunk.unsafeHead(yield* client.read)).toString()).toBe("hi\n")
+      const cutOff = yield* counter(Metrics.connectionErrors, "ShutdownDeadline")
+      const down = yield* Effect.fork(shutdown)
+      // Everything, then the goodbye, then a clean end: and shutdown did not wait for its minute.
+      expect(Buffer.from(yield* Client.readAll(client)).toString()).toBe("bye\n")
+      yield* Fiber.join(down)
+      expect(yield* counter(Metrics.connectionErrors, "ShutdownDeadline")).toBe(cutOff)
+      yield* Scope.close(peers, Exit.void)
+    }))
+
+  it.scopedLive("a connection no server owns never drains", () =>
+    Effect.gen(function*() {
+      const server = yield* Server.make()
+      const client = yield* Client.connect({ port: server.address.port })
+      expect(yield* Effect.timeoutOption(client.draining, "50 millis")).toEqual(expect.objectContaining({ _tag: "None" }))
+    }))
+})
+
+describe("one verdict per connection", () => {
+  it.scopedLive("a defect beside a connection error is a defect, and resets the connection", () =>
+    Effect.gen(function*() {
+      const both: Server.Handler<Connection.ConnectionError> = (connection) =>
+        Effect.zipRight(
+          Effect.ignore(connection.read),
+          Effect.failCause(Cause.parallel(
+            Cause.fail(new Connection.ConnectionError({ reason: "Reset", peer: connection.peer })),
+            Cause.die(new Error("bug"))
+          ))
+        )
+      const log = yield* capturing
+      const server = yield* log.around(Server.make({}, both))
+      const defects = yield* counter(Metrics.connectionErrors, "Defect")
+      const resets = yield* counter(Metrics.connectionErrors, "Reset")
+      const answer = yield* Effect.flip(Client.roundTrip({ port: server.address.port }, [bytes("x")]))
+      expect(answer._tag === "ConnectionError" && answer.reason).toBe("Reset")
+      yield* eventually(counter(Metrics.connectionErrors, "Defect"), (n) => n === defects + 1)
+      expect(yield* counter(Metrics.connectionErrors, "Reset")).toBe(resets)
+      expect(log.records.some((r) => r.level === "ERROR" && r.message.includes("handler died"))).toBe(true)
+    }))
+
+  it.scopedLive("a handler that interrupts itself is counted, and its connection reset", () =>
+    Effect.gen(function*() {
+      const quitter: Server.Handler = () => Effect.interrupt
+      const server = yield* Server.make({}, quitter)
+      const interrupted = yield* counter(Metrics.connectionErrors, "Interrupted")
+      const answer = yield* Effect.exit(Client.roundTrip({ port: server.address.port }, [bytes("x")]))
+      expect(Exit.isFailure(answer)).toBe(true)
+      yield* eventually(counter(Metrics.connectionErrors, "Interrupted"), (n) => n === interrupted + 1)
+    }))
+})
+
+describe("a place in the queue for a slot", () => {
+  it.scopedLive("a waiting peer that resets gives its place to the next one", () =>
+    Effect.gen(function*() {
+      const go = yield* Deferred.make<void>()
+      const gated: Server.Handler<Connection.ConnectionError> = (connection) =>
+        Effect.zipRight(Deferred.await(go), connection.echo)
+      const server = yield* Server.make({ maxConnections: 1, maxPending: 1 }, gated)
+      const port = server.address.port
+      const dropped = yield* counter(Metrics.connectionsDropped, "max_connections")
+      const served = yield* Client.connect({ port })
+      yield* eventually(server.connections, (live) => live.length === 1)
+      const dead = yield* Client.connect({ port })
+      yield* eventually(server.pending, (n) => n === 1)
+      yield* dead.reset
+      // Nothing reads the dead peer's socket: only the newcomer's arrival finds out it is gone.
+      const next = yield* Client.connect({ port })
+      yield* next.write(bytes("next"))
+      yield* next.end
+      yield* Deferred.succeed(go, undefined)
+      yield* served.end
+      yield* Client.readAll(served)
+      expect(Buffer.from(yield* Client.readAll(next)).toString()).toBe("next")
+      expect(yield* counter(Metrics.connectionsDropped, "max_connections")).toBe(dropped)
+    }))
+
+  it.scopedLive("a newcomer that finds only live peers waiting is dropped, logged and counted", () =>
+    Effect.gen(function*() {
+      const server = yield* Server.make({ maxConnections: 1, maxPending: 1 }, () => Effect.never)
+      const port = server.address.port
+      const dropped = yield* counter(Metrics.connectionsDropped, "max_connections")
+      yield* rawConnect(port)
+      yield* eventually(server.connections, (live) => live.length === 1)
+      yield* rawConnect(port)
+      yield* eventually(server.pending, (n) => n === 1)
+      const extra = yield* Effect.either(rawConnect(port))
+      if (extra._tag === "Right") expect((yield* readToEnd(extra.right)).data.length).toBe(0)
+      yield* eventually(counter(Metrics.connectionsDropped, "max_connections"), (n) => n === dropped + 1)
+      expect(yield* server.pending).toBe(1)
+    }))
+})
+
+describe("descriptors", () => {
+  it.scopedLive("while it serves, the server holds one socket per open connection and no more", () =>
+    Effect.gen(function*() {
+      // Sockets of earlier tests may still be closing: start from a count at rest.
+      const baseline = yield* settled(Effect.sync(openSockets))
+      const handler: Server.Handler<Connection.ConnectionError> = (connection) => connection.echo
+      const server = yield* Server.make({}, handler)
+      const port = server.address.port
+      const clients: Array<net.Socket> = []
+      for (let i = 0; i < 10; i++) clients.push(yield* rawConnect(port))
+      yield* eventually(server.connections, (live) => live.length === 10)
+      // The listener, and both ends of each connection (the clients are in this process too).
+      expect(openSockets()).toBe(baseline + 1 + 20)
+      // Half of them finish their echo: the server lets go of their sockets while it goes on.
+      for (const client of clients.slice(0, 5)) {
+        client.end(Buffer.from("x"))
+        yield* readToEnd(client)
+        client.destroy()
+      }
+      yield* eventually(Effect.sync(openSockets), (n) => n === baseline + 1 + 10)
+      expect((yield* server.connections).length).toBe(5)
+    }))
+
+  it.scopedLive("a stalled peer's connection, cut by the idle timeout, gives its socket back", () =>
+    Effect.gen(function*() {
+      const baseline = yield* settled(Effect.sync(openSockets))
+      const server = yield* Server.make({ idleTimeout: "200 millis" }, (connection) => connection.echo)
+      const { socket } = yield* stallingPeer(server.address.port, 8 * 1024 * 1024)
+      yield* eventually(server.connections, (live) => live.length === 0 && openSockets() === baseline + 1 + 1)
+      socket.destroy()
+    }))
+})
+
+describe("options", () => {
+  it.effect("every invalid option is a ServerError naming it, and what a valid one looks like", () =>
+    Effect.gen(function*() {
+      for (
+        const [options, option] of [
+          [{ maxConnections: 0 }, "maxConnections"],
+          [{ maxPending: -1 }, "maxPending"],
+          [{ highWaterMark: 1.5 }, "highWaterMark"],
+          [{ idleTimeout: "0 millis" }, "idleTimeout"],
+          [{ shutdownTimeout: "-5 seconds" }, "shutdownTimeout"],
+          [{ shutdownTimeout: "597 hours" }, "shutdownTimeout"],
+          [{ cleanupTimeout: Number.NaN }, "cleanupTimeout"],
+          [{ port: 65536 }, "port"],
+          [{ host: "::1" }, "host"]
+        ] as const
+      ) {
+        const error = yield* Effect.flip(Server.make(options as Server.Options))
+        expect(error._tag).toBe("ServerError")
+        expect(error.reason).toBe("InvalidOption")
+        expect(error._tag === "ServerError" && error.option).toBe(option)
+        expect(error.message).toMatch(new RegExp(`^invalid ${option}: .+ \\(expected .+\\)$`))
+      }
+      const tooLong = yield* Effect.flip(Server.make({ shutdownTimeout: "597 hours" }))
+      expect(tooLong.message).toContain("24d 20h 31m 23s 647ms")
+    }).pipe(Effect.scoped))
+})
+
+describe("TestKit", () => {
+  it.live("the shutdown property holds for a handler of the user's own, with a scope", () =>
+    Effect.gen(function*() {
+      // An echo written as a user would, on the pull, with a scoped resource per connection.
+      const handler: Server.Handler<Connection.ConnectionError, Scope.Scope> = (connection) =>
+        Effect.zipRight(
+          Effect.addFinalizer(() => Effect.void),
+          Stream.runForEachChunk(connection.stream, (chunk) => connection.writeAll(chunk as Chunk.Chunk<Uint8Array>))
+        )
+      const data = new Uint8Array(20_000).map((_, i) => i & 0xff)
+      const outcome = yield* TestKit.checkShutdown({
+        operations: [
+          { _tag: "Open" },
+          { _tag: "Send", peer: 0, data },
+          { _tag: "Read", peer: 0 },
+          { _tag: "HalfClose", peer: 0 },
+          { _tag: "Open" },
+          { _tag: "Stall", peer: 1 },
+          { _tag: "Send", peer: 1, data }
+        ],
+        shutdownAt: 7
+      }, { shutdownTimeout: "300 millis" }, handler)
+      expect(outcome.peers[0]).toMatchObject({ sent: 20_000, received: 20_000, ending: "eof" })
+    }))
+})
