@@ -1,12 +1,13 @@
 /**
  * What a user needs to property-test an Effect TCP server's shutdown and fault handling against
  * real loopback sockets: peers that do exactly what they are told (send, half-close, read, stall,
- * reset) as scoped resources, fast-check arbitraries for sequences of such operations, a runner
- * that plays a sequence with a shutdown at any point and checks the invariants, and a leak check.
+ * reset) as scoped resources, fast-check arbitraries for sequences of such operations and the same
+ * as model-based commands, a runner that plays them with a shutdown at any point and checks each
+ * step against a model, and a leak check.
  *
  * @since 0.1.0
  */
-import { Duration, Effect, Exit, FastCheck as fc, Fiber, Scope, Supervisor } from "effect"
+import { Duration, Effect, Exit, FastCheck as fc, Fiber, Option, Runtime, Schedule, Scope, Supervisor } from "effect"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import { connectSocket } from "./internal/connect.js"
@@ -37,6 +38,8 @@ export interface Peer {
   readonly halfClose: Effect.Effect<void>
   /** Starts consuming what arrives (idempotent). */
   readonly startReading: Effect.Effect<void>
+  /** Stops consuming: the socket is paused, and TCP's flow control soon stops the server (idempotent). */
+  readonly stopReading: Effect.Effect<void>
   /** Closes with RST (`SO_LINGER` 0). */
   readonly reset: Effect.Effect<void>
   /**
@@ -88,6 +91,9 @@ const makePeer = (socket: net.Socket): Peer => {
     startReading: Effect.sync(() => {
       socket.resume()
     }),
+    stopReading: Effect.sync(() => {
+      socket.pause()
+    }),
     reset: Effect.sync(() => Socket.close(socket, "reset")),
     readToEnd: Effect.async((resume) => {
       socket.resume()
@@ -107,62 +113,251 @@ const makePeer = (socket: net.Socket): Peer => {
 // ---------------------------------------------------------------------------------------------
 
 /**
- * One step of a scenario. `peer` indexes the peers opened so far (modulo their count).
+ * One step of a scenario. `peer` indexes the peers opened so far (modulo their count); a step
+ * that cannot apply (no peer yet, a peer already reset, a second shutdown) is skipped.
  *
  * @since 0.1.0
  * @category models
  */
 export type Operation =
+  /** Connects a peer, reading what it receives. */
   | { readonly _tag: "Open" }
   | { readonly _tag: "Send"; readonly peer: number; readonly data: Uint8Array }
   | { readonly _tag: "HalfClose"; readonly peer: number }
+  /** Starts reading again after a stall. */
   | { readonly _tag: "Read"; readonly peer: number }
+  /** Stops reading: the socket is paused, and TCP's flow control stops what the server sends. */
   | { readonly _tag: "Stall"; readonly peer: number }
   | { readonly _tag: "Reset"; readonly peer: number }
+  /** Begins the server's shutdown (at most once; after the last step otherwise). */
+  | { readonly _tag: "Shutdown" }
+  /** Lets time pass; once shutdown began, enough of it crosses the deadline. */
+  | { readonly _tag: "Wait"; readonly millis: number }
 
 /**
- * A scenario: operations, and the index before which shutdown begins (`operations.length`: after
- * all of them).
+ * A scenario: operations played in order.
  *
  * @since 0.1.0
  * @category models
  */
 export interface Scenario {
   readonly operations: ReadonlyArray<Operation>
-  readonly shutdownAt: number
 }
 
 /**
- * Operations with payloads up to `maxChunk` bytes (default 16 KiB, small enough for loopback
- * buffers, large enough to need several reads). Lengths span the whole range (`size: "max"`):
- * fast-check's default size would keep them under a dozen bytes.
+ * What the arbitraries generate. `shutdownTimeout` and `cleanupTimeout` must be the server's:
+ * a long `Wait` is sized to cross them.
  *
  * @since 0.1.0
  * @category arbitraries
  */
-export const operation = (maxChunk = 16 * 1024): fc.Arbitrary<Operation> => {
+export interface Generation {
+  /** Payloads up to this many bytes. Default 16 KiB: small enough for loopback's buffers, large enough for several reads. */
+  readonly maxChunk?: number
+  /** Default 24. */
+  readonly maxOperations?: number
+  /** Default 400 ms. */
+  readonly shutdownTimeout?: Duration.DurationInput
+  /** Default 1 s (the server's default). */
+  readonly cleanupTimeout?: Duration.DurationInput
+}
+
+const generation = (options: Generation) => ({
+  maxChunk: options.maxChunk ?? 16 * 1024,
+  maxOperations: options.maxOperations ?? 24,
+  deadlineMillis: Duration.toMillis(Duration.decode(options.shutdownTimeout ?? "400 millis")) +
+    Duration.toMillis(Duration.decode(options.cleanupTimeout ?? Server.defaults.cleanupTimeout))
+})
+
+/**
+ * Operations, weighted so that most scenarios hold a peer that sends and half-closes while it
+ * reads, before shutdown (the one the key invariant is about), with stalls, resets and waits rarer.
+ * Lengths span the whole range (`size: "max"`): fast-check's default size would keep them under
+ * a dozen bytes.
+ *
+ * @since 0.1.0
+ * @category arbitraries
+ */
+export const operation = (options: Generation = {}): fc.Arbitrary<Operation> => {
+  const { deadlineMillis, maxChunk } = generation(options)
   const peer = fc.nat({ max: 7 })
   return fc.oneof(
-    { weight: 2, arbitrary: fc.constant({ _tag: "Open" as const }) },
-    { weight: 4, arbitrary: fc.record({ _tag: fc.constant("Send" as const), peer, data: fc.uint8Array({ maxLength: maxChunk, size: "max" }) }) },
-    { weight: 2, arbitrary: fc.record({ _tag: fc.constant("HalfClose" as const), peer }) },
-    { weight: 2, arbitrary: fc.record({ _tag: fc.constant("Read" as const), peer }) },
+    { weight: 3, arbitrary: fc.constant({ _tag: "Open" as const }) },
+    {
+      weight: 6,
+      arbitrary: fc.record({
+        _tag: fc.constant("Send" as const),
+        peer,
+        data: fc.uint8Array({ maxLength: maxChunk, size: "max" })
+      })
+    },
+    { weight: 5, arbitrary: fc.record({ _tag: fc.constant("HalfClose" as const), peer }) },
+    { weight: 1, arbitrary: fc.record({ _tag: fc.constant("Read" as const), peer }) },
     { weight: 1, arbitrary: fc.record({ _tag: fc.constant("Stall" as const), peer }) },
-    { weight: 1, arbitrary: fc.record({ _tag: fc.constant("Reset" as const), peer }) }
+    { weight: 1, arbitrary: fc.record({ _tag: fc.constant("Reset" as const), peer }) },
+    { weight: 1, arbitrary: fc.constant({ _tag: "Shutdown" as const }) },
+    {
+      weight: 3,
+      arbitrary: fc.record({
+        _tag: fc.constant("Wait" as const),
+        millis: fc.oneof(fc.integer({ min: 1, max: 50 }), fc.constant(deadlineMillis + 50))
+      })
+    }
   )
 }
 
 /**
- * Scenarios of up to `maxOperations` steps that start with a peer open, with shutdown at any point.
+ * Scenarios that start with a peer open.
  *
  * @since 0.1.0
  * @category arbitraries
  */
-export const scenario = (maxOperations = 20, maxChunk?: number): fc.Arbitrary<Scenario> =>
-  fc.array(operation(maxChunk), { maxLength: maxOperations }).chain((rest) => {
-    const operations: ReadonlyArray<Operation> = [{ _tag: "Open" }, ...rest]
-    return fc.nat({ max: operations.length }).map((shutdownAt) => ({ operations, shutdownAt }))
-  })
+export const scenario = (options: Generation = {}): fc.Arbitrary<Scenario> =>
+  fc.array(operation(options), { maxLength: generation(options).maxOperations }).map((rest) => ({
+    operations: [{ _tag: "Open" as const }, ...rest]
+  }))
+
+/**
+ * The same operations as fast-check commands, for `fc.commands`-style model-based testing: each
+ * checks its precondition against the {@link Model}, acts on the real server and its peers, and
+ * checks its postcondition (see {@link checkShutdown}). Shrinking removes commands and shrinks payloads.
+ *
+ * @since 0.1.0
+ * @category arbitraries
+ */
+export const commands = (options: Generation = {}): fc.Arbitrary<Iterable<fc.AsyncCommand<Model, Real>>> =>
+  fc.commands([operation(options).map((op) => new Command(op))], {
+    maxCommands: generation(options).maxOperations,
+    size: "max"
+  }).map((rest) => ({
+    // Every sequence starts with a peer open: without one, most steps would have nothing to act on.
+    *[Symbol.iterator]() {
+      yield firstOpen
+      yield* rest
+    },
+    toString: () => `${firstOpen},${String(rest)}`
+  }))
+
+/**
+ * The sequence of operations a generated command sequence (from {@link commands}) holds, in order,
+ * including the steps skipped because they did not apply.
+ *
+ * @since 0.1.0
+ * @category arbitraries
+ */
+export const operations = (commands: Iterable<fc.AsyncCommand<Model, Real>>): ReadonlyArray<Operation> =>
+  Array.from(commands, (command) =>
+    command instanceof Command ? command.op : (command as unknown as { readonly cmd: Command }).cmd.op)
+
+// ---------------------------------------------------------------------------------------------
+// The model
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * What a peer has done, as the model knows it.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PeerModel {
+  sent: number
+  halfClosed: "no" | "while serving" | "while draining"
+  reading: boolean
+  reset: boolean
+  /** Its full echo and EOF were checked when it half-closed (the key invariant). */
+  verified: boolean
+}
+
+/**
+ * What the server and its peers should be doing: the model the commands check against.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Model {
+  readonly peers: Array<PeerModel>
+  phase: "serving" | "draining" | "stopped"
+  /** Time waited since shutdown began, in the scenario's own account. */
+  waitedMillis: number
+  /** `shutdownTimeout + cleanupTimeout`: past it, the server must be gone. */
+  readonly deadlineMillis: number
+}
+
+/** @internal */
+export const initialModel = (deadlineMillis: number): Model => ({ peers: [], phase: "serving", waitedMillis: 0, deadlineMillis })
+
+const peerOf = (model: Model, peer: number): PeerModel | undefined =>
+  model.peers.length === 0 ? undefined : model.peers[peer % model.peers.length]
+
+/**
+ * Whether `op` applies in `model` (its precondition), and the model after it. Pure: the same
+ * scenario can be replayed against the model alone, to measure what the generators produce.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const applies = (model: Model, op: Operation): boolean => {
+  switch (op._tag) {
+    case "Open":
+    case "Wait":
+      return true
+    case "Shutdown":
+      return model.phase === "serving"
+    case "Send":
+    case "HalfClose": {
+      const peer = peerOf(model, op.peer)
+      return peer !== undefined && !peer.reset && peer.halfClosed === "no"
+    }
+    case "Read":
+    case "Stall":
+    case "Reset": {
+      const peer = peerOf(model, op.peer)
+      return peer !== undefined && !peer.reset && (op._tag === "Reset" || (op._tag === "Read") !== peer.reading)
+    }
+  }
+}
+
+/**
+ * The model after `op` (which {@link applies}).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const step = (model: Model, op: Operation): void => {
+  const peer = "peer" in op ? peerOf(model, op.peer) : undefined
+  switch (op._tag) {
+    case "Open":
+      if (model.phase === "serving") {
+        model.peers.push({ sent: 0, halfClosed: "no", reading: true, reset: false, verified: false })
+      }
+      return
+    case "Send":
+      peer!.sent += op.data.length
+      return
+    case "HalfClose":
+      peer!.halfClosed = model.phase === "serving" ? "while serving" : "while draining"
+      // A peer that reads while the server serves must get its whole echo at once: checked then.
+      if (peer!.reading && model.phase === "serving") peer!.verified = true
+      return
+    case "Read":
+      peer!.reading = true
+      return
+    case "Stall":
+      peer!.reading = false
+      return
+    case "Reset":
+      peer!.reset = true
+      return
+    case "Shutdown":
+      model.phase = "draining"
+      return
+    case "Wait":
+      if (model.phase !== "draining") return
+      model.waitedMillis += op.millis
+      if (model.waitedMillis >= model.deadlineMillis) model.phase = "stopped"
+      return
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Leak check
@@ -251,39 +446,202 @@ export const expectPortFree = (port: number): Effect.Effect<void, Error> =>
 // ---------------------------------------------------------------------------------------------
 
 /**
- * What {@link checkShutdown} saw, for a failing property to print.
+ * What a run saw, for a failing property to print and a passing one to be counted.
  *
  * @since 0.1.0
  * @category models
  */
 export interface Outcome {
   readonly shutdownMillis: number
+  /** Peers whose full echo was checked when they half-closed (the key invariant applied). */
+  readonly verified: number
   readonly peers: ReadonlyArray<{
     readonly sent: number
     readonly received: number
-    readonly halfClosedBeforeShutdown: boolean
+    readonly halfClosed: PeerModel["halfClosed"]
     readonly ending: string
   }>
 }
 
 /**
- * Plays `scenario` against a server started with `options` and `handler` (an echo by default),
- * begins shutdown at `scenario.shutdownAt`, and checks the invariants:
- * 1. shutdown completes (a hang fails at `shutdownTimeout` + `margin`);
- * 2. afterwards the port binds again, no fiber the server forked is alive, and the process holds
- *    no more sockets, TCP handles or timers than before;
- * 3. a peer that half-closed before shutdown and was not stalled or reset received exactly its
- *    bytes, then EOF;
- * 4. every peer received a prefix of what it sent: nothing foreign, nothing twice;
- * 5. every peer still connected sees EOF or a reset, never a hang.
+ * The real side of a run: the server, its peers, and the shutdown once begun.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Real {
+  readonly port: number
+  readonly peers: Array<Peer>
+  readonly margin: Duration.Duration
+  /** Runs an Effect of the run, in its runtime. */
+  readonly run: <A>(effect: Effect.Effect<A, Error, Scope.Scope>) => Promise<A>
+  readonly open: Effect.Effect<Peer, Error>
+  readonly beginShutdown: Effect.Effect<void>
+  readonly awaitShutdown: Effect.Effect<void, Error>
+}
+
+/**
+ * One operation as a fast-check command: precondition against the model, the act, and the
+ * postcondition checked right after it:
+ * - `Open` connects while the server serves, and is refused once shutdown began;
+ * - `Send`: what the peer received so far is a prefix of what it sent;
+ * - `HalfClose` of a peer that reads, while the server serves: its whole echo arrives, then EOF
+ *   (the key invariant); while it drains: that, or a reset, never a short clean end;
+ * - `Shutdown`: the port refuses connections at once;
+ * - `Wait` that crosses the deadline: the shutdown completes, every connection has ended, and none
+ *   ended cleanly short of its echo.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export class Command implements fc.AsyncCommand<Model, Real> {
+  constructor(readonly op: Operation) {}
+
+  check(model: Readonly<Model>): boolean {
+    return applies(model, this.op)
+  }
+
+  async run(model: Model, real: Real): Promise<void> {
+    const op = this.op
+    const phase = model.phase
+    const peer = "peer" in op && real.peers.length > 0 ? real.peers[op.peer % real.peers.length] : undefined
+    step(model, op)
+    await real.run(act(op, phase, peer, model, real))
+  }
+
+  toString(): string {
+    const op = this.op
+    switch (op._tag) {
+      case "Send":
+        return `Send(${op.peer}, ${op.data.length} bytes)`
+      case "Wait":
+        return `Wait(${op.millis} ms)`
+      case "Open":
+      case "Shutdown":
+        return op._tag
+      default:
+        return `${op._tag}(${op.peer})`
+    }
+  }
+}
+
+const firstOpen = new Command({ _tag: "Open" })
+
+const act = (op: Operation, phase: Model["phase"], peer: Peer | undefined, model: Model, real: Real) =>
+  Effect.gen(function*() {
+    switch (op._tag) {
+      case "Open": {
+        const opened = yield* Effect.either(real.open)
+        if (phase === "serving") {
+          if (opened._tag === "Left") return yield* Effect.fail(opened.left)
+          real.peers.push(opened.right)
+          yield* opened.right.startReading
+        } else if (opened._tag === "Right") {
+          return yield* Effect.fail(new Error("a connection was accepted after shutdown began"))
+        }
+        return
+      }
+      case "Send":
+        yield* peer!.send(op.data)
+        return yield* expectPrefix(peer!, "after a send")
+      case "HalfClose": {
+        yield* peer!.halfClose
+        const state = peerOf(model, op.peer)!
+        if (!state.reading || phase === "stopped") return
+        const ending = yield* timed(peer!.readToEnd, real.margin, "a peer that half-closed never saw its echo end")
+        return yield* expectWhole(peer!, ending, phase === "serving" ? "eof" : "eof or reset")
+      }
+      case "Read":
+        return yield* peer!.startReading
+      case "Stall":
+        return yield* peer!.stopReading
+      case "Reset":
+        return yield* peer!.reset
+      case "Shutdown":
+        yield* real.beginShutdown
+        return yield* timed(
+          Effect.retry(expectPortFree(real.port), Schedule.spaced("5 millis")),
+          real.margin,
+          "the port still accepted connections after shutdown began"
+        )
+      case "Wait":
+        yield* Effect.sleep(op.millis)
+        if (phase !== "draining" || model.phase !== "stopped") return
+        yield* real.awaitShutdown
+        return yield* expectAllEnded(real)
+    }
+  })
+
+const timed = <A, E, R>(effect: Effect.Effect<A, E, R>, margin: Duration.Duration, message: string) =>
+  Effect.flatMap(
+    Effect.timeoutOption(effect, margin),
+    Option.match({ onNone: () => Effect.fail(new Error(message)), onSome: Effect.succeed })
+  )
+
+/** What a peer received is a prefix of what it sent: nothing foreign, nothing twice. */
+const expectPrefix = (peer: Peer, when: string) =>
+  Effect.suspend(() => {
+    const sent = peer.sent()
+    const received = peer.received()
+    return received.length <= sent.length && received.equals(sent.subarray(0, received.length))
+      ? Effect.void
+      : Effect.fail(new Error(`${when}: received ${received.length} bytes that are not a prefix of the ${sent.length} sent`))
+  })
+
+/** The peer's connection ended as `allowed` says, and a clean end came only after its whole echo. */
+const expectWhole = (peer: Peer, ending: "eof" | "reset" | "closed", allowed: "eof" | "eof or reset") =>
+  Effect.gen(function*() {
+    yield* expectPrefix(peer, "at the end")
+    const whole = peer.received().length === peer.sent().length
+    if (ending === "eof" && !whole) {
+      return yield* Effect.fail(
+        new Error(`a clean end after ${peer.received().length} of ${peer.sent().length} bytes: a cut-off echo that looks complete`)
+      )
+    }
+    if (allowed === "eof" && ending !== "eof") {
+      return yield* Effect.fail(new Error(`a peer that half-closed while the server served saw a ${ending}, not its echo`))
+    }
+  })
+
+/** Every peer's connection ends, and none ends cleanly before its whole echo. */
+const expectAllEnded = (real: Real) =>
+  Effect.gen(function*() {
+    const endings = yield* timed(
+      Effect.forEach(real.peers, (peer) => peer.readToEnd, { concurrency: "unbounded" }),
+      real.margin,
+      "a peer never saw its connection end"
+    )
+    for (const [i, peer] of real.peers.entries()) yield* expectWhole(peer, endings[i]!, "eof or reset")
+    return endings
+  })
+
+/**
+ * Options of a run: the server's, and how long to wait, past its deadlines, before calling a
+ * hang a hang (default 10 s).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type RunOptions = Server.Options & { readonly margin?: Duration.DurationInput }
+
+/**
+ * Plays `commands` (from {@link commands}, or a {@link Scenario}'s operations) against a server
+ * started with `options` and `handler` (an echo by default; the invariants assume an echo), with
+ * fast-check's `asyncModelRun`: every step's postcondition is checked as it runs (see
+ * {@link Command}). Shutdown begins at the `Shutdown` step, or after the last one. Then:
+ * 1. shutdown completes (a hang fails after its deadlines plus `margin`);
+ * 2. every peer sees its connection end, EOF or reset, never a hang;
+ * 3. every peer received a prefix of what it sent, and a clean end only after all of it;
+ * 4. the port binds again, no fiber the server forked is alive, and the process holds no more
+ *    sockets, TCP handles or timers than before.
  * Fails with an `Error` naming the broken invariant.
  *
  * @since 0.1.0
  * @category properties
  */
 export const checkShutdown = <E = never, R = never>(
-  scenario: Scenario,
-  options: Server.Options & { readonly margin?: Duration.DurationInput } = {},
+  commands: Iterable<fc.AsyncCommand<Model, Real>> | Scenario,
+  options: RunOptions = {},
   handler?: Server.Handler<E, R>
 ): Effect.Effect<Outcome, Error, Exclude<R, Scope.Scope>> =>
   Effect.scoped(Effect.gen(function*() {
@@ -293,104 +651,62 @@ export const checkShutdown = <E = never, R = never>(
     const peersScope = yield* Scope.make()
     // Whatever check fails, nothing of this run may outlive it into the next.
     yield* Effect.addFinalizer(() => Effect.zipRight(Scope.close(peersScope, Exit.void), Scope.close(serverScope, Exit.void)))
-    const shutdownTimeout = Duration.decode(options.shutdownTimeout ?? "1 second")
+    const shutdownTimeout = Duration.decode(options.shutdownTimeout ?? "400 millis")
+    const cleanupTimeout = Duration.decode(options.cleanupTimeout ?? Server.defaults.cleanupTimeout)
+    const margin = Duration.decode(options.margin ?? "10 seconds")
     const server = yield* Scope.extend(
-      Server.make({ ...options, shutdownTimeout }, handler as Server.Handler<E, R>),
+      Server.make({ ...options, shutdownTimeout, cleanupTimeout }, handler as Server.Handler<E, R>),
       serverScope
     ).pipe(Effect.supervised(supervisor), Effect.orDie)
     const port = server.address.port
-
-    interface State {
-      readonly peer: Peer
-      halfClosed: boolean
-      stalled: boolean
-      reset: boolean
-      halfClosedBeforeShutdown: boolean
-    }
-    const peers: Array<State> = []
+    const runtime = yield* Effect.runtime<never>()
     let shutdown: Fiber.RuntimeFiber<void> | undefined
     let shutdownStarted = 0
-    const beginShutdown = Effect.gen(function*() {
+    const beginShutdown = Effect.suspend(() => {
+      if (shutdown !== undefined) return Effect.void
       shutdownStarted = performance.now()
-      shutdown = yield* Effect.forkDaemon(Scope.close(serverScope, Exit.void))
+      return Effect.map(Effect.forkDaemon(Scope.close(serverScope, Exit.void)), (fiber) => {
+        shutdown = fiber
+      })
+    })
+    const awaitShutdown = Effect.zipRight(
+      beginShutdown,
+      Effect.suspend(() =>
+        timed(Fiber.join(shutdown!), Duration.sum(Duration.sum(shutdownTimeout, cleanupTimeout), margin), "shutdown did not complete")
+      )
+    )
+    const real: Real = {
+      port,
+      peers: [],
+      margin,
+      run: (effect) => Runtime.runPromise(runtime)(Scope.extend(effect, peersScope)),
+      open: Scope.extend(connect(port), peersScope),
+      beginShutdown,
+      awaitShutdown
+    }
+    const model = initialModel(Duration.toMillis(Duration.sum(shutdownTimeout, cleanupTimeout)))
+    const played = "operations" in commands ? commands.operations.map((op) => new Command(op)) : commands
+    yield* Effect.tryPromise({
+      try: () => fc.asyncModelRun(() => ({ model, real }), played),
+      catch: (error) => error instanceof Error ? error : new Error(String(error))
     })
 
-    for (let i = 0; i <= scenario.operations.length; i++) {
-      if (i === scenario.shutdownAt) yield* beginShutdown
-      const op = scenario.operations[i]
-      if (op === undefined) break
-      if (op._tag === "Open") {
-        const opened = yield* Effect.either(Scope.extend(connect(port), peersScope))
-        // After shutdown began, a refused connection is the expected answer.
-        if (opened._tag === "Right") {
-          peers.push({ peer: opened.right, halfClosed: false, stalled: false, reset: false, halfClosedBeforeShutdown: false })
-        } else if (shutdown === undefined) return yield* Effect.fail(opened.left)
-        continue
-      }
-      const state = peers[op.peer % Math.max(1, peers.length)]
-      if (state === undefined || state.reset) continue
-      switch (op._tag) {
-        case "Send":
-          if (!state.halfClosed) yield* state.peer.send(op.data)
-          break
-        case "HalfClose":
-          if (!state.halfClosed) {
-            state.halfClosed = true
-            state.halfClosedBeforeShutdown = shutdown === undefined
-            yield* state.peer.halfClose
-          }
-          break
-        case "Read":
-          if (!state.stalled) yield* state.peer.startReading
-          break
-        case "Stall":
-          state.stalled = true
-          break
-        case "Reset":
-          state.reset = true
-          yield* state.peer.reset
-          break
-      }
-    }
-
-    // 1. Shutdown completes.
-    const margin = Duration.decode(options.margin ?? "10 seconds")
-    const completed = yield* Fiber.join(shutdown!).pipe(Effect.timeoutOption(Duration.sum(shutdownTimeout, margin)))
-    if (completed._tag === "None") return yield* Effect.fail(new Error("shutdown did not complete"))
+    // 1 and 2: shutdown completes, and every connection ends.
+    yield* awaitShutdown
     const shutdownMillis = performance.now() - shutdownStarted
-
-    // 5. Every peer still connected sees its connection end.
-    const endings = yield* Effect.forEach(peers, (state) =>
-      state.reset ? Effect.succeed("reset" as const) : state.peer.readToEnd, { concurrency: "unbounded" }).pipe(
-        Effect.timeoutOption(margin)
-      )
-    if (endings._tag === "None") return yield* Effect.fail(new Error("a peer never saw its connection end"))
-
+    const endings = yield* expectAllEnded(real)
     const outcome: Outcome = {
       shutdownMillis,
-      peers: peers.map((state, i) => ({
-        sent: state.peer.sent().length,
-        received: state.peer.received().length,
-        halfClosedBeforeShutdown: state.halfClosedBeforeShutdown,
-        ending: endings.value[i]!
+      verified: model.peers.filter((peer) => peer.verified).length,
+      peers: real.peers.map((peer, i) => ({
+        sent: peer.sent().length,
+        received: peer.received().length,
+        halfClosed: model.peers[i]!.halfClosed,
+        ending: endings[i]!
       }))
     }
-    for (const [i, state] of peers.entries()) {
-      const sent = state.peer.sent()
-      const received = state.peer.received()
-      // 4. A prefix of what it sent.
-      if (received.length > sent.length || !received.equals(sent.subarray(0, received.length))) {
-        return yield* Effect.fail(new Error(`peer ${i} received bytes it did not send: ${JSON.stringify(outcome)}`))
-      }
-      // 3. The full echo for an orderly peer.
-      if (state.halfClosedBeforeShutdown && !state.stalled && !state.reset) {
-        if (received.length !== sent.length || endings.value[i] !== "eof") {
-          return yield* Effect.fail(new Error(`peer ${i} half-closed before shutdown but got ${received.length} of ${sent.length} bytes (${endings.value[i]}): ${JSON.stringify(outcome)}`))
-        }
-      }
-    }
 
-    // 2. Nothing left behind: port, fibers, sockets, handles, timers.
+    // 4. Nothing left behind: port, fibers, sockets, handles, timers.
     yield* expectPortFree(port)
     const alive = (yield* supervisor.value).filter((fiber) => fiber.unsafePoll() === null)
     if (alive.length > 0) return yield* Effect.fail(new Error(`${alive.length} server fiber(s) still alive`))

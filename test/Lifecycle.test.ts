@@ -357,14 +357,15 @@ describe("TestKit", () => {
         operations: [
           { _tag: "Open" },
           { _tag: "Send", peer: 0, data },
-          { _tag: "Read", peer: 0 },
           { _tag: "HalfClose", peer: 0 },
           { _tag: "Open" },
           { _tag: "Stall", peer: 1 },
-          { _tag: "Send", peer: 1, data }
-        ],
-        shutdownAt: 7
+          { _tag: "Send", peer: 1, data },
+          { _tag: "Shutdown" },
+          { _tag: "Wait", millis: 1_400 }
+        ]
       }, { shutdownTimeout: "300 millis" }, handler)
       expect(outcome.peers[0]).toMatchObject({ sent: 20_000, received: 20_000, ending: "eof" })
+      expect(outcome.verified).toBe(1)
     }))
 })
