@@ -5,10 +5,14 @@
  * connection normally (the `ERR` line arrives, then the FIN), logs the error at info (not as a
  * bug in the handler), counts it under its own reason, `LineTooLong`, and goes on serving.
  *
+ * When the server begins to shut down, each connection is told (`connection.draining`): the
+ * handler stops at the next line boundary, says `BYE` in-band and ends, instead of being cut off
+ * at the shutdown deadline with a reset.
+ *
  * Run: npx tsx examples/uppercase-lines.ts
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Data, Effect, Either, Metric, Stream } from "effect"
+import { Chunk, Data, Effect, Either, Exit, Fiber, Metric, Scope, Stream } from "effect"
 import { Client, Metrics, Server } from "../src/index.js"
 import type { Connection } from "../src/index.js"
 
@@ -27,6 +31,7 @@ class LineTooLong extends Data.TaggedError("LineTooLong")<{
 const uppercaseLines = (limit: number): Server.Handler<LineTooLong | Connection.ConnectionError> => (connection) => {
   // The line received so far: the limit bounds it, so a peer that never sends "\n" holds little.
   let partial = ""
+  let draining = false
   const checked = (line: string) =>
     line.length > limit
       ? Effect.zipRight(
@@ -36,17 +41,25 @@ const uppercaseLines = (limit: number): Server.Handler<LineTooLong | Connection.
         Effect.fail(new LineTooLong({ limit, peer: connection.peer }))
       )
       : Effect.succeed(line)
+  const answer = (line: string) =>
+    Effect.flatMap(checked(line), (ok) => connection.write(Buffer.from(ok.toUpperCase() + "\n")))
   return connection.stream.pipe(
+    // The drain notice ends the stream between two chunks: every line answered so far stays answered.
+    Stream.interruptWhen(Effect.zipRight(connection.draining, Effect.sync(() => (draining = true)))),
     Stream.decodeText(),
     Stream.runForEach((text) => {
       const lines = (partial + text).split("\n")
       partial = lines.pop() ?? ""
-      const answer = (line: string) =>
-        Effect.flatMap(checked(line), (ok) => connection.write(Buffer.from(ok.toUpperCase() + "\n")))
       return Effect.zipRight(Effect.forEach(lines, answer, { discard: true }), checked(partial))
     }),
     Effect.zipRight(
-      Effect.suspend(() => partial === "" ? Effect.void : connection.write(Buffer.from(partial.toUpperCase())))
+      Effect.suspend(() =>
+        draining
+          ? connection.write(Buffer.from("BYE server shutting down\n"))
+          : partial === ""
+          ? Effect.void
+          : connection.write(Buffer.from(partial.toUpperCase()))
+      )
     )
   )
 }
@@ -60,7 +73,11 @@ const send = (port: number, text: string) =>
 const tooLong = Metric.value(Metrics.connectionErrors.pipe(Metric.tagged("reason", "LineTooLong")))
 
 const program = Effect.gen(function*() {
-  const server = yield* Server.make({ host: "127.0.0.1", port: 0 }, uppercaseLines(16))
+  const serverScope = yield* Scope.make()
+  const server = yield* Scope.extend(
+    Server.make({ host: "127.0.0.1", port: 0, shutdownTimeout: "30 seconds" }, uppercaseLines(16)),
+    serverScope
+  )
   const port = server.address.port
 
   for (const text of ["hello\nworld\n", `short\n${"x".repeat(40)}\n`, "still\nserving"]) {
@@ -72,6 +89,21 @@ const program = Effect.gen(function*() {
     )
   }
   yield* Effect.log(`connections closed for a line too long: ${(yield* tooLong).count}`)
+
+  // A client still connected when the server shuts down is told so, then sees a clean end: the
+  // shutdown does not wait for its 30 s deadline.
+  const shutdown = yield* Effect.scoped(Effect.gen(function*() {
+    const client = yield* Client.connect({ port })
+    yield* client.write(Buffer.from("last line\n"))
+    const first = Buffer.from(Chunk.unsafeHead(yield* client.read)).toString()
+    const shutdown = yield* Effect.fork(Scope.close(serverScope, Exit.void))
+    const rest = Buffer.from(yield* Client.readAll(client)).toString()
+    yield* Effect.log(`during shutdown the client got ${JSON.stringify(first + rest)}, then the end`)
+    return shutdown
+  }))
+  // The client closed on that end: the server, done with its last connection, has shut down.
+  yield* Fiber.join(shutdown)
+  yield* Effect.log("shut down without reaching the deadline")
 })
 
 program.pipe(Effect.scoped, NodeRuntime.runMain)

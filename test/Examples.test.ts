@@ -1,0 +1,42 @@
+/**
+ * The examples run as a reader runs them (`npx tsx examples/<file>.ts`), end by themselves, and
+ * show what their header says they show.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { spawnSync } from "node:child_process"
+import * as path from "node:path"
+
+const root = path.resolve(import.meta.dirname, "..")
+
+const runExample = (file: string) => {
+  const result = spawnSync(process.execPath, ["--import", "tsx", path.join("examples", file)], {
+    cwd: root,
+    env: { ...process.env, NO_COLOR: "1" },
+    encoding: "utf8",
+    timeout: 60_000
+  })
+  return { status: result.status, output: result.stdout + result.stderr }
+}
+
+describe("examples", () => {
+  it("uppercase-lines: lines come back uppercased, a long one ends its connection, and shutdown says BYE", () => {
+    const { output, status } = runExample("uppercase-lines.ts")
+    expect(status, output).toBe(0)
+    expect(output).toContain(`-> "HELLO\\nWORLD\\n"`)
+    expect(output).toContain(`-> "SHORT\\nERR line longer than 16\\n"`)
+    expect(output).toContain(`"LAST LINE\\nBYE server shutting down\\n", then the end`)
+  })
+
+  it("layer-with-http: one layer graph serves the echo and an HTTP health check", () => {
+    const { output, status } = runExample("layer-with-http.ts")
+    expect(status, output).toBe(0)
+    expect(output).toContain(`echo replied "hello, echo\\n"`)
+    expect(output).toMatch(/GET \/health -> \{"echo":"127\.0\.0\.1:\d+","connections":1\}/)
+  })
+
+  it("property-test-handler: the handler's property holds", () => {
+    const { output, status } = runExample("property-test-handler.ts")
+    expect(status, output).toBe(0)
+    expect(output).toContain("property held for 20 runs")
+  })
+})

@@ -1,0 +1,19 @@
+/**
+ * The suite as Stryker runs it for each mutant: the tests of the library in this process only.
+ * The CLI and example tests run subprocesses, which a mutant (switched on in this process) never
+ * reaches, so they cannot kill one and are left out; property runs are fewer, since each mutant reruns every test that covers it.
+ */
+import * as path from "node:path"
+import { defineConfig } from "vitest/config"
+
+export default defineConfig({
+  root: path.resolve(import.meta.dirname, "../.."),
+  test: {
+    include: ["test/**/*.test.ts"],
+    exclude: ["test/Cli.test.ts", "test/Examples.test.ts", "**/node_modules/**"],
+    testTimeout: 60_000,
+    hookTimeout: 30_000,
+    sequence: { concurrent: false },
+    env: { ECHO_PROPERTY_RUNS: "4", ECHO_MUTATION: "1" }
+  }
+})
