@@ -1,7 +1,8 @@
 /**
  * The suite as Stryker runs it for each mutant: the tests of the library in this process only.
  * The CLI and example tests run subprocesses, which a mutant (switched on in this process) never
- * reaches, so they cannot kill one and are left out; property runs are fewer, since each mutant reruns every test that covers it.
+ * reaches, so they cannot kill one and are left out. Property runs are fewer: each mutant reruns
+ * every test that covers it.
  */
 import * as path from "node:path"
 import { defineConfig } from "vitest/config"
