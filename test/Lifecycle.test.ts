@@ -7,8 +7,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { Cause, Chunk, Deferred, Effect, Exit, Fiber, FiberRef, HashSet, Logger, Metric, MetricLabel, Ref, Scope, Stream } from "effect"
 import type * as net from "node:net"
 import { Client, Connection, Metrics, Server, TestKit } from "../src/index.js"
-import { openSockets } from "./utils/kernel.js"
-import { eventually, rawConnect, readToEnd, settled, stallingPeer } from "./utils/peers.js"
+import { serverSockets } from "./utils/kernel.js"
+import { eventually, rawConnect, readToEnd, stallingPeer } from "./utils/peers.js"
 
 const counter = (metric: Metric.Metric.Counter<number>, reason?: string) =>
   Metric.value(reason === undefined ? metric : Metric.taggedWithLabels(metric, [MetricLabel.make("reason", reason)]))
@@ -286,33 +286,33 @@ describe("a place in the queue for a slot", () => {
 describe("descriptors", () => {
   it.scopedLive("while it serves, the server holds one socket per open connection and no more", () =>
     Effect.gen(function*() {
-      // Sockets of earlier tests may still be closing: start from a count at rest.
-      const baseline = yield* settled(Effect.sync(openSockets))
       const handler: Server.Handler<Connection.ConnectionError> = (connection) => connection.echo
       const server = yield* Server.make({}, handler)
       const port = server.address.port
       const clients: Array<net.Socket> = []
       for (let i = 0; i < 10; i++) clients.push(yield* rawConnect(port))
       yield* eventually(server.connections, (live) => live.length === 10)
-      // The listener, and both ends of each connection (the clients are in this process too).
-      expect(openSockets()).toBe(baseline + 1 + 20)
+      // The listener, and one socket per connection.
+      expect(serverSockets(port)).toBe(11)
       // Half of them finish their echo: the server lets go of their sockets while it goes on.
       for (const client of clients.slice(0, 5)) {
         client.end(Buffer.from("x"))
         yield* readToEnd(client)
         client.destroy()
       }
-      yield* eventually(Effect.sync(openSockets), (n) => n === baseline + 1 + 10)
+      yield* eventually(Effect.sync(() => serverSockets(port)), (n) => n === 6)
       expect((yield* server.connections).length).toBe(5)
     }))
 
   it.scopedLive("a stalled peer's connection, cut by the idle timeout, gives its socket back", () =>
     Effect.gen(function*() {
-      const baseline = yield* settled(Effect.sync(openSockets))
       const server = yield* Server.make({ idleTimeout: "200 millis" }, (connection) => connection.echo)
-      const { socket } = yield* stallingPeer(server.address.port, 8 * 1024 * 1024)
-      yield* eventually(server.connections, (live) => live.length === 0 && openSockets() === baseline + 1 + 1)
-      socket.destroy()
+      const port = server.address.port
+      yield* stallingPeer(port, 8 * 1024 * 1024)
+      yield* eventually(server.connections, (live) => live.length === 1)
+      expect(serverSockets(port)).toBe(2)
+      yield* eventually(Effect.sync(() => serverSockets(port)), (n) => n === 1)
+      expect(yield* server.connections).toEqual([])
     }))
 })
 

@@ -30,3 +30,26 @@ export const openSockets = (): number =>
       return false
     }
   }).length
+
+/**
+ * Descriptors this process holds for sockets whose local port is `port`: a server's listening
+ * socket and the connections it accepted, and nothing else the process has open (other tests'
+ * sockets, the test runner's own). Sockets in `/proc/net/tcp` joined to `/proc/self/fd` by inode.
+ */
+export const serverSockets = (port: number): number => {
+  const held = new Set<string>()
+  for (const fd of fs.readdirSync("/proc/self/fd")) {
+    try {
+      const link = fs.readlinkSync(`/proc/self/fd/${fd}`)
+      const inode = /^socket:\[(\d+)\]$/.exec(link)?.[1]
+      if (inode !== undefined) held.add(inode)
+    } catch {
+      // Closed while we looked: not held.
+    }
+  }
+  const hexPort = port.toString(16).toUpperCase().padStart(4, "0")
+  return fs.readFileSync("/proc/net/tcp", "latin1").split("\n").slice(1).filter((line) => {
+    const fields = line.trim().split(/\s+/)
+    return fields[1]?.endsWith(`:${hexPort}`) === true && fields[9] !== undefined && held.has(fields[9])
+  }).length
+}
