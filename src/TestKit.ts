@@ -160,6 +160,11 @@ export interface Generation {
   readonly shutdownTimeout?: Duration.DurationInput
   /** Default 1 s (the server's default). */
   readonly cleanupTimeout?: Duration.DurationInput
+  /**
+   * For {@link commands}: the `replayPath` a failure printed in its counterexample
+   * (`/*replayPath="..."*\/`), with its seed and path, to replay the same commands at once.
+   */
+  readonly replayPath?: string
 }
 
 const generation = (options: Generation) => ({
@@ -228,7 +233,8 @@ export const scenario = (options: Generation = {}): fc.Arbitrary<Scenario> =>
 export const commands = (options: Generation = {}): fc.Arbitrary<Iterable<fc.AsyncCommand<Model, Real>>> =>
   fc.commands([operation(options).map((op) => new Command(op))], {
     maxCommands: generation(options).maxOperations,
-    size: "max"
+    size: "max",
+    ...(options.replayPath === undefined ? {} : { replayPath: options.replayPath })
   }).map((rest) => ({
     // Every sequence starts with a peer open: without one, most steps would have nothing to act on.
     *[Symbol.iterator]() {
@@ -478,6 +484,9 @@ export interface Real {
   readonly open: Effect.Effect<Peer, Error>
   readonly beginShutdown: Effect.Effect<void>
   readonly awaitShutdown: Effect.Effect<void, Error>
+  /** Milliseconds since shutdown began (`undefined` before), and the server's deadline. */
+  readonly sinceShutdown: () => number | undefined
+  readonly shutdownTimeoutMillis: number
 }
 
 /**
@@ -486,7 +495,7 @@ export interface Real {
  * - `Open` connects while the server serves, and is refused once shutdown began;
  * - `Send`: what the peer received so far is a prefix of what it sent;
  * - `HalfClose` of a peer that reads, while the server serves: its whole echo arrives, then EOF
- *   (the key invariant); while it drains: that, or a reset, never a short clean end;
+ *   (the key invariant); while it drains: that, or a reset once the deadline passed;
  * - `Shutdown`: the port refuses connections at once;
  * - `Wait` that crosses the deadline: the shutdown completes, every connection has ended, and none
  *   ended cleanly short of its echo.
@@ -549,7 +558,7 @@ const act = (op: Operation, phase: Model["phase"], peer: Peer | undefined, model
         const state = peerOf(model, op.peer)!
         if (!state.reading || phase === "stopped") return
         const ending = yield* timed(peer!.readToEnd, real.margin, "a peer that half-closed never saw its echo end")
-        return yield* expectWhole(peer!, ending, phase === "serving" ? "eof" : "eof or reset")
+        return yield* expectWhole(peer!, state, ending, phase === "serving" ? "eof" : "eof or reset", real)
       }
       case "Read":
         return yield* peer!.startReading
@@ -568,7 +577,7 @@ const act = (op: Operation, phase: Model["phase"], peer: Peer | undefined, model
         yield* Effect.sleep(op.millis)
         if (phase !== "draining" || model.phase !== "stopped") return
         yield* real.awaitShutdown
-        return yield* expectAllEnded(real)
+        return yield* expectAllEnded(model, real)
     }
   })
 
@@ -588,30 +597,58 @@ const expectPrefix = (peer: Peer, when: string) =>
       : Effect.fail(new Error(`${when}: received ${received.length} bytes that are not a prefix of the ${sent.length} sent`))
   })
 
-/** The peer's connection ended as `allowed` says, and a clean end came only after its whole echo. */
-const expectWhole = (peer: Peer, ending: "eof" | "reset" | "closed", allowed: "eof" | "eof or reset") =>
+/**
+ * The peer's connection ended as `allowed` says; a clean end came only after it half-closed and
+ * got its whole echo; and a reset came only once the deadline had passed (a peer that reset
+ * itself is not asked). Real time only makes the last check apply less often on a slow machine:
+ * a reset seen before the deadline happened before it.
+ */
+const expectWhole = (
+  peer: Peer,
+  state: PeerModel,
+  ending: "eof" | "reset" | "closed",
+  allowed: "eof" | "eof or reset",
+  real: Real
+) =>
   Effect.gen(function*() {
+    if (state.reset) return
     yield* expectPrefix(peer, "at the end")
-    const whole = peer.received().length === peer.sent().length
-    if (ending === "eof" && !whole) {
+    const { received, sent } = { received: peer.received().length, sent: peer.sent().length }
+    if (ending === "eof" && (received !== sent || state.halfClosed === "no")) {
       return yield* Effect.fail(
-        new Error(`a clean end after ${peer.received().length} of ${peer.sent().length} bytes: a cut-off echo that looks complete`)
+        new Error(
+          state.halfClosed === "no"
+            ? `a clean end for a peer that had not half-closed, after ${received} of ${sent} bytes`
+            : `a clean end after ${received} of ${sent} bytes: a cut-off echo that looks complete`
+        )
       )
     }
     if (allowed === "eof" && ending !== "eof") {
       return yield* Effect.fail(new Error(`a peer that half-closed while the server served saw a ${ending}, not its echo`))
     }
+    const since = real.sinceShutdown()
+    if (ending === "reset" && (since === undefined || since < real.shutdownTimeoutMillis)) {
+      return yield* Effect.fail(
+        new Error(
+          since === undefined
+            ? "a connection was reset while the server served"
+            : `a connection was reset ${Math.round(since)} ms into shutdown, before its ${real.shutdownTimeoutMillis} ms deadline`
+        )
+      )
+    }
   })
 
 /** Every peer's connection ends, and none ends cleanly before its whole echo. */
-const expectAllEnded = (real: Real) =>
+const expectAllEnded = (model: Model, real: Real) =>
   Effect.gen(function*() {
     const endings = yield* timed(
       Effect.forEach(real.peers, (peer) => peer.readToEnd, { concurrency: "unbounded" }),
       real.margin,
       "a peer never saw its connection end"
     )
-    for (const [i, peer] of real.peers.entries()) yield* expectWhole(peer, endings[i]!, "eof or reset")
+    for (const [i, peer] of real.peers.entries()) {
+      yield* expectWhole(peer, model.peers[i]!, endings[i]!, "eof or reset", real)
+    }
     return endings
   })
 
@@ -631,7 +668,8 @@ export type RunOptions = Server.Options & { readonly margin?: Duration.DurationI
  * {@link Command}). Shutdown begins at the `Shutdown` step, or after the last one. Then:
  * 1. shutdown completes (a hang fails after its deadlines plus `margin`);
  * 2. every peer sees its connection end, EOF or reset, never a hang;
- * 3. every peer received a prefix of what it sent, and a clean end only after all of it;
+ * 3. every peer received a prefix of what it sent; a clean end only after it half-closed and got
+ *    all of it; a reset only once the shutdown deadline had passed;
  * 4. the port binds again, no fiber the server forked is alive, and the process holds no more
  *    sockets, TCP handles or timers than before.
  * Fails with an `Error` naming the broken invariant.
@@ -682,7 +720,9 @@ export const checkShutdown = <E = never, R = never>(
       run: (effect) => Runtime.runPromise(runtime)(Scope.extend(effect, peersScope)),
       open: Scope.extend(connect(port), peersScope),
       beginShutdown,
-      awaitShutdown
+      awaitShutdown,
+      sinceShutdown: () => shutdown === undefined ? undefined : performance.now() - shutdownStarted,
+      shutdownTimeoutMillis: Duration.toMillis(shutdownTimeout)
     }
     const model = initialModel(Duration.toMillis(Duration.sum(shutdownTimeout, cleanupTimeout)))
     const played = "operations" in commands ? commands.operations.map((op) => new Command(op)) : commands
@@ -694,7 +734,7 @@ export const checkShutdown = <E = never, R = never>(
     // 1 and 2: shutdown completes, and every connection ends.
     yield* awaitShutdown
     const shutdownMillis = performance.now() - shutdownStarted
-    const endings = yield* expectAllEnded(real)
+    const endings = yield* expectAllEnded(model, real)
     const outcome: Outcome = {
       shutdownMillis,
       verified: model.peers.filter((peer) => peer.verified).length,

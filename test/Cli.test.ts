@@ -211,3 +211,30 @@ describe("probe", () => {
     expect(result.stdout).toMatch(/somaxconn\s+\d+\s+sysctl net\.core\.somaxconn/)
   })
 })
+
+describe("serve --metrics-port and shutdown", () => {
+  it("SIGTERM exits while an idle connection is open on the metrics port", async () => {
+    const server = await start(["--metrics-port", "0", "--shutdown-timeout", "1s"])
+    const line = await server.waitFor(/metrics on http:\/\/127\.0\.0\.1:\d+\/metrics/)
+    const port = Number(/:(\d+)\/metrics/.exec(line)![1])
+    // A scraper's idle keep-alive connection, or any silent one: it used to hold the process.
+    const idle = net.connect(port, "127.0.0.1")
+    idle.on("error", () => {})
+    await new Promise((r) => idle.once("connect", r))
+    server.child.kill("SIGTERM")
+    expect(await server.exited).toBe(0)
+    idle.destroy()
+  })
+
+  it("a metrics port in use fails before the server is announced, naming the reason", async () => {
+    const taken = net.createServer()
+    await new Promise<void>((r) => taken.listen(0, "127.0.0.1", r))
+    const port = (taken.address() as net.AddressInfo).port
+    const result = run(["serve", "--metrics-port", String(port)])
+    taken.close()
+    expect(result.status).not.toBe(0)
+    expect(result.stdout).not.toContain("listening on")
+    expect(result.stderr).toContain(`127.0.0.1:${port} is already in use`)
+    expect(result.stderr).toContain("--metrics-port")
+  })
+})

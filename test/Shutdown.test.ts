@@ -16,12 +16,17 @@ const hasPrlimit = (() => {
 })()
 
 const runs = Number(process.env.ECHO_PROPERTY_RUNS ?? 12)
-// A failure prints its seed and path (and the commands' replayPath): set them here to replay it.
+// A failure prints its seed, path and the commands' replayPath: set them here to replay it
+// (ECHO_PROPERTY_SEED=... ECHO_PROPERTY_PATH=... ECHO_PROPERTY_REPLAY=... npx vitest run test/Shutdown.test.ts).
 const replay = {
   ...(process.env.ECHO_PROPERTY_SEED === undefined ? {} : { seed: Number(process.env.ECHO_PROPERTY_SEED) }),
-  ...(process.env.ECHO_PROPERTY_PATH === undefined ? {} : { path: process.env.ECHO_PROPERTY_PATH })
+  ...(process.env.ECHO_PROPERTY_PATH === undefined ? {} : { path: process.env.ECHO_PROPERTY_PATH, endOnFailure: true })
 }
-const generation: TestKit.Generation = { shutdownTimeout: "400 millis", cleanupTimeout: "500 millis" }
+const generation: TestKit.Generation = {
+  shutdownTimeout: "400 millis",
+  cleanupTimeout: "500 millis",
+  ...(process.env.ECHO_PROPERTY_REPLAY === undefined ? {} : { replayPath: process.env.ECHO_PROPERTY_REPLAY })
+}
 
 describe("shutdown at arbitrary moments (model-based)", () => {
   it.live.prop(
