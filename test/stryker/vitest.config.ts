@@ -12,7 +12,7 @@ export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
     exclude: ["test/Cli.test.ts", "test/Examples.test.ts", "**/node_modules/**"],
-    testTimeout: 60_000,
+    testTimeout: 30_000,
     hookTimeout: 30_000,
     sequence: { concurrent: false },
     env: { ECHO_PROPERTY_RUNS: "4", ECHO_MUTATION: "1" }
