@@ -81,6 +81,17 @@ export class ConnectionError extends Data.TaggedError("ConnectionError")<{
   }
 }
 
+// Which connection raised an error: a handler's failure with a ConnectionError is that connection's
+// end only if it is its own (a proxy's upstream failing is the handler's failure).
+const origins = new WeakMap<ConnectionError, Connection>()
+
+/**
+ * The connection that raised `error`, if a connection did (one made by hand has none).
+ *
+ * @internal
+ */
+export const raisedBy = (error: ConnectionError): Connection | undefined => origins.get(error)
+
 /**
  * Counters of one connection.
  *
@@ -231,6 +242,7 @@ export const wrap = (
 // closure per connection is memory held while it idles and work for the garbage collector when
 // it churns. Node's callbacks are shared functions too; each finds its connection on the socket.
 const kWrapped = Symbol.for("effect-tcp-echo/Connection")
+const emptyBuffer = Buffer.alloc(0)
 type Tagged = net.Socket & { [kWrapped]: Wrapped }
 
 /**
@@ -278,6 +290,13 @@ class Wrapped implements Owned {
     if (idleTimeout !== undefined) socket.setTimeout(Duration.toMillis(idleTimeout), onIdle)
   }
 
+  // Every error this connection raises is known to be its own.
+  error(fields: ConstructorParameters<typeof ConnectionError>[0]): ConnectionError {
+    const error = new ConnectionError(fields)
+    origins.set(error, this)
+    return error
+  }
+
   get peer(): string {
     return this.peerName ??= this.socket.remoteAddress === undefined
       ? "a peer gone before accept"
@@ -303,8 +322,8 @@ class Wrapped implements Owned {
   }
 
   ended_(): void {
-    if (this.verifyEnd !== undefined && TcpState.wasReset(this.verifyEnd) === true) {
-      return this.fail(new ConnectionError({ reason: "Reset", peer: this.peer, code: "ECONNRESET" }))
+    if (this.verifyEnd !== undefined && this.endWasReset(this.verifyEnd)) {
+      return this.fail(this.error({ reason: "Reset", peer: this.peer, code: "ECONNRESET" }))
     }
     this.eof = true
     // Node emits 'end' only once every byte before the FIN was delivered: all of it is written.
@@ -323,6 +342,18 @@ class Wrapped implements Owned {
     this.wakeWriter()
   }
 
+  // Asked of the kernel. While this side still writes, a write of zero bytes sends nothing and
+  // fails at once on a connection that was reset (Node marks the socket `errored` before `write`
+  // returns); once it has half-closed, only the kernel's table of connections can tell.
+  private endWasReset(ends: TcpState.Ends): boolean {
+    const socket = this.socket
+    if (!socket.writableEnded && socket.writableLength === 0 && !socket.destroyed) {
+      socket.write(emptyBuffer)
+      return socket.errored !== null
+    }
+    return TcpState.wasReset(ends) === true
+  }
+
   fail(error: ConnectionError): void {
     this.failure ??= error
     this.wakeReader()
@@ -330,7 +361,7 @@ class Wrapped implements Owned {
   }
 
   idle(): void {
-    this.fail(new ConnectionError({ reason: "Timeout", peer: this.peer }))
+    this.fail(this.error({ reason: "Timeout", peer: this.peer }))
     if (this.owner === undefined) Socket.close(this.socket, "close")
     else this.owner.idle()
   }
@@ -356,7 +387,7 @@ class Wrapped implements Owned {
   // The error is built only when asked for: closing is the normal end and must stay cheap.
   private failed(): ConnectionError | undefined {
     if (this.failure === undefined && this.mode === "closed") {
-      this.failure = new ConnectionError({ reason: "BrokenPipe", peer: this.peer, code: "ECLOSED" })
+      this.failure = this.error({ reason: "BrokenPipe", peer: this.peer, code: "ECLOSED" })
     }
     return this.failure
   }
@@ -366,7 +397,7 @@ class Wrapped implements Owned {
   private writeFailed(): ConnectionError | undefined {
     return this.failed() ??
       (this.socket.writableEnded || this.socket.destroyed
-        ? new ConnectionError({ reason: "BrokenPipe", peer: this.peer, code: "ERR_STREAM_WRITE_AFTER_END" })
+        ? this.error({ reason: "BrokenPipe", peer: this.peer, code: "ERR_STREAM_WRITE_AFTER_END" })
         : undefined)
   }
 
@@ -602,7 +633,7 @@ function onError(this: Tagged, error: Error) {
   const code = errno.errnoCode(error)
   const syscall = errno.errnoSyscall(error)
   wrapped.fail(
-    new ConnectionError({
+    wrapped.error({
       reason: errno.connectionReason(code),
       peer: wrapped.peer,
       ...(code === undefined ? {} : { code }),

@@ -42,7 +42,7 @@ export const connectionsAccepted = Metric.counter("echo_connections_accepted_tot
 /**
  * Connections closed without being served, tagged with `reason` (`max_connections`: over the hard
  * cap; `shutdown`: still waiting for a slot when the server stopped; `wait_timeout`: waited
- * longer than `idleTimeout` for a slot).
+ * longer than `idleTimeout` for a slot; `gone`: the peer left, or reset, while it waited).
  *
  * @since 0.1.0
  * @category metrics
@@ -54,8 +54,8 @@ export const connectionsDropped = Metric.counter("echo_connections_dropped_total
 
 /**
  * Connections that ended abnormally, tagged with `reason` (`Reset`, `BrokenPipe`, `Timeout`,
- * `Unknown`, `HandlerError`, `Defect`, `ShutdownDeadline`, or the reason a handler's
- * `Server.PeerFault` error names).
+ * `Unknown`, `HandlerError`, `Defect`, `Interrupted`, `ShutdownDeadline`, or the reason a
+ * handler's `Server.PeerFault` error names).
  *
  * @since 0.1.0
  * @category metrics

@@ -20,7 +20,7 @@ import * as Listener from "./Listener.js"
  * @since 0.1.0
  * @category models
  */
-export interface Options extends Listener.Options, Connection.Options {
+export interface Options extends Omit<Listener.Options, "maxAccepted">, Connection.Options {
   /** Connections served at once. Beyond it, accepted connections wait, unread. Default 10,000. */
   readonly maxConnections?: number
   /**
@@ -225,11 +225,12 @@ const validate = (options: Options): Either.Either<Lifecycle.Policy, ServerError
         1
       )
       const maxPending = yield* Options_.integer("maxPending", options.maxPending ?? defaults.maxPending, 0)
-      if (maxConnections + maxPending > 2 ** 31 - 1) {
+      // The listener holds one more than these (see make).
+      if (maxConnections + maxPending > 2 ** 31 - 2) {
         return yield* Either.left<Options_.Invalid>({
           option: "maxConnections",
           value: maxConnections,
-          expected: "maxConnections + maxPending below 2^31"
+          expected: "maxConnections + maxPending below 2^31 - 1"
         })
       }
       const highWaterMark = yield* Options_.integer(
@@ -278,10 +279,10 @@ export const make = <E = never, R = never>(
     const listener = yield* Listener.make({ ...options, maxAccepted: policy.maxConnections + policy.maxPending + 1 })
     // The default echo decides between its two paths by the log level: decided once here.
     const debug = LogLevel.lessThanEqual(yield* FiberRef.get(FiberRef.currentMinimumLogLevel), LogLevel.Debug)
-    const handle: Lifecycle.Handle<unknown, unknown> = (handler as Handler<any, any>) === echo
+    const handle: Lifecycle.Handle<unknown, R> = (handler as Handler<any, any>) === echo
       ? { run: debug ? echoLogged : echoOwned, builtIn: true }
-      : { run: handler as Handler<unknown, unknown>, builtIn: false }
-    const live = yield* Lifecycle.serve(listener, policy, handle as Lifecycle.Handle<unknown, Exclude<R, Scope.Scope>>)
+      : { run: handler, builtIn: false }
+    const live = yield* Lifecycle.serve(listener, policy, handle)
     return {
       address: listener.address,
       backlog: listener.backlog,

@@ -49,6 +49,8 @@ export interface Peer {
    * server lets a connection live.
    */
   readonly readToEnd: Effect.Effect<"eof" | "reset" | "closed">
+  /** When the connection was seen to end (`performance.now()`), once it was. */
+  readonly endedAt: () => number | undefined
 }
 
 /**
@@ -65,9 +67,12 @@ const makePeer = (socket: net.Socket): Peer => {
   const sent: Array<Buffer> = []
   const received: Array<Buffer> = []
   let ending: "eof" | "reset" | "closed" | undefined
+  let endedAt: number | undefined
   const waiters: Array<() => void> = []
   const settle = (how: "eof" | "reset" | "closed") => {
-    ending ??= how
+    if (ending !== undefined) return
+    ending = how
+    endedAt = performance.now()
     for (const wake of waiters.splice(0)) wake()
   }
   socket.on("data", (data: Buffer) => received.push(data))
@@ -95,6 +100,7 @@ const makePeer = (socket: net.Socket): Peer => {
       socket.pause()
     }),
     reset: Effect.sync(() => Socket.close(socket, "reset")),
+    endedAt: () => endedAt,
     readToEnd: Effect.async((resume) => {
       socket.resume()
       if (ending !== undefined) return resume(Effect.succeed(ending))
@@ -122,6 +128,8 @@ const makePeer = (socket: net.Socket): Peer => {
 export type Operation =
   /** Connects a peer, reading what it receives. */
   | { readonly _tag: "Open" }
+  /** The recipe's client: a new peer sends `data` (at least a byte), half-closes, and reads its echo. */
+  | { readonly _tag: "Exchange"; readonly data: Uint8Array }
   | { readonly _tag: "Send"; readonly peer: number; readonly data: Uint8Array }
   | { readonly _tag: "HalfClose"; readonly peer: number }
   /** Starts reading again after a stall. */
@@ -188,6 +196,13 @@ export const operation = (options: Generation = {}): fc.Arbitrary<Operation> => 
   const peer = fc.nat({ max: 7 })
   return fc.oneof(
     { weight: 3, arbitrary: fc.constant({ _tag: "Open" as const }) },
+    {
+      weight: 3,
+      arbitrary: fc.record({
+        _tag: fc.constant("Exchange" as const),
+        data: fc.uint8Array({ minLength: 1, maxLength: maxChunk, size: "max" })
+      })
+    },
     {
       weight: 6,
       arbitrary: fc.record({
@@ -270,7 +285,7 @@ export interface PeerModel {
   halfClosed: "no" | "while serving" | "while draining"
   reading: boolean
   reset: boolean
-  /** Its full echo and EOF were checked when it half-closed (the key invariant). */
+  /** Its full, non-empty echo and EOF were checked when it half-closed (the key invariant). */
   verified: boolean
 }
 
@@ -307,6 +322,8 @@ export const applies = (model: Model, op: Operation): boolean => {
     case "Open":
     case "Wait":
       return true
+    case "Exchange":
+      return model.phase === "serving"
     case "Shutdown":
       return model.phase === "serving"
     case "Send":
@@ -337,13 +354,17 @@ export const step = (model: Model, op: Operation): void => {
         model.peers.push({ sent: 0, halfClosed: "no", reading: true, reset: false, verified: false })
       }
       return
+    case "Exchange":
+      model.peers.push({ sent: op.data.length, halfClosed: "while serving", reading: true, reset: false, verified: true })
+      return
     case "Send":
       peer!.sent += op.data.length
       return
     case "HalfClose":
       peer!.halfClosed = model.phase === "serving" ? "while serving" : "while draining"
-      // A peer that reads while the server serves must get its whole echo at once: checked then.
-      if (peer!.reading && model.phase === "serving") peer!.verified = true
+      // A peer that reads while the server serves must get its whole echo at once: checked then
+      // (and counted as such only when there was an echo to get).
+      if (peer!.reading && model.phase === "serving" && peer!.sent > 0) peer!.verified = true
       return
     case "Read":
       peer!.reading = true
@@ -484,19 +505,19 @@ export interface Real {
   readonly open: Effect.Effect<Peer, Error>
   readonly beginShutdown: Effect.Effect<void>
   readonly awaitShutdown: Effect.Effect<void, Error>
-  /** Milliseconds since shutdown began (`undefined` before), and the server's deadline. */
-  readonly sinceShutdown: () => number | undefined
+  /** When shutdown began (`performance.now()`; `undefined` before), and the server's deadline. */
+  readonly shutdownStartedAt: () => number | undefined
   readonly shutdownTimeoutMillis: number
 }
 
 /**
  * One operation as a fast-check command: precondition against the model, the act, and the
  * postcondition checked right after it:
- * - `Open` connects while the server serves, and is refused once shutdown began;
+ * - `Open` connects while the server serves;
  * - `Send`: what the peer received so far is a prefix of what it sent;
  * - `HalfClose` of a peer that reads, while the server serves: its whole echo arrives, then EOF
  *   (the key invariant); while it drains: that, or a reset once the deadline passed;
- * - `Shutdown`: the port refuses connections at once;
+ * - `Shutdown`: the port refuses connections before the deadline (the listener closes first);
  * - `Wait` that crosses the deadline: the shutdown completes, every connection has ended, and none
  *   ended cleanly short of its echo.
  *
@@ -525,6 +546,8 @@ export class Command implements fc.AsyncCommand<Model, Real> {
         return `Send(${op.peer}, ${op.data.length} bytes)`
       case "Wait":
         return `Wait(${op.millis} ms)`
+      case "Exchange":
+        return `Exchange(${op.data.length} bytes)`
       case "Open":
       case "Shutdown":
         return op._tag
@@ -540,15 +563,23 @@ const act = (op: Operation, phase: Model["phase"], peer: Peer | undefined, model
   Effect.gen(function*() {
     switch (op._tag) {
       case "Open": {
-        const opened = yield* Effect.either(real.open)
-        if (phase === "serving") {
-          if (opened._tag === "Left") return yield* Effect.fail(opened.left)
-          real.peers.push(opened.right)
-          yield* opened.right.startReading
-        } else if (opened._tag === "Right") {
-          return yield* Effect.fail(new Error("a connection was accepted after shutdown began"))
+        if (phase !== "serving") {
+          // The Shutdown step checked that the port refuses connections: one that connects now
+          // reached another listener that took the port since (another test's), not this server.
+          return yield* Effect.ignore(Effect.scoped(real.open))
         }
-        return
+        const opened = yield* real.open
+        real.peers.push(opened)
+        return yield* opened.startReading
+      }
+      case "Exchange": {
+        const opened = yield* real.open
+        real.peers.push(opened)
+        yield* opened.startReading
+        yield* opened.send(op.data)
+        yield* opened.halfClose
+        const ending = yield* timed(opened.readToEnd, real.margin, "a peer that half-closed never saw its echo end")
+        return yield* expectWhole(opened, model.peers[model.peers.length - 1]!, ending, "eof", real)
       }
       case "Send":
         yield* peer!.send(op.data)
@@ -568,10 +599,11 @@ const act = (op: Operation, phase: Model["phase"], peer: Peer | undefined, model
         return yield* peer!.reset
       case "Shutdown":
         yield* real.beginShutdown
+        // At once: before the deadline, the listener is the first thing shutdown closes.
         return yield* timed(
           Effect.retry(expectPortFree(real.port), Schedule.spaced("5 millis")),
-          real.margin,
-          "the port still accepted connections after shutdown began"
+          Duration.millis(real.shutdownTimeoutMillis),
+          "the port still accepted connections at the shutdown deadline"
         )
       case "Wait":
         yield* Effect.sleep(op.millis)
@@ -626,13 +658,16 @@ const expectWhole = (
     if (allowed === "eof" && ending !== "eof") {
       return yield* Effect.fail(new Error(`a peer that half-closed while the server served saw a ${ending}, not its echo`))
     }
-    const since = real.sinceShutdown()
-    if (ending === "reset" && (since === undefined || since < real.shutdownTimeoutMillis)) {
+    // Compared with when the end was seen, not now: a check at the end of the run still applies.
+    const started = real.shutdownStartedAt()
+    const endedAt = peer.endedAt()
+    const since = started === undefined || endedAt === undefined ? undefined : endedAt - started
+    if (ending !== "eof" && (started === undefined || (since !== undefined && since < real.shutdownTimeoutMillis))) {
       return yield* Effect.fail(
         new Error(
           since === undefined
-            ? "a connection was reset while the server served"
-            : `a connection was reset ${Math.round(since)} ms into shutdown, before its ${real.shutdownTimeoutMillis} ms deadline`
+            ? `a connection ended with a ${ending} while the server served`
+            : `a connection ended with a ${ending} ${Math.round(since)} ms into shutdown, before its ${real.shutdownTimeoutMillis} ms deadline`
         )
       )
     }
@@ -721,7 +756,7 @@ export const checkShutdown = <E = never, R = never>(
       open: Scope.extend(connect(port), peersScope),
       beginShutdown,
       awaitShutdown,
-      sinceShutdown: () => shutdown === undefined ? undefined : performance.now() - shutdownStarted,
+      shutdownStartedAt: () => shutdown === undefined ? undefined : shutdownStarted,
       shutdownTimeoutMillis: Duration.toMillis(shutdownTimeout)
     }
     const model = initialModel(Duration.toMillis(Duration.sum(shutdownTimeout, cleanupTimeout)))

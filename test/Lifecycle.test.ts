@@ -92,12 +92,48 @@ describe("the shutdown deadline is hard", () => {
   it.live("a server started in an uninterruptible region still cuts its connections at the deadline", () =>
     Effect.gen(function*() {
       const entered = yield* Deferred.make<void>()
-      const forever: Server.Handler = () => Effect.zipRight(Deferred.succeed(entered, undefined), Effect.never)
-      const { port, shutdown } = yield* Effect.uninterruptible(started({ shutdownTimeout: "100 millis" }, forever))
+      const interrupted = yield* Ref.make(false)
+      const forever: Server.Handler = () =>
+        Effect.zipRight(Deferred.succeed(entered, undefined), Effect.never).pipe(
+          Effect.onInterrupt(() => Ref.set(interrupted, true))
+        )
+      const log = yield* capturing
+      const { port, shutdown } = yield* log.around(
+        Effect.uninterruptible(started({ shutdownTimeout: "100 millis", cleanupTimeout: "1 minute" }, forever))
+      )
       const peers = yield* Scope.make()
       yield* Scope.extend(rawConnect(port), peers)
       yield* Deferred.await(entered)
+      // Interrupted at the deadline: not left running until the cleanup timeout gives up on it.
       yield* shutdown
+      expect(yield* Ref.get(interrupted)).toBe(true)
+      expect(log.records.some((r) => r.message.includes("still running"))).toBe(false)
+      yield* Scope.close(peers, Exit.void)
+    }))
+
+  it.live("a handler that died, its cleanup running past the deadline, is still counted and logged as a defect", () =>
+    Effect.gen(function*() {
+      const dying = yield* Deferred.make<void>()
+      // It dies once the peer has spoken (a reset before that could fail the peer's connect).
+      const slowToClean: Server.Handler<never, Scope.Scope> = (connection) =>
+        Effect.addFinalizer(() => Effect.sleep("400 millis")).pipe(
+          Effect.zipRight(Effect.ignore(connection.read)),
+          Effect.zipRight(Deferred.succeed(dying, undefined)),
+          Effect.zipRight(Effect.die(new Error("bug")))
+        )
+      const log = yield* capturing
+      const { port, shutdown } = yield* log.around(started({ shutdownTimeout: "50 millis" }, slowToClean))
+      const defects = yield* counter(Metrics.connectionErrors, "Defect")
+      const cutOff = yield* counter(Metrics.connectionErrors, "ShutdownDeadline")
+      const peers = yield* Scope.make()
+      const peer = yield* Scope.extend(rawConnect(port), peers)
+      peer.write("?")
+      yield* Deferred.await(dying)
+      yield* shutdown
+      expect(yield* counter(Metrics.connectionErrors, "Defect")).toBe(defects + 1)
+      expect(yield* counter(Metrics.connectionErrors, "ShutdownDeadline")).toBe(cutOff)
+      expect(log.records.some((r) => r.level === "ERROR" && r.message.includes("handler died"))).toBe(true)
+      expect((yield* readToEnd(peer)).error).toBe("ECONNRESET")
       yield* Scope.close(peers, Exit.void)
     }))
 
@@ -130,6 +166,22 @@ describe("the shutdown deadline is hard", () => {
       expect(end.error).toBe("ECONNRESET")
     }))
 
+  it.scopedLive("a handler that died is reset at once, not turned into a clean end by an idle timeout during its cleanup", () =>
+    Effect.gen(function*() {
+      const partial: Server.Handler<Connection.ConnectionError, Scope.Scope> = (connection) =>
+        Effect.addFinalizer(() => Effect.sleep("500 millis")).pipe(
+          Effect.zipRight(Effect.ignore(connection.read)),
+          Effect.zipRight(connection.write(bytes("partial answer"))),
+          Effect.zipRight(Effect.die(new Error("bug")))
+        )
+      const server = yield* Server.make({ idleTimeout: "100 millis" }, partial)
+      const peer = yield* rawConnect(server.address.port)
+      peer.write("?")
+      const end = yield* readToEnd(peer)
+      expect(end.data.toString()).toBe("partial answer")
+      expect(end.error).toBe("ECONNRESET")
+    }))
+
   it.scopedLive("the idle timeout ends a handler that does not touch its socket, and frees its slot", () =>
     Effect.gen(function*() {
       const ran = yield* Ref.make(0)
@@ -137,8 +189,8 @@ describe("the shutdown deadline is hard", () => {
       const server = yield* Server.make({ idleTimeout: "200 millis", maxConnections: 1 }, absent)
       const first = yield* rawConnect(server.address.port)
       const second = yield* rawConnect(server.address.port)
-      // The first is closed when idle (a FIN: nothing was unsent), and the second gets the slot.
-      expect((yield* readToEnd(first)).error).toBeUndefined()
+      // The first is cut off when idle (a reset: its handler never ended its answer), and the second gets the slot.
+      expect((yield* readToEnd(first)).error).toBe("ECONNRESET")
       yield* eventually(Ref.get(ran), (n) => n === 2)
       second.destroy()
     }))
@@ -230,6 +282,71 @@ describe("one verdict per connection", () => {
       yield* eventually(counter(Metrics.connectionErrors, "Defect"), (n) => n === defects + 1)
       expect(yield* counter(Metrics.connectionErrors, "Reset")).toBe(resets)
       expect(log.records.some((r) => r.level === "ERROR" && r.message.includes("handler died"))).toBe(true)
+    }))
+
+  it.scopedLive("another connection's error (a proxy's upstream failing) is the handler's failure, and resets", () =>
+    Effect.gen(function*() {
+      // Upstream: asked, it sends half an answer, then a bug resets it.
+      const upstream = yield* Server.make({}, (connection) =>
+        Effect.ignore(connection.read).pipe(
+          Effect.zipRight(connection.write(bytes("first half"))),
+          Effect.zipRight(Effect.die("upstream bug"))
+        ))
+      const proxy: Server.Handler<Connection.ConnectionError | Client.ConnectError, Scope.Scope> = (connection) =>
+        Effect.flatMap(Client.connect({ port: upstream.address.port }), (up) =>
+          Effect.zipRight(up.write(bytes("?")), Stream.runForEach(up.stream, connection.write)))
+      const server = yield* Server.make({}, proxy).pipe(Effect.tagMetrics("server", "proxy"))
+      const proxied = <A>(effect: Effect.Effect<A>) => Effect.tagMetrics(effect, "server", "proxy")
+      const handlerErrors = yield* proxied(counter(Metrics.connectionErrors, "HandlerError"))
+      const resets = yield* proxied(counter(Metrics.connectionErrors, "Reset"))
+      const client = yield* Client.connect({ port: server.address.port })
+      const answer = yield* Effect.either(Client.readAll(client))
+      // Not a clean end after half the answer: the proxy's peer is told it was cut off.
+      expect(answer._tag === "Left" && answer.left.reason).toBe("Reset")
+      yield* eventually(proxied(counter(Metrics.connectionErrors, "HandlerError")), (n) => n === handlerErrors + 1)
+      expect(yield* proxied(counter(Metrics.connectionErrors, "Reset"))).toBe(resets)
+    }))
+
+  it.scopedLive("a handler that died is reset at once: its cleanup waiting on the socket cannot hold its slot", () =>
+    Effect.gen(function*() {
+      // Dies with a large answer still unsent; its finalizer ends the connection, which would wait
+      // for the peer (that never reads) to take all of it.
+      const died: Server.Handler<Connection.ConnectionError, Scope.Scope> = (connection) =>
+        Effect.addFinalizer(() => Effect.ignore(connection.end)).pipe(
+          Effect.zipRight(Effect.ignore(connection.read)),
+          Effect.zipRight(Effect.ignore(Effect.timeout(connection.write(big), "50 millis"))),
+          Effect.zipRight(Effect.die(new Error("bug")))
+        )
+      const server = yield* Server.make({}, died)
+      const defects = yield* counter(Metrics.connectionErrors, "Defect")
+      const peer = yield* rawConnect(server.address.port)
+      peer.write("?")
+      yield* eventually(counter(Metrics.connectionErrors, "Defect"), (n) => n === defects + 1)
+      expect(yield* server.connections).toEqual([])
+      expect((yield* readToEnd(peer)).error).toBe("ECONNRESET")
+    }))
+
+  it.scopedLive("a long queue of connections whose handler ends at once is served without overflowing the stack", () =>
+    Effect.gen(function*() {
+      const go = yield* Deferred.make<void>()
+      let first = true
+      const quick: Server.Handler<string> = () => {
+        if (!first) return Effect.fail("refused")
+        first = false
+        return Deferred.await(go)
+      }
+      const waiting = 2_000
+      const server = yield* Server.make({ maxConnections: 1, maxPending: waiting }, quick)
+      const port = server.address.port
+      yield* rawConnect(port)
+      yield* eventually(server.connections, (live) => live.length === 1)
+      yield* Effect.forEach(Array.from({ length: waiting }), () => rawConnect(port), { concurrency: 100, discard: true })
+      yield* eventually(server.pending, (n) => n === waiting, 1000)
+      // The slot frees: every waiting connection is started, and ends, from one callback.
+      const handlerErrors = yield* counter(Metrics.connectionErrors, "HandlerError")
+      yield* Deferred.succeed(go, undefined)
+      yield* eventually(counter(Metrics.connectionErrors, "HandlerError"), (n) => n === handlerErrors + waiting, 1000)
+      expect(yield* server.pending).toBe(0)
     }))
 
   it.scopedLive("a handler that interrupts itself is counted, and its connection reset", () =>
@@ -341,6 +458,9 @@ describe("options", () => {
       }
       const tooLong = yield* Effect.flip(Server.make({ shutdownTimeout: "597 hours" }))
       expect(tooLong.message).toContain("24d 20h 31m 23s 647ms")
+      // The listener holds one more than these: the sum leaves it room, as a ServerError.
+      const tooMany = yield* Effect.flip(Server.make({ maxConnections: 2 ** 31 - 2, maxPending: 1 }))
+      expect(tooMany._tag === "ServerError" && tooMany.option).toBe("maxConnections")
     }).pipe(Effect.scoped))
 })
 

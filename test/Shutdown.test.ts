@@ -126,7 +126,8 @@ describe("faults are contained to their connection", () => {
         const payload = [new Uint8Array(100).fill(7)]
         // Fewer under mutation testing, where every mutant that reaches this code runs it again.
         yield* Effect.forEach(Array.from({ length: process.env.ECHO_MUTATION === undefined ? 2000 : 300 }), () =>
-          Effect.flatMap(Client.roundTrip({ port: server.address.port }, payload), (echo) =>
+          // Without the kernel's check of each end: the table it reads grows with every TIME_WAIT here.
+          Effect.flatMap(Client.roundTrip({ port: server.address.port, verifyEnd: false }, payload), (echo) =>
             Effect.sync(() => expect(echo.length).toBe(100))), { concurrency: 32, discard: true })
       }))
       yield* TestKit.expectNoLeaks(before)

@@ -8,6 +8,7 @@
  * @internal
  */
 import { Deferred, Duration, Effect, Exit, FiberId, FiberRef, FiberRefs, HashMap, LogLevel, Option, Runtime, RuntimeFlags } from "effect"
+import type { Cause } from "effect"
 import type { Fiber, Scope } from "effect"
 import type * as net from "node:net"
 import * as Connection from "../Connection.js"
@@ -33,16 +34,15 @@ export interface Policy {
 }
 
 /**
- * How a connection is served: `run` is the handler; `builtIn` marks the server's own echo, which
- * never throws and never needs a scope. A user's handler is called inside its fiber (one that
- * throws is a defect of its connection) and may ask for `Scope`: it gets one per connection.
+ * How a connection is served. The built-in echo never throws and never needs a scope. A user's
+ * handler is called inside its fiber (one that throws is a defect of its connection) and may ask
+ * for `Scope`: it gets one per connection, closed once the connection is complete.
  *
  * @internal
  */
-export interface Handle<E, R> {
-  readonly run: (connection: Connection.Owned) => Effect.Effect<void, E, R>
-  readonly builtIn: boolean
-}
+export type Handle<E, R> =
+  | { readonly builtIn: true; readonly run: (connection: Connection.Owned) => Effect.Effect<void, E> }
+  | { readonly builtIn: false; readonly run: (connection: Connection.Owned) => Effect.Effect<void, E, R> }
 
 /**
  * A live connection, as the server reports it.
@@ -87,16 +87,17 @@ export const serve = <E, R>(
   listener: Listener.Listener,
   policy: Policy,
   handle: Handle<E, R>
-): Effect.Effect<Live, never, Scope.Scope | R> =>
+): Effect.Effect<Live, never, Scope.Scope | Exclude<R, Scope.Scope>> =>
   Effect.gen(function*() {
     // Connection fibers are root fibers forked from Node's callbacks with the runtime of the fiber
     // that starts the server: its services, log settings and metric labels. Interruptible always,
     // even when the server starts in an uninterruptible region, or the deadline could not cut them.
-    const runtime = Runtime.enableRuntimeFlag(yield* Effect.runtime<R>(), RuntimeFlags.Interruption)
+    const runtime = Runtime.enableRuntimeFlag(yield* Effect.runtime<Exclude<R, Scope.Scope>>(), RuntimeFlags.Interruption)
     const server = new Server(
       listener,
       policy,
-      handle as Handle<unknown, never>,
+      // Within the server, what a handler needs is its runtime's (and the scope it gets here).
+      handle as Handle<unknown, Scope.Scope>,
       Runtime.runFork(runtime as Runtime.Runtime<never>),
       yield* Metrics.currentLabels,
       yield* FiberRef.get(FiberRef.currentMinimumLogLevel)
@@ -123,6 +124,7 @@ class Server implements Live {
   private sweptAt = Number.NEGATIVE_INFINITY
   private cursor = 0
   private draining = false
+  private admitting = false
   private onEmpty: (() => void) | undefined = undefined
   // Completes when shutdown begins: each connection's `draining`.
   private readonly drain = Deferred.unsafeMake<void>(FiberId.none)
@@ -134,7 +136,7 @@ class Server implements Live {
   constructor(
     private readonly listener: Listener.Listener,
     private readonly policy: Policy,
-    private readonly handle: Handle<unknown, never>,
+    private readonly handle: Handle<unknown, Scope.Scope>,
     private readonly runFork: <A, E>(
       effect: Effect.Effect<A, E>,
       options?: Runtime.RunForkOptions
@@ -152,6 +154,11 @@ class Server implements Live {
   // --- Admission, on Node's 'connection' callback: a slot, a place in the queue, or dropped.
 
   admit(socket: net.Socket): void {
+    // Between the drain notice and the listener's close, a newcomer is turned away.
+    if (this.draining) {
+      Metrics.connectionsDropped.unsafeModify(1, this.labels.reason("shutdown"))
+      return Socket.close(socket, "reset")
+    }
     if (this.live.size < this.policy.maxConnections) return this.start(socket)
     if (this.waiting.length >= this.policy.maxPending && !this.makeRoom()) return this.drop(socket)
     this.waiting.push({ socket, since: performance.now() })
@@ -159,18 +166,30 @@ class Server implements Live {
     if (this.waiting.length === 1) this.armWaitTimer()
   }
 
+  // Not re-entered: a connection whose handler ends at once is finished inside `start` (runFork
+  // runs the fiber synchronously), and its `finish` comes back here; the loop below goes on
+  // instead, or a long queue of such connections would recurse until the stack overflows.
   private admitWaiting(): void {
-    while (!this.draining && this.live.size < this.policy.maxConnections && this.waiting.length > 0) {
-      const { socket } = this.waiting.shift()!
-      socket.off("close", this.forgetWaiting)
-      this.start(socket)
+    if (this.admitting) return
+    this.admitting = true
+    try {
+      while (!this.draining && this.live.size < this.policy.maxConnections && this.waiting.length > 0) {
+        const { socket } = this.waiting.shift()!
+        socket.off("close", this.forgetWaiting)
+        this.start(socket)
+      }
+    } finally {
+      this.admitting = false
     }
     if (this.waiting.length === 0) this.disarmWaitTimer()
   }
 
+  // A waiting socket closed by itself: its peer left (a reset the kernel reported, or a write).
   private dequeue(socket: net.Socket): void {
     const i = this.waiting.findIndex((entry) => entry.socket === socket)
-    if (i >= 0) this.waiting.splice(i, 1)
+    if (i < 0) return
+    this.waiting.splice(i, 1)
+    Metrics.connectionsDropped.unsafeModify(1, this.labels.reason("gone"))
     if (this.waiting.length === 0) this.disarmWaitTimer()
   }
 
@@ -199,6 +218,7 @@ class Server implements Live {
       }
       this.waiting.splice(this.cursor, 1)
       socket.off("close", this.forgetWaiting)
+      Metrics.connectionsDropped.unsafeModify(1, this.labels.reason("gone"))
       Socket.close(socket, "reset")
       freed = true
       if (this.waiting.length === 0) break
@@ -227,7 +247,8 @@ class Server implements Live {
     const maxWait = this.policy.maxWait
     const oldest = this.waiting[0]
     if (maxWait === undefined || oldest === undefined || this.waitTimer !== undefined) return
-    const delay = Math.max(0, oldest.since + Duration.toMillis(maxWait) - performance.now())
+    // Whole milliseconds: Node keeps one timer list per distinct delay.
+    const delay = Math.max(0, Math.ceil(oldest.since + Duration.toMillis(maxWait) - performance.now()))
     this.waitTimer = setTimeout(() => this.expireWaiting(), delay)
     this.waitTimer.unref()
   }
@@ -263,39 +284,45 @@ class Server implements Live {
     fiber.addObserver((exit) => this.finish(slot, exit))
   }
 
-  // The handler, then completion. A handler that fails is judged at once: one whose failure is the
-  // peer's doing still completes normally, so that what it said in-band arrives. A user's handler
-  // is called inside the fiber, so one that throws instead of returning an Effect is a defect of
-  // its connection, and gets a scope of its own, closed once the connection is complete.
+  // The handler, then completion. A user's handler is called inside the fiber, and gets a scope of
+  // its own, closed once the connection is complete (or cut off).
   private serve(slot: Slot): Effect.Effect<void> {
     const connection = slot.connection
-    const handled = this.handle.builtIn
-      ? this.handle.run(connection)
-      : Effect.suspend(() => this.handle.run(connection))
-    const served = Effect.matchCauseEffect(Effect.zipRight(handled, complete(connection)), {
-      onFailure: (cause) => {
-        const verdict = slot.verdict = Outcome.classify(cause, connection.peer)
-        return verdict.release === "complete" && slot.cut === undefined
-          ? Effect.ignore(complete(connection))
-          : Effect.void
-      },
-      onSuccess: () => Effect.void
-    })
-    return this.handle.builtIn ? served : Effect.scoped(served)
+    const handle = this.handle
+    if (handle.builtIn) return Effect.catchAllCause(Effect.zipRight(handle.run(connection), complete(slot)), slot.judge)
+    return Effect.scoped(
+      Effect.catchAllCause(Effect.zipRight(Effect.suspend(() => handle.run(connection)), complete(slot)), slot.judge)
+    )
+  }
+
+  /**
+   * A handler that failed is judged at once, and its socket closed at once unless the verdict is to
+   * complete: a peer's fault still completes normally, so that what the handler said in-band
+   * arrives; a bug is reset now, before the handler's scope closes, so that a finalizer waiting on
+   * the socket is woken and an idle timeout meanwhile cannot turn the reset into a FIN. A
+   * connection already cut off is judged by its cut.
+   */
+  judge(slot: Slot, cause: Cause.Cause<unknown>): Effect.Effect<void> {
+    if (slot.cut !== undefined) return Effect.void
+    const verdict = slot.verdict = Outcome.classify(cause, slot.connection)
+    if (verdict.release === "complete") return Effect.ignore(complete(slot))
+    Socket.close(slot.socket, verdict.release)
+    return Effect.void
   }
 
   // --- The end: one verdict, applied in one place, however the fiber ended.
 
   private finish(slot: Slot, exit: Exit.Exit<void>): void {
     const peer = slot.connection.peer
-    // A cut-off connection is judged by the cut: whatever its handler did next (a failed write, an
-    // `orDie`) followed from it. A fiber that failed (a finalizer of the handler's scope died)
-    // is judged by that cause.
-    const verdict = slot.cut !== undefined
-      ? Outcome.cut(slot.cut, peer)
-      : Exit.isFailure(exit)
-      ? Outcome.classify(exit.cause, peer)
-      : slot.verdict ?? Outcome.normal
+    // The handler's own end, judged before any cut, stands; a cut-off connection is judged by the
+    // cut, whatever its handler did next (a failed write, an `orDie`: they followed from it); a
+    // fiber that failed by itself (a finalizer of the handler's scope died) by that cause.
+    const verdict = slot.verdict ??
+      (slot.cut !== undefined
+        ? Outcome.cut(slot.cut, peer)
+        : Exit.isFailure(exit)
+        ? Outcome.classify(exit.cause, slot.connection)
+        : Outcome.normal)
     const labels = this.labels
     if (verdict.reason !== undefined) Metrics.connectionErrors.unsafeModify(1, labels.reason(verdict.reason))
     if (verdict.peerReset) Metrics.connectionsReset.unsafeModify(1, labels.base)
@@ -318,15 +345,18 @@ class Server implements Live {
   }
 
   /**
-   * Ends a connection its handler has not ended: the fiber is interrupted, and the socket closed
+   * Ends a connection its handler has not ended: the fiber is interrupted, and the socket reset
    * now, not when the fiber is done, so that a finalizer that waits on the socket (an `end` the
-   * peer never acknowledges) is woken instead of holding the shutdown forever.
+   * peer never acknowledges) is woken instead of holding the shutdown forever. An idle timeout
+   * while the connection completes a whole answer (our FIN sent, waiting for the peer's) cuts
+   * nothing off: the socket is only closed.
    */
   cutOff(slot: Slot, cut: Outcome.Cut): void {
     if (slot.cut !== undefined) return
+    if (cut === "Timeout" && slot.answered) return Socket.close(slot.socket, "close")
     slot.cut = cut
     slot.fiber?.unsafeInterruptAsFork(FiberId.none)
-    Socket.close(slot.socket, Outcome.cut(cut, slot.connection.peer).release === "reset" ? "reset" : "close")
+    Socket.close(slot.socket, "reset")
   }
 
   // --- Shutdown: one deadline for every connection, then a bounded wait for their cleanup.
@@ -352,7 +382,8 @@ class Server implements Live {
       )
       // Finalizers are uninterruptible; the waits must not be, or their timeouts could not end them.
       if (Option.isSome(yield* Effect.timeoutOption(Effect.interruptible(this.allClosed), shutdownTimeout))) return
-      const cut = Array.from(this.live)
+      // Those an idle timeout cut off already are not cut again, nor named here.
+      const cut = Array.from(this.live).filter((slot) => slot.cut === undefined)
       yield* Effect.logWarning(`shutdown deadline passed: cutting off ${cut.length} connection(s)`)
       for (const slot of cut) this.cutOff(slot, "ShutdownDeadline")
       const cleaned = yield* Effect.timeoutOption(Effect.interruptible(this.allClosed), cleanupTimeout)
@@ -403,9 +434,14 @@ class Slot implements Connection.Owner {
   verdict: Outcome.Verdict | undefined = undefined
   // Set when the server ended the connection itself.
   cut: Outcome.Cut | undefined = undefined
+  // The handler's answer is whole (it returned, or failed with a peer fault): completing it.
+  answered = false
   readonly started = performance.now()
+  readonly judge: (cause: Cause.Cause<unknown>) => Effect.Effect<void>
 
-  constructor(private readonly server: Server, readonly socket: net.Socket) {}
+  constructor(private readonly server: Server, readonly socket: net.Socket) {
+    this.judge = (cause) => server.judge(this, cause)
+  }
 
   received(bytes: number): void {
     Metrics.bytesReceived.unsafeUpdate(bytes, this.server.labels.base)
@@ -425,10 +461,12 @@ class Slot implements Connection.Owner {
  * input until the peer's FIN, for a while: closing with unread input would make Linux reset the
  * connection and drop the end of the answer. The echo's usual end (both FINs done) costs nothing.
  */
-const complete = (connection: Connection.Owned): Effect.Effect<void, Connection.ConnectionError> =>
-  Effect.suspend(() =>
-    connection.finished ? Effect.void : Effect.zipRight(connection.end, connection.discardInput(linger))
-  )
+const complete = (slot: Slot): Effect.Effect<void, Connection.ConnectionError> =>
+  Effect.suspend(() => {
+    slot.answered = true
+    const connection = slot.connection
+    return connection.finished ? Effect.void : Effect.zipRight(connection.end, connection.discardInput(linger))
+  })
 
 /** The debug record of a connection that closed, with its counters. */
 const closedRecord = (slot: Slot): Effect.Effect<void> =>

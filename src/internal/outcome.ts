@@ -6,7 +6,8 @@
  * @internal
  */
 import { Cause, Chunk, LogLevel, Option } from "effect"
-import { ConnectionError } from "../Connection.js"
+import { ConnectionError, raisedBy } from "../Connection.js"
+import type { Connection } from "../Connection.js"
 
 /** @internal */
 export const PeerFault: unique symbol = Symbol.for("effect-tcp-echo/Server/PeerFault")
@@ -85,8 +86,8 @@ const messageOf = (error: unknown): string => error instanceof Error ? error.mes
 
 /**
  * Why the server itself ended a connection whose handler had not: the idle timeout (nothing moved
- * for that long: a FIN, or a reset if bytes are unsent) or the shutdown deadline (cut off: a reset,
- * and one record for all of them, which the shutdown writes).
+ * for that long) or the shutdown deadline (one record for all of them, which the shutdown writes).
+ * Either way the answer was cut off: a reset.
  *
  * @internal
  */
@@ -95,7 +96,7 @@ export type Cut = "Timeout" | "ShutdownDeadline"
 /** @internal */
 export const cut = (reason: Cut, peer: string): Verdict =>
   reason === "Timeout"
-    ? verdict("Timeout", LogLevel.Info, `${peer} timed out (idle)`, "close")
+    ? verdict("Timeout", LogLevel.Info, `${peer} timed out (idle)`, "reset")
     : verdict("ShutdownDeadline", LogLevel.None, "", "reset")
 
 /**
@@ -105,20 +106,21 @@ export const cut = (reason: Cut, peer: string): Verdict =>
  *    (`HandlerError`), reset;
  * 3. a peer fault: the peer's doing, under the reason it names, at info, completed normally so
  *    that what the handler said in-band arrives;
- * 4. a `ConnectionError`: the connection ended under the handler (the peer reset, left, idled):
- *    under its reason, at info (an `Unknown` one at warning), closed;
+ * 4. a `ConnectionError` of this connection: it ended under the handler (the peer reset, left,
+ *    idled): under its reason, at info (an `Unknown` one at warning), closed. One of another
+ *    connection (an upstream a proxy talks to) is the handler's own failure, as in 2;
  * 5. interruption alone (the handler interrupted itself): `Interrupted`, reset.
  *
  * @internal
  */
-export const classify = (cause: Cause.Cause<unknown>, peer: string): Verdict => {
+export const classify = (cause: Cause.Cause<unknown>, connection: Connection): Verdict => {
   if (!Chunk.isEmpty(Cause.defects(cause))) return verdict("Defect", LogLevel.Error, "handler died", "reset", cause)
   const failures = Cause.failures(cause)
   let peerFault: PeerFault | undefined
   let connectionError: ConnectionError | undefined
   for (const failure of failures) {
     if (isPeerFault(failure)) peerFault ??= failure
-    else if (failure instanceof ConnectionError) connectionError ??= failure
+    else if (failure instanceof ConnectionError && raisedBy(failure) === connection) connectionError ??= failure
     else return verdict("HandlerError", LogLevel.Error, "handler failed", "reset", cause)
   }
   if (peerFault !== undefined) return verdict(peerFault[PeerFault], LogLevel.Info, messageOf(peerFault), "complete")
@@ -129,6 +131,6 @@ export const classify = (cause: Cause.Cause<unknown>, peer: string): Verdict => 
       : verdict(connectionError.reason, LogLevel.Info, connectionError.message, "close")
   }
   return Option.isSome(Cause.interruptOption(cause))
-    ? verdict("Interrupted", LogLevel.Info, `handler for ${peer} was interrupted`, "reset")
+    ? verdict("Interrupted", LogLevel.Info, `handler for ${connection.peer} was interrupted`, "reset")
     : verdict("HandlerError", LogLevel.Error, "handler failed", "reset", cause)
 }

@@ -56,11 +56,10 @@ export const wasReset = (connection: Ends): boolean | undefined => {
   } catch {
     return undefined
   }
-  const local = hexAddress(connection.localAddress, connection.localPort)
-  const remote = hexAddress(connection.remoteAddress, connection.remotePort)
-  for (const line of table.split("\n")) {
-    const fields = line.trim().split(/\s+/)
-    if (fields[1] === local && fields[2] === remote) return false
-  }
-  return true
+  // A line reads `  N: LOCAL REMOTE ST ...`, one space between fields: one search, no parse.
+  return !table.includes(
+    ` ${hexAddress(connection.localAddress, connection.localPort)} ${
+      hexAddress(connection.remoteAddress, connection.remotePort)
+    } `
+  )
 }

@@ -1,0 +1,210 @@
+/**
+ * The simulated world: one virtual clock, one seeded source of choices, and one loop that runs
+ * everything that can happen (fiber steps of Effect's scheduler, network events, timers) one at a
+ * time, in an order the seed decides. Nothing in it reads the real time or waits for the real
+ * event loop, so a run is a pure function of its seed and its inputs, and it runs as fast as the
+ * CPU allows.
+ *
+ * @internal
+ */
+import { Clock, Duration, Effect } from "effect"
+import type { Fiber, Scheduler } from "effect"
+
+/**
+ * A small, fast, seeded generator (mulberry32): the same seed gives the same choices.
+ *
+ * @internal
+ */
+export class Random {
+  private state: number
+  constructor(seed: number) {
+    this.state = seed >>> 0
+  }
+  /** A uniform 32-bit integer. */
+  next(): number {
+    let t = (this.state = (this.state + 0x6D2B79F5) >>> 0)
+    t = Math.imul(t ^ (t >>> 15), t | 1)
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
+    return (t ^ (t >>> 14)) >>> 0
+  }
+  /** An integer in `[low, high]`. */
+  int(low: number, high: number): number {
+    return low + (this.next() % (high - low + 1))
+  }
+  /** True with probability `p`. */
+  chance(p: number): boolean {
+    return this.next() / 4294967296 < p
+  }
+}
+
+/**
+ * The trace of a run: every event that happened, hashed as it goes (FNV-1a, 32 bits), with the
+ * last lines kept to print on failure. Two runs with the same seed and inputs have the same hash.
+ *
+ * @internal
+ */
+export class Trace {
+  private hash = 0x811C9DC5
+  private readonly recent: Array<string> = []
+  count = 0
+
+  constructor(private readonly keep: number) {}
+
+  add(line: string): void {
+    this.count++
+    let h = this.hash
+    for (let i = 0; i < line.length; i++) {
+      h ^= line.charCodeAt(i)
+      h = Math.imul(h, 0x01000193)
+    }
+    this.hash = Math.imul(h ^ 0x0A, 0x01000193) >>> 0
+    if (this.keep > 0) {
+      this.recent.push(line)
+      if (this.recent.length > this.keep) this.recent.shift()
+    }
+  }
+
+  /** The hash so far, as 8 hex digits. */
+  get digest(): string {
+    return this.hash.toString(16).padStart(8, "0")
+  }
+
+  get lines(): ReadonlyArray<string> {
+    return this.recent
+  }
+}
+
+interface Timer {
+  readonly at: number
+  readonly seq: number
+  readonly label: string
+  readonly fire: () => void
+  cancelled: boolean
+}
+
+/** Something that is ready to happen: a network event, or a fiber's turn. */
+interface Ready {
+  readonly label: string
+  readonly run: () => void
+}
+
+/**
+ * Where a run stopped: its goal reached, nothing left that could happen (a deadlock, if the goal
+ * was not reached), or the step budget spent (a livelock).
+ *
+ * @internal
+ */
+export type Stop = "done" | "quiet" | "budget"
+
+/**
+ * The world. Everything that happens is posted to it (`post` for what is ready now, `schedule`
+ * for what happens later in virtual time); `run` then plays it, one thing at a time, each chosen
+ * by the seed among everything ready.
+ *
+ * @internal
+ */
+export class World {
+  readonly random: Random
+  readonly trace: Trace
+  /** Virtual milliseconds since the world began. */
+  now = 0
+  private readonly ready: Array<Ready> = []
+  private readonly timers: Array<Timer> = []
+  private seq = 0
+  steps = 0
+
+  constructor(seed: number, keepTrace = 200) {
+    this.random = new Random(seed)
+    this.trace = new Trace(keepTrace)
+  }
+
+  /** Something that is ready to happen now (in an order the seed chooses among the rest). */
+  post(label: string, run: () => void): void {
+    this.ready.push({ label, run })
+  }
+
+  /** Something that happens `millis` from now; returns its cancel. */
+  schedule(millis: number, label: string, fire: () => void): () => void {
+    const timer: Timer = { at: this.now + Math.max(0, millis), seq: this.seq++, label, fire, cancelled: false }
+    // Kept sorted by time, then by when it was scheduled: equal times fire in that order.
+    let i = this.timers.length
+    while (i > 0 && (this.timers[i - 1]!.at > timer.at)) i--
+    this.timers.splice(i, 0, timer)
+    return () => {
+      timer.cancelled = true
+    }
+  }
+
+  /**
+   * Plays one thing: one of the ready ones, chosen by the seed; or, when none is ready, the next
+   * timer, with the clock moved to its time. Returns false when nothing is left.
+   */
+  step(): boolean {
+    const n = this.ready.length
+    if (n > 0) {
+      const i = n === 1 ? 0 : this.random.next() % n
+      const chosen = this.ready[i]!
+      // Swap-remove: order among the ready ones is the seed's choice anyway.
+      this.ready[i] = this.ready[n - 1]!
+      this.ready.pop()
+      this.steps++
+      this.trace.add(`${this.now} ${chosen.label}`)
+      chosen.run()
+      return true
+    }
+    while (this.timers.length > 0) {
+      const timer = this.timers.shift()!
+      if (timer.cancelled) continue
+      this.now = timer.at
+      this.steps++
+      this.trace.add(`${this.now} timer ${timer.label}`)
+      timer.fire()
+      return true
+    }
+    return false
+  }
+
+  /** Plays until `goal` holds, nothing is left, or `budget` steps were played. */
+  run(goal: () => boolean, budget = 5_000_000): Stop {
+    const limit = this.steps + budget
+    while (!goal()) {
+      if (this.steps >= limit) return "budget"
+      if (!this.step()) return goal() ? "done" : "quiet"
+    }
+    return "done"
+  }
+
+  /** Whether anything could still happen. */
+  get idle(): boolean {
+    return this.ready.length === 0 && this.timers.every((t) => t.cancelled)
+  }
+
+  /** Effect's scheduler for fibers of this world: every fiber turn is a ready thing of the world. */
+  readonly scheduler: Scheduler.Scheduler = {
+    scheduleTask: (task, _priority, _fiber?: Fiber.RuntimeFiber<unknown, unknown>) => this.post("fiber", task),
+    // Fibers yield as Effect's default scheduler makes them (every 2,048 operations): often enough
+    // for the seed to interleave them, rarely enough to keep runs fast.
+    shouldYield: (fiber) => fiber.currentOpCount > 2048 ? 0 : false
+  }
+
+  /** Effect's clock on the world's virtual time: a sleep is a timer of the world. */
+  readonly clock: Clock.Clock = makeClock(this)
+}
+
+const makeClock = (world: World): Clock.Clock => {
+  const sleep = (duration: Duration.Duration): Effect.Effect<void> =>
+    Effect.async<void>((resume) => {
+      const millis = Duration.toMillis(duration)
+      const cancel = world.schedule(Number.isFinite(millis) ? millis : Number.MAX_SAFE_INTEGER, "sleep", () =>
+        resume(Effect.void))
+      return Effect.sync(cancel)
+    })
+  return {
+    [Clock.ClockTypeId]: Clock.ClockTypeId,
+    unsafeCurrentTimeMillis: () => world.now,
+    currentTimeMillis: Effect.sync(() => world.now),
+    unsafeCurrentTimeNanos: () => BigInt(Math.round(world.now * 1_000_000)),
+    currentTimeNanos: Effect.sync(() => BigInt(Math.round(world.now * 1_000_000))),
+    sleep
+  }
+}
