@@ -8,10 +8,11 @@
 import { Chunk, Data, Duration, Effect, Stream } from "effect"
 import type { Scope } from "effect"
 import * as Connection from "./Connection.js"
-import { connectSocket } from "./internal/connect.js"
+import { connectWith } from "./internal/connect.js"
 import * as errno from "./internal/errno.js"
 import * as Socket from "./internal/socket.js"
 import * as TcpState from "./internal/tcpState.js"
+import { CurrentTransport } from "./internal/transport.js"
 
 /**
  * Where to connect.
@@ -85,25 +86,29 @@ export interface Client extends Connection.Connection {
 export const connect = (options: Options): Effect.Effect<Client, ConnectError, Scope.Scope> => {
   const host = options.host ?? "127.0.0.1"
   const address = `${host}:${options.port}`
-  const connecting = Effect.mapError(connectSocket(host, options.port), (error) => {
-    const code = errno.errnoCode(error)
-    return new ConnectError({
-      reason: errno.connectReason(code),
-      address,
-      ...(code === undefined ? {} : { code }),
-      cause: error
-    })
-  })
+  const connecting = Effect.flatMap(CurrentTransport, (transport) =>
+    Effect.map(connectWith(transport, host, options.port), (socket) => ({ socket, transport }))).pipe(
+      Effect.mapError((error) => {
+        const code = errno.errnoCode(error)
+        return new ConnectError({
+          reason: errno.connectReason(code),
+          address,
+          ...(code === undefined ? {} : { code }),
+          cause: error
+        })
+      })
+    )
   const timed = options.timeout === undefined
     ? connecting
     : Effect.timeoutFail(connecting, {
       duration: options.timeout,
       onTimeout: () => new ConnectError({ reason: "Timeout", address })
     })
-  return Effect.flatMap(timed, (socket) =>
-    Effect.map(
-      // Every end of input is checked with the kernel: a reset right behind the last bytes, which
-      // libuv reports as a clean end, fails as a Reset instead of passing for a complete answer.
+  return Effect.flatMap(timed, ({ socket, transport }) => {
+    // Every end of input is checked with the kernel: a reset right behind the last bytes, which
+    // libuv reports as a clean end, fails as a Reset instead of passing for a complete answer.
+    const ends = options.verifyEnd === false ? undefined : TcpState.ends(socket)
+    return Effect.map(
       Effect.acquireRelease(
         Effect.sync(() =>
           Connection.wrap(
@@ -111,7 +116,7 @@ export const connect = (options: Options): Effect.Effect<Client, ConnectError, S
             options.highWaterMark === undefined ? {} : { highWaterMark: options.highWaterMark },
             undefined,
             undefined,
-            options.verifyEnd === false ? undefined : TcpState.ends(socket)
+            ends === undefined ? undefined : { ends, transport }
           )
         ),
         (connection) => connection.close("close")
@@ -132,7 +137,8 @@ export const connect = (options: Options): Effect.Effect<Client, ConnectError, S
         stats: connection.stats,
         reset: Effect.sync(() => Socket.close(socket, "reset"))
       })
-    ))
+    )
+  })
 }
 
 /**

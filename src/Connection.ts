@@ -8,10 +8,11 @@
  */
 import { Chunk, Data, Duration, Effect, Option, Stream } from "effect"
 import type { Scope } from "effect"
-import type * as net from "node:net"
 import * as errno from "./internal/errno.js"
 import * as Socket from "./internal/socket.js"
-import * as TcpState from "./internal/tcpState.js"
+import type * as TcpState from "./internal/tcpState.js"
+import type * as Transport from "./internal/transport.js"
+import type * as Listener from "./Listener.js"
 
 /**
  * Per-connection policy.
@@ -170,7 +171,7 @@ export interface Connection {
  * @category constructors
  */
 export const make = (
-  socket: net.Socket,
+  socket: Listener.Socket,
   options: Options = {}
 ): Effect.Effect<Connection, never, Scope.Scope> =>
   Effect.acquireRelease(
@@ -224,26 +225,36 @@ export interface Owned extends Connection {
 /**
  * The state machine behind a connection. Node's callbacks only record what happened and wake the
  * one fiber waiting for it; every decision is taken in the pull, the write or the end.
- * `verifyEnd`, the connection's two ends, makes every end of input checked with the kernel (see
- * `internal/tcpState.ts`): a reset that libuv reported as a clean end is then a `Reset`.
+ * `verifyEnd` (the connection's two ends, and its transport) makes every end of input checked
+ * with the kernel (see `internal/tcpState.ts`): a reset that libuv reported as a clean end is
+ * then a `Reset`.
  *
  * @internal
  */
 export const wrap = (
-  socket: net.Socket,
+  socket: Transport.Socket,
   options: Options = {},
   owner?: Owner,
   draining: Effect.Effect<void> = Effect.never,
-  verifyEnd?: TcpState.Ends
+  verifyEnd?: VerifyEnd
 ): Owned =>
   new Wrapped(socket, options.highWaterMark ?? defaults.highWaterMark, owner, draining, options.idleTimeout, verifyEnd)
+
+/**
+ * How a connection checks its ends of input.
+ *
+ * @internal
+ */
+export interface VerifyEnd {
+  readonly ends: TcpState.Ends
+  readonly transport: Transport.Transport
+}
 
 // One object per connection, its methods shared: a server holds thousands of these, and every
 // closure per connection is memory held while it idles and work for the garbage collector when
 // it churns. Node's callbacks are shared functions too; each finds its connection on the socket.
 const kWrapped = Symbol.for("effect-tcp-echo/Connection")
-const emptyBuffer = Buffer.alloc(0)
-type Tagged = net.Socket & { [kWrapped]: Wrapped }
+type Tagged = Transport.Socket & { [kWrapped]: Wrapped }
 
 /**
  * Who consumes the input now:
@@ -273,12 +284,12 @@ class Wrapped implements Owned {
   private streamed: Stream.Stream<Uint8Array, ConnectionError> | undefined = undefined
 
   constructor(
-    private readonly socket: net.Socket,
+    private readonly socket: Transport.Socket,
     private readonly highWaterMark: number,
     private readonly owner: Owner | undefined,
     readonly draining: Effect.Effect<void>,
     idleTimeout: Duration.DurationInput | undefined,
-    private readonly verifyEnd: TcpState.Ends | undefined
+    private readonly verifyEnd: VerifyEnd | undefined
   ) {
     ;(socket as Tagged)[kWrapped] = this
     socket.on("data", onData)
@@ -322,7 +333,7 @@ class Wrapped implements Owned {
   }
 
   ended_(): void {
-    if (this.verifyEnd !== undefined && this.endWasReset(this.verifyEnd)) {
+    if (this.verifyEnd !== undefined && this.verifyEnd.transport.endWasReset(this.socket, this.verifyEnd.ends) === true) {
       return this.fail(this.error({ reason: "Reset", peer: this.peer, code: "ECONNRESET" }))
     }
     this.eof = true
@@ -340,18 +351,6 @@ class Wrapped implements Owned {
     this.mode = "closed"
     this.wakeReader()
     this.wakeWriter()
-  }
-
-  // Asked of the kernel. While this side still writes, a write of zero bytes sends nothing and
-  // fails at once on a connection that was reset (Node marks the socket `errored` before `write`
-  // returns); once it has half-closed, only the kernel's table of connections can tell.
-  private endWasReset(ends: TcpState.Ends): boolean {
-    const socket = this.socket
-    if (!socket.writableEnded && socket.writableLength === 0 && !socket.destroyed) {
-      socket.write(emptyBuffer)
-      return socket.errored !== null
-    }
-    return TcpState.wasReset(ends) === true
   }
 
   fail(error: ConnectionError): void {

@@ -7,10 +7,11 @@
  */
 import { Data, Duration, Effect, Either, Runtime } from "effect"
 import type { Scope } from "effect"
-import * as net from "node:net"
+import type * as net from "node:net"
 import * as errno from "./internal/errno.js"
 import * as Options_ from "./internal/options.js"
-import * as Socket from "./internal/socket.js"
+import * as Socket_ from "./internal/socket.js"
+import * as Transport from "./internal/transport.js"
 import * as Metrics from "./Metrics.js"
 
 /**
@@ -115,6 +116,15 @@ export class ListenError extends Data.TaggedError("ListenError")<{
 }
 
 /**
+ * An accepted socket: a `node:net` socket, of which these are the members the server uses (or,
+ * under `TestKit`'s simulation, a simulated one).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Socket extends Transport.Socket {}
+
+/**
  * A bound, listening socket.
  *
  * @since 0.1.0
@@ -130,13 +140,13 @@ export interface Listener {
    * resumes it) and with an `'error'` listener; the consumer owns it and must destroy it, and the
    * listener's release destroys it anyway if it is still open then.
    */
-  readonly accept: Effect.Effect<net.Socket>
+  readonly accept: Effect.Effect<Socket>
   /**
    * Switches to push mode: every socket accepted from now on (and any waiting for `accept`) is
    * given to `f` as it arrives, on Node's callback, with no queue in between. `f` owns it as
    * above. For servers that decide admission themselves; one consumer at a time.
    */
-  readonly handoff: (f: (socket: net.Socket) => void) => Effect.Effect<void>
+  readonly handoff: (f: (socket: Socket) => void) => Effect.Effect<void>
   /** Sockets accepted and not yet taken by `accept`. */
   readonly pending: Effect.Effect<number>
   /**
@@ -209,14 +219,15 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
       // The metric labels of the fiber that starts the listener are on everything it counts.
       const labels = yield* Metrics.currentLabels
       // Accepted sockets nobody has taken yet, and the fibers waiting in `accept` for one.
-      const waiting: Array<net.Socket> = []
-      const takers: Array<(taken: Effect.Effect<net.Socket>) => void> = []
-      let consumer: ((socket: net.Socket) => void) | undefined
+      const waiting: Array<Socket> = []
+      const takers: Array<(taken: Effect.Effect<Socket>) => void> = []
+      let consumer: ((socket: Socket) => void) | undefined
       // Every accepted socket still open: the safety net that makes the release leak-free even
       // when a consumer forgets one.
-      const open = new Set<net.Socket>()
+      const open = new Set<Socket>()
       let accepting = true
-      let handle: net.Server | undefined
+      let handle: Transport.Server | undefined
+      const transport = yield* Transport.CurrentTransport
       // Stops accepting: the listening socket is closed (the port is free when this returns), and
       // sockets nobody took are destroyed. Idempotent; the release and `close` share it.
       const stopAccepting = () => {
@@ -224,14 +235,14 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
         accepting = false
         handle?.close()
         if (waiting.length > 0) Metrics.connectionsDropped.unsafeUpdate(waiting.length, labels.reason("shutdown"))
-        for (const socket of waiting.splice(0)) Socket.close(socket, "reset")
+        for (const socket of waiting.splice(0)) Socket_.close(socket, "reset")
         // Nothing will ever arrive: fibers waiting in `accept` are interrupted, not left hanging.
         for (const taker of takers.splice(0)) taker(Effect.interrupt)
       }
 
       const server = yield* Effect.acquireRelease(
         Effect.sync(() =>
-          handle = net.createServer({
+          handle = transport.createServer({
             allowHalfOpen: true,
             pauseOnConnect: true,
             noDelay: valid.noDelay,
@@ -244,7 +255,7 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
             stopAccepting()
             // The 'close' event waits for every accepted socket: destroy those still open.
             server.close(() => resume(Effect.void))
-            for (const socket of open) Socket.close(socket, "reset")
+            for (const socket of open) Socket_.close(socket, "reset")
             open.clear()
           })
       )
@@ -255,13 +266,13 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
           `dropped connection from ${drop?.remoteAddress}:${drop?.remotePort}: ${valid.maxAccepted} connections held`
         ))
       })
-      function forget(this: net.Socket) {
+      function forget(this: Socket) {
         open.delete(this)
       }
-      server.on("connection", (socket: net.Socket) => {
+      server.on("connection", (socket: Socket) => {
         Metrics.connectionsAccepted.unsafeUpdate(1, labels.base)
         if (!accepting) {
-          Socket.close(socket, "reset")
+          Socket_.close(socket, "reset")
           Metrics.connectionsDropped.unsafeUpdate(1, labels.reason("shutdown"))
           return
         }
@@ -301,7 +312,7 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
 
       const bound = server.address() as net.AddressInfo
       const close = Effect.sync(stopAccepting)
-      const accept = Effect.async<net.Socket>((resume) => {
+      const accept = Effect.async<Socket>((resume) => {
         const socket = waiting.shift()
         if (socket !== undefined) return resume(Effect.succeed(socket))
         if (!accepting) return resume(Effect.interrupt)
@@ -312,7 +323,7 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
           if (i >= 0) takers.splice(i, 1)
         })
       })
-      const handoff = (f: (socket: net.Socket) => void) =>
+      const handoff = (f: (socket: Socket) => void) =>
         Effect.sync(() => {
           consumer = f
           for (const socket of waiting.splice(0)) f(socket)

@@ -10,9 +10,10 @@
 import { Duration, Effect, Exit, FastCheck as fc, Fiber, Option, Runtime, Schedule, Scope, Supervisor } from "effect"
 import * as fs from "node:fs"
 import * as net from "node:net"
-import { connectSocket } from "./internal/connect.js"
+import { connectWith } from "./internal/connect.js"
 import * as Socket from "./internal/socket.js"
 import * as TcpState from "./internal/tcpState.js"
+import * as Transport from "./internal/transport.js"
 import * as Server from "./Server.js"
 
 // ---------------------------------------------------------------------------------------------
@@ -20,14 +21,23 @@ import * as Server from "./Server.js"
 // ---------------------------------------------------------------------------------------------
 
 /**
- * A test peer on plain `node:net`: nothing is read until {@link Peer.startReading}, so a peer that
- * never calls it is a stalled reader.
+ * A peer's socket: a `node:net` socket (these are its members a test may use), or the simulated
+ * network's.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface PeerSocket extends Transport.Socket {}
+
+/**
+ * A test peer on plain `node:net` (or the simulated network): nothing is read until
+ * {@link Peer.startReading}, so a peer that never calls it is a stalled reader.
  *
  * @since 0.1.0
  * @category models
  */
 export interface Peer {
-  readonly socket: net.Socket
+  readonly socket: PeerSocket
   /** Every byte written, in order. */
   readonly sent: () => Buffer
   /** Every byte received so far. */
@@ -49,7 +59,7 @@ export interface Peer {
    * server lets a connection live.
    */
   readonly readToEnd: Effect.Effect<"eof" | "reset" | "closed">
-  /** When the connection was seen to end (`performance.now()`), once it was. */
+  /** When the connection was seen to end (the transport's clock, milliseconds), once it was. */
   readonly endedAt: () => number | undefined
 }
 
@@ -60,9 +70,12 @@ export interface Peer {
  * @category constructors
  */
 export const connect = (port: number, host = "127.0.0.1"): Effect.Effect<Peer, Error, Scope.Scope> =>
-  Effect.map(connectSocket(host, port), makePeer)
+  Effect.flatMap(
+    Transport.CurrentTransport,
+    (transport) => Effect.map(connectWith(transport, host, port), (socket) => makePeer(socket, transport))
+  )
 
-const makePeer = (socket: net.Socket): Peer => {
+const makePeer = (socket: Transport.Socket, transport: Transport.Transport): Peer => {
   const ends = TcpState.ends(socket)
   const sent: Array<Buffer> = []
   const received: Array<Buffer> = []
@@ -72,11 +85,11 @@ const makePeer = (socket: net.Socket): Peer => {
   const settle = (how: "eof" | "reset" | "closed") => {
     if (ending !== undefined) return
     ending = how
-    endedAt = performance.now()
+    endedAt = transport.now()
     for (const wake of waiters.splice(0)) wake()
   }
   socket.on("data", (data: Buffer) => received.push(data))
-  socket.on("end", () => settle(ends !== undefined && TcpState.wasReset(ends) === true ? "reset" : "eof"))
+  socket.on("end", () => settle(ends !== undefined && transport.endWasReset(socket, ends) === true ? "reset" : "eof"))
   socket.on("error", (error: NodeJS.ErrnoException) => settle(error.code === "ECONNRESET" ? "reset" : "closed"))
   socket.on("close", () => settle("closed"))
   socket.pause()

@@ -5,7 +5,6 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Chunk, Deferred, Effect, Exit, Fiber, FiberRef, HashSet, Logger, Metric, MetricLabel, Ref, Scope, Stream } from "effect"
-import type * as net from "node:net"
 import { Client, Connection, Metrics, Server, TestKit } from "../src/index.js"
 import { serverSockets } from "./utils/kernel.js"
 import { eventually, rawConnect, readToEnd, stallingPeer } from "./utils/peers.js"
@@ -407,7 +406,7 @@ describe("descriptors", () => {
       const handler: Server.Handler<Connection.ConnectionError> = (connection) => connection.echo
       const server = yield* Server.make({}, handler)
       const port = server.address.port
-      const clients: Array<net.Socket> = []
+      const clients: Array<TestKit.PeerSocket> = []
       for (let i = 0; i < 10; i++) clients.push(yield* rawConnect(port))
       yield* eventually(server.connections, (live) => live.length === 10)
       // The listener, and one socket per connection.

@@ -7,13 +7,21 @@
  */
 import { Effect } from "effect"
 import type { Scope } from "effect"
-import * as net from "node:net"
+import * as Transport from "./transport.js"
 
 /** @internal */
-export const connectSocket = (host: string, port: number): Effect.Effect<net.Socket, Error, Scope.Scope> =>
+export const connectSocket = (host: string, port: number): Effect.Effect<Transport.Socket, Error, Scope.Scope> =>
+  Effect.flatMap(Transport.CurrentTransport, (transport) => connectWith(transport, host, port))
+
+/** @internal */
+export const connectWith = (
+  transport: Transport.Transport,
+  host: string,
+  port: number
+): Effect.Effect<Transport.Socket, Error, Scope.Scope> =>
   Effect.uninterruptibleMask((restore) =>
-    restore(Effect.async<net.Socket, Error>((resume) => {
-      const socket = net.connect({ host, port, allowHalfOpen: true })
+    restore(Effect.async<Transport.Socket, Error>((resume) => {
+      const socket = transport.connect({ host, port, allowHalfOpen: true })
       const onError = (error: Error) => resume(Effect.fail(error))
       socket.once("error", onError)
       socket.once("connect", () => {

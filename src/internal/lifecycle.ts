@@ -10,12 +10,12 @@
 import { Deferred, Duration, Effect, Exit, FiberId, FiberRef, FiberRefs, HashMap, LogLevel, Option, Runtime, RuntimeFlags } from "effect"
 import type { Cause } from "effect"
 import type { Fiber, Scope } from "effect"
-import type * as net from "node:net"
 import * as Connection from "../Connection.js"
 import type * as Listener from "../Listener.js"
 import * as Metrics from "../Metrics.js"
 import * as Outcome from "./outcome.js"
 import * as Socket from "./socket.js"
+import * as Transport from "./transport.js"
 
 /**
  * What the server decided, checked: the lifecycle applies it and decides nothing of its own but
@@ -100,7 +100,9 @@ export const serve = <E, R>(
       handle as Handle<unknown, Scope.Scope>,
       Runtime.runFork(runtime as Runtime.Runtime<never>),
       yield* Metrics.currentLabels,
-      yield* FiberRef.get(FiberRef.currentMinimumLogLevel)
+      yield* FiberRef.get(FiberRef.currentMinimumLogLevel),
+      // Its clock and timers: the real ones, or a simulation's.
+      yield* Transport.CurrentTransport
     )
     yield* Effect.addFinalizer(() => server.shutdown)
     // Connections start only now that the shutdown above owns them.
@@ -110,7 +112,7 @@ export const serve = <E, R>(
 
 /** A place in the queue for a slot: the socket, paused, and when it began to wait. */
 interface Waiting {
-  readonly socket: net.Socket
+  readonly socket: Listener.Socket
   readonly since: number
 }
 
@@ -120,7 +122,7 @@ class Server implements Live {
   // Accepted, paused, waiting for a slot, oldest first: nothing is read from them until one frees.
   private readonly waiting: Array<Waiting> = []
   // One timer for the whole queue, armed for its oldest socket: they all wait the same time.
-  private waitTimer: ReturnType<typeof setTimeout> | undefined = undefined
+  private cancelWaitTimer: (() => void) | undefined = undefined
   private sweptAt = Number.NEGATIVE_INFINITY
   private cursor = 0
   private draining = false
@@ -131,7 +133,7 @@ class Server implements Live {
   private readonly drainNotice = Deferred.await(this.drain)
   private readonly debug: boolean
   // A waiting socket that closes (its peer left, or a sweep found it reset) gives up its place.
-  private readonly forgetWaiting: (this: net.Socket) => void
+  private readonly forgetWaiting: (this: Listener.Socket) => void
 
   constructor(
     private readonly listener: Listener.Listener,
@@ -142,18 +144,19 @@ class Server implements Live {
       options?: Runtime.RunForkOptions
     ) => Fiber.RuntimeFiber<A, E>,
     readonly labels: Metrics.Labels,
-    private readonly minimumLevel: LogLevel.LogLevel
+    private readonly minimumLevel: LogLevel.LogLevel,
+    readonly transport: Transport.Transport
   ) {
     this.debug = LogLevel.lessThanEqual(minimumLevel, LogLevel.Debug)
     const server = this
-    this.forgetWaiting = function(this: net.Socket) {
+    this.forgetWaiting = function(this: Listener.Socket) {
       server.dequeue(this)
     }
   }
 
   // --- Admission, on Node's 'connection' callback: a slot, a place in the queue, or dropped.
 
-  admit(socket: net.Socket): void {
+  admit(socket: Listener.Socket): void {
     // Between the drain notice and the listener's close, a newcomer is turned away.
     if (this.draining) {
       Metrics.connectionsDropped.unsafeModify(1, this.labels.reason("shutdown"))
@@ -161,7 +164,7 @@ class Server implements Live {
     }
     if (this.live.size < this.policy.maxConnections) return this.start(socket)
     if (this.waiting.length >= this.policy.maxPending && !this.makeRoom()) return this.drop(socket)
-    this.waiting.push({ socket, since: performance.now() })
+    this.waiting.push({ socket, since: this.transport.now() })
     socket.once("close", this.forgetWaiting)
     if (this.waiting.length === 1) this.armWaitTimer()
   }
@@ -185,7 +188,7 @@ class Server implements Live {
   }
 
   // A waiting socket closed by itself: its peer left (a reset the kernel reported, or a write).
-  private dequeue(socket: net.Socket): void {
+  private dequeue(socket: Listener.Socket): void {
     const i = this.waiting.findIndex((entry) => entry.socket === socket)
     if (i < 0) return
     this.waiting.splice(i, 1)
@@ -203,7 +206,7 @@ class Server implements Live {
    * freed.
    */
   private makeRoom(): boolean {
-    const now = performance.now()
+    const now = this.transport.now()
     const all = now - this.sweptAt >= sweepEveryMillis
     if (all) this.sweptAt = now
     let checks = all ? this.waiting.length : Math.min(checksPerNewcomer, this.waiting.length)
@@ -228,7 +231,7 @@ class Server implements Live {
 
   // Beyond maxConnections + maxPending: closed at once, logged and counted, as the listener does
   // for what goes beyond even that (it holds one more, for the check above).
-  private drop(socket: net.Socket): void {
+  private drop(socket: Listener.Socket): void {
     Metrics.connectionsDropped.unsafeModify(1, this.labels.reason("max_connections"))
     const peer = `${socket.remoteAddress}:${socket.remotePort}`
     this.log(
@@ -246,22 +249,21 @@ class Server implements Live {
   private armWaitTimer(): void {
     const maxWait = this.policy.maxWait
     const oldest = this.waiting[0]
-    if (maxWait === undefined || oldest === undefined || this.waitTimer !== undefined) return
+    if (maxWait === undefined || oldest === undefined || this.cancelWaitTimer !== undefined) return
     // Whole milliseconds: Node keeps one timer list per distinct delay.
-    const delay = Math.max(0, Math.ceil(oldest.since + Duration.toMillis(maxWait) - performance.now()))
-    this.waitTimer = setTimeout(() => this.expireWaiting(), delay)
-    this.waitTimer.unref()
+    const delay = Math.max(0, Math.ceil(oldest.since + Duration.toMillis(maxWait) - this.transport.now()))
+    this.cancelWaitTimer = this.transport.schedule(delay, () => this.expireWaiting())
   }
 
   private disarmWaitTimer(): void {
-    if (this.waitTimer === undefined) return
-    clearTimeout(this.waitTimer)
-    this.waitTimer = undefined
+    if (this.cancelWaitTimer === undefined) return
+    this.cancelWaitTimer()
+    this.cancelWaitTimer = undefined
   }
 
   private expireWaiting(): void {
-    this.waitTimer = undefined
-    const deadline = performance.now() - Duration.toMillis(this.policy.maxWait!)
+    this.cancelWaitTimer = undefined
+    const deadline = this.transport.now() - Duration.toMillis(this.policy.maxWait!)
     while (this.waiting.length > 0 && this.waiting[0]!.since <= deadline) {
       const { socket } = this.waiting.shift()!
       socket.off("close", this.forgetWaiting)
@@ -274,7 +276,7 @@ class Server implements Live {
   // --- Serving: a slot, a connection, a fiber. Nothing here can throw or suspend: a connection
   // costs one fiber and no queue hop, and the observer releases everything however it ends.
 
-  private start(socket: net.Socket): void {
+  private start(socket: Listener.Socket): void {
     const slot = new Slot(this, socket)
     slot.connection = Connection.wrap(socket, this.policy.connection, slot, this.drainNotice)
     this.live.add(slot)
@@ -333,7 +335,7 @@ class Server implements Live {
     Socket.close(slot.socket, verdict.release === "reset" ? "reset" : "close")
     this.live.delete(slot)
     Metrics.connectionsActive.unsafeModify(-1, labels.base)
-    Metrics.connectionDuration.unsafeUpdate((performance.now() - slot.started) / 1000, labels.base)
+    Metrics.connectionDuration.unsafeUpdate((this.transport.now() - slot.started) / 1000, labels.base)
     if (this.live.size === 0) this.onEmpty?.()
     this.admitWaiting()
   }
@@ -436,10 +438,11 @@ class Slot implements Connection.Owner {
   cut: Outcome.Cut | undefined = undefined
   // The handler's answer is whole (it returned, or failed with a peer fault): completing it.
   answered = false
-  readonly started = performance.now()
+  readonly started: number
   readonly judge: (cause: Cause.Cause<unknown>) => Effect.Effect<void>
 
-  constructor(private readonly server: Server, readonly socket: net.Socket) {
+  constructor(readonly server: Server, readonly socket: Listener.Socket) {
+    this.started = server.transport.now()
     this.judge = (cause) => server.judge(this, cause)
   }
 
@@ -474,7 +477,7 @@ const closedRecord = (slot: Slot): Effect.Effect<void> =>
     Effect.logDebug("connection closed").pipe(Effect.annotateLogs({
       bytesIn: stats.bytesIn,
       bytesOut: stats.bytesOut,
-      durationMs: Math.round(performance.now() - slot.started)
+      durationMs: Math.round(slot.server.transport.now() - slot.started)
     })))
 
 /**

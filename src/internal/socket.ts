@@ -4,7 +4,7 @@
  *
  * @internal
  */
-import type * as net from "node:net"
+import type { Socket } from "./transport.js"
 
 /**
  * How to close:
@@ -26,7 +26,7 @@ export type How = "close" | "reset"
  *
  * @internal
  */
-export const close = (socket: net.Socket, how: How): void => {
+export const close = (socket: Socket, how: How): void => {
   if (socket.destroyed) return
   const unsent = socket.writableLength > 0
   if (unsent || (how === "reset" && !socket.writableEnded)) socket.resetAndDestroy()

@@ -3,12 +3,11 @@
  */
 import { Effect } from "effect"
 import type { Scope } from "effect"
-import type * as net from "node:net"
 import { TestKit } from "../../src/index.js"
 import * as TcpState from "../../src/internal/tcpState.js"
 
 /** Connects a paused socket that nothing reads; the scope destroys it. */
-export const rawConnect = (port: number): Effect.Effect<net.Socket, Error, Scope.Scope> =>
+export const rawConnect = (port: number): Effect.Effect<TestKit.PeerSocket, Error, Scope.Scope> =>
   Effect.map(TestKit.connect(port), (peer) => peer.socket)
 
 /**
@@ -27,7 +26,7 @@ export const stallingPeer = (port: number, bytes: number) =>
  * Reads everything until EOF (or a reset, which ends the read with what came before it). A reset
  * that Node reports as a clean end is told apart by the kernel, and reported as ECONNRESET.
  */
-export const readToEnd = (socket: net.Socket): Effect.Effect<{ data: Buffer; error?: string }> =>
+export const readToEnd = (socket: TestKit.PeerSocket): Effect.Effect<{ data: Buffer; error?: string }> =>
   Effect.async((resume) => {
     if (socket.readableEnded || socket.destroyed) return resume(Effect.succeed({ data: Buffer.alloc(0) }))
     const ends = TcpState.ends(socket)
