@@ -7,12 +7,13 @@
  *
  * @since 0.1.0
  */
-import { Duration, Effect, Exit, FastCheck as fc, Fiber, Option, Runtime, Schedule, Scope, Supervisor } from "effect"
+import { Cause, Data, Duration, Effect, Exit, FastCheck as fc, Fiber, Option, Runtime, Schedule, Scope, Supervisor } from "effect"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import { connectWith } from "./internal/connect.js"
 import * as Socket from "./internal/socket.js"
 import * as TcpState from "./internal/tcpState.js"
+import * as Sim from "./internal/sim/run.js"
 import * as Transport from "./internal/transport.js"
 import * as Server from "./Server.js"
 
@@ -198,8 +199,8 @@ const generation = (options: Generation) => ({
 /**
  * Operations, weighted so that most scenarios hold a peer that sends and half-closes while it
  * reads, before shutdown (the one the key invariant is about), with stalls, resets and waits rarer.
- * Lengths span the whole range (`size: "max"`): fast-check's default size would keep them under
- * a dozen bytes.
+ * Payload lengths span the whole range up to `maxChunk`; their bytes follow a seeded pattern in
+ * which every byte depends on its position, so a byte out of place shows.
  *
  * @since 0.1.0
  * @category arbitraries
@@ -207,13 +208,16 @@ const generation = (options: Generation) => ({
 export const operation = (options: Generation = {}): fc.Arbitrary<Operation> => {
   const { deadlineMillis, maxChunk } = generation(options)
   const peer = fc.nat({ max: 7 })
+  // A length and a pattern: drawing every byte from fast-check costs more than the rest of a run.
+  const payload = (minLength: number) =>
+    fc.tuple(fc.integer({ min: minLength, max: maxChunk }), fc.nat()).map(([length, seed]) => pattern(length, seed))
   return fc.oneof(
     { weight: 3, arbitrary: fc.constant({ _tag: "Open" as const }) },
     {
       weight: 3,
       arbitrary: fc.record({
         _tag: fc.constant("Exchange" as const),
-        data: fc.uint8Array({ minLength: 1, maxLength: maxChunk, size: "max" })
+        data: payload(1)
       })
     },
     {
@@ -221,7 +225,7 @@ export const operation = (options: Generation = {}): fc.Arbitrary<Operation> => 
       arbitrary: fc.record({
         _tag: fc.constant("Send" as const),
         peer,
-        data: fc.uint8Array({ maxLength: maxChunk, size: "max" })
+        data: payload(0)
       })
     },
     { weight: 5, arbitrary: fc.record({ _tag: fc.constant("HalfClose" as const), peer }) },
@@ -237,6 +241,18 @@ export const operation = (options: Generation = {}): fc.Arbitrary<Operation> => 
       })
     }
   )
+}
+
+const pattern = (length: number, seed: number): Uint8Array => {
+  const bytes = new Uint8Array(length)
+  let x = (seed | 1) >>> 0
+  for (let i = 0; i < length; i++) {
+    x ^= x << 13
+    x ^= x >>> 17
+    x ^= x << 5
+    bytes[i] = x & 0xff
+  }
+  return bytes
 }
 
 /**
@@ -513,9 +529,19 @@ export interface Real {
   readonly port: number
   readonly peers: Array<Peer>
   readonly margin: Duration.Duration
-  /** Runs an Effect of the run, in its runtime. */
-  readonly run: <A>(effect: Effect.Effect<A, Error, Scope.Scope>) => Promise<A>
+  /**
+   * Runs a command's act: on real sockets, at once, in the run's runtime; in a simulation, as the
+   * next step of the run itself (the promise is then already resolved).
+   */
+  readonly run: (effect: Effect.Effect<void, Error, Scope.Scope>) => Promise<void>
+  /**
+   * Connects a peer, and returns once the server has accepted it: a shutdown right after a
+   * connect would otherwise find the handshake still in the kernel's accept queue, where closing
+   * the listener resets it.
+   */
   readonly open: Effect.Effect<Peer, Error>
+  /** Fails unless the server's port is free (bound by nothing). */
+  readonly portFree: Effect.Effect<void, Error>
   readonly beginShutdown: Effect.Effect<void>
   readonly awaitShutdown: Effect.Effect<void, Error>
   /** When shutdown began (`performance.now()`; `undefined` before), and the server's deadline. */
@@ -544,12 +570,12 @@ export class Command implements fc.AsyncCommand<Model, Real> {
     return applies(model, this.op)
   }
 
-  async run(model: Model, real: Real): Promise<void> {
+  run(model: Model, real: Real): Promise<void> {
     const op = this.op
     const phase = model.phase
     const peer = "peer" in op && real.peers.length > 0 ? real.peers[op.peer % real.peers.length] : undefined
     step(model, op)
-    await real.run(act(op, phase, peer, model, real))
+    return real.run(act(op, phase, peer, model, real))
   }
 
   toString(): string {
@@ -614,7 +640,7 @@ const act = (op: Operation, phase: Model["phase"], peer: Peer | undefined, model
         yield* real.beginShutdown
         // At once: before the deadline, the listener is the first thing shutdown closes.
         return yield* timed(
-          Effect.retry(expectPortFree(real.port), Schedule.spaced("5 millis")),
+          Effect.retry(real.portFree, Schedule.spaced("5 millis")),
           Duration.millis(real.shutdownTimeoutMillis),
           "the port still accepted connections at the shutdown deadline"
         )
@@ -730,8 +756,52 @@ export const checkShutdown = <E = never, R = never>(
   options: RunOptions = {},
   handler?: Server.Handler<E, R>
 ): Effect.Effect<Outcome, Error, Exclude<R, Scope.Scope>> =>
+  Effect.flatMap(Effect.runtime<never>(), (runtime) =>
+    play(
+      {
+        holdings,
+        expectNoLeaks,
+        expectPortFree,
+        now: () => performance.now(),
+        execute: (effect) => Runtime.runPromise(runtime)(effect),
+        playAll: (model, real, played) =>
+          Effect.tryPromise({
+            try: () => fc.asyncModelRun(() => ({ model, real }), played),
+            catch: (error) => error instanceof Error ? error : new Error(String(error))
+          })
+      },
+      commands,
+      options,
+      handler
+    ))
+
+/**
+ * Where a run plays: its leak checks, its clock, and how the commands are played.
+ *
+ * @internal
+ */
+interface Harness {
+  readonly holdings: Effect.Effect<Holdings>
+  readonly expectNoLeaks: (before: Holdings) => Effect.Effect<void, Error>
+  readonly expectPortFree: (port: number) => Effect.Effect<void, Error>
+  readonly now: () => number
+  /** How a command's act runs, when the commands are played by fast-check. */
+  readonly execute: (effect: Effect.Effect<void, Error>) => Promise<void>
+  readonly playAll: (
+    model: Model,
+    real: Real,
+    commands: Iterable<fc.AsyncCommand<Model, Real>>
+  ) => Effect.Effect<void, Error>
+}
+
+const play = <E, R>(
+  harness: Harness,
+  commands: Iterable<fc.AsyncCommand<Model, Real>> | Scenario,
+  options: RunOptions,
+  handler: Server.Handler<E, R> | undefined
+): Effect.Effect<Outcome, Error, Exclude<R, Scope.Scope>> =>
   Effect.scoped(Effect.gen(function*() {
-    const before = yield* holdings
+    const before = yield* harness.holdings
     const supervisor = yield* Supervisor.track
     const serverScope = yield* Scope.make()
     const peersScope = yield* Scope.make()
@@ -745,12 +815,11 @@ export const checkShutdown = <E = never, R = never>(
       serverScope
     ).pipe(Effect.supervised(supervisor), Effect.orDie)
     const port = server.address.port
-    const runtime = yield* Effect.runtime<never>()
     let shutdown: Fiber.RuntimeFiber<void> | undefined
     let shutdownStarted = 0
     const beginShutdown = Effect.suspend(() => {
       if (shutdown !== undefined) return Effect.void
-      shutdownStarted = performance.now()
+      shutdownStarted = harness.now()
       return Effect.map(Effect.forkDaemon(Scope.close(serverScope, Exit.void)), (fiber) => {
         shutdown = fiber
       })
@@ -765,8 +834,18 @@ export const checkShutdown = <E = never, R = never>(
       port,
       peers: [],
       margin,
-      run: (effect) => Runtime.runPromise(runtime)(Scope.extend(effect, peersScope)),
-      open: Scope.extend(connect(port), peersScope),
+      run: (effect) => harness.execute(Scope.extend(effect, peersScope)),
+      open: Effect.flatMap(server.accepted, (before) =>
+        Effect.tap(
+          Scope.extend(connect(port), peersScope),
+          () =>
+            timed(
+              Effect.repeat(server.accepted, { until: (n) => n > before, schedule: Schedule.spaced("1 millis") }),
+              margin,
+              "the server never accepted a connection"
+            )
+        )),
+      portFree: harness.expectPortFree(port),
       beginShutdown,
       awaitShutdown,
       shutdownStartedAt: () => shutdown === undefined ? undefined : shutdownStarted,
@@ -774,14 +853,11 @@ export const checkShutdown = <E = never, R = never>(
     }
     const model = initialModel(Duration.toMillis(Duration.sum(shutdownTimeout, cleanupTimeout)))
     const played = "operations" in commands ? commands.operations.map((op) => new Command(op)) : commands
-    yield* Effect.tryPromise({
-      try: () => fc.asyncModelRun(() => ({ model, real }), played),
-      catch: (error) => error instanceof Error ? error : new Error(String(error))
-    })
+    yield* harness.playAll(model, real, played)
 
     // 1 and 2: shutdown completes, and every connection ends.
     yield* awaitShutdown
-    const shutdownMillis = performance.now() - shutdownStarted
+    const shutdownMillis = harness.now() - shutdownStarted
     const endings = yield* expectAllEnded(model, real)
     const outcome: Outcome = {
       shutdownMillis,
@@ -795,10 +871,167 @@ export const checkShutdown = <E = never, R = never>(
     }
 
     // 4. Nothing left behind: port, fibers, sockets, handles, timers.
-    yield* expectPortFree(port)
+    yield* harness.expectPortFree(port)
     const alive = (yield* supervisor.value).filter((fiber) => fiber.unsafePoll() === null)
     if (alive.length > 0) return yield* Effect.fail(new Error(`${alive.length} server fiber(s) still alive`))
     yield* Scope.close(peersScope, Exit.void)
-    yield* expectNoLeaks(before)
+    yield* harness.expectNoLeaks(before)
     return outcome
   }))
+
+// ---------------------------------------------------------------------------------------------
+// The simulation
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The simulated kernels a run plays on; every size in bytes. See docs/simulation.md for what is
+ * modelled.
+ *
+ * @since 0.1.0
+ * @category simulation
+ */
+export interface Network {
+  /** Each receiver's kernel buffer. Default 128 KiB. */
+  readonly receiveBuffer?: number
+  /** Each sender's kernel buffer. Default 64 KiB. */
+  readonly sendBuffer?: number
+  /** The most one read delivers: reads are split anywhere from 1 byte to this. Default 64 KiB. */
+  readonly maxRead?: number
+  /** `net.core.somaxconn`, which caps the accept queue. Default 4096. */
+  readonly somaxconn?: number
+  /** Descriptors the server may hold for connections; beyond, accept fails (`EMFILE`). Default: no limit. */
+  readonly descriptors?: number
+}
+
+/**
+ * A simulated run: the server's options, the seed of the world (which decides the order of every
+ * event and how writes are split into reads), and its network.
+ *
+ * @since 0.1.0
+ * @category simulation
+ */
+export interface SimulationOptions extends RunOptions {
+  readonly seed: number
+  readonly network?: Network
+  /** Trace lines kept for a failure to print. Default 200. */
+  readonly keepTrace?: number
+}
+
+/**
+ * What a simulated run saw: its {@link Outcome}, the seed, a hash of its whole event trace (the
+ * same seed and scenario give the same hash), how many events it played and how much virtual
+ * time passed.
+ *
+ * @since 0.1.0
+ * @category simulation
+ */
+export interface SimulatedOutcome extends Outcome {
+  readonly seed: number
+  readonly trace: string
+  readonly steps: number
+  readonly virtualMillis: number
+}
+
+/**
+ * A simulated run broke an invariant (or could not end): the error, the seed, the trace hash and
+ * the last events of the trace.
+ *
+ * @since 0.1.0
+ * @category simulation
+ */
+export class SimulationFailure extends Data.TaggedError("SimulationFailure")<{
+  readonly seed: number
+  readonly trace: string
+  readonly lines: ReadonlyArray<string>
+  readonly cause: unknown
+}> {
+  override get message(): string {
+    const cause = this.cause instanceof Error ? this.cause.message : String(this.cause)
+    return `${cause} (simulation seed ${this.seed}, trace ${this.trace})\n` +
+      `last events:\n  ${this.lines.slice(-30).join("\n  ")}`
+  }
+}
+
+/**
+ * Plays `commands` (or a scenario) on the simulated network, with the same invariants as
+ * {@link checkShutdown}: the same server code, on simulated sockets, with every timer on virtual
+ * time and every interleaving chosen by `seed`. A run of a few seconds of virtual time takes
+ * milliseconds, and the same seed replays it exactly.
+ *
+ * @since 0.1.0
+ * @category simulation
+ */
+export const simulate = <E = never, R = never>(
+  commands: Iterable<fc.AsyncCommand<Model, Real>> | Scenario,
+  options: SimulationOptions,
+  handler?: Server.Handler<E, R>
+): Effect.Effect<SimulatedOutcome, SimulationFailure, Exclude<R, Scope.Scope>> =>
+  Effect.flatMap(Effect.context<Exclude<R, Scope.Scope>>(), (context) =>
+    Effect.suspend(() => {
+      const sim = new Sim.Simulation({
+        seed: options.seed,
+        ...(options.network === undefined ? {} : { net: options.network }),
+        ...(options.keepTrace === undefined ? {} : { keepTrace: options.keepTrace })
+      })
+      const { network, world } = sim
+      let pending: Effect.Effect<void, Error> | undefined
+      const simHoldings = Effect.sync((): Holdings => ({
+        sockets: network.open.size,
+        handles: { TCPServerWrap: network.listeners.size, TCPSocketWrap: network.open.size, Timeout: world.timersPending }
+      }))
+      const harness: Harness = {
+        holdings: simHoldings,
+        expectNoLeaks: (before) =>
+          Effect.gen(function*() {
+            let now = yield* simHoldings
+            for (let i = 0; i < 100 && holdsMore(now, before); i++) {
+              yield* Effect.sleep("10 millis")
+              now = yield* simHoldings
+            }
+            if (holdsMore(now, before)) {
+              return yield* Effect.fail(new Error(`leak: before ${JSON.stringify(before)}, after ${JSON.stringify(now)}`))
+            }
+          }),
+        expectPortFree: (port) =>
+          Effect.suspend(() => {
+            return network.listeners.has(port) ? Effect.fail(new Error(`port ${port} is not free`)) : Effect.void
+          }),
+        now: () => world.now,
+        // In the world, one command after the other: each act is the next step of the run.
+        execute: (effect) => {
+          pending = effect
+          return Promise.resolve()
+        },
+        playAll: (model, real, played) =>
+          Effect.gen(function*() {
+            for (const command of played) {
+              if (!command.check(model)) continue
+              void command.run(model, real)
+              const act = pending
+              pending = undefined
+              if (act !== undefined) yield* act
+            }
+          })
+      }
+      const run = Effect.provide(play(harness, commands, options, handler), context) as Effect.Effect<Outcome, Error>
+      const failure = (cause: unknown) =>
+        new SimulationFailure({ seed: options.seed, trace: world.trace.digest, lines: world.trace.lines, cause })
+      let exit: Exit.Exit<Outcome, Error>
+      try {
+        exit = sim.run(run)
+      } catch (error) {
+        return Effect.fail(failure(error))
+      }
+      return Exit.match(exit, {
+        onFailure: (cause) => Effect.fail(failure(Cause.squash(cause))),
+        onSuccess: (outcome) =>
+          Effect.succeed<SimulatedOutcome>({
+            ...outcome,
+            seed: options.seed,
+            trace: world.trace.digest,
+            steps: world.steps,
+            virtualMillis: world.now
+          })
+      })
+    })
+  )

@@ -193,6 +193,7 @@ export class SimSocket extends EventEmitter {
   /** The kernel socket is closed (its descriptor closed, or reset). */
   kernelClosed = false
   private resetReported = false
+  private endPosted = false
   private endEmitted = false
   private finishEmitted = false
   private closeEmitted = false
@@ -241,11 +242,12 @@ export class SimSocket extends EventEmitter {
   }
 
   sawEnd(): void {
-    if (this.endEmitted || this.destroyed) return
-    this.endEmitted = true
-    this.readableEnded = true
+    if (this.endPosted || this.destroyed) return
+    this.endPosted = true
     this.net.world.post(`${this.name} end`, () => {
       if (this.destroyed) return
+      this.endEmitted = true
+      this.readableEnded = true
       this.emit("end")
       if (!this.allowHalfOpen) this.end()
       this.maybeClose()
@@ -334,8 +336,9 @@ export class SimSocket extends EventEmitter {
     }
   }
 
-  end(data?: Uint8Array): this {
-    if (data !== undefined) this.write(data)
+  end(data?: Uint8Array | string | (() => void)): this {
+    if (typeof data === "function") this.once("finish", data)
+    else if (data !== undefined) this.write(data)
     if (this.writableEnded || this.destroyed) return this
     this.writableEnded = true
     this.flush()
@@ -461,7 +464,8 @@ export class SimSocket extends EventEmitter {
  * @internal
  */
 export class SimServer extends EventEmitter {
-  maxConnections: number | undefined = undefined
+  /** 0: no cap, as Node's default. */
+  maxConnections = 0
   listening = false
   private port = 0
   private backlog = 511
@@ -469,7 +473,7 @@ export class SimServer extends EventEmitter {
   private connections = 0
   private acceptPosted = false
 
-  constructor(readonly net: Network, readonly options: { readonly pauseOnConnect?: boolean; readonly allowHalfOpen?: boolean }) {
+  constructor(readonly net: Network, readonly options: { readonly pauseOnConnect?: boolean | undefined; readonly allowHalfOpen?: boolean | undefined }) {
     super()
   }
 
@@ -516,7 +520,7 @@ export class SimServer extends EventEmitter {
         this.emit("error", new NodeError("EMFILE", "accept", "accept EMFILE"))
         continue
       }
-      if (this.maxConnections !== undefined && this.connections >= this.maxConnections) {
+      if (this.maxConnections > 0 && this.connections >= this.maxConnections) {
         socket.destroy()
         this.emit("drop", {
           localAddress: socket.localAddress,
@@ -578,7 +582,7 @@ export class Network {
     return this.nextPort++
   }
 
-  createServer(options: { readonly pauseOnConnect?: boolean; readonly allowHalfOpen?: boolean } = {}): SimServer {
+  createServer(options: { readonly pauseOnConnect?: boolean | undefined; readonly allowHalfOpen?: boolean | undefined } = {}): SimServer {
     return new SimServer(this, options)
   }
 

@@ -174,6 +174,13 @@ export class World {
     return "done"
   }
 
+  /** Timers still to fire. */
+  get timersPending(): number {
+    let n = 0
+    for (const timer of this.timers) if (!timer.cancelled) n++
+    return n
+  }
+
   /** Whether anything could still happen. */
   get idle(): boolean {
     return this.ready.length === 0 && this.timers.every((t) => t.cancelled)
