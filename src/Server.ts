@@ -201,8 +201,6 @@ export interface Server {
   readonly connections: Effect.Effect<ReadonlyArray<ConnectionInfo>>
   /** Connections accepted and waiting for a slot. */
   readonly pending: Effect.Effect<number>
-  /** Connections the server has taken from its listener since it started: served, queued or dropped. */
-  readonly accepted: Effect.Effect<number>
 }
 
 /**
@@ -289,8 +287,7 @@ export const make = <E = never, R = never>(
       address: listener.address,
       backlog: listener.backlog,
       connections: live.connections,
-      pending: live.pending,
-      accepted: live.accepted
+      pending: live.pending
     } satisfies Server
   })
 

@@ -53,6 +53,8 @@ export interface Peer {
   readonly stopReading: Effect.Effect<void>
   /** Closes with RST (`SO_LINGER` 0). */
   readonly reset: Effect.Effect<void>
+  /** Closes without half-closing first (`close()`): a FIN, or a reset when input is unread. */
+  readonly close: Effect.Effect<void>
   /**
    * Reads until the connection ends and returns how: `"eof"` (the server's FIN), `"reset"` or
    * `"closed"`. A reset is told from a FIN by the kernel even where Node reports it as a clean
@@ -114,6 +116,9 @@ const makePeer = (socket: Transport.Socket, transport: Transport.Transport): Pee
       socket.pause()
     }),
     reset: Effect.sync(() => Socket.close(socket, "reset")),
+    close: Effect.sync(() => {
+      socket.destroy()
+    }),
     endedAt: () => endedAt,
     readToEnd: Effect.async((resume) => {
       socket.resume()
@@ -151,6 +156,15 @@ export type Operation =
   /** Stops reading: the socket is paused, and TCP's flow control stops what the server sends. */
   | { readonly _tag: "Stall"; readonly peer: number }
   | { readonly _tag: "Reset"; readonly peer: number }
+  /** The peer leaves: closes its socket without half-closing, whatever is in flight (a FIN, or a reset with input unread). */
+  | { readonly _tag: "Close"; readonly peer: number }
+  /** A burst of `peers` connections at once, silent, never waited for: the accept queue overflows if it is small. */
+  | { readonly _tag: "Flood"; readonly peers: number }
+  /**
+   * Simulation only: the server's descriptors run out (every accept fails with `EMFILE`, as the
+   * kernel closes the connection), or come back.
+   */
+  | { readonly _tag: "Descriptors"; readonly exhausted: boolean }
   /** Begins the server's shutdown (at most once; after the last step otherwise). */
   | { readonly _tag: "Shutdown" }
   /** Lets time pass; once shutdown began, enough of it crosses the deadline. */
@@ -182,6 +196,8 @@ export interface Generation {
   readonly shutdownTimeout?: Duration.DurationInput
   /** Default 1 s (the server's default). */
   readonly cleanupTimeout?: Duration.DurationInput
+  /** Faults only a simulation can play (descriptors running out). Default false. */
+  readonly simulated?: boolean
   /**
    * For {@link commands}: the `replayPath` a failure printed in its counterexample
    * (`/*replayPath="..."*\/`), with its seed and path, to replay the same commands at once.
@@ -190,6 +206,7 @@ export interface Generation {
 }
 
 const generation = (options: Generation) => ({
+  simulated: options.simulated ?? false,
   maxChunk: options.maxChunk ?? 16 * 1024,
   maxOperations: options.maxOperations ?? 24,
   deadlineMillis: Duration.toMillis(Duration.decode(options.shutdownTimeout ?? "400 millis")) +
@@ -206,7 +223,7 @@ const generation = (options: Generation) => ({
  * @category arbitraries
  */
 export const operation = (options: Generation = {}): fc.Arbitrary<Operation> => {
-  const { deadlineMillis, maxChunk } = generation(options)
+  const { deadlineMillis, maxChunk, simulated } = generation(options)
   const peer = fc.nat({ max: 7 })
   // A length and a pattern: drawing every byte from fast-check costs more than the rest of a run.
   const payload = (minLength: number) =>
@@ -232,6 +249,11 @@ export const operation = (options: Generation = {}): fc.Arbitrary<Operation> => 
     { weight: 1, arbitrary: fc.record({ _tag: fc.constant("Read" as const), peer }) },
     { weight: 1, arbitrary: fc.record({ _tag: fc.constant("Stall" as const), peer }) },
     { weight: 1, arbitrary: fc.record({ _tag: fc.constant("Reset" as const), peer }) },
+    { weight: 1, arbitrary: fc.record({ _tag: fc.constant("Close" as const), peer }) },
+    { weight: 1, arbitrary: fc.record({ _tag: fc.constant("Flood" as const), peers: fc.integer({ min: 1, max: 24 }) }) },
+    ...(simulated
+      ? [{ weight: 1, arbitrary: fc.record({ _tag: fc.constant("Descriptors" as const), exhausted: fc.boolean() }) }]
+      : []),
     { weight: 1, arbitrary: fc.constant({ _tag: "Shutdown" as const }) },
     {
       weight: 3,
@@ -313,9 +335,12 @@ export interface PeerModel {
   sent: number
   halfClosed: "no" | "while serving" | "while draining"
   reading: boolean
+  /** It reset or closed its own connection: only the prefix check applies to it. */
   reset: boolean
   /** Its full, non-empty echo and EOF were checked when it half-closed (the key invariant). */
   verified: boolean
+  /** It connected while the server's descriptors had run out: never served, its connection just ends. */
+  refused: boolean
 }
 
 /**
@@ -331,10 +356,27 @@ export interface Model {
   waitedMillis: number
   /** `shutdownTimeout + cleanupTimeout`: past it, the server must be gone. */
   readonly deadlineMillis: number
+  /** On a simulated network, where simulation-only faults apply. */
+  readonly simulated: boolean
+  /** The server's descriptors have run out (a simulated fault). */
+  exhausted: boolean
 }
 
-/** @internal */
-export const initialModel = (deadlineMillis: number): Model => ({ peers: [], phase: "serving", waitedMillis: 0, deadlineMillis })
+/**
+ * The model at the start of a run, whose deadline (`shutdownTimeout + cleanupTimeout`) is
+ * `deadlineMillis`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const initialModel = (deadlineMillis: number, simulated = false): Model => ({
+  peers: [],
+  phase: "serving",
+  waitedMillis: 0,
+  deadlineMillis,
+  simulated,
+  exhausted: false
+})
 
 const peerOf = (model: Model, peer: number): PeerModel | undefined =>
   model.peers.length === 0 ? undefined : model.peers[peer % model.peers.length]
@@ -351,6 +393,10 @@ export const applies = (model: Model, op: Operation): boolean => {
     case "Open":
     case "Wait":
       return true
+    case "Flood":
+      return model.phase === "serving"
+    case "Descriptors":
+      return model.simulated && model.exhausted !== op.exhausted
     case "Exchange":
       return model.phase === "serving"
     case "Shutdown":
@@ -362,9 +408,11 @@ export const applies = (model: Model, op: Operation): boolean => {
     }
     case "Read":
     case "Stall":
-    case "Reset": {
+    case "Reset":
+    case "Close": {
       const peer = peerOf(model, op.peer)
-      return peer !== undefined && !peer.reset && (op._tag === "Reset" || (op._tag === "Read") !== peer.reading)
+      return peer !== undefined && !peer.reset &&
+        (op._tag === "Reset" || op._tag === "Close" || (op._tag === "Read") !== peer.reading)
     }
   }
 }
@@ -380,11 +428,30 @@ export const step = (model: Model, op: Operation): void => {
   switch (op._tag) {
     case "Open":
       if (model.phase === "serving") {
-        model.peers.push({ sent: 0, halfClosed: "no", reading: true, reset: false, verified: false })
+        model.peers.push({
+          sent: 0,
+          halfClosed: "no",
+          reading: true,
+          reset: false,
+          verified: false,
+          refused: model.exhausted
+        })
       }
       return
     case "Exchange":
-      model.peers.push({ sent: op.data.length, halfClosed: "while serving", reading: true, reset: false, verified: true })
+      model.peers.push({
+        sent: op.data.length,
+        halfClosed: "while serving",
+        reading: true,
+        reset: false,
+        verified: !model.exhausted,
+        refused: model.exhausted
+      })
+      return
+    case "Flood":
+      return
+    case "Descriptors":
+      model.exhausted = op.exhausted
       return
     case "Send":
       peer!.sent += op.data.length
@@ -393,7 +460,7 @@ export const step = (model: Model, op: Operation): void => {
       peer!.halfClosed = model.phase === "serving" ? "while serving" : "while draining"
       // A peer that reads while the server serves must get its whole echo at once: checked then
       // (and counted as such only when there was an echo to get).
-      if (peer!.reading && model.phase === "serving" && peer!.sent > 0) peer!.verified = true
+      if (peer!.reading && model.phase === "serving" && peer!.sent > 0 && !peer!.refused) peer!.verified = true
       return
     case "Read":
       peer!.reading = true
@@ -402,6 +469,7 @@ export const step = (model: Model, op: Operation): void => {
       peer!.reading = false
       return
     case "Reset":
+    case "Close":
       peer!.reset = true
       return
     case "Shutdown":
@@ -540,6 +608,12 @@ export interface Real {
    * the listener resets it.
    */
   readonly open: Effect.Effect<Peer, Error>
+  /** Connects a peer without waiting for the server to accept it (it may never). */
+  readonly openUnserved: Effect.Effect<Peer, Error>
+  /** Peers of a `Flood`: connecting, or connected and silent, until the run ends. */
+  readonly crowd: (peers: number) => Effect.Effect<void>
+  /** Runs the server's descriptors out, or gives them back (a simulation's fault). */
+  readonly exhaust: (exhausted: boolean) => Effect.Effect<void>
   /** Fails unless the server's port is free (bound by nothing). */
   readonly portFree: Effect.Effect<void, Error>
   readonly beginShutdown: Effect.Effect<void>
@@ -587,6 +661,10 @@ export class Command implements fc.AsyncCommand<Model, Real> {
         return `Wait(${op.millis} ms)`
       case "Exchange":
         return `Exchange(${op.data.length} bytes)`
+      case "Flood":
+        return `Flood(${op.peers})`
+      case "Descriptors":
+        return `Descriptors(${op.exhausted ? "exhausted" : "back"})`
       case "Open":
       case "Shutdown":
         return op._tag
@@ -607,19 +685,31 @@ const act = (op: Operation, phase: Model["phase"], peer: Peer | undefined, model
           // reached another listener that took the port since (another test's), not this server.
           return yield* Effect.ignore(Effect.scoped(real.open))
         }
-        const opened = yield* real.open
+        const state = model.peers[model.peers.length - 1]!
+        // With its descriptors gone the server never accepts it: it is closed by the kernel.
+        const opened = yield* (state.refused ? real.openUnserved : real.open)
         real.peers.push(opened)
-        return yield* opened.startReading
+        yield* opened.startReading
+        if (!state.refused) return
+        yield* timed(opened.readToEnd, real.margin, "a connection refused for want of descriptors never ended")
+        return
       }
       case "Exchange": {
-        const opened = yield* real.open
+        const state = model.peers[model.peers.length - 1]!
+        const opened = yield* (state.refused ? real.openUnserved : real.open)
         real.peers.push(opened)
         yield* opened.startReading
         yield* opened.send(op.data)
         yield* opened.halfClose
         const ending = yield* timed(opened.readToEnd, real.margin, "a peer that half-closed never saw its echo end")
-        return yield* expectWhole(opened, model.peers[model.peers.length - 1]!, ending, "eof", real)
+        return yield* expectWhole(opened, state, ending, "eof", real)
       }
+      case "Close":
+        return yield* peer!.close
+      case "Flood":
+        return yield* real.crowd(op.peers)
+      case "Descriptors":
+        return yield* real.exhaust(op.exhausted)
       case "Send":
         yield* peer!.send(op.data)
         return yield* expectPrefix(peer!, "after a send")
@@ -684,6 +774,7 @@ const expectWhole = (
   Effect.gen(function*() {
     if (state.reset) return
     yield* expectPrefix(peer, "at the end")
+    if (state.refused) return
     const { received, sent } = { received: peer.received().length, sent: peer.sent().length }
     if (ending === "eof" && (received !== sent || state.halfClosed === "no")) {
       return yield* Effect.fail(
@@ -762,6 +853,8 @@ export const checkShutdown = <E = never, R = never>(
         holdings,
         expectNoLeaks,
         expectPortFree,
+        simulated: false,
+        exhaust: () => Effect.void,
         now: () => performance.now(),
         execute: (effect) => Runtime.runPromise(runtime)(effect),
         playAll: (model, real, played) =>
@@ -784,7 +877,10 @@ interface Harness {
   readonly holdings: Effect.Effect<Holdings>
   readonly expectNoLeaks: (before: Holdings) => Effect.Effect<void, Error>
   readonly expectPortFree: (port: number) => Effect.Effect<void, Error>
+  readonly simulated: boolean
   readonly now: () => number
+  /** Runs the server's descriptors out, or gives them back (a simulation's fault). */
+  readonly exhaust: (exhausted: boolean) => Effect.Effect<void>
   /** How a command's act runs, when the commands are played by fast-check. */
   readonly execute: (effect: Effect.Effect<void, Error>) => Promise<void>
   readonly playAll: (
@@ -817,10 +913,17 @@ const play = <E, R>(
     const port = server.address.port
     let shutdown: Fiber.RuntimeFiber<void> | undefined
     let shutdownStarted = 0
+    let shutdownEnded = 0
     const beginShutdown = Effect.suspend(() => {
       if (shutdown !== undefined) return Effect.void
       shutdownStarted = harness.now()
-      return Effect.map(Effect.forkDaemon(Scope.close(serverScope, Exit.void)), (fiber) => {
+      const closing = Effect.ensuring(
+        Scope.close(serverScope, Exit.void),
+        Effect.sync(() => {
+          shutdownEnded = harness.now()
+        })
+      )
+      return Effect.map(Effect.forkDaemon(closing), (fiber) => {
         shutdown = fiber
       })
     })
@@ -835,29 +938,46 @@ const play = <E, R>(
       peers: [],
       margin,
       run: (effect) => harness.execute(Scope.extend(effect, peersScope)),
-      open: Effect.flatMap(server.accepted, (before) =>
-        Effect.tap(
-          Scope.extend(connect(port), peersScope),
-          () =>
-            timed(
-              Effect.repeat(server.accepted, { until: (n) => n > before, schedule: Schedule.spaced("1 millis") }),
-              margin,
-              "the server never accepted a connection"
-            )
-        )),
+      open: Effect.tap(
+        Scope.extend(connect(port), peersScope),
+        (peer) => {
+          // Its own connection, by address: the server lists it (or has served it already).
+          const name = `${peer.socket.localAddress ?? "127.0.0.1"}:${peer.socket.localPort}`
+          return timed(
+            Effect.repeat(Effect.map(server.connections, (live) => live.some((c) => c.peer === name)), {
+              until: (listed) => listed || peer.endedAt() !== undefined,
+              schedule: Schedule.spaced("1 millis")
+            }),
+            margin,
+            "the server never accepted a connection"
+          )
+        }
+      ),
+      openUnserved: Scope.extend(connect(port), peersScope),
+      crowd: (peers) =>
+        Effect.asVoid(
+          Effect.forkIn(
+            Effect.forEach(Array.from({ length: peers }), () => Effect.ignore(Scope.extend(connect(port), peersScope)), {
+              concurrency: "unbounded",
+              discard: true
+            }),
+            peersScope
+          )
+        ),
+      exhaust: harness.exhaust,
       portFree: harness.expectPortFree(port),
       beginShutdown,
       awaitShutdown,
       shutdownStartedAt: () => shutdown === undefined ? undefined : shutdownStarted,
       shutdownTimeoutMillis: Duration.toMillis(shutdownTimeout)
     }
-    const model = initialModel(Duration.toMillis(Duration.sum(shutdownTimeout, cleanupTimeout)))
+    const model = initialModel(Duration.toMillis(Duration.sum(shutdownTimeout, cleanupTimeout)), harness.simulated)
     const played = "operations" in commands ? commands.operations.map((op) => new Command(op)) : commands
     yield* harness.playAll(model, real, played)
 
     // 1 and 2: shutdown completes, and every connection ends.
     yield* awaitShutdown
-    const shutdownMillis = harness.now() - shutdownStarted
+    const shutdownMillis = shutdownEnded - shutdownStarted
     const endings = yield* expectAllEnded(model, real)
     const outcome: Outcome = {
       shutdownMillis,
@@ -953,6 +1073,49 @@ export class SimulationFailure extends Data.TaggedError("SimulationFailure")<{
 }
 
 /**
+ * Networks to play on: small and large kernel buffers (a stalled reader stops the writer sooner or
+ * later), reads cut small (a slow reader), and an accept queue of one (a burst of connections
+ * overflows it, and their SYNs are retried).
+ *
+ * @since 0.1.0
+ * @category simulation
+ */
+export const network = (): fc.Arbitrary<Network> =>
+  fc.record({
+    receiveBuffer: fc.constantFrom(1024, 8192, 65536, 262144),
+    sendBuffer: fc.constantFrom(1024, 16384, 65536),
+    maxRead: fc.constantFrom(64, 1460, 65536),
+    somaxconn: fc.constantFrom(1, 4, 4096)
+  })
+
+/**
+ * One simulated run to generate: its commands (with the faults only a simulation can play), the
+ * seed of its world, and its network.
+ *
+ * @since 0.1.0
+ * @category simulation
+ */
+export interface Simulated {
+  readonly commands: Iterable<fc.AsyncCommand<Model, Real>>
+  readonly seed: number
+  readonly network: Network
+}
+
+/**
+ * Simulated runs: {@link commands} with simulation-only faults, a world seed, a {@link network}.
+ * Pass each to {@link simulate} with the same `shutdownTimeout` and `cleanupTimeout`.
+ *
+ * @since 0.1.0
+ * @category simulation
+ */
+export const simulated = (options: Generation = {}): fc.Arbitrary<Simulated> =>
+  fc.record({
+    commands: commands({ ...options, simulated: true }),
+    seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
+    network: network()
+  })
+
+/**
  * Plays `commands` (or a scenario) on the simulated network, with the same invariants as
  * {@link checkShutdown}: the same server code, on simulated sockets, with every timer on virtual
  * time and every interleaving chosen by `seed`. A run of a few seconds of virtual time takes
@@ -995,6 +1158,11 @@ export const simulate = <E = never, R = never>(
         expectPortFree: (port) =>
           Effect.suspend(() => {
             return network.listeners.has(port) ? Effect.fail(new Error(`port ${port} is not free`)) : Effect.void
+          }),
+        simulated: true,
+        exhaust: (exhausted) =>
+          Effect.sync(() => {
+            network.exhausted = exhausted
           }),
         now: () => world.now,
         // In the world, one command after the other: each act is the next step of the run.

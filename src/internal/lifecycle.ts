@@ -61,7 +61,6 @@ export interface Info extends Connection.Stats {
 export interface Live {
   readonly connections: Effect.Effect<ReadonlyArray<Info>>
   readonly pending: Effect.Effect<number>
-  readonly accepted: Effect.Effect<number>
 }
 
 /** How long a connection whose handler is done keeps reading (and dropping) input, for its FIN. */
@@ -128,7 +127,6 @@ class Server implements Live {
   private cursor = 0
   private draining = false
   private admitting = false
-  private admitted = 0
   private onEmpty: (() => void) | undefined = undefined
   // Completes when shutdown begins: each connection's `draining`.
   private readonly drain = Deferred.unsafeMake<void>(FiberId.none)
@@ -159,7 +157,6 @@ class Server implements Live {
   // --- Admission, on Node's 'connection' callback: a slot, a place in the queue, or dropped.
 
   admit(socket: Listener.Socket): void {
-    this.admitted++
     // Between the drain notice and the listener's close, a newcomer is turned away.
     if (this.draining) {
       Metrics.connectionsDropped.unsafeModify(1, this.labels.reason("shutdown"))
@@ -424,10 +421,6 @@ class Server implements Live {
 
   get pending(): Effect.Effect<number> {
     return Effect.sync(() => this.waiting.length)
-  }
-
-  get accepted(): Effect.Effect<number> {
-    return Effect.sync(() => this.admitted)
   }
 }
 

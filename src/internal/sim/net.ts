@@ -514,7 +514,7 @@ export class SimServer extends EventEmitter {
     this.acceptPosted = false
     while (this.listening && this.queue.length > 0) {
       const socket = this.queue.shift()!
-      if (this.net.accepted >= this.net.options.descriptors) {
+      if (this.net.exhausted || this.net.accepted >= this.net.options.descriptors) {
         // libuv's EMFILE trick: accept with a reserve descriptor and close at once.
         socket.destroy()
         this.emit("error", new NodeError("EMFILE", "accept", "accept EMFILE"))
@@ -572,6 +572,8 @@ export class Network {
   /** Sockets whose descriptor is open (not yet destroyed), for leak checks. */
   readonly open = new Set<SimSocket>()
   accepted = 0
+  /** A fault: every accept fails with EMFILE while it is set. */
+  exhausted = false
   private nextPort = 32768
   private nextConnection = 0
 

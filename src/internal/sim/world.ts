@@ -38,29 +38,34 @@ export class Random {
 }
 
 /**
- * The trace of a run: every event that happened, hashed as it goes (FNV-1a, 32 bits), with the
- * last lines kept to print on failure. Two runs with the same seed and inputs have the same hash.
+ * The trace of a run: every event that happened, at what virtual time, hashed as it goes (FNV-1a
+ * over each label, mixed with the time), with the last events kept to print on failure. Two runs
+ * with the same seed and inputs have the same hash.
  *
  * @internal
  */
 export class Trace {
   private hash = 0x811C9DC5
-  private readonly recent: Array<string> = []
+  // The last events, as (time, label) in a ring: formatted only when asked.
+  private readonly times: Array<number>
+  private readonly labels: Array<string>
+  private next = 0
   count = 0
 
-  constructor(private readonly keep: number) {}
+  constructor(private readonly keep: number) {
+    this.times = new Array<number>(keep)
+    this.labels = new Array<string>(keep)
+  }
 
-  add(line: string): void {
+  add(now: number, label: string): void {
     this.count++
-    let h = this.hash
-    for (let i = 0; i < line.length; i++) {
-      h ^= line.charCodeAt(i)
-      h = Math.imul(h, 0x01000193)
-    }
-    this.hash = Math.imul(h ^ 0x0A, 0x01000193) >>> 0
+    let h = Math.imul(this.hash ^ labelHash(label), 0x01000193)
+    h = Math.imul(h ^ (now | 0), 0x01000193)
+    this.hash = Math.imul(h ^ Math.floor(now / 4294967296), 0x01000193) >>> 0
     if (this.keep > 0) {
-      this.recent.push(line)
-      if (this.recent.length > this.keep) this.recent.shift()
+      this.times[this.next] = now
+      this.labels[this.next] = label
+      this.next = (this.next + 1) % this.keep
     }
   }
 
@@ -69,9 +74,28 @@ export class Trace {
     return this.hash.toString(16).padStart(8, "0")
   }
 
+  /** The last events kept, oldest first, as `TIME LABEL`. */
   get lines(): ReadonlyArray<string> {
-    return this.recent
+    const lines: Array<string> = []
+    const n = Math.min(this.count, this.keep)
+    for (let i = 0; i < n; i++) {
+      const at = (this.next - n + i + this.keep) % this.keep
+      lines.push(`${this.times[at]} ${this.labels[at]}`)
+    }
+    return lines
   }
+}
+
+// Labels repeat (a fiber's turn, one direction of a connection): each is hashed once.
+const labelHashes = new Map<string, number>()
+const labelHash = (label: string): number => {
+  let h = labelHashes.get(label)
+  if (h !== undefined) return h
+  h = 0x811C9DC5
+  for (let i = 0; i < label.length; i++) h = Math.imul(h ^ label.charCodeAt(i), 0x01000193)
+  h >>>= 0
+  if (labelHashes.size < 100_000) labelHashes.set(label, h)
+  return h
 }
 
 interface Timer {
@@ -125,7 +149,7 @@ export class World {
 
   /** Something that happens `millis` from now; returns its cancel. */
   schedule(millis: number, label: string, fire: () => void): () => void {
-    const timer: Timer = { at: this.now + Math.max(0, millis), seq: this.seq++, label, fire, cancelled: false }
+    const timer: Timer = { at: this.now + Math.max(0, millis), seq: this.seq++, label: `timer ${label}`, fire, cancelled: false }
     // Kept sorted by time, then by when it was scheduled: equal times fire in that order.
     let i = this.timers.length
     while (i > 0 && (this.timers[i - 1]!.at > timer.at)) i--
@@ -148,7 +172,7 @@ export class World {
       this.ready[i] = this.ready[n - 1]!
       this.ready.pop()
       this.steps++
-      this.trace.add(`${this.now} ${chosen.label}`)
+      this.trace.add(this.now, chosen.label)
       chosen.run()
       return true
     }
@@ -157,7 +181,7 @@ export class World {
       if (timer.cancelled) continue
       this.now = timer.at
       this.steps++
-      this.trace.add(`${this.now} timer ${timer.label}`)
+      this.trace.add(this.now, timer.label)
       timer.fire()
       return true
     }
