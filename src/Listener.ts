@@ -5,10 +5,11 @@
  *
  * @since 0.1.0
  */
-import { Data, Duration, Effect, Either, Runtime } from "effect"
+import { Data, Duration, Effect, Either, LogLevel, Runtime } from "effect"
 import type { Scope } from "effect"
 import * as net from "node:net"
 import * as errno from "./internal/errno.js"
+import { LogAggregator } from "./internal/logAggregator.js"
 import * as Options_ from "./internal/options.js"
 import * as Socket from "./internal/socket.js"
 import * as Metrics from "./Metrics.js"
@@ -217,6 +218,10 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
       const open = new Set<net.Socket>()
       let accepting = true
       let handle: net.Server | undefined
+      // Drops come in floods: the first is logged, the rest summed up once a second. Registered
+      // before the socket, so the last summary is written after the listener has closed.
+      const logs = new LogAggregator({ emit: (record) => log(record) })
+      yield* Effect.addFinalizer(() => Effect.sync(() => logs.flush()))
       // Stops accepting: the listening socket is closed (the port is free when this returns), and
       // sockets nobody took are destroyed. Idempotent; the release and `close` share it.
       const stopAccepting = () => {
@@ -251,9 +256,9 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
       if (valid.maxAccepted !== undefined) server.maxConnections = valid.maxAccepted
       server.on("drop", (drop?: net.DropArgument) => {
         Metrics.connectionsDropped.unsafeUpdate(1, labels.reason("max_connections"))
-        log(Effect.logWarning(
-          `dropped connection from ${drop?.remoteAddress}:${drop?.remotePort}: ${valid.maxAccepted} connections held`
-        ))
+        const peer = `${drop?.remoteAddress}:${drop?.remotePort}`
+        logs.add("drop", peer, LogLevel.Warning, `dropped connections (${valid.maxAccepted} held)`, () =>
+          Effect.logWarning(`dropped connection from ${peer}: ${valid.maxAccepted} connections held`))
       })
       function forget(this: net.Socket) {
         open.delete(this)
