@@ -129,12 +129,12 @@ describe("serve configuration and output", () => {
     const url = /http:\/\/\S+\/metrics/.exec(line)![0]
     const scrape = async (name: string) => {
       const text = await (await fetch(url)).text()
-      const sample = text.split("\n").find((l) => l.startsWith(`${name}{`))
+      const sample = text.split("\n").find((l) => l.startsWith(`${name} `))
       return Number(sample?.split(" ").pop())
     }
-    const before = await scrape("echo_bytes_sent_total")
+    const before = await scrape("echo_sent_bytes_total")
     await roundTrip(server.address.port, Buffer.alloc(1000, 1))
-    expect(await scrape("echo_bytes_sent_total")).toBe(before + 1000)
+    expect(await scrape("echo_sent_bytes_total")).toBe(before + 1000)
     expect(await scrape("echo_connections_accepted_total")).toBeGreaterThanOrEqual(1)
   })
 })
