@@ -5,11 +5,12 @@
  *
  * @since 0.1.0
  */
-import { Chunk, Data, Duration, Effect, Stream } from "effect"
+import { Chunk, Data, Duration, Effect, Either, Stream } from "effect"
 import type { Scope } from "effect"
 import * as Connection from "./Connection.js"
 import { connectSocket } from "./internal/connect.js"
 import * as errno from "./internal/errno.js"
+import * as Options_ from "./internal/options.js"
 import * as Socket from "./internal/socket.js"
 import * as TcpState from "./internal/tcpState.js"
 
@@ -30,20 +31,27 @@ export interface Options {
 }
 
 /**
- * Connecting failed.
+ * Connecting failed: refused, timed out, or an option is invalid (`InvalidOption`, before any
+ * socket exists).
  *
  * @since 0.1.0
  * @category errors
  */
 export class ConnectError extends Data.TaggedError("ConnectError")<{
-  readonly reason: errno.ConnectReason
+  readonly reason: errno.ConnectReason | "InvalidOption"
   /** `HOST:PORT` connected to. */
   readonly address: string
   readonly code?: string
+  /** The invalid option's name and value, and what a valid one looks like, for `InvalidOption`. */
+  readonly option?: string
+  readonly value?: unknown
+  readonly expected?: string
   readonly cause?: unknown
 }> {
   override get message(): string {
     switch (this.reason) {
+      case "InvalidOption":
+        return `invalid ${this.option}: ${Options_.showValue(this.value)} (expected ${this.expected})`
       case "Refused":
         return `${this.address} refused the connection (nothing listens there)`
       case "Timeout":
@@ -77,7 +85,9 @@ export interface Client extends Connection.Connection {
 export const connect = (options: Options): Effect.Effect<Client, ConnectError, Scope.Scope> => {
   const host = options.host ?? "127.0.0.1"
   const address = `${host}:${options.port}`
-  const connecting = Effect.mapError(connectSocket(host, options.port), (error) => {
+  const invalid = Either.all([Options_.ipv4("host", host), Options_.integer("port", options.port, 1, 65535)])
+  if (Either.isLeft(invalid)) return Effect.fail(new ConnectError({ reason: "InvalidOption", address, ...invalid.left }))
+  const connecting = Effect.mapError(connectSocket(invalid.right[0], options.port), (error) => {
     const code = errno.errnoCode(error)
     return new ConnectError({
       reason: errno.connectReason(code),
@@ -97,15 +107,19 @@ export const connect = (options: Options): Effect.Effect<Client, ConnectError, S
       // Every end of input is checked with the kernel: a reset right behind the last bytes, which
       // libuv reports as a clean end, fails as a Reset instead of passing for a complete answer.
       Effect.acquireRelease(
-        Effect.sync(() =>
-          Connection.wrap(
+        Effect.sync(() => {
+          const connection = Connection.wrap(
             socket,
             options.highWaterMark === undefined ? {} : { highWaterMark: options.highWaterMark },
             undefined,
             undefined,
             TcpState.ends(socket)
           )
-        ),
+          // The peer's name is read now, while the socket has it: a server that resets the
+          // connection later is still named by its address in every error.
+          void connection.peer
+          return connection
+        }),
         (connection) => connection.close("close")
       ),
       (connection): Client => ({

@@ -36,7 +36,10 @@ export interface Options {
   readonly noDelay?: boolean
   /** `SO_KEEPALIVE` on accepted sockets. Default false. */
   readonly keepAlive?: boolean
-  /** Idle time before the first keepalive probe, when `keepAlive` is on. Default: the kernel's. */
+  /**
+   * Idle time before the first keepalive probe, when `keepAlive` is on: whole seconds from 1 s to
+   * 32767 s (Linux's `TCP_KEEPIDLE`). Default: the kernel's `net.ipv4.tcp_keepalive_time`.
+   */
   readonly keepAliveInitialDelay?: Duration.DurationInput
 }
 
@@ -162,7 +165,7 @@ export const validate = (options: Options): Either.Either<Valid, Options_.Invali
       : yield* Options_.integer("maxAccepted", options.maxAccepted, 1)
     const keepAliveInitialDelay = options.keepAliveInitialDelay === undefined
       ? undefined
-      : yield* Options_.duration("keepAliveInitialDelay", options.keepAliveInitialDelay, "zero allowed")
+      : yield* Options_.keepAliveDelay("keepAliveInitialDelay", options.keepAliveInitialDelay)
     return {
       host,
       port,

@@ -67,7 +67,13 @@ describe("Listener", () => {
       [{ port: 80.5 }, "port", 80.5],
       [{ backlog: 0 }, "backlog", 0],
       [{ backlog: Number.NaN }, "backlog", Number.NaN],
-      [{ keepAliveInitialDelay: "forever" as never }, "keepAliveInitialDelay", "forever"]
+      [{ keepAliveInitialDelay: "forever" as never }, "keepAliveInitialDelay", "forever"],
+      // TCP_KEEPIDLE takes whole seconds from 1 to 32767: Node would pass 0 for these, which Linux
+      // refuses, leaving the kernel's 7200 s in place without a word.
+      [{ keepAliveInitialDelay: 0 }, "keepAliveInitialDelay", 0],
+      [{ keepAliveInitialDelay: "500 millis" }, "keepAliveInitialDelay", "500 millis"],
+      [{ keepAliveInitialDelay: "1500 millis" }, "keepAliveInitialDelay", "1500 millis"],
+      [{ keepAliveInitialDelay: "32768 seconds" }, "keepAliveInitialDelay", "32768 seconds"]
     ]
     for (const [options, option, value] of cases) {
       it.scoped(`${option} = ${String(value)}`, () =>
