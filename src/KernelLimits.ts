@@ -303,24 +303,25 @@ export const formatBacklog = (backlog: EffectiveBacklog): string =>
  * cookies (`tcp_syncookies` 1, the default), so the handshake needs no place in it; with cookies
  * off (0) it drops the SYN instead, and also drops SYNs from peers it has not seen before once
  * fewer than a quarter of `tcp_max_syn_backlog` places are left; with 2 it sends cookies always
- * (Linux's `tcp_conn_request()` in net/ipv4/tcp_input.c).
+ * (Linux's `tcp_conn_request()` in net/ipv4/tcp_input.c; measured in docs/kernel-limits.md).
  *
  * @since 0.1.0
  * @category utils
  */
 export const synQueue = (backlog: EffectiveBacklog, limits: Limits): string => {
-  const bound = `${backlog.effective} half-open connections (the backlog)`
+  // Linux 6.18 keeps one more than the backlog (measured: docs/kernel-limits.md).
+  const bound = `about ${backlog.effective} half-open connections (the backlog)`
   switch (limits.tcpSyncookies) {
     case undefined:
-      return `SYN queue: up to ${bound}; net.ipv4.tcp_syncookies unknown, so what happens beyond is too`
+      return `SYN queue: ${bound}; net.ipv4.tcp_syncookies unknown, so what happens beyond is too`
     case 0:
-      return `SYN queue: up to ${bound}, SYN cookies off (net.ipv4.tcp_syncookies=0): SYNs beyond are dropped, ` +
+      return `SYN queue: ${bound}, SYN cookies off (net.ipv4.tcp_syncookies=0): SYNs beyond are dropped, ` +
         `and so are those of new peers once fewer than a quarter of net.ipv4.tcp_max_syn_backlog ` +
         `(${limits.tcpMaxSynBacklog ?? "unknown"}) places are left`
     case 2:
       return "SYN queue: none, SYN cookies for every handshake (net.ipv4.tcp_syncookies=2)"
     default:
-      return `SYN queue: up to ${bound}, then SYN cookies (net.ipv4.tcp_syncookies=${limits.tcpSyncookies}): ` +
+      return `SYN queue: ${bound}, then SYN cookies (net.ipv4.tcp_syncookies=${limits.tcpSyncookies}): ` +
         `a SYN flood does not fill it; net.ipv4.tcp_max_syn_backlog applies only with cookies off`
   }
 }

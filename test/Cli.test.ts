@@ -494,7 +494,7 @@ describe("probe", () => {
     expect(typeof limits.tcpSyncookies).toBe("number")
     expect(limits.backlog.requested).toBe(100000)
     expect(limits.backlog.effective).toBe(Math.min(100000, limits.somaxconn))
-    expect(limits.synQueue).toContain(`up to ${limits.backlog.effective}`)
+    expect(limits.synQueue).toContain(`about ${limits.backlog.effective} half-open`)
   })
 
   it("prints a table naming each limit and how to set it, then the SYN queue", () => {

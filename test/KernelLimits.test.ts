@@ -121,13 +121,13 @@ describe("KernelLimits", () => {
     const backlog = KernelLimits.effectiveBacklog(100_000, { somaxconn: 4096 })
     it("with SYN cookies on (1, the default), the backlog bounds it and tcp_max_syn_backlog does not", () => {
       const text = KernelLimits.synQueue(backlog, { tcpSyncookies: 1, tcpMaxSynBacklog: 128 })
-      expect(text).toContain("up to 4096 half-open connections (the backlog), then SYN cookies")
+      expect(text).toContain("about 4096 half-open connections (the backlog), then SYN cookies")
       expect(text).toContain("tcp_max_syn_backlog applies only with cookies off")
       expect(text).not.toContain("128")
     })
     it("with cookies off (0), SYNs beyond are dropped, and tcp_max_syn_backlog's last quarter kept for known peers", () => {
       const text = KernelLimits.synQueue(backlog, { tcpSyncookies: 0, tcpMaxSynBacklog: 128 })
-      expect(text).toContain("up to 4096 half-open connections (the backlog), SYN cookies off")
+      expect(text).toContain("about 4096 half-open connections (the backlog), SYN cookies off")
       expect(text).toContain("fewer than a quarter of net.ipv4.tcp_max_syn_backlog (128)")
     })
     it("with cookies always (2), there is no queue; unknown, it says so", () => {
