@@ -77,6 +77,9 @@ const maxInt = 2 ** 31 - 1
 const logLevels = ["all", "trace", "debug", "info", "warning", "error", "fatal", "none"] as const
 const logFormats = ["pretty", "json", "logfmt"] as const
 
+/** The metrics HTTP listener's own cap: a scraper needs one connection. */
+const metricsMaxConnections = 16
+
 const port = (min: number) => Flags.integer(min, 65535)
 const logLevel = (text: string) => Flags.choice(logLevels)(text.toLowerCase() === "warn" ? "warning" : text)
 const durationFlag = (zero: "zero allowed" | "positive") =>
@@ -95,7 +98,7 @@ const serveFlags = {
     variable: "ECHO_BACKLOG",
     default: String(Listener.defaults.backlog)
   }),
-  maxConnections: Flags.value("max-connections", "N", Flags.integer(1, maxInt), "Connections served at once; beyond, up to 1000 more wait unread, and the rest are dropped.", {
+  maxConnections: Flags.value("max-connections", "N", Flags.integer(1, maxInt), `Connections served at once; beyond, up to ${Server.defaults.maxPending} more wait unread, and the rest are dropped.`, {
     variable: "ECHO_MAX_CONNECTIONS",
     default: String(Server.defaults.maxConnections)
   }),
@@ -121,7 +124,7 @@ const serveFlags = {
     variable: "ECHO_LOG_FORMAT",
     default: "pretty"
   }),
-  metricsPort: Flags.value("metrics-port", "PORT", port(0), "Serve Prometheus metrics on http://127.0.0.1:PORT/metrics (0: any free port), at most 16 connections at once.", {
+  metricsPort: Flags.value("metrics-port", "PORT", port(0), `Serve Prometheus metrics on http://127.0.0.1:PORT/metrics (0: any free port), at most ${metricsMaxConnections} connections at once.`, {
     variable: "ECHO_METRICS_PORT",
     default: "off"
   }),
@@ -209,10 +212,9 @@ const resolve = <T extends Readonly<Record<string, Flags.Flag<any>>>>(
   flags: T,
   parsed: { readonly [K in keyof T]: Option.Option<string> | boolean }
 ) =>
-  Flags.resolve(flags, (flag) => {
-    const key = Object.keys(flags).find((k) => flags[k] === flag)!
-    const given = parsed[key]
-    return given === true ? Option.some("true") : given === false || given === undefined ? Option.none() : given
+  Flags.resolve(flags, (key) => {
+    const given: Option.Option<string> | boolean = parsed[key]
+    return given === true ? Option.some("true") : given === false ? Option.none() : given
   }).pipe(Effect.mapError((invalid) => usage(Flags.formatInvalid(invalid), spec.name)))
 
 // --- Logging: to stderr, in the format asked for.
@@ -253,9 +255,6 @@ const formatLimit = (value: unknown): string =>
 
 /** Descriptors kept free for everything that is not a connection (logs, /proc, the listener). */
 const descriptorReserve = 32
-
-/** The metrics HTTP listener's own cap: a scraper needs one connection. */
-const metricsMaxConnections = 16
 
 /**
  * Fits the connection limits to the open-files limit. Past it, accept() fails with EMFILE and

@@ -21,8 +21,9 @@ import * as TcpState from "./internal/tcpState.js"
  * @category models
  */
 export interface Options {
-  /** Default `127.0.0.1`. */
+  /** An IPv4 address, or `localhost` (= 127.0.0.1). Default `127.0.0.1`. */
   readonly host?: string
+  /** 1-65535; anything else fails with `InvalidOption` before any socket exists. */
   readonly port: number
   /** Give up connecting after this long. Default: the kernel's SYN retries decide. */
   readonly timeout?: Duration.DurationInput

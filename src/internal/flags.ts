@@ -248,13 +248,13 @@ export type Values<T> = { readonly [K in keyof T]: T[K] extends Flag<infer A> ? 
  */
 export const resolve = <T extends Readonly<Record<string, Flag<any>>>>(
   flags: T,
-  given: (flag: Flag<unknown>) => Option.Option<string>
+  given: (key: keyof T & string) => Option.Option<string>
 ): Effect.Effect<{ readonly values: Values<T>; readonly sources: Sources<T> }, Invalid> =>
   Effect.gen(function*() {
     const values: Record<string, Option.Option<unknown>> = {}
     const sources: Record<string, string | undefined> = {}
     for (const [key, flag] of Object.entries(flags)) {
-      const fromFlag = given(flag)
+      const fromFlag = given(key)
       const fromVariable = Option.isSome(fromFlag) || flag.variable === undefined
         ? Option.none()
         : yield* Effect.orDie(Config.option(Config.string(flag.variable)))
