@@ -16,7 +16,7 @@ import * as ValidationError from "@effect/cli/ValidationError"
 // Deep imports: the packages' index modules load everything in them (all of HttpApi and its
 // schemas for @effect/platform), some 25 MB of heap a server never uses.
 import * as FileSystem from "@effect/platform/FileSystem"
-import { Cause, Data, Duration, Effect, Exit, FiberRef, HashSet, Layer, Logger, LogLevel, Option, Stream } from "effect"
+import { Cause, Context, Data, Duration, Effect, Exit, FiberRef, HashSet, Layer, Logger, LogLevel, Option, Stream } from "effect"
 import * as Flags from "./internal/flags.js"
 import * as Heap from "./internal/heap.js"
 import * as Options_ from "./internal/options.js"
@@ -118,7 +118,8 @@ const serveFlags = {
   }),
   logLevel: Flags.value("log-level", "LEVEL", logLevel, `Least severe level logged: ${logLevels.join(", ")} (any case; warn for warning).`, {
     variable: "ECHO_LOG_LEVEL",
-    default: "info"
+    default: "info",
+    withheld: true
   }),
   logFormat: Flags.value("log-format", "FORMAT", Flags.choice(logFormats), "Log records as pretty text, JSON lines or logfmt lines, on stderr.", {
     variable: "ECHO_LOG_FORMAT",
@@ -198,13 +199,17 @@ const specs = [serveSpec, probeSpec, clientSpec]
 const cliOptions = <T extends Readonly<Record<string, Flags.Flag<any>>>>(flags: T) => {
   const options: Record<string, Options.Options<Option.Option<string> | boolean>> = {}
   for (const [key, flag] of Object.entries(flags)) {
+    if (flag.withheld === true) continue
     options[key] = flag.placeholder === undefined
       ? Options.boolean(flag.name).pipe(Options.withDescription(flag.description))
       : Options.text(flag.name).pipe(Options.optional, Options.withDescription(flag.description))
   }
-  // One option per key of `flags`, each of the kind its flag takes.
+  // One option per key of `flags` (but the withheld ones), each of the kind its flag takes.
   return options as { readonly [K in keyof T]: Options.Options<Option.Option<string> | boolean> }
 }
+
+/** The command line as checked before @effect/cli saw it: where the withheld flags are read. */
+class Given extends Context.Tag("effect-tcp-echo/Cli/Given")<Given, ReadonlyMap<string, string | true>>() {}
 
 /** The checked values of a command's flags, or a usage error naming the flag or variable. */
 const resolve = <T extends Readonly<Record<string, Flags.Flag<any>>>>(
@@ -212,10 +217,15 @@ const resolve = <T extends Readonly<Record<string, Flags.Flag<any>>>>(
   flags: T,
   parsed: { readonly [K in keyof T]: Option.Option<string> | boolean }
 ) =>
-  Flags.resolve(flags, (key) => {
-    const given: Option.Option<string> | boolean = parsed[key]
-    return given === true ? Option.some("true") : given === false ? Option.none() : given
-  }).pipe(Effect.mapError((invalid) => usage(Flags.formatInvalid(invalid), spec.name)))
+  Effect.flatMap(Effect.serviceOption(Given), (checked) =>
+    Flags.resolve(flags, (key) => {
+      if (flags[key]!.withheld === true) {
+        const text = Option.flatMap(checked, (given) => Option.fromNullable(given.get(flags[key]!.name)))
+        return Option.filter(text, (t): t is string => typeof t === "string")
+      }
+      const given: Option.Option<string> | boolean = parsed[key]
+      return given === true ? Option.some("true") : given === false ? Option.none() : given
+    })).pipe(Effect.mapError((invalid) => usage(Flags.formatInvalid(invalid), spec.name)))
 
 // --- Logging: to stderr, in the format asked for.
 
@@ -614,6 +624,7 @@ export const run = (version: string) => (argv: ReadonlyArray<string>) =>
           const console = yield* Effect.console
           return yield* Command.run(command, { name: program, version })([...argv.slice(0, 2), ...checked.args]).pipe(
             Effect.withConsole({ ...console, error: () => Effect.void }),
+            Effect.provideService(Given, checked._tag === "Run" ? checked.given : new Map()),
             Effect.catchIf(ValidationError.isValidationError, (error) =>
               Effect.fail(usage(validationText(error), checked._tag === "Run" ? checked.command.name : undefined)))
           )

@@ -139,6 +139,14 @@ describe("serve: what it writes", () => {
     expect(await server.exited).toBe(0)
     expect(server.stderr.some((line) => line.includes("backlog requested"))).toBe(false)
   })
+
+  it("--log-level alone wins over ECHO_LOG_LEVEL (@effect/cli's built-in flag of that name never takes it)", async () => {
+    const server = await start(["--log-level", "debug"], { ECHO_LOG_LEVEL: "error" })
+    await roundTrip(server.address.port, Buffer.from("debug"))
+    server.child.kill("SIGINT")
+    expect(await server.exited).toBe(0)
+    expect(server.stderr.some((line) => /DEBUG .*receive data from/.test(line))).toBe(true)
+  })
 })
 
 describe("serve: signals", () => {

@@ -24,6 +24,11 @@ export interface Flag<A> {
   readonly default: string | undefined
   /** The value, or what a valid one looks like. */
   readonly parse: (text: string) => Either.Either<A, string>
+  /**
+   * Kept from @effect/cli, whose built-in flag of the same name (`--log-level`) would take it
+   * and run the command without it: read from the checked command line instead.
+   */
+  readonly withheld?: boolean
 }
 
 /** A flag that takes a value. @internal */
@@ -32,14 +37,15 @@ export const value = <A>(
   placeholder: string,
   parse: (text: string) => Either.Either<A, string>,
   description: string,
-  options: { readonly variable?: string; readonly default?: string } = {}
+  options: { readonly variable?: string; readonly default?: string; readonly withheld?: boolean } = {}
 ): Flag<A> => ({
   name,
   variable: options.variable,
   placeholder,
   description,
   default: options.default,
-  parse
+  parse,
+  ...(options.withheld === true ? { withheld: true } : {})
 })
 
 /** A switch: on when given; its variable takes true/false, 1/0, yes/no or on/off. @internal */
@@ -214,6 +220,7 @@ export const check = (
     const parsed = flag.parse(text)
     if (Either.isLeft(parsed)) return usage(formatInvalid({ source: name, text, expected: parsed.left }), command)
     given.set(flag.name, text)
+    if (flag.withheld === true) continue
     // @effect/cli would take a value starting with "-" for a flag, unless it is joined to its name.
     if (text.startsWith("-")) out.push(`${name}=${text}`)
     else out.push(name, text)
