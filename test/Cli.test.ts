@@ -249,13 +249,18 @@ describe("serve: addresses and ports", () => {
 
   // In a network namespace of its own, whose only interface is loopback: 0.0.0.0 reaches nothing else.
   const isolated = spawnSync("unshare", ["-rn", "sh", "-c", "ip link set lo up"]).status === 0
-  it.skipIf(!isolated)("--host 0.0.0.0 binds with a warning naming the exposure (in a loopback-only network namespace)", async () => {
+  it.skipIf(!isolated)(
+    isolated
+      ? "--host 0.0.0.0 binds with a warning naming the exposure (in a loopback-only network namespace)"
+      : "--host 0.0.0.0 warning: NOT RUN, no network namespace of its own here (unshare -rn, ip)",
+    async () => {
     const server = await start(["--host", "0.0.0.0"], {}, {
       wrapper: ["unshare", "-rn", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""]
     })
     expect(server.address.host).toBe("0.0.0.0")
     expect(await server.waitFor(/WARN.*every interface of this machine/)).toContain("--host 127.0.0.1")
-  })
+  }
+  )
 
   it("ECHO_PORT is honoured, and a flag wins over its variable", async () => {
     const port = await freePort()
@@ -268,7 +273,11 @@ describe("serve: addresses and ports", () => {
 
 describe("serve: keep-alive", () => {
   const hasSs = spawnSync("ss", ["-V"]).status === 0
-  it.skipIf(!hasSs)("--keep-alive-delay sets the idle time before the first probe (ss shows the timer)", async () => {
+  it.skipIf(!hasSs)(
+    hasSs
+      ? "--keep-alive-delay sets the idle time before the first probe (ss shows the timer)"
+      : "--keep-alive-delay: NOT RUN, ss (iproute2) is not installed",
+    async () => {
     const server = await start(["--keep-alive-delay", "60s"])
     const peer = net.connect(server.address.port, "127.0.0.1")
     peer.on("error", () => {})
@@ -280,7 +289,8 @@ describe("serve: keep-alive", () => {
     expect(timer, out.stdout).not.toBeNull()
     expect(Number(timer![1])).toBeLessThanOrEqual(60)
     peer.destroy()
-  })
+  }
+  )
 
   it("the keep-alive delay is stated at start", async () => {
     const server = await start(["--keep-alive"])
