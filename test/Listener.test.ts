@@ -1,6 +1,6 @@
 import { NodeFileSystem } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Scope } from "effect"
+import { Duration, Effect, Exit, Scope } from "effect"
 import { Client, KernelLimits, Listener, TestKit } from "../src/index.js"
 import { listenBacklog, timeWaitCount } from "./utils/kernel.js"
 
@@ -86,6 +86,14 @@ describe("Listener", () => {
         }))
     }
   })
+
+  it.scoped("an invalid Duration is shown as people write one, not as its JSON", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(Listener.make({ keepAliveInitialDelay: Duration.millis(1500) }))
+      expect(error.message).toBe(
+        "invalid keepAliveInitialDelay: 1s 500ms (expected a whole number of seconds from 1s to 32767s (TCP_KEEPIDLE))"
+      )
+    }))
 
   it.scoped("the kernel's backlog is min(requested, somaxconn), small or huge", () =>
     Effect.gen(function*() {

@@ -101,6 +101,13 @@ export const ipv4 = (option: string, value: unknown): Either.Either<string, Inva
     : Either.left({ option, value, expected: "an IPv4 address such as 127.0.0.1, or localhost" })
 }
 
-/** JSON for strings and objects, but NaN and Infinity as themselves (JSON would say null). @internal */
+/**
+ * JSON for strings and objects, but NaN and Infinity as themselves (JSON would say null), and a
+ * `Duration` as people write one (`1d 2h`), not as its JSON object. @internal
+ */
 export const showValue = (value: unknown): string =>
-  typeof value === "number" ? String(value) : JSON.stringify(value) ?? String(value)
+  typeof value === "number"
+    ? String(value)
+    : Duration.isDuration(value)
+    ? Duration.format(value)
+    : JSON.stringify(value) ?? String(value)
