@@ -1,7 +1,11 @@
 /**
- * The `effect-tcp-echo` command line: `serve`, `probe` and `client`. Flags fall back to `ECHO_*`
- * environment variables through Effect's `Config`; all behaviour lives in the library modules,
- * this module only parses, reports and maps failures to one clear line.
+ * The `effect-tcp-echo` command line: `serve`, `probe` and `client`. Each flag falls back to its
+ * `ECHO_*` variable; the flags are data (internal/flags.ts), from which the command line is
+ * checked, errors name the flag or variable at fault, and `--help` is written. All behaviour
+ * lives in the library modules: this module only parses, reports and maps failures to one line.
+ *
+ * Output: `serve` writes one line on stdout, `listening on HOST:PORT`, once it accepts; `probe`
+ * and `client` write their results there. Logs and errors go to stderr.
  *
  * @since 0.1.0
  */
@@ -12,134 +16,245 @@ import * as ValidationError from "@effect/cli/ValidationError"
 // Deep imports: the packages' index modules load everything in them (all of HttpApi and its
 // schemas for @effect/platform), some 25 MB of heap a server never uses.
 import * as FileSystem from "@effect/platform/FileSystem"
-import { Config, Console, Data, Duration, Effect, Layer, Logger, LogLevel, Option, Stream } from "effect"
-import * as parseDuration from "./internal/duration.js"
+import { Cause, Context, Data, Duration, Effect, Exit, FiberRef, HashSet, Layer, Logger, LogLevel, Option, Stream } from "effect"
+import * as Flags from "./internal/flags.js"
 import * as Heap from "./internal/heap.js"
+import * as Options_ from "./internal/options.js"
+import * as Signals from "./internal/signals.js"
 import * as KernelLimits from "./KernelLimits.js"
 import * as Client from "./Client.js"
 import * as Listener from "./Listener.js"
 import * as Server from "./Server.js"
 
-/** A flag with its `ECHO_*` variable: the flag wins, the variable fills in, else `None`. */
-const flag = <A>(options: Options.Options<A>, variable: Config.Config<A>, description: string) =>
-  options.pipe(Options.withFallbackConfig(variable), Options.optional, Options.withDescription(description))
+const program = "effect-tcp-echo"
 
-const durationFlag = (name: string, variable: string, description: string) =>
-  Options.text(name).pipe(
-    Options.withFallbackConfig(Config.string(variable)),
-    Options.mapEffect((text) =>
-      Option.match(parseDuration.parse(text), {
-        onNone: () =>
-          Effect.fail(
-            invalidValue(`--${name} / ${variable}: ${JSON.stringify(text)} is not a duration (e.g. 500ms, 5s, 1m)`)
-          ),
-        onSome: Effect.succeed
-      })
-    ),
-    Options.optional,
-    Options.withDescription(description)
-  )
+// --- Failures: one line each, never a stack trace.
 
-const invalidValue = (text: string) => ValidationError.invalidValue(HelpDoc.p(text))
-
-/** Which flag and variable set each option, for error messages. */
-const sources: Record<string, string> = {
-  host: "--host / ECHO_HOST",
-  port: "--port / ECHO_PORT",
-  backlog: "--backlog / ECHO_BACKLOG",
-  maxConnections: "--max-connections / ECHO_MAX_CONNECTIONS",
-  idleTimeout: "--idle-timeout / ECHO_IDLE_TIMEOUT",
-  shutdownTimeout: "--shutdown-timeout / ECHO_SHUTDOWN_TIMEOUT",
-  metricsPort: "--metrics-port / ECHO_METRICS_PORT"
+/**
+ * A failure the command line reports as one line on stderr before exiting non-zero: `Usage`
+ * (a flag, a variable, the command line itself: exit status 2, with a hint to `--help`) or
+ * `Failed` (the command could not do its work: exit status 1).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class CliFailure extends Data.TaggedError("CliFailure")<{
+  readonly reason: "Usage" | "Failed"
+  readonly message: string
+  /** The command whose `--help` the hint names. */
+  readonly command?: string
+}> {
+  /** What is printed, every line starting with the program's name or a hint. */
+  get text(): string {
+    const hint = this.reason === "Usage"
+      ? `\nTry '${program}${this.command === undefined ? "" : ` ${this.command}`} --help'.`
+      : ""
+    return `${program}: ${this.message}${hint}\n`
+  }
 }
 
+const usage = (message: string, command?: string) =>
+  new CliFailure({ reason: "Usage", message, ...(command === undefined ? {} : { command }) })
+
+const failed = (message: string) => new CliFailure({ reason: "Failed", message })
+
+/**
+ * The exit status for how the command ended: 0 done (a signal's graceful shutdown included), 1
+ * failed, 2 a usage error. A second signal exits at once with 128 + its number (internal/signals.ts).
+ *
+ * @since 0.1.0
+ * @category commands
+ */
+export const exitCode = (exit: Exit.Exit<unknown, unknown>): number => {
+  if (Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause)) return 0
+  const failure = Cause.failureOption(exit.cause)
+  return failure._tag === "Some" && failure.value instanceof CliFailure && failure.value.reason === "Usage" ? 2 : 1
+}
+
+// --- Flags.
+
+const maxInt = 2 ** 31 - 1
 const logLevels = ["all", "trace", "debug", "info", "warning", "error", "fatal", "none"] as const
 const logFormats = ["pretty", "json", "logfmt"] as const
 
-const serveOptions = {
-  host: flag(Options.text("host"), Config.string("ECHO_HOST"), "IPv4 address to bind, or localhost (default 127.0.0.1)"),
-  port: flag(Options.integer("port"), Config.integer("ECHO_PORT"), "TCP port, 0 for any free port (default 0)"),
-  backlog: flag(Options.integer("backlog"), Config.integer("ECHO_BACKLOG"), "requested accept queue (default 511)"),
-  maxConnections: flag(
-    Options.integer("max-connections"),
-    Config.integer("ECHO_MAX_CONNECTIONS"),
-    "connections served at once (default 10000)"
-  ),
-  idleTimeout: durationFlag("idle-timeout", "ECHO_IDLE_TIMEOUT", "close connections idle this long (e.g. 30s)"),
-  shutdownTimeout: durationFlag(
-    "shutdown-timeout",
-    "ECHO_SHUTDOWN_TIMEOUT",
-    "how long shutdown waits for connections (default 5s)"
-  ),
-  noDelay: flag(Options.boolean("no-delay"), Config.boolean("ECHO_NO_DELAY"), "set TCP_NODELAY on connections"),
-  keepAlive: flag(Options.boolean("keep-alive"), Config.boolean("ECHO_KEEP_ALIVE"), "set SO_KEEPALIVE on connections"),
-  // Declared so `serve --log-level X` parses and shows in help; @effect/cli's built-in option of
-  // the same name applies it (see loggingLayer).
-  logLevel: Options.choice("log-level", logLevels).pipe(
-    Options.optional,
-    Options.withDescription("minimum level logged (default info; variable ECHO_LOG_LEVEL)")
-  ),
-  logFormat: flag(
-    Options.choice("log-format", logFormats),
-    Config.literal(...logFormats)("ECHO_LOG_FORMAT"),
-    "pretty, json or logfmt (default pretty)"
-  ),
-  metricsPort: flag(
-    Options.integer("metrics-port"),
-    Config.integer("ECHO_METRICS_PORT"),
-    "serve Prometheus metrics on http://127.0.0.1:PORT/metrics (0: any free port)"
-  )
+/** The metrics HTTP listener's own cap: a scraper needs one connection. */
+const metricsMaxConnections = 16
+
+const port = (min: number) => Flags.integer(min, 65535)
+const logLevel = (text: string) => Flags.choice(logLevels)(text.toLowerCase() === "warn" ? "warning" : text)
+const durationFlag = (zero: "zero allowed" | "positive") =>
+  Flags.duration((value) => Options_.duration("", value, zero))
+
+const serveFlags = {
+  host: Flags.value("host", "HOST", Flags.ipv4, "IPv4 address to bind, or localhost. Any address outside 127.0.0.0/8 is reachable from other hosts, and logged as such.", {
+    variable: "ECHO_HOST",
+    default: Listener.defaults.host
+  }),
+  port: Flags.value("port", "PORT", port(0), "TCP port; 0 asks the kernel for any free one.", {
+    variable: "ECHO_PORT",
+    default: "0"
+  }),
+  backlog: Flags.value("backlog", "N", Flags.integer(1, maxInt), "Accept queue requested from listen(); the kernel lowers it to net.core.somaxconn.", {
+    variable: "ECHO_BACKLOG",
+    default: String(Listener.defaults.backlog)
+  }),
+  maxConnections: Flags.value("max-connections", "N", Flags.integer(1, maxInt), `Connections served at once; beyond, up to ${Server.defaults.maxPending} more wait unread, and the rest are dropped.`, {
+    variable: "ECHO_MAX_CONNECTIONS",
+    default: String(Server.defaults.maxConnections)
+  }),
+  idleTimeout: Flags.value("idle-timeout", "DURATION", durationFlag("positive"), "Close a connection after this long with nothing moving (500ms, 30s, 5m, 2h).", {
+    variable: "ECHO_IDLE_TIMEOUT",
+    default: "none"
+  }),
+  shutdownTimeout: Flags.value("shutdown-timeout", "DURATION", durationFlag("zero allowed"), "On SIGINT, SIGTERM or SIGHUP, how long connections may finish before they are cut off.", {
+    variable: "ECHO_SHUTDOWN_TIMEOUT",
+    default: Duration.format(Server.defaults.shutdownTimeout)
+  }),
+  noDelay: Flags.switch_("no-delay", "Set TCP_NODELAY: no Nagle delay for small writes.", "ECHO_NO_DELAY"),
+  keepAlive: Flags.switch_("keep-alive", "Set SO_KEEPALIVE: probe connections that stay idle, and close those whose peer is gone.", "ECHO_KEEP_ALIVE"),
+  keepAliveDelay: Flags.value("keep-alive-delay", "DURATION", Flags.duration((value) => Options_.keepAliveDelay("", value)), "Idle time before the first keepalive probe, in whole seconds (1s to 32767s); implies --keep-alive. Probes then follow every net.ipv4.tcp_keepalive_intvl seconds, net.ipv4.tcp_keepalive_probes of them.", {
+    variable: "ECHO_KEEP_ALIVE_DELAY",
+    default: "the kernel's net.ipv4.tcp_keepalive_time (7200s unless changed)"
+  }),
+  logLevel: Flags.value("log-level", "LEVEL", logLevel, `Least severe level logged: ${logLevels.join(", ")} (any case; warn for warning).`, {
+    variable: "ECHO_LOG_LEVEL",
+    default: "info",
+    withheld: true
+  }),
+  logFormat: Flags.value("log-format", "FORMAT", Flags.choice(logFormats), "Log records as pretty text, JSON lines or logfmt lines, on stderr.", {
+    variable: "ECHO_LOG_FORMAT",
+    default: "pretty"
+  }),
+  metricsPort: Flags.value("metrics-port", "PORT", port(0), `Serve Prometheus metrics on http://127.0.0.1:PORT/metrics (0: any free port), at most ${metricsMaxConnections} connections at once.`, {
+    variable: "ECHO_METRICS_PORT",
+    default: "off"
+  }),
+  inspectOnSigusr1: Flags.switch_("inspect-on-sigusr1", "Let SIGUSR1 open Node's inspector on 127.0.0.1:9229, as Node does by default. Off, SIGUSR1 is logged and ignored: the inspector runs any code as this process's user for whoever can connect to it.", "ECHO_INSPECT_ON_SIGUSR1")
 }
 
-type Parsed<T> = { readonly [K in keyof T]: T[K] extends Options.Options<infer A> ? A : never }
+const probeFlags = {
+  json: Flags.switch_("json", "Print one JSON object instead of a table."),
+  backlog: Flags.value("backlog", "N", Flags.integer(1, maxInt), "Compute the accept queue the kernel would give this backlog.", {
+    variable: "ECHO_BACKLOG",
+    default: String(KernelLimits.defaultBacklog)
+  })
+}
 
-/** The library's options from the parsed flags: only what was given, so defaults stay in one place. */
-const serverOptions = (flags: Parsed<typeof serveOptions>): Server.Options => {
-  const options: Record<string, unknown> = {}
-  for (const key of ["host", "port", "backlog", "maxConnections", "idleTimeout", "shutdownTimeout", "noDelay", "keepAlive"] as const) {
-    const value: Option.Option<unknown> = flags[key]
-    if (Option.isSome(value)) options[key] = value.value
+const clientFlags = {
+  host: Flags.value("host", "HOST", Flags.ipv4, "Server address: IPv4, or localhost.", {
+    variable: "ECHO_HOST",
+    default: "127.0.0.1"
+  }),
+  port: Flags.value("port", "PORT", port(1), "Server port (required).", { variable: "ECHO_PORT" }),
+  timeout: Flags.value("timeout", "DURATION", durationFlag("positive"), "Give up when the whole exchange takes longer.", {
+    variable: "ECHO_TIMEOUT",
+    default: "10s"
+  }),
+  message: Flags.value("message", "TEXT", Flags.text, "Send this text instead of stdin.")
+}
+
+const serveSpec: Flags.Command = {
+  name: "serve",
+  summary: "Run the echo server until SIGINT, SIGTERM or SIGHUP.",
+  usage: "serve [FLAGS]",
+  description: [
+    "Run the echo server until SIGINT, SIGTERM or SIGHUP, then shut down gracefully: the port closes at once, and open connections get --shutdown-timeout to finish.",
+    "Stdout gets one line, 'listening on HOST:PORT', once the server accepts. Logs go to stderr. A closed stdout or stderr (serve | head -1) never stops the server: what cannot be written is dropped.",
+    "Each flag falls back to its variable; a flag wins over its variable."
+  ],
+  flags: serveFlags,
+  sections: [{
+    title: "Exit status",
+    lines: [
+      "  0      shut down gracefully, after SIGINT, SIGTERM or SIGHUP",
+      "  1      could not serve (the port is taken, ...)",
+      "  2      a usage error: a flag, a variable, the command line",
+      "  128+N  a second signal N during the shutdown stopped it at once:",
+      "         130 SIGINT, 143 SIGTERM, 129 SIGHUP"
+    ]
+  }]
+}
+
+const probeSpec: Flags.Command = {
+  name: "probe",
+  summary: "Print the kernel limits that govern a TCP server.",
+  usage: "probe [FLAGS]",
+  description: ["Print the kernel limits that govern a TCP server, how to change each, and what the backlog would be."],
+  flags: probeFlags
+}
+
+const clientSpec: Flags.Command = {
+  name: "client",
+  summary: "Send stdin to an echo server; exit 0 only if the echo matches.",
+  usage: "client --port PORT [FLAGS]",
+  description: [
+    "Send stdin (or --message) to an echo server, half-close, and print the echo on stdout. Exit 0 only if the echo is exactly what was sent, 1 otherwise."
+  ],
+  flags: clientFlags
+}
+
+const specs = [serveSpec, probeSpec, clientSpec]
+
+/** @effect/cli's options for a flag table: text or a switch, checked later by the table. */
+const cliOptions = <T extends Readonly<Record<string, Flags.Flag<any>>>>(flags: T) => {
+  const options: Record<string, Options.Options<Option.Option<string> | boolean>> = {}
+  for (const [key, flag] of Object.entries(flags)) {
+    if (flag.withheld === true) continue
+    options[key] = flag.placeholder === undefined
+      ? Options.boolean(flag.name).pipe(Options.withDescription(flag.description))
+      : Options.text(flag.name).pipe(Options.optional, Options.withDescription(flag.description))
   }
-  return options as Server.Options
+  // One option per key of `flags` (but the withheld ones), each of the kind its flag takes.
+  return options as { readonly [K in keyof T]: Options.Options<Option.Option<string> | boolean> }
 }
+
+/** The command line as checked before @effect/cli saw it: where the withheld flags are read. */
+class Given extends Context.Tag("effect-tcp-echo/Cli/Given")<Given, ReadonlyMap<string, string | true>>() {}
+
+/** The checked values of a command's flags, or a usage error naming the flag or variable. */
+const resolve = <T extends Readonly<Record<string, Flags.Flag<any>>>>(
+  spec: Flags.Command,
+  flags: T,
+  parsed: { readonly [K in keyof T]: Option.Option<string> | boolean }
+) =>
+  Effect.flatMap(Effect.serviceOption(Given), (checked) =>
+    Flags.resolve(flags, (key) => {
+      if (flags[key]!.withheld === true) {
+        const text = Option.flatMap(checked, (given) => Option.fromNullable(given.get(flags[key]!.name)))
+        return Option.filter(text, (t): t is string => typeof t === "string")
+      }
+      const given: Option.Option<string> | boolean = parsed[key]
+      return given === true ? Option.some("true") : given === false ? Option.none() : given
+    })).pipe(Effect.mapError((invalid) => usage(Flags.formatInvalid(invalid), spec.name)))
+
+// --- Logging: to stderr, in the format asked for.
 
 /**
- * The logger the flags ask for, and the minimum level: `--log-level` when the command saw it;
- * when @effect/cli's built-in option of the same name took it first (it then sets the level
- * around the whole command itself), nothing; else `ECHO_LOG_LEVEL`. So the flag always wins.
+ * The logger for a log format, writing to stderr, and the minimum level: one layer.
  *
  * @since 0.1.0
  * @category logging
  */
-export const loggingLayer = (
-  format: (typeof logFormats)[number],
-  level: Option.Option<(typeof logLevels)[number]>,
-  argv: ReadonlyArray<string> = process.argv
-) => {
+export const loggingLayer = (format: (typeof logFormats)[number], level: LogLevel.LogLevel) => {
   const logger = format === "json"
-    ? Logger.json
+    ? Logger.withConsoleError(Logger.jsonLogger)
     : format === "logfmt"
-    ? Logger.logFmt
-    : Logger.pretty
-  if (Option.isSome(level)) {
-    return Layer.merge(logger, Logger.minimumLogLevel(LogLevel.fromLiteral(capitalize(level.value))))
-  }
-  const flagGiven = argv.some((arg) => arg === "--log-level" || arg.startsWith("--log-level="))
-  return flagGiven ? logger : Layer.merge(
-    logger,
-    Layer.unwrapEffect(
-      Effect.map(
-        Config.option(Config.literal(...logLevels)("ECHO_LOG_LEVEL")),
-        Option.match({
-          onNone: () => Layer.empty,
-          onSome: (level) => Logger.minimumLogLevel(LogLevel.fromLiteral(capitalize(level)))
-        })
-      )
-    )
+    ? Logger.withConsoleError(Logger.logfmtLogger)
+    : Logger.prettyLogger({ stderr: true, colors: process.stderr.isTTY === true && process.env.NO_COLOR === undefined })
+  ours.add(logger)
+  return Layer.merge(
+    // In place of Effect's default logger and of any logger set here before: one record, one line.
+    Layer.scopedDiscard(Effect.locallyScopedWith(FiberRef.currentLoggers, (loggers) =>
+      HashSet.add(HashSet.filter(loggers, (l) => l !== Logger.defaultLogger && !ours.has(l)), logger))),
+    Logger.minimumLogLevel(level)
   )
 }
 
+const ours = new WeakSet<Logger.Logger<unknown, unknown>>()
+
 const capitalize = <S extends string>(s: S) => (s.charAt(0).toUpperCase() + s.slice(1)) as Capitalize<S>
+
+// --- serve.
 
 const formatLimit = (value: unknown): string =>
   typeof value === "number"
@@ -148,20 +263,28 @@ const formatLimit = (value: unknown): string =>
     ? Object.entries(value).map(([k, v]) => `${k}=${formatLimit(v)}`).join(" ")
     : "unavailable"
 
-/** Descriptors kept free for everything that is not a connection (logs, /proc, metrics HTTP). */
+/** Descriptors kept free for everything that is not a connection (logs, /proc, the listener). */
 const descriptorReserve = 32
 
 /**
  * Fits the connection limits to the open-files limit. Past it, accept() fails with EMFILE and
  * libuv closes the connection without telling anyone; capped here, Node drops the excess itself
- * (its 'drop' event), which the listener logs and counts.
+ * (its 'drop' event), which the listener logs and counts. The metrics listener's connections
+ * (`metricsConnections`, capped on their side) are kept out of the echo server's budget.
+ *
+ * @internal
  */
-const fitToDescriptors = (options: Server.Options, limits: KernelLimits.Limits, inUse: number) => {
+export const fitToDescriptors = (
+  options: Server.Options,
+  limits: KernelLimits.Limits,
+  inUse: number,
+  metricsConnections = 0
+): { readonly options: Server.Options; readonly budget: number | undefined } => {
   const maxConnections = options.maxConnections ?? Server.defaults.maxConnections
   const maxPending = options.maxPending ?? Server.defaults.maxPending
   const soft = limits.openFiles?.soft
   if (soft === undefined || !Number.isFinite(soft)) return { options, budget: undefined }
-  const budget = Math.max(1, soft - inUse - descriptorReserve)
+  const budget = Math.max(1, soft - inUse - descriptorReserve - metricsConnections)
   if (maxConnections + maxPending <= budget) return { options, budget }
   const connections = Math.min(maxConnections, budget)
   return {
@@ -170,15 +293,38 @@ const fitToDescriptors = (options: Server.Options, limits: KernelLimits.Limits, 
   }
 }
 
-/** Startup report: backlog, SYN queue, descriptors against the connection limits. */
+/**
+ * Who can reach a server bound to `host`: undefined for a loopback address, else the warning.
+ *
+ * @internal
+ */
+export const exposure = (host: string, address: string): string | undefined =>
+  host.startsWith("127.")
+    ? undefined
+    : host === "0.0.0.0"
+    ? `listening on ${address}: every interface of this machine, so any host that can reach it can use ` +
+      `this echo server; --host 127.0.0.1 (the default) keeps it to this machine`
+    : `listening on ${address}: an address other hosts can reach, so they can use this echo server; ` +
+      `--host 127.0.0.1 (the default) keeps it to this machine`
+
+/** Startup report: backlog, SYN queue, keepalive, descriptors against the connection limits. */
 const report = (requested: Server.Options, options: Server.Options, limits: KernelLimits.Limits) =>
   Effect.gen(function*() {
     const backlog = KernelLimits.effectiveBacklog(options.backlog, limits)
     yield* Effect.logInfo(`backlog ${KernelLimits.formatBacklog(backlog)}`).pipe(
       Effect.annotateLogs({ backlogRequested: backlog.requested, backlogEffective: backlog.effective })
     )
-    if (limits.tcpMaxSynBacklog !== undefined) {
-      yield* Effect.logInfo(`SYN queue limit ${limits.tcpMaxSynBacklog} (net.ipv4.tcp_max_syn_backlog)`)
+    yield* Effect.logInfo(KernelLimits.synQueue(backlog, limits))
+    if (options.keepAlive === true) {
+      const delay = options.keepAliveInitialDelay === undefined
+        ? "the kernel's idle time"
+        : `${Duration.toSeconds(options.keepAliveInitialDelay)}s idle` +
+          (requested.keepAliveInitialDelay === undefined ? " (net.ipv4.tcp_keepalive_time)" : "")
+      yield* Effect.logInfo(
+        `keep-alive on: first probe after ${delay}, then every ${limits.tcpKeepaliveIntvl ?? "?"}s; ` +
+          `a peer that answers none of ${limits.tcpKeepaliveProbes ?? "?"} probes is closed ` +
+          `(net.ipv4.tcp_keepalive_intvl, net.ipv4.tcp_keepalive_probes)`
+      )
     }
     if (limits.openFiles !== undefined) {
       const wanted = (requested.maxConnections ?? Server.defaults.maxConnections) +
@@ -200,43 +346,70 @@ const report = (requested: Server.Options, options: Server.Options, limits: Kern
 const descriptorsInUse = Effect.flatMap(FileSystem.FileSystem, (fs) =>
   fs.readDirectory("/proc/self/fd").pipe(Effect.map((fds) => fds.length), Effect.orElseSucceed(() => 0)))
 
-const isPort = (port: number) => Number.isInteger(port) && port >= 0 && port <= 65535
-
 /** `GET /metrics` on `port`, in the current scope. */
-const serveMetrics = (port: number) =>
+const serveMetrics = (port: number, source: string) =>
   Effect.gen(function*() {
-    // Loaded only when asked for: OpenTelemetry's module graph is large, and Node's loader opens
-    // its files concurrently, which alone exhausts a low open-files limit at startup.
+    // Loaded only when asked for: what only the metrics need stays out of every other start.
     const Prometheus = yield* Effect.promise(() => import("./Prometheus.js"))
-    return yield* Prometheus.serve({ port }).pipe(
-      Effect.mapError((error) =>
-        new CliFailure({ message: `cannot serve metrics: ${error.message} (set by ${sources.metricsPort})` })
-      )
+    return yield* Prometheus.serve({ port, maxConnections: metricsMaxConnections }).pipe(
+      Effect.mapError((error) => failed(`cannot serve metrics: ${error.message} (port from ${source})`))
     )
   })
 
-const serve = Command.make("serve", serveOptions, (flags) => {
-  const requested = serverOptions(flags)
-  return Effect.gen(function*() {
-    if (Option.isSome(flags.metricsPort) && !isPort(flags.metricsPort.value)) {
-      return yield* new CliFailure({ message: `invalid metrics port: ${flags.metricsPort.value} (set by ${sources.metricsPort})` })
+type Values<T> = Flags.Values<T>
+
+const serveWith = (
+  flags: Values<typeof serveFlags>,
+  sources: Flags.Sources<typeof serveFlags>
+) =>
+  Effect.gen(function*() {
+    // First, so that it covers everything below: a first signal starts the graceful shutdown, a
+    // second ends the process at once. Released last, once the shutdown is over.
+    const stopped = yield* Signals.guard({ inspector: Option.getOrElse(flags.inspectOnSigusr1, () => false) })
+    const port = Option.getOrUndefined(flags.port)
+    const metricsPort = Option.getOrUndefined(flags.metricsPort)
+    if (metricsPort !== undefined && metricsPort !== 0 && metricsPort === port) {
+      return yield* usage(`${sources.metricsPort} ${metricsPort} is also the echo port (${sources.port}): give each its own`, "serve")
     }
     // Read before listening (the limits shape the server), logged after: the address comes first.
     const probed = yield* Effect.either(KernelLimits.read).pipe(Logger.withMinimumLogLevel(LogLevel.None))
     const limits = probed._tag === "Right" ? probed.right : {}
-    const { options } = fitToDescriptors(requested, limits, yield* descriptorsInUse)
+    const requested = serverOptions(flags)
+    const keepAlive = requested.keepAlive === true && requested.keepAliveInitialDelay === undefined &&
+        limits.tcpKeepaliveTime !== undefined
+      // Passed as it is: Node's default of 0 makes Linux refuse TCP_KEEPIDLE (EINVAL), which works
+      // only by accident (the kernel's value stays).
+      ? { ...requested, keepAliveInitialDelay: Duration.seconds(limits.tcpKeepaliveTime) }
+      : requested
+    const { options } = fitToDescriptors(
+      keepAlive,
+      limits,
+      yield* descriptorsInUse,
+      metricsPort === undefined ? 0 : metricsMaxConnections
+    )
     // glibc would otherwise unmap and fault in its heap top at every GC under load (heap.ts).
     yield* Effect.sync(Heap.relaxTrim)
     // Metrics first: a port that cannot be served fails before the server is announced, and the
     // scope releases it last, so that the echo server's drain can be watched to its end.
-    const metrics = Option.isNone(flags.metricsPort) ? undefined : yield* serveMetrics(flags.metricsPort.value)
-    const server = yield* Server.make(options)
-    const address = Listener.formatAddress(server.address)
-    // The address is what `serve` gives its caller: printed first, whatever the log level.
-    yield* Effect.logInfo(`listening on ${address}`).pipe(
-      Effect.annotateLogs("address", address),
-      Logger.withMinimumLogLevel(LogLevel.Info)
+    const metrics = metricsPort === undefined ? undefined : yield* serveMetrics(metricsPort, sources.metricsPort!)
+    const server = yield* Server.make(options).pipe(
+      Effect.catchTags({
+        ListenError: (error) => Effect.fail(listenFailure(error, sources)),
+        ServerError: (error) => Effect.fail(failed(`${error.message}${setBy(sources, error.option)}`))
+      })
     )
+    const address = Listener.formatAddress(server.address)
+    // What `serve` gives its caller, alone on stdout. A reader gone (EPIPE) is ignored by the binary.
+    yield* Effect.sync(() => process.stdout.write(`listening on ${address}\n`))
+    yield* Effect.logInfo(`listening on ${address}`).pipe(Effect.annotateLogs("address", address))
+    const exposed = exposure(server.address.host, address)
+    if (exposed !== undefined) yield* Effect.logWarning(exposed)
+    if (Option.getOrElse(flags.inspectOnSigusr1, () => false)) {
+      yield* Effect.logWarning(
+        "SIGUSR1 opens Node's inspector on 127.0.0.1:9229 (--inspect-on-sigusr1): any local user who " +
+          "can signal this process or reach that port can then run code as its user"
+      )
+    }
     // A malformed file is reported and treated as unknown, not fatal.
     if (probed._tag === "Left") yield* Effect.logWarning(probed.left.message)
     yield* report(requested, options, limits)
@@ -244,52 +417,84 @@ const serve = Command.make("serve", serveOptions, (flags) => {
       const url = `http://${Listener.formatAddress(metrics)}/metrics`
       yield* Effect.logInfo(`metrics on ${url}`).pipe(Effect.annotateLogs("metrics", url))
     }
-    return yield* Effect.never
-  }).pipe(
-    Effect.scoped,
-    Effect.catchTags({
-      ListenError: (error) =>
-        Effect.fail(new CliFailure({
-          message: error.message + (error.option !== undefined && sources[error.option] !== undefined
-            ? ` (set by ${sources[error.option]})`
-            : error.reason === "InvalidOption" ? "" : ` (set by ${sources.host}, ${sources.port})`)
-        })),
-      ServerError: (error) =>
-        Effect.fail(new CliFailure({
-          message: error.message + (sources[error.option] === undefined ? "" : ` (set by ${sources[error.option]})`)
-        }))
-    }),
-    Effect.provide(loggingLayer(Option.getOrElse(flags.logFormat, () => "pretty" as const), flags.logLevel))
-  )
-}).pipe(Command.withDescription("Run the echo server until SIGINT or SIGTERM, then shut down gracefully."))
+    yield* stopped
+  }).pipe(Effect.scoped)
 
-const probe = Command.make("probe", {
-  json: Options.boolean("json").pipe(Options.withDescription("one JSON object instead of a table")),
-  backlog: flag(Options.integer("backlog"), Config.integer("ECHO_BACKLOG"), "a backlog to compute the effective value of")
-}, ({ backlog, json }) =>
+/** The library's options from the flags: only what was given, so defaults stay in one place. */
+const serverOptions = (flags: Values<typeof serveFlags>): Server.Options => {
+  const options: Record<string, unknown> = {}
+  for (const key of ["host", "port", "backlog", "maxConnections", "idleTimeout", "shutdownTimeout", "noDelay", "keepAlive"] as const) {
+    const value: Option.Option<unknown> = flags[key]
+    if (Option.isSome(value)) options[key] = value.value
+  }
+  if (Option.isSome(flags.keepAliveDelay)) {
+    options.keepAlive = true
+    options.keepAliveInitialDelay = flags.keepAliveDelay.value
+  }
+  // Each key above is an option of the same name and type.
+  return options as Server.Options
+}
+
+/** ` (port from ECHO_PORT)`: where the option at fault was set, when the command line set it. */
+const setBy = (sources: Flags.Sources<typeof serveFlags>, option: string | undefined): string => {
+  const source = option === undefined ? undefined : (sources as Record<string, string | undefined>)[option]
+  return source === undefined ? "" : ` (${option} from ${source})`
+}
+
+const listenFailure = (error: Listener.ListenError, sources: Flags.Sources<typeof serveFlags>) => {
+  if (error.reason === "InvalidOption") return failed(`${error.message}${setBy(sources, error.option)}`)
+  const from = [sources.host, sources.port].filter((s) => s !== undefined)
+  return failed(error.message + (from.length === 0 ? "" : ` (address from ${from.join(" and ")})`))
+}
+
+const serve = Command.make("serve", cliOptions(serveFlags), (parsed) =>
   Effect.gen(function*() {
-    const limits = yield* KernelLimits.read
-    const effective = KernelLimits.effectiveBacklog(Option.getOrUndefined(backlog), limits)
+    const { sources, values } = yield* resolve(serveSpec, serveFlags, parsed)
+    const level = LogLevel.fromLiteral(capitalize(Option.getOrElse(values.logLevel, () => "info" as const)))
+    const format = Option.getOrElse(values.logFormat, () => "pretty" as const)
+    return yield* serveWith(values, sources).pipe(Effect.provide(loggingLayer(format, level)))
+  })).pipe(Command.withDescription(serveSpec.summary))
+
+// --- probe.
+
+const probe = Command.make("probe", cliOptions(probeFlags), (parsed) =>
+  Effect.gen(function*() {
+    const { values } = yield* resolve(probeSpec, probeFlags, parsed)
+    const limits = yield* KernelLimits.read.pipe(Effect.mapError((error) => failed(error.message)))
+    const effective = KernelLimits.effectiveBacklog(Option.getOrUndefined(values.backlog), limits)
     const synAck = limits.tcpSynackRetries === undefined
       ? undefined
       : KernelLimits.handshakeTimeoutSeconds(limits.tcpSynackRetries)
-    if (json) {
-      return yield* Console.log(JSON.stringify({
+    if (Option.getOrElse(values.json, () => false)) {
+      return yield* writeLine(JSON.stringify({
         ...limits,
         ...(synAck === undefined ? {} : { synAckTimeoutSeconds: synAck }),
-        backlog: effective
+        backlog: effective,
+        synQueue: KernelLimits.synQueue(effective, limits)
       }, (_, v) => (v === Number.POSITIVE_INFINITY ? "unlimited" : v)))
     }
     const rows = KernelLimits.entries.map((entry) => [entry.key, formatLimit(limits[entry.key]), entry.setting, entry.governs])
     if (synAck !== undefined) rows.push(["synAckTimeout", `${synAck}s`, "derived", "worst-case wait for a client's final ACK"])
     rows.push(["backlog", KernelLimits.formatBacklog(effective), "--backlog", "accept queue listen() would get"])
     const widths = [0, 1, 2].map((i) => Math.max(...rows.map((row) => row[i]!.length)))
-    for (const row of rows) {
-      yield* Console.log(row.map((cell, i) => (i < 3 ? cell.padEnd(widths[i]!) : cell)).join("  "))
-    }
-  }).pipe(
-    Effect.catchTag("KernelLimitsError", (error) => Effect.fail(new CliFailure({ message: error.message })))
-  )).pipe(Command.withDescription("Print the kernel limits that govern a TCP server."))
+    const table = rows.map((row) => row.map((cell, i) => (i < 3 ? cell.padEnd(widths[i]!) : cell)).join("  "))
+    yield* writeLine([...table, "", KernelLimits.synQueue(effective, limits)].join("\n"))
+  })).pipe(Command.withDescription(probeSpec.summary))
+
+/** Writes to stdout; a reader gone (EPIPE) fails instead of crashing. */
+const writeStdout = (chunk: Uint8Array | string) =>
+  Effect.async<void, CliFailure>((resume) => {
+    process.stdout.write(chunk, (error) =>
+      resume(
+        error === null || error === undefined
+          ? Effect.void
+          : Effect.fail(failed(`stdout was closed before everything was written (${(error as NodeJS.ErrnoException).code ?? error.message})`))
+      ))
+  })
+
+const writeLine = (line: string) => writeStdout(line + "\n")
+
+// --- client.
 
 /**
  * Checks an echo against what was sent, as it arrives: only the bytes in flight are held.
@@ -329,60 +534,55 @@ const echoChecker = () => {
   }
 }
 
-const writeStdout = (chunk: Uint8Array) =>
-  Effect.async<void>((resume) => {
-    process.stdout.write(chunk, () => resume(Effect.void))
-  })
-
-const client = Command.make("client", {
-  host: flag(Options.text("host"), Config.string("ECHO_HOST"), "server address (default 127.0.0.1)"),
-  port: Options.integer("port").pipe(
-    Options.withFallbackConfig(Config.integer("ECHO_PORT")),
-    Options.withDescription("server port")
-  ),
-  timeout: durationFlag("timeout", "ECHO_TIMEOUT", "give up when the whole exchange takes longer (default 10s)"),
-  message: Options.text("message").pipe(Options.optional, Options.withDescription("send this instead of stdin"))
-}, (flags) =>
+const client = Command.make("client", cliOptions(clientFlags), (parsed) =>
   Effect.gen(function*() {
-    const checker = echoChecker()
-    const input: Stream.Stream<Uint8Array, CliFailure> = Option.match(flags.message, {
-      onNone: () => Stream.fromAsyncIterable(process.stdin as AsyncIterable<Uint8Array>, (cause) => new CliFailure({ message: `stdin: ${String(cause)}` })),
-      onSome: (text): Stream.Stream<Uint8Array, CliFailure> => Stream.make(Buffer.from(text))
-    })
-    const connection = yield* Client.connect({
-      ...(Option.isSome(flags.host) ? { host: flags.host.value } : {}),
-      port: flags.port
-    })
-    const send = input.pipe(Stream.tap((chunk) => Effect.sync(() => checker.sent(chunk))), Stream.runForEachChunk(connection.writeAll), Effect.zipRight(connection.end))
-    const receive = Stream.runForEach(connection.stream, (chunk) => {
-      const mismatch = checker.received(chunk)
-      return mismatch === undefined ? writeStdout(chunk) : Effect.fail(new CliFailure({ message: mismatch }))
-    })
-    yield* Effect.all([send, receive], { concurrency: 2, discard: true })
-    const incomplete = checker.complete()
-    if (incomplete !== undefined) return yield* new CliFailure({ message: incomplete })
-  }).pipe(
-    Effect.scoped,
-    // A pending read of stdin cannot be interrupted: let it finish in the background, so the
-    // timeout ends the command at its deadline instead of when stdin closes.
-    Effect.disconnect,
-    Effect.timeoutFail({
-      duration: Option.getOrElse(flags.timeout, () => Duration.seconds(10)),
-      onTimeout: () => new CliFailure({ message: `no complete echo within ${Duration.format(Option.getOrElse(flags.timeout, () => Duration.seconds(10)))}` })
-    }),
-    Effect.catchTags({
-      ConnectError: (error) => Effect.fail(new CliFailure({ message: error.message })),
-      ConnectionError: (error) => Effect.fail(new CliFailure({ message: error.message }))
-    })
-  )).pipe(Command.withDescription("Send stdin (or --message) to an echo server, half-close, print the echo; exit 0 only if it matches."))
+    const { values: flags } = yield* resolve(clientSpec, clientFlags, parsed)
+    if (Option.isNone(flags.port)) return yield* usage("client needs --port PORT (or ECHO_PORT)", "client")
+    const port = flags.port.value
+    const timeout = Option.getOrElse(flags.timeout, () => Duration.seconds(10))
+    return yield* Effect.gen(function*() {
+      const checker = echoChecker()
+      const input: Stream.Stream<Uint8Array, CliFailure> = Option.match(flags.message, {
+        onNone: () =>
+          Stream.fromAsyncIterable(
+            process.stdin as AsyncIterable<Uint8Array>,
+            (cause) => failed(`stdin: ${String(cause)}`)
+          ),
+        onSome: (text): Stream.Stream<Uint8Array, CliFailure> => Stream.make(Buffer.from(text))
+      })
+      const connection = yield* Client.connect({
+        ...(Option.isSome(flags.host) ? { host: flags.host.value } : {}),
+        port
+      })
+      const send = input.pipe(
+        Stream.tap((chunk) => Effect.sync(() => checker.sent(chunk))),
+        Stream.runForEachChunk(connection.writeAll),
+        Effect.zipRight(connection.end)
+      )
+      const receive = Stream.runForEach(connection.stream, (chunk) => {
+        const mismatch = checker.received(chunk)
+        return mismatch === undefined ? writeStdout(chunk) : Effect.fail(failed(mismatch))
+      })
+      yield* Effect.all([send, receive], { concurrency: 2, discard: true })
+      const incomplete = checker.complete()
+      if (incomplete !== undefined) return yield* failed(incomplete)
+    }).pipe(
+      Effect.scoped,
+      // A pending read of stdin cannot be interrupted: let it finish in the background, so the
+      // timeout ends the command at its deadline instead of when stdin closes.
+      Effect.disconnect,
+      Effect.timeoutFail({
+        duration: timeout,
+        onTimeout: () => failed(`no complete echo within ${Duration.format(timeout)}`)
+      }),
+      Effect.catchTags({
+        ConnectError: (error) => Effect.fail(failed(error.message)),
+        ConnectionError: (error) => Effect.fail(failed(error.message))
+      })
+    )
+  })).pipe(Command.withDescription(clientSpec.summary))
 
-/**
- * A failure the command line reports as one line on stderr before exiting non-zero.
- *
- * @since 0.1.0
- * @category errors
- */
-export class CliFailure extends Data.TaggedError("CliFailure")<{ readonly message: string }> {}
+// --- The program.
 
 /**
  * The root command.
@@ -390,15 +590,47 @@ export class CliFailure extends Data.TaggedError("CliFailure")<{ readonly messag
  * @since 0.1.0
  * @category commands
  */
-export const command = Command.make("effect-tcp-echo").pipe(
+export const command = Command.make(program).pipe(
   Command.withDescription("A resource-safe TCP (IPv4) echo server on Effect."),
   Command.withSubcommands([serve, probe, client])
 )
 
+/** The text of a usage error @effect/cli found itself (rare: the check below finds them first). */
+const validationText = (error: ValidationError.ValidationError): string =>
+  HelpDoc.toAnsiText(error.error).replace(/\u001b\[[0-9;]*m/g, "").trim().replace(/\s*\n\s*/g, " ")
+
 /**
- * Runs the command line on `argv` (without the node and script paths).
+ * Runs the command line `argv` (with the node and script paths, as `process.argv`): checks it
+ * against the flags of its command, answers `--help` and `--version`, then runs the command.
+ * Every failure is a `CliFailure`, whose `text` is what to print.
  *
  * @since 0.1.0
  * @category commands
  */
-export const run = (version: string) => Command.run(command, { name: "effect-tcp-echo", version })
+export const run = (version: string) => (argv: ReadonlyArray<string>) =>
+  Effect.suspend(() => {
+    const checked = Flags.check(specs, argv.slice(2), process.stdin.isTTY === true)
+    switch (checked._tag) {
+      case "Help":
+        return writeStdout(Flags.help(program, version, "a resource-safe TCP (IPv4) echo server on Effect.", specs, checked.command))
+      case "Version":
+        return writeLine(`${program} ${version}`)
+      case "Usage":
+        return Effect.fail(usage(checked.message, checked.command?.name))
+      case "BuiltIn":
+      case "Run":
+        return Effect.gen(function*() {
+          // @effect/cli prints its own usage errors; they are reported here, in one format.
+          const console = yield* Effect.console
+          return yield* Command.run(command, { name: program, version })([...argv.slice(0, 2), ...checked.args]).pipe(
+            Effect.withConsole({ ...console, error: () => Effect.void }),
+            Effect.provideService(Given, checked._tag === "Run" ? checked.given : new Map()),
+            Effect.catchIf(ValidationError.isValidationError, (error) =>
+              Effect.fail(usage(validationText(error), checked._tag === "Run" ? checked.command.name : undefined)))
+          )
+        })
+    }
+  }).pipe(
+    // Anything else a command logs goes to stderr, never into what it prints on stdout.
+    Effect.provide(loggingLayer("pretty", LogLevel.Info))
+  )

@@ -5,11 +5,12 @@
  *
  * @since 0.1.0
  */
-import { Chunk, Data, Duration, Effect, Stream } from "effect"
+import { Chunk, Data, Duration, Effect, Either, Stream } from "effect"
 import type { Scope } from "effect"
 import * as Connection from "./Connection.js"
 import { connectWith } from "./internal/connect.js"
 import * as errno from "./internal/errno.js"
+import * as Options_ from "./internal/options.js"
 import * as Socket from "./internal/socket.js"
 import * as TcpState from "./internal/tcpState.js"
 import { CurrentTransport } from "./internal/transport.js"
@@ -21,8 +22,9 @@ import { CurrentTransport } from "./internal/transport.js"
  * @category models
  */
 export interface Options {
-  /** Default `127.0.0.1`. */
+  /** An IPv4 address, or `localhost` (= 127.0.0.1). Default `127.0.0.1`. */
   readonly host?: string
+  /** 1-65535; anything else fails with `InvalidOption` before any socket exists. */
   readonly port: number
   /** Give up connecting after this long. Default: the kernel's SYN retries decide. */
   readonly timeout?: Duration.DurationInput
@@ -39,20 +41,27 @@ export interface Options {
 }
 
 /**
- * Connecting failed.
+ * Connecting failed: refused, timed out, or an option is invalid (`InvalidOption`, before any
+ * socket exists).
  *
  * @since 0.1.0
  * @category errors
  */
 export class ConnectError extends Data.TaggedError("ConnectError")<{
-  readonly reason: errno.ConnectReason
+  readonly reason: errno.ConnectReason | "InvalidOption"
   /** `HOST:PORT` connected to. */
   readonly address: string
   readonly code?: string
+  /** The invalid option's name and value, and what a valid one looks like, for `InvalidOption`. */
+  readonly option?: string
+  readonly value?: unknown
+  readonly expected?: string
   readonly cause?: unknown
 }> {
   override get message(): string {
     switch (this.reason) {
+      case "InvalidOption":
+        return `invalid ${this.option}: ${Options_.showValue(this.value)} (expected ${this.expected})`
       case "Refused":
         return `${this.address} refused the connection (nothing listens there)`
       case "Timeout":
@@ -86,8 +95,11 @@ export interface Client extends Connection.Connection {
 export const connect = (options: Options): Effect.Effect<Client, ConnectError, Scope.Scope> => {
   const host = options.host ?? "127.0.0.1"
   const address = `${host}:${options.port}`
+  const invalid = Either.all([Options_.ipv4("host", host), Options_.integer("port", options.port, 1, 65535)])
+  if (Either.isLeft(invalid)) return Effect.fail(new ConnectError({ reason: "InvalidOption", address, ...invalid.left }))
+  const validHost = invalid.right[0]
   const connecting = Effect.flatMap(CurrentTransport, (transport) =>
-    Effect.map(connectWith(transport, host, options.port), (socket) => ({ socket, transport }))).pipe(
+    Effect.map(connectWith(transport, validHost, options.port), (socket) => ({ socket, transport }))).pipe(
       Effect.mapError((error) => {
         const code = errno.errnoCode(error)
         return new ConnectError({
@@ -110,15 +122,19 @@ export const connect = (options: Options): Effect.Effect<Client, ConnectError, S
     const ends = options.verifyEnd === false ? undefined : TcpState.ends(socket)
     return Effect.map(
       Effect.acquireRelease(
-        Effect.sync(() =>
-          Connection.wrap(
+        Effect.sync(() => {
+          const connection = Connection.wrap(
             socket,
             options.highWaterMark === undefined ? {} : { highWaterMark: options.highWaterMark },
             undefined,
             undefined,
             ends === undefined ? undefined : { ends, transport }
           )
-        ),
+          // The peer's name is read now, while the socket has it: a server that resets the
+          // connection later is still named by its address in every error.
+          void connection.peer
+          return connection
+        }),
         (connection) => connection.close("close")
       ),
       (connection): Client => ({

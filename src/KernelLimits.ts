@@ -50,6 +50,7 @@ export interface SoftHard {
 export interface Limits {
   readonly somaxconn?: number
   readonly tcpMaxSynBacklog?: number
+  readonly tcpSyncookies?: number
   readonly tcpSynackRetries?: number
   readonly tcpSynRetries?: number
   readonly rmemDefault?: number
@@ -111,9 +112,15 @@ const sysctl = <K extends keyof Limits>(
 export const entries: ReadonlyArray<Entry> = [
   sysctl("somaxconn", "net.core.somaxconn", "upper bound of every listen() backlog (the accept queue)", int),
   sysctl(
+    "tcpSyncookies",
+    "net.ipv4.tcp_syncookies",
+    "SYN cookies: 1 once a listener's SYN queue holds its backlog, 2 always, 0 never",
+    int
+  ),
+  sysctl(
     "tcpMaxSynBacklog",
     "net.ipv4.tcp_max_syn_backlog",
-    "half-open connections (SYN received, handshake unfinished) kept per listener",
+    "with SYN cookies off only: SYNs from new peers dropped past 3/4 of it",
     int
   ),
   sysctl(
@@ -288,3 +295,33 @@ export const handshakeTimeoutSeconds = (retries: number): number => 2 ** (retrie
 export const formatBacklog = (backlog: EffectiveBacklog): string =>
   `requested ${backlog.requested}, effective ${backlog.effective}` +
   (backlog.clampedBy ? ` (${backlog.clampedBy})` : "")
+
+/**
+ * What bounds the SYN queue (half-open connections, handshake unfinished) of a listener with
+ * this backlog, as one sentence. It is the listener's own backlog (after the `somaxconn`
+ * clamp), not `net.ipv4.tcp_max_syn_backlog`: once the queue holds that many, Linux sends SYN
+ * cookies (`tcp_syncookies` 1, the default), so the handshake needs no place in it; with cookies
+ * off (0) it drops the SYN instead, and also drops SYNs from peers it has not seen before once
+ * fewer than a quarter of `tcp_max_syn_backlog` places are left; with 2 it sends cookies always
+ * (Linux's `tcp_conn_request()` in net/ipv4/tcp_input.c; measured in docs/kernel-limits.md).
+ *
+ * @since 0.1.0
+ * @category utils
+ */
+export const synQueue = (backlog: EffectiveBacklog, limits: Limits): string => {
+  // Linux 6.18 keeps one more than the backlog (measured: docs/kernel-limits.md).
+  const bound = `about ${backlog.effective} half-open connections (the backlog)`
+  switch (limits.tcpSyncookies) {
+    case undefined:
+      return `SYN queue: ${bound}; net.ipv4.tcp_syncookies unknown, so what happens beyond is too`
+    case 0:
+      return `SYN queue: ${bound}, SYN cookies off (net.ipv4.tcp_syncookies=0): SYNs beyond are dropped, ` +
+        `and so are those of new peers once fewer than a quarter of net.ipv4.tcp_max_syn_backlog ` +
+        `(${limits.tcpMaxSynBacklog ?? "unknown"}) places are left`
+    case 2:
+      return "SYN queue: none, SYN cookies for every handshake (net.ipv4.tcp_syncookies=2)"
+    default:
+      return `SYN queue: ${bound}, then SYN cookies (net.ipv4.tcp_syncookies=${limits.tcpSyncookies}): ` +
+        `a SYN flood does not fill it; net.ipv4.tcp_max_syn_backlog applies only with cookies off`
+  }
+}

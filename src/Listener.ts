@@ -5,10 +5,11 @@
  *
  * @since 0.1.0
  */
-import { Data, Duration, Effect, Either, Runtime } from "effect"
+import { Data, Duration, Effect, Either, LogLevel, Runtime } from "effect"
 import type { Scope } from "effect"
 import type * as net from "node:net"
 import * as errno from "./internal/errno.js"
+import { LogAggregator } from "./internal/logAggregator.js"
 import * as Options_ from "./internal/options.js"
 import * as Socket_ from "./internal/socket.js"
 import * as Transport from "./internal/transport.js"
@@ -36,7 +37,10 @@ export interface Options {
   readonly noDelay?: boolean
   /** `SO_KEEPALIVE` on accepted sockets. Default false. */
   readonly keepAlive?: boolean
-  /** Idle time before the first keepalive probe, when `keepAlive` is on. Default: the kernel's. */
+  /**
+   * Idle time before the first keepalive probe, when `keepAlive` is on: whole seconds from 1 s to
+   * 32767 s (Linux's `TCP_KEEPIDLE`). Default: the kernel's `net.ipv4.tcp_keepalive_time`.
+   */
   readonly keepAliveInitialDelay?: Duration.DurationInput
 }
 
@@ -171,7 +175,7 @@ export const validate = (options: Options): Either.Either<Valid, Options_.Invali
       : yield* Options_.integer("maxAccepted", options.maxAccepted, 1)
     const keepAliveInitialDelay = options.keepAliveInitialDelay === undefined
       ? undefined
-      : yield* Options_.duration("keepAliveInitialDelay", options.keepAliveInitialDelay, "zero allowed")
+      : yield* Options_.keepAliveDelay("keepAliveInitialDelay", options.keepAliveInitialDelay)
     return {
       host,
       port,
@@ -228,6 +232,10 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
       let accepting = true
       let handle: Transport.Server | undefined
       const transport = yield* Transport.CurrentTransport
+      // Drops come in floods: the first is logged, the rest summed up once a second. Registered
+      // before the socket, so the last summary is written after the listener has closed.
+      const logs = new LogAggregator({ emit: (record) => log(record), schedule: (f, millis) => transport.schedule(millis, f) })
+      yield* Effect.addFinalizer(() => Effect.sync(() => logs.flush()))
       // Stops accepting: the listening socket is closed (the port is free when this returns), and
       // sockets nobody took are destroyed. Idempotent; the release and `close` share it.
       const stopAccepting = () => {
@@ -262,9 +270,9 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
       if (valid.maxAccepted !== undefined) server.maxConnections = valid.maxAccepted
       server.on("drop", (drop?: net.DropArgument) => {
         Metrics.connectionsDropped.unsafeUpdate(1, labels.reason("max_connections"))
-        log(Effect.logWarning(
-          `dropped connection from ${drop?.remoteAddress}:${drop?.remotePort}: ${valid.maxAccepted} connections held`
-        ))
+        const peer = `${drop?.remoteAddress}:${drop?.remotePort}`
+        logs.add("drop", peer, LogLevel.Warning, `dropped connections (${valid.maxAccepted} held)`, () =>
+          Effect.logWarning(`dropped connection from ${peer}: ${valid.maxAccepted} connections held`))
       })
       function forget(this: Socket) {
         open.delete(this)

@@ -3,6 +3,10 @@
  * metrics backend (the CLI serves them in the Prometheus text format). Each is registered when
  * this module loads, so an exporter shows it at zero before the first connection.
  *
+ * Their names follow Prometheus's conventions (base units, a unit suffix, `_total` on counters):
+ * `Prometheus.exposition` gives them as they are. A family with a `reason` label is registered
+ * with each reason the server itself counts, at zero, and with no unlabelled series beside them.
+ *
  * They are shared by every server in the process. To tell servers apart, start each under labels
  * of its own, the Effect way: every metric a server updates carries the metric labels of the fiber
  * that started it (next to its `reason`, where it has one).
@@ -25,7 +29,7 @@ import { Array as Arr, Effect, FiberRef, Metric, MetricBoundaries, MetricLabel }
  * @category metrics
  */
 export const connectionsActive = Metric.gauge("echo_connections_active", {
-  description: "Connections being served now"
+  description: "Connections being served now (accepted and holding a slot)"
 }).register()
 
 /**
@@ -35,7 +39,7 @@ export const connectionsActive = Metric.gauge("echo_connections_active", {
  * @category metrics
  */
 export const connectionsAccepted = Metric.counter("echo_connections_accepted_total", {
-  description: "Connections accepted",
+  description: "Connections accepted from the kernel, served or not",
   incremental: true
 }).register()
 
@@ -48,9 +52,12 @@ export const connectionsAccepted = Metric.counter("echo_connections_accepted_tot
  * @category metrics
  */
 export const connectionsDropped = Metric.counter("echo_connections_dropped_total", {
-  description: "Connections closed without being served",
+  description: "Connections closed without being served, by reason",
   incremental: true
-}).register()
+})
+
+/** The reasons a connection is dropped for, registered at zero. @internal */
+export const dropReasons = ["max_connections", "shutdown", "wait_timeout", "gone"] as const
 
 /**
  * Connections that ended abnormally, tagged with `reason` (`Reset`, `BrokenPipe`, `Timeout`,
@@ -63,7 +70,27 @@ export const connectionsDropped = Metric.counter("echo_connections_dropped_total
 export const connectionErrors = Metric.counter("echo_connection_errors_total", {
   description: "Connections that ended abnormally, by reason",
   incremental: true
-}).register()
+})
+
+/**
+ * The reasons the server itself counts abnormal ends under, registered at zero (a handler's
+ * `Server.PeerFault` adds its own when it first happens).
+ *
+ * @internal
+ */
+export const errorReasons = [
+  "Reset",
+  "BrokenPipe",
+  "Timeout",
+  "Unknown",
+  "HandlerError",
+  "Defect",
+  "Interrupted",
+  "ShutdownDeadline"
+] as const
+
+for (const reason of dropReasons) Metric.tagged(connectionsDropped, "reason", reason).register()
+for (const reason of errorReasons) Metric.tagged(connectionErrors, "reason", reason).register()
 
 /**
  * Connections reset by their peer (a subset of `echo_connection_errors_total`, kept on its own
@@ -73,7 +100,7 @@ export const connectionErrors = Metric.counter("echo_connection_errors_total", {
  * @category metrics
  */
 export const connectionsReset = Metric.counter("echo_connections_reset_total", {
-  description: "Connections reset by the peer",
+  description: "Connections reset by the peer (also in echo_connection_errors_total, reason Reset)",
   incremental: true
 }).register()
 
@@ -83,7 +110,7 @@ export const connectionsReset = Metric.counter("echo_connections_reset_total", {
  * @since 0.1.0
  * @category metrics
  */
-export const bytesReceived = Metric.counter("echo_bytes_received_total", {
+export const bytesReceived = Metric.counter("echo_received_bytes_total", {
   description: "Bytes read from peers",
   incremental: true
 }).register()
@@ -94,8 +121,8 @@ export const bytesReceived = Metric.counter("echo_bytes_received_total", {
  * @since 0.1.0
  * @category metrics
  */
-export const bytesSent = Metric.counter("echo_bytes_sent_total", {
-  description: "Bytes written to peers",
+export const bytesSent = Metric.counter("echo_sent_bytes_total", {
+  description: "Bytes written to peers (for the echo, the bytes echoed)",
   incremental: true
 }).register()
 
@@ -108,7 +135,7 @@ export const bytesSent = Metric.counter("echo_bytes_sent_total", {
 export const connectionDuration = Metric.histogram(
   "echo_connection_duration_seconds",
   MetricBoundaries.exponential({ start: 0.001, factor: 4, count: 10 }),
-  "Connection lifetime in seconds"
+  "How long connections lived, from accept to close, in seconds"
 ).register()
 
 /**

@@ -1,20 +1,20 @@
 /**
- * The server's metrics (every Effect `Metric` in the process) in the Prometheus text format, on
- * an `@effect/platform` HTTP server, exported through `@effect/opentelemetry` and the
- * OpenTelemetry Prometheus serializer. Scoped: released with the scope that started it, at once:
- * its release closes the port and every HTTP connection still open, idle or not, so that it never
- * holds up the shutdown of the process it reports on.
+ * The process's Effect `Metric`s in Prometheus's text exposition format (version 0.0.4), named
+ * by Prometheus's conventions, and a small HTTP listener that serves them on `GET /metrics`.
+ * Scoped: the listener is released with the scope that started it, at once: its release closes
+ * the port and every HTTP connection still open, so that it never holds up the shutdown of the
+ * process it reports on. It holds at most a few connections of its own, so that scrapers (or
+ * anyone else on the port) cannot take the descriptors the echo server needs.
  *
  * @since 0.1.0
  */
-import { HttpRouter, HttpServer, HttpServerResponse } from "@effect/platform"
-import { NodeHttpServer } from "@effect/platform-node"
-import { Metrics as OtelMetrics, Resource } from "@effect/opentelemetry"
-import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus"
-import { Effect, Layer } from "effect"
-import type { Scope } from "effect"
+import { Effect, Either, LogLevel, Metric, MetricKeyType, MetricState, Runtime } from "effect"
+import type { MetricPair, Scope } from "effect"
 import * as http from "node:http"
+import type { DropArgument } from "node:net"
 import * as errno from "./internal/errno.js"
+import { LogAggregator } from "./internal/logAggregator.js"
+import * as Options_ from "./internal/options.js"
 import * as Listener from "./Listener.js"
 
 /**
@@ -28,11 +28,147 @@ export interface Options {
   readonly host?: string
   /** 0 for any free port. */
   readonly port: number
+  /**
+   * HTTP connections held at once; beyond it a new connection is closed at once, and logged.
+   * Default 16: a scraper needs one.
+   */
+  readonly maxConnections?: number
 }
 
 /**
- * Starts `GET /metrics` in the current scope and returns the address it listens on. Fails with a
- * `ListenError` naming the reason when the port cannot be bound (`AddressInUse`, ...).
+ * The defaults of {@link Options}.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const defaults = {
+  host: "127.0.0.1",
+  maxConnections: 16
+} as const
+
+/**
+ * The `Content-Type` of the text exposition format.
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const contentType = "text/plain; version=0.0.4; charset=utf-8"
+
+/**
+ * Every metric of the process in the text exposition format: a `# HELP` and a `# TYPE` line for
+ * each family, then its series. Effect's own runtime metrics (`effect_fiber_*`) are left out:
+ * they count every fiber of the process, carry no description, and time fibers in milliseconds.
+ *
+ * @since 0.1.0
+ * @category exposition
+ */
+export const exposition: Effect.Effect<string> = Effect.map(Metric.snapshot, (pairs) => format(pairs))
+
+interface Family {
+  readonly type: "counter" | "gauge" | "histogram" | "summary"
+  readonly help: string
+  readonly samples: Array<string>
+}
+
+/**
+ * The exposition of `pairs` (see {@link exposition}). Incremental counters are `counter`s and
+ * end in `_total`; a counter that can go down is a `gauge`; histograms give cumulative `_bucket`
+ * series up to `le="+Inf"`, `_sum` and `_count`.
+ *
+ * @since 0.1.0
+ * @category exposition
+ */
+export const format = (pairs: ReadonlyArray<MetricPair.MetricPair.Untyped>): string => {
+  const families = new Map<string, Family>()
+  const family = (name: string, type: Family["type"], description: string | undefined) => {
+    const found = families.get(name)
+    if (found !== undefined) return found.type === type ? found : undefined
+    const created: Family = { type, help: description ?? `${name} (no description given)`, samples: [] }
+    families.set(name, created)
+    return created
+  }
+  for (const { metricKey: key, metricState: state } of pairs) {
+    if (key.name.startsWith("effect_fiber_")) continue
+    const base = metricName(key.name)
+    const description = key.description._tag === "Some" ? key.description.value : undefined
+    const labels: Array<readonly [string, string]> = key.tags.map((tag) => [labelName(tag.key), tag.value])
+    if (MetricState.isCounterState(state)) {
+      const incremental = MetricKeyType.isCounterKey(key.keyType) && key.keyType.incremental
+      const name = incremental && !base.endsWith("_total") ? `${base}_total` : base
+      family(name, incremental ? "counter" : "gauge", description)?.samples.push(sample(name, labels, state.count))
+    } else if (MetricState.isGaugeState(state)) {
+      family(base, "gauge", description)?.samples.push(sample(base, labels, state.value))
+    } else if (MetricState.isHistogramState(state)) {
+      const samples = family(base, "histogram", description)?.samples
+      if (samples === undefined) continue
+      for (const [le, cumulative] of state.buckets) {
+        samples.push(sample(`${base}_bucket`, [...labels, ["le", number(le)]], cumulative))
+      }
+      samples.push(sample(`${base}_sum`, labels, state.sum), sample(`${base}_count`, labels, state.count))
+    } else if (MetricState.isFrequencyState(state)) {
+      const name = base.endsWith("_total") ? base : `${base}_total`
+      const samples = family(name, "counter", description)?.samples
+      for (const [value, count] of state.occurrences) samples?.push(sample(name, [...labels, ["key", value]], count))
+    } else if (MetricState.isSummaryState(state)) {
+      const samples = family(base, "summary", description)?.samples
+      if (samples === undefined) continue
+      for (const [quantile, value] of state.quantiles) {
+        samples.push(sample(base, [...labels, ["quantile", number(quantile)]], value._tag === "Some" ? value.value : NaN))
+      }
+      samples.push(sample(`${base}_sum`, labels, state.sum), sample(`${base}_count`, labels, state.count))
+    }
+  }
+  let text = ""
+  for (const [name, { help, samples, type }] of families) {
+    text += `# HELP ${name} ${help.replaceAll("\\", "\\\\").replaceAll("\n", "\\n")}\n# TYPE ${name} ${type}\n`
+    for (const line of samples) text += line + "\n"
+  }
+  return text
+}
+
+const metricName = (name: string) => name.replace(/[^a-zA-Z0-9_:]/g, "_").replace(/^(?=[0-9])/, "_")
+const labelName = (name: string) => name.replace(/[^a-zA-Z0-9_]/g, "_").replace(/^(?=[0-9])/, "_")
+
+const number = (value: number | bigint): string =>
+  typeof value === "bigint"
+    ? value.toString()
+    : Number.isNaN(value)
+    ? "NaN"
+    : value === Number.POSITIVE_INFINITY
+    ? "+Inf"
+    : value === Number.NEGATIVE_INFINITY
+    ? "-Inf"
+    : String(value)
+
+const sample = (name: string, labels: ReadonlyArray<readonly [string, string]>, value: number | bigint): string =>
+  (labels.length === 0
+    ? name
+    : `${name}{${
+      labels.map(([key, v]) => `${key}="${v.replaceAll("\\", "\\\\").replaceAll("\"", "\\\"").replaceAll("\n", "\\n")}"`)
+        .join(",")
+    }}`) + ` ${number(value)}`
+
+/** What each path answers. `/` and everything else tell a visitor where the metrics are. */
+const respond = (request: http.IncomingMessage, response: http.ServerResponse): void => {
+  const path = (request.url ?? "/").split("?")[0]
+  const reply = (status: number, text: string, headers: Record<string, string> = {}) => {
+    response.writeHead(status, { "Content-Type": "text/plain; charset=utf-8", ...headers })
+    response.end(text)
+  }
+  if (path !== "/metrics" && path !== "/") return reply(404, `no page at ${path}: the metrics are at /metrics\n`)
+  if (request.method !== "GET" && request.method !== "HEAD") {
+    return reply(405, `${path} answers GET and HEAD, not ${request.method}\n`, { Allow: "GET, HEAD" })
+  }
+  if (path === "/") return reply(200, "effect-tcp-echo: the metrics are at /metrics (Prometheus text format)\n")
+  const body = format(Metric.unsafeSnapshot())
+  response.writeHead(200, { "Content-Type": contentType, "Content-Length": String(Buffer.byteLength(body)) })
+  response.end(body)
+}
+
+/**
+ * Starts serving `GET /metrics` in the current scope and returns the address it listens on.
+ * Fails with a `ListenError` naming the reason when the port cannot be bound (`AddressInUse`,
+ * ...) or an option is invalid. The scope's release closes the port and every HTTP connection.
  *
  * @since 0.1.0
  * @category constructors
@@ -41,42 +177,61 @@ export const serve = (
   options: Options
 ): Effect.Effect<Listener.Address, Listener.ListenError, Scope.Scope> =>
   Effect.gen(function*() {
-    // Pull-based: the exporter's own HTTP server stays off, ours serves its snapshots.
-    const exporter = new PrometheusExporter({ preventServerStart: true })
-    yield* Layer.buildWithScope(
-      OtelMetrics.layer(() => exporter).pipe(Layer.provide(Resource.layer({ serviceName: "effect-tcp-echo" }))),
-      yield* Effect.scope
-    )
-    const serializer = new PrometheusSerializer()
-    const metrics = Effect.map(
-      Effect.promise(() => exporter.collect()),
-      ({ resourceMetrics }) =>
-        HttpServerResponse.text(serializer.serialize(resourceMetrics), {
-          contentType: "text/plain; version=0.0.4; charset=utf-8"
-        })
-    )
-    const host = options.host ?? "127.0.0.1"
-    const node = http.createServer()
-    const server = yield* NodeHttpServer.make(() => node, { host, port: options.port }).pipe(
-      Effect.mapError((error) => {
-        const code = errno.errnoCode(error.cause)
-        return new Listener.ListenError({
-          reason: errno.listenReason(code),
-          address: `${host}:${options.port}`,
-          ...(code === undefined ? {} : { code }),
-          cause: error.cause
-        })
-      })
-    )
-    // Runs before the HTTP server's own release, which waits for every connection to close: a
-    // scraper's idle keep-alive connection (or any silent one) would hold it, and the process, forever.
-    yield* Effect.addFinalizer(() =>
+    const host = options.host ?? defaults.host
+    const address = `${host}:${options.port}`
+    const valid = Either.all([
+      Options_.ipv4("host", host),
+      Options_.integer("port", options.port, 0, 65535),
+      Options_.integer("maxConnections", options.maxConnections ?? defaults.maxConnections, 1)
+    ])
+    if (Either.isLeft(valid)) {
+      return yield* new Listener.ListenError({ reason: "InvalidOption", address, ...valid.left })
+    }
+    const [bindHost, port, maxConnections] = valid.right
+    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+    const logs = new LogAggregator({ emit: (record) => runFork(record) })
+    yield* Effect.addFinalizer(() => Effect.sync(() => logs.flush()))
+    const server = yield* Effect.acquireRelease(
       Effect.sync(() => {
-        node.close()
-        node.closeAllConnections()
-      })
+        const server = http.createServer({ connectionsCheckingInterval: 1000 }, respond)
+        server.maxConnections = maxConnections
+        // A connection that sends nothing is closed after 10 s, so the cap cannot be held for long.
+        server.headersTimeout = 10_000
+        server.requestTimeout = 10_000
+        return server
+      }),
+      // Closes the port and every connection now, idle ones too: a scraper's keep-alive
+      // connection would otherwise hold the release, and the process, until it left.
+      (server) =>
+        Effect.async<void>((resume) => {
+          server.close(() => resume(Effect.void))
+          server.closeAllConnections()
+        })
     )
-    yield* server.serve(HttpRouter.empty.pipe(HttpRouter.get("/metrics", metrics)))
-    const address = server.address as HttpServer.TcpAddress
-    return { host: address.hostname, port: address.port }
+    server.on("drop", (drop?: DropArgument) => {
+      const peer = `${drop?.remoteAddress}:${drop?.remotePort}`
+      logs.add("drop", peer, LogLevel.Warning, `metrics: dropped HTTP connections (${maxConnections} open)`, () =>
+        Effect.logWarning(`metrics: dropped HTTP connection from ${peer}: ${maxConnections} open, the most it holds`))
+    })
+    yield* Effect.async<void, Listener.ListenError>((resume) => {
+      const onError = (error: Error) => {
+        const code = errno.errnoCode(error)
+        resume(Effect.fail(
+          new Listener.ListenError({
+            reason: errno.listenReason(code),
+            address: `${bindHost}:${port}`,
+            ...(code === undefined ? {} : { code }),
+            cause: error
+          })
+        ))
+      }
+      server.once("error", onError)
+      server.listen({ host: bindHost, port, exclusive: true }, () => {
+        server.off("error", onError)
+        resume(Effect.void)
+      })
+    })
+    server.on("error", (error) => runFork(Effect.logWarning(`metrics on ${address}: ${error.message}`)))
+    const bound = server.address() as { address: string; port: number }
+    return { host: bound.address, port: bound.port }
   })

@@ -1,12 +1,21 @@
 import { afterEach, describe, expect, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { NodeContext } from "@effect/platform-node"
+import { ConfigProvider, Effect, Layer } from "effect"
+import { spawn, spawnSync } from "node:child_process"
 import * as net from "node:net"
-import { Client } from "../src/index.js"
-import { run, runAsync, type Running, serve } from "./utils/cli.js"
+import * as Cli from "../src/Cli.js"
+import { exposure, fitToDescriptors } from "../src/Cli.js"
+import { Client, KernelLimits } from "../src/index.js"
+import * as Flags from "../src/internal/flags.js"
+import { bin, run, runAsync, type Running, serve } from "./utils/cli.js"
 
 const started: Array<Running> = []
-const start = async (args: ReadonlyArray<string> = [], env: Record<string, string> = {}) => {
-  const running = await serve(args, env)
+const start = async (
+  args: ReadonlyArray<string> = [],
+  env: Record<string, string> = {},
+  options: { readonly close?: boolean; readonly wrapper?: ReadonlyArray<string> } = {}
+) => {
+  const running = await serve(args, env, options.wrapper ?? [], options)
   started.push(running)
   return running
 }
@@ -17,68 +26,6 @@ afterEach(() => {
 const roundTrip = (port: number, payload: Buffer) =>
   Effect.runPromise(Client.roundTrip({ port }, [payload]))
 
-describe("serve", () => {
-  it("prints HOST:PORT first, then the requested and effective backlog, and echoes", async () => {
-    const server = await start(["--backlog", "100000"])
-    expect(server.address.host).toBe("127.0.0.1")
-    expect(server.lines[0]).toContain(`127.0.0.1:${server.address.port}`)
-    const backlog = await server.waitFor(/backlog requested 100000, effective \d+/)
-    expect(backlog).toMatch(/effective \d+/)
-    const echoed = await roundTrip(server.address.port, Buffer.from("hello"))
-    expect(Buffer.from(echoed).toString()).toBe("hello")
-  })
-
-  it("SIGINT shuts down gracefully with exit code 0", async () => {
-    const server = await start()
-    server.child.kill("SIGINT")
-    expect(await server.exited).toBe(0)
-  })
-
-  it("a second SIGINT ends the process at once, whatever shutdown is waiting for", async () => {
-    const server = await start(["--shutdown-timeout", "1m"])
-    // A connected, silent peer keeps the graceful shutdown waiting for its whole minute.
-    const peer = net.connect(server.address.port, "127.0.0.1")
-    peer.on("error", () => {})
-    await new Promise((r) => peer.once("connect", r))
-    server.child.kill("SIGINT")
-    await server.waitFor(/shutting down: waiting up to/)
-    server.child.kill("SIGINT")
-    await server.exited
-    expect(server.child.signalCode).toBe("SIGINT")
-    peer.destroy()
-  })
-
-  it("a port in use exits non-zero naming the address and the flag", async () => {
-    const taken = net.createServer()
-    await new Promise<void>((r) => taken.listen(0, "127.0.0.1", r))
-    const port = (taken.address() as net.AddressInfo).port
-    const result = run(["serve", "--port", String(port)])
-    taken.close()
-    expect(result.status).not.toBe(0)
-    expect(result.stderr).toContain(`127.0.0.1:${port} is already in use`)
-    expect(result.stderr).toContain("--port")
-    expect(result.stderr).not.toContain("    at ")
-  })
-
-  it("an out-of-range port exits non-zero naming the option", () => {
-    const result = run(["serve", "--port", "70000"])
-    expect(result.status).not.toBe(0)
-    expect(result.stderr).toContain("invalid port: 70000")
-  })
-
-  it("a host that is not IPv4 exits non-zero naming the option", () => {
-    const result = run(["serve", "--host", "::1"])
-    expect(result.status).not.toBe(0)
-    expect(result.stderr).toContain("invalid host")
-  })
-
-  it("an unknown flag is a usage error", () => {
-    const result = run(["serve", "--bogus"])
-    expect(result.status).not.toBe(0)
-    expect(result.stdout + result.stderr).toContain("--bogus")
-  })
-})
-
 /** A port that was free a moment ago: bound on port 0, then released. */
 const freePort = async () => {
   const probe = net.createServer()
@@ -88,39 +35,185 @@ const freePort = async () => {
   return port
 }
 
-describe("serve configuration and output", () => {
-  it("ECHO_PORT is honoured, and a flag wins over its variable", async () => {
-    const port = await freePort()
-    const fromEnv = await start([], { ECHO_PORT: String(port) })
-    expect(fromEnv.address.port).toBe(port)
-    const fromFlag = await start(["--port", "0"], { ECHO_PORT: String(port) })
-    expect(fromFlag.address.port).not.toBe(port)
+/** A port held by another listener until `release`. */
+const takenPort = async () => {
+  const taken = net.createServer()
+  await new Promise<void>((r) => taken.listen(0, "127.0.0.1", r))
+  return { port: (taken.address() as net.AddressInfo).port, release: () => taken.close() }
+}
+
+/** Every usage error: one line naming what was wrong, the hint, exit status 2, no stack. */
+const expectUsage = (result: { status: number | null; stderr: string; stdout: string }, ...fragments: Array<string>) => {
+  expect(result.status).toBe(2)
+  const lines = result.stderr.trimEnd().split("\n")
+  expect(lines).toHaveLength(2)
+  expect(lines[0]).toMatch(/^effect-tcp-echo: /)
+  for (const fragment of fragments) expect(lines[0]).toContain(fragment)
+  expect(lines[1]).toMatch(/^Try 'effect-tcp-echo( \w+)? --help'\.$/)
+  expect(result.stdout).toBe("")
+}
+
+/**
+ * A usage error found by the command line the binary runs, run in this process (a subprocess
+ * costs most of a second): what it prints, and that it is a usage error (exit status 2).
+ */
+const usageError = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
+  Cli.run("test")(["node", "bin.js", ...args]).pipe(
+    Effect.provide(Layer.provideMerge(KernelLimits.layer, NodeContext.layer)),
+    Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))),
+    // A check that lets a bad value through starts a server instead: fail rather than wait.
+    Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => new Error(`${args.join(" ")} was not refused`) }),
+    Effect.flip,
+    Effect.runPromise
+  ).then((failure) => {
+    expect(failure).toBeInstanceOf(Cli.CliFailure)
+    const { reason, text } = failure as Cli.CliFailure
+    expect(reason).toBe("Usage")
+    return { status: 2, stdout: "", stderr: text }
   })
 
-  it("an invalid ECHO_SHUTDOWN_TIMEOUT names the variable", () => {
-    const result = run(["serve"], { ECHO_SHUTDOWN_TIMEOUT: "soon" })
-    expect(result.status).not.toBe(0)
-    expect(result.stdout + result.stderr).toContain("ECHO_SHUTDOWN_TIMEOUT")
+const peerReset = (port: number) =>
+  new Promise<void>((resolve) => {
+    const socket = net.connect(port, "127.0.0.1", () => {
+      socket.write("x")
+      socket.once("data", () => {
+        socket.resetAndDestroy()
+        resolve()
+      })
+    })
+    socket.on("error", () => {})
   })
 
-  it("--log-format json writes one JSON object per line, the first with the address", async () => {
+describe("serve: what it writes", () => {
+  it("stdout gets one line, listening on HOST:PORT; the logs go to stderr; SIGINT ends it with 0", async () => {
+    const server = await start(["--backlog", "100000"])
+    expect(server.address.host).toBe("127.0.0.1")
+    await server.waitFor(/backlog requested 100000, effective \d+/)
+    // What bounds the SYN queue, naming tcp_syncookies.
+    expect(await server.waitFor(/SYN queue/)).toMatch(/net\.ipv4\.tcp_syncookies=\d/)
+    const echoed = await roundTrip(server.address.port, Buffer.from("hello"))
+    expect(Buffer.from(echoed).toString()).toBe("hello")
+    await peerReset(server.address.port)
+    await server.waitFor(/reset the connection/)
+    server.child.kill("SIGINT")
+    expect(await server.exited).toBe(0)
+    expect(server.stdout).toEqual([`listening on 127.0.0.1:${server.address.port}`])
+    expect(server.stderr.some((line) => line.includes(`listening on 127.0.0.1:${server.address.port}`))).toBe(true)
+  })
+
+  it("a closed stdout and stderr (serve 2>&1 | head -1) never stop the server", async () => {
+    const server = await start(["--log-level", "debug"], {}, { close: true })
+    // Every exchange writes log records now; each would fail with EPIPE.
+    for (let i = 0; i < 5; i++) {
+      await peerReset(server.address.port)
+      const echoed = await roundTrip(server.address.port, Buffer.from(`still here ${i}`))
+      expect(Buffer.from(echoed).toString()).toBe(`still here ${i}`)
+    }
+    server.child.kill("SIGTERM")
+    expect(await server.exited).toBe(0)
+  })
+
+  it("--log-format json writes one JSON object per line on stderr, the first with the address", async () => {
     const server = await start(["--log-format", "json", "--log-level", "debug"])
     await roundTrip(server.address.port, Buffer.from("json"))
     server.child.kill("SIGINT")
     expect(await server.exited).toBe(0)
-    const records = server.lines.map((line) => JSON.parse(line) as { message: string; annotations: Record<string, unknown> })
+    const records = server.stderr.map((line) => JSON.parse(line) as { message: string; annotations: Record<string, unknown> })
     expect(records[0]!.annotations.address).toBe(`127.0.0.1:${server.address.port}`)
     // The recipe's per-receive debug line, with the peer annotation.
     const receive = records.find((r) => String(r.message).startsWith("receive data from"))
     expect(receive?.annotations.peer).toMatch(/^127\.0\.0\.1:\d+$/)
   })
 
-  it("--log-format logfmt writes one logfmt record per line", async () => {
+  it("--log-format logfmt writes one logfmt record per line on stderr", async () => {
     const server = await start(["--log-format", "logfmt"])
     server.child.kill("SIGINT")
     await server.exited
-    for (const line of server.lines) expect(line).toMatch(/^timestamp=\S+ level=\w+ /)
-    expect(server.lines[0]).toContain(`address=127.0.0.1:${server.address.port}`)
+    for (const line of server.stderr) expect(line).toMatch(/^timestamp=\S+ level=\w+ /)
+    expect(server.stderr[0]).toContain(`address=127.0.0.1:${server.address.port}`)
+  })
+
+  it("ECHO_LOG_LEVEL takes a known level in any case", async () => {
+    const server = await start([], { ECHO_LOG_LEVEL: "WARNING" })
+    server.child.kill("SIGINT")
+    expect(await server.exited).toBe(0)
+    expect(server.stderr.some((line) => line.includes("backlog requested"))).toBe(false)
+  })
+
+  it("--log-level alone wins over ECHO_LOG_LEVEL (@effect/cli's built-in flag of that name never takes it)", async () => {
+    const server = await start(["--log-level", "debug"], { ECHO_LOG_LEVEL: "error" })
+    await roundTrip(server.address.port, Buffer.from("debug"))
+    server.child.kill("SIGINT")
+    expect(await server.exited).toBe(0)
+    expect(server.stderr.some((line) => /DEBUG .*receive data from/.test(line))).toBe(true)
+  })
+})
+
+describe("serve: signals", () => {
+  it("SIGHUP shuts down gracefully with exit status 0", async () => {
+    const server = await start()
+    server.child.kill("SIGHUP")
+    expect(await server.exited).toBe(0)
+    expect(server.stderr.some((line) => line.includes("SIGHUP: shutting down gracefully"))).toBe(true)
+  })
+
+  it("a second signal during the shutdown stops it at once, logged, with 128 + the signal's number", async () => {
+    const server = await start(["--shutdown-timeout", "1m"])
+    // A connected, silent peer keeps the graceful shutdown waiting for its whole minute.
+    const peer = net.connect(server.address.port, "127.0.0.1")
+    peer.on("error", () => {})
+    await new Promise((r) => peer.once("connect", r))
+    server.child.kill("SIGINT")
+    await server.waitFor(/shutting down: waiting up to 1m/)
+    server.child.kill("SIGTERM")
+    expect(await server.exited).toBe(143)
+    expect(server.stderr.some((line) => /SIGTERM during the shutdown SIGINT began: stopping at once with exit status 143/.test(line)))
+      .toBe(true)
+    peer.destroy()
+  })
+
+  it("SIGUSR1 is logged and ignored: Node's inspector stays closed, the server serves on", async () => {
+    const server = await start()
+    server.child.kill("SIGUSR1")
+    const line = await server.waitFor(/SIGUSR1 ignored|Debugger listening/)
+    expect(line).toContain("SIGUSR1 ignored")
+    const echoed = await roundTrip(server.address.port, Buffer.from("after SIGUSR1"))
+    expect(Buffer.from(echoed).toString()).toBe("after SIGUSR1")
+    server.child.kill("SIGTERM")
+    expect(await server.exited).toBe(0)
+    expect(server.stderr.some((l) => l.includes("Debugger listening"))).toBe(false)
+  })
+
+  it("--inspect-on-sigusr1 is stated at start as the exposure it is", async () => {
+    const server = await start(["--inspect-on-sigusr1"])
+    expect(await server.waitFor(/SIGUSR1 opens Node's inspector/)).toContain("127.0.0.1:9229")
+  })
+})
+
+describe("serve: addresses and ports", () => {
+  it("a port in use exits 1 naming the address and where it came from", async () => {
+    const taken = await takenPort()
+    const result = run(["serve", "--port", String(taken.port)])
+    taken.release()
+    expect(result.status).toBe(1)
+    expect(result.stderr).toBe(`effect-tcp-echo: 127.0.0.1:${taken.port} is already in use (address from --port)\n`)
+    expect(result.stdout).toBe("")
+  })
+
+  it("a metrics port in use fails before the server is announced, naming the reason", async () => {
+    const taken = await takenPort()
+    const result = run(["serve", "--metrics-port", String(taken.port)])
+    taken.release()
+    expect(result.status).toBe(1)
+    expect(result.stderr).toBe(
+      `effect-tcp-echo: cannot serve metrics: 127.0.0.1:${taken.port} is already in use (port from --metrics-port)\n`
+    )
+    expect(result.stdout).toBe("")
+  })
+
+  it("a metrics port equal to the echo port is a usage error", async () => {
+    const port = await freePort()
+    expectUsage(await usageError(["serve", "--port", String(port), "--metrics-port", String(port)]), "--metrics-port", "--port")
   })
 
   it("--metrics-port serves Prometheus text whose counters move with traffic", async () => {
@@ -129,31 +222,219 @@ describe("serve configuration and output", () => {
     const url = /http:\/\/\S+\/metrics/.exec(line)![0]
     const scrape = async (name: string) => {
       const text = await (await fetch(url)).text()
-      const sample = text.split("\n").find((l) => l.startsWith(`${name}{`))
+      const sample = text.split("\n").find((l) => l.startsWith(`${name} `))
       return Number(sample?.split(" ").pop())
     }
-    const before = await scrape("echo_bytes_sent_total")
+    const before = await scrape("echo_sent_bytes_total")
     await roundTrip(server.address.port, Buffer.alloc(1000, 1))
-    expect(await scrape("echo_bytes_sent_total")).toBe(before + 1000)
+    expect(await scrape("echo_sent_bytes_total")).toBe(before + 1000)
     expect(await scrape("echo_connections_accepted_total")).toBeGreaterThanOrEqual(1)
+  })
+
+  it("the metrics listener's connections are kept out of the echo server's descriptors", () => {
+    const limits = { openFiles: { soft: 1024, hard: 1024 } }
+    const without = fitToDescriptors({}, limits, 20)
+    const withMetrics = fitToDescriptors({}, limits, 20, 16)
+    expect(without.budget).toBe(1024 - 20 - 32)
+    expect(withMetrics.budget).toBe(1024 - 20 - 32 - 16)
+    expect(withMetrics.options.maxConnections! + withMetrics.options.maxPending!).toBe(withMetrics.budget)
+  })
+
+  it("an address outside 127.0.0.0/8 is named as reachable from other hosts", () => {
+    expect(exposure("127.0.0.1", "127.0.0.1:7")).toBeUndefined()
+    expect(exposure("127.3.2.1", "127.3.2.1:7")).toBeUndefined()
+    expect(exposure("0.0.0.0", "0.0.0.0:7")).toMatch(/^listening on 0\.0\.0\.0:7: every interface of this machine/)
+    expect(exposure("192.0.2.1", "192.0.2.1:7")).toMatch(/^listening on 192\.0\.2\.1:7: an address other hosts can reach/)
+  })
+
+  // In a network namespace of its own, whose only interface is loopback: 0.0.0.0 reaches nothing else.
+  const isolated = spawnSync("unshare", ["-rn", "sh", "-c", "ip link set lo up"]).status === 0
+  it.skipIf(!isolated)(
+    isolated
+      ? "--host 0.0.0.0 binds with a warning naming the exposure (in a loopback-only network namespace)"
+      : "--host 0.0.0.0 warning: NOT RUN, no network namespace of its own here (unshare -rn, ip)",
+    async () => {
+    const server = await start(["--host", "0.0.0.0"], {}, {
+      wrapper: ["unshare", "-rn", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""]
+    })
+    expect(server.address.host).toBe("0.0.0.0")
+    expect(await server.waitFor(/WARN.*every interface of this machine/)).toContain("--host 127.0.0.1")
+  }
+  )
+
+  it("ECHO_PORT is honoured, and a flag wins over its variable", async () => {
+    const port = await freePort()
+    const fromEnv = await start([], { ECHO_PORT: String(port) })
+    expect(fromEnv.address.port).toBe(port)
+    const fromFlag = await start(["--port", "0"], { ECHO_PORT: String(port) })
+    expect(fromFlag.address.port).not.toBe(port)
+  })
+})
+
+describe("serve: keep-alive", () => {
+  const hasSs = spawnSync("ss", ["-V"]).status === 0
+  it.skipIf(!hasSs)(
+    hasSs
+      ? "--keep-alive-delay sets the idle time before the first probe (ss shows the timer)"
+      : "--keep-alive-delay: NOT RUN, ss (iproute2) is not installed",
+    async () => {
+    const server = await start(["--keep-alive-delay", "60s"])
+    const peer = net.connect(server.address.port, "127.0.0.1")
+    peer.on("error", () => {})
+    await new Promise((r) => peer.once("connect", r))
+    // Accepted once the server's side is established; its keepalive timer is armed at accept.
+    await roundTrip(server.address.port, Buffer.from("x"))
+    const out = spawnSync("ss", ["-tnoH", "state", "established", `( sport = :${server.address.port} )`], { encoding: "utf8" })
+    const timer = /timer:\(keepalive,(\d+)sec/.exec(out.stdout)
+    expect(timer, out.stdout).not.toBeNull()
+    expect(Number(timer![1])).toBeLessThanOrEqual(60)
+    peer.destroy()
+  }
+  )
+
+  it("the keep-alive delay is stated at start", async () => {
+    const server = await start(["--keep-alive"])
+    expect(await server.waitFor(/keep-alive on: first probe after/)).toMatch(/first probe after (\d+s idle|the kernel)/)
+  })
+
+  it("a keep-alive delay TCP_KEEPIDLE cannot hold is refused", async () => {
+    for (const delay of ["0s", "1500ms", "40000s"]) {
+      expectUsage(await usageError(["serve", "--keep-alive-delay", delay]), `--keep-alive-delay ${JSON.stringify(delay)}`, "1s to 32767s")
+    }
+  })
+})
+
+describe("serve: errors name the flag or variable", () => {
+  it("a usage error is one line naming the flag, a hint, exit status 2, and nothing on stdout", () => {
+    expectUsage(run(["serve", "--port", "abc"]), 'effect-tcp-echo: invalid --port "abc": expected an integer from 0 to 65535')
+    expectUsage(run(["serve"], { ECHO_LOG_LEVEL: "loud" }), 'invalid ECHO_LOG_LEVEL "loud"', "info")
+  })
+
+  it("integers: decimal only, in range", async () => {
+    for (const value of ["abc", "0x50", "1e3", "80.0", "", "70000", "-1"]) {
+      expectUsage(await usageError(["serve", "--port", value]), `invalid --port ${JSON.stringify(value)}`, "an integer from 0 to 65535")
+    }
+    expectUsage(await usageError(["serve", "--backlog", "99999999999"]), "--backlog", "an integer from 1 to 2147483647")
+    expectUsage(await usageError(["serve"], { ECHO_PORT: "0x50" }), 'invalid ECHO_PORT "0x50"')
+    expectUsage(await usageError(["serve"], { ECHO_MAX_CONNECTIONS: "0" }), 'invalid ECHO_MAX_CONNECTIONS "0"')
+  })
+
+  it("durations: readable, never negative, never more than a timer holds (naming the maximum)", async () => {
+    expectUsage(await usageError(["serve", "--idle-timeout", "0s"]), 'invalid --idle-timeout "0s"', "from 1ms to 24d 20h 31m 23s 647ms")
+    expectUsage(await usageError(["serve", "--idle-timeout", "1000h"]), "--idle-timeout", "24d 20h 31m 23s 647ms")
+    expectUsage(await usageError(["serve", "--shutdown-timeout", "597h"]), "--shutdown-timeout", "24d 20h 31m 23s 647ms")
+    expectUsage(await usageError(["serve", "--shutdown-timeout", "-5 seconds"]), '"-5 seconds"')
+    expectUsage(await usageError(["serve", "--shutdown-timeout=-1s"]), '"-1s"')
+    expectUsage(await usageError(["serve"], { ECHO_SHUTDOWN_TIMEOUT: "soon" }), 'invalid ECHO_SHUTDOWN_TIMEOUT "soon"')
+  })
+
+  it("log levels and formats that are not known name the variable", async () => {
+    for (const level of ["loud", "verbose"]) {
+      expectUsage(await usageError(["serve"], { ECHO_LOG_LEVEL: level }), `invalid ECHO_LOG_LEVEL ${JSON.stringify(level)}`, "info")
+    }
+    expectUsage(await usageError(["serve", "--log-level", "chatty"]), 'invalid --log-level "chatty"')
+    expectUsage(await usageError(["serve"], { ECHO_LOG_FORMAT: "xml" }), 'invalid ECHO_LOG_FORMAT "xml"', "pretty, json, logfmt")
+    expectUsage(await usageError(["serve"], { ECHO_NO_DELAY: "sure" }), 'invalid ECHO_NO_DELAY "sure"')
+  })
+
+  it("a host that is not IPv4 names the flag", async () => {
+    expectUsage(await usageError(["serve", "--host", "::1"]), 'invalid --host "::1"', "IPv4")
+  })
+
+  it("the command line itself: unknown, repeated or incomplete flags, stray arguments", async () => {
+    expectUsage(await usageError(["serve", "--bogus"]), "unknown flag --bogus for serve")
+    expectUsage(await usageError(["serve", "--port", "1", "--port", "2"]), "--port is given more than once")
+    expectUsage(await usageError(["serve", "--port"]), "--port needs a value")
+    expectUsage(await usageError(["serve", "--keep-alive=yes"]), "--keep-alive takes no value")
+    expectUsage(await usageError(["serve", "8080"]), 'unexpected argument "8080"')
+    expectUsage(await usageError(["--port", "1", "serve"]), "--port goes after the command")
+    expectUsage(await usageError(["bogus"]), 'unknown command "bogus"')
+    expectUsage(await usageError([]), "a command is needed")
+  })
+
+  it("--wizard with a stdin that is not a terminal is refused at once", () => {
+    expectUsage(run(["serve", "--wizard"], {}, ""), "--wizard", "stdin is not")
+  })
+})
+
+describe("--help", () => {
+  it("serve --help: each flag once, with its variable and its default, at most 80 columns", () => {
+    const result = run(["serve", "--help"])
+    expect(result.status).toBe(0)
+    const lines = result.stdout.split("\n")
+    expect(lines[0]).toBe("Usage: effect-tcp-echo serve [FLAGS]")
+    for (const line of lines) expect(line.length, line).toBeLessThanOrEqual(80)
+    const flags = lines.filter((l) => /^  --/.test(l)).map((l) => l.trim().split(" ")[0])
+    expect(new Set(flags).size).toBe(flags.length)
+    expect(flags).toContain("--log-level")
+    // Each flag's paragraph, up to the next flag.
+    const text = result.stdout.slice(result.stdout.indexOf("Flags:"), result.stdout.indexOf("Exit status:"))
+    const paragraphs = text.split(/\n(?=  --)/).slice(1).filter((p) => !p.startsWith("  --help"))
+    for (const paragraph of paragraphs) {
+      const flat = paragraph.replace(/\s+/g, " ")
+      expect(flat, paragraph).toMatch(/Variable: ECHO_[A-Z0-9_]+\./)
+      expect(flat, paragraph).toMatch(/Default: /)
+    }
+    expect(result.stdout).not.toContain("This setting is optional")
+    expect(result.stdout).toContain("143 SIGTERM")
+  })
+
+  it("the program's help lists each command on a line of its own", () => {
+    const result = run(["--help"])
+    expect(result.status).toBe(0)
+    for (const line of result.stdout.split("\n")) expect(line.length, line).toBeLessThanOrEqual(80)
+    for (const command of ["serve", "probe", "client"]) expect(result.stdout).toMatch(new RegExp(`^  ${command} +\\S`, "m"))
+  })
+
+  it("the help is generated from the flags: wrapping keeps every word", () => {
+    const words = "one two three four five six seven eight nine ten ".repeat(12).trim()
+    const wrapped = Flags.wrap(words, "    ")
+    for (const line of wrapped) expect(line.length).toBeLessThanOrEqual(80)
+    expect(wrapped.join(" ").replace(/\s+/g, " ").trim()).toBe(words)
   })
 })
 
 describe("client", () => {
-  it("round-trips binary stdin and exits 0 when the echo matches", async () => {
+  it("round-trips binary stdin (or --message) and exits 0 when the echo matches", async () => {
     const server = await start()
     const payload = Buffer.alloc(300_000)
     for (let i = 0; i < payload.length; i++) payload[i] = (i * 7 + (i >> 8)) & 0xff
     const result = run(["client", "--port", String(server.address.port)], {}, payload)
     expect(result.status).toBe(0)
     expect(result.raw.equals(payload)).toBe(true)
+    // --message sends that text instead.
+    const message = run(["client", "--port", String(server.address.port), "--message", "hello"])
+    expect(message.status).toBe(0)
+    expect(message.stdout).toBe("hello")
   })
 
-  it("--message sends that text", async () => {
+  it("a port out of range, or none, is a usage error naming the flag", async () => {
+    expectUsage(run(["client", "--port", "99999", "--message", "x"]), 'invalid --port "99999"', "1 to 65535")
+    for (const port of ["-1", "0"]) {
+      expectUsage(await usageError(["client", "--port", port, "--message", "x"]), `invalid --port ${JSON.stringify(port)}`)
+    }
+    expectUsage(await usageError(["client", "--message", "x"]), "client needs --port")
+  })
+
+  it("a stdout closed early (client | head -c 10) ends it with one line, not a stack", async () => {
     const server = await start()
-    const result = run(["client", "--port", String(server.address.port), "--message", "hello"])
-    expect(result.status).toBe(0)
-    expect(result.stdout).toBe("hello")
+    const result = await new Promise<{ status: number | null; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [bin, "client", "--port", String(server.address.port)], {
+        env: { ...process.env, NO_COLOR: "1" }
+      })
+      let stderr = ""
+      child.stderr.on("data", (d: Buffer) => (stderr += d.toString()))
+      child.stdout.once("data", () => child.stdout.destroy())
+      child.stdin.on("error", () => {})
+      child.stdin.end(Buffer.alloc(4 * 2 ** 20, 7))
+      const timer = setTimeout(() => child.kill("SIGKILL"), 30_000)
+      child.once("close", (status) => {
+        clearTimeout(timer)
+        resolve({ status, stderr })
+      })
+    })
+    expect(result.status).toBe(1)
+    expect(result.stderr).toMatch(/^effect-tcp-echo: stdout was closed before everything was written \(EPIPE\)\n$/)
   })
 
   it("exits non-zero when the echo differs from what was sent", async () => {
@@ -165,23 +446,36 @@ describe("client", () => {
     const port = (liar.address() as net.AddressInfo).port
     const result = await runAsync(["client", "--port", String(port), "--message", "hello"])
     liar.close()
-    expect(result.status).not.toBe(0)
+    expect(result.status).toBe(1)
     expect(result.stderr).toContain("differs")
+  })
+
+  it("a server that resets is named by its address", async () => {
+    const rude = net.createServer({ allowHalfOpen: true }, (socket) => {
+      socket.once("data", () => socket.resetAndDestroy())
+      socket.on("error", () => {})
+    })
+    await new Promise<void>((r) => rude.listen(0, "127.0.0.1", r))
+    const port = (rude.address() as net.AddressInfo).port
+    const result = await runAsync(["client", "--port", String(port), "--message", "hello"])
+    rude.close()
+    expect(result.status).toBe(1)
+    expect(result.stderr).toBe(`effect-tcp-echo: 127.0.0.1:${port} reset the connection\n`)
   })
 
   it("exits non-zero when nothing listens", async () => {
     const port = await freePort()
     const result = run(["client", "--port", String(port), "--message", "x"])
-    expect(result.status).not.toBe(0)
-    expect(result.stderr).toContain("refused")
+    expect(result.status).toBe(1)
+    expect(result.stderr).toBe(`effect-tcp-echo: 127.0.0.1:${port} refused the connection (nothing listens there)\n`)
   })
 
   it("exits at --timeout even while stdin stays open", async () => {
     const server = await start()
     // runAsync leaves the child's stdin open and silent: the read of stdin never ends.
     const result = await runAsync(["client", "--port", String(server.address.port), "--timeout", "300ms"])
-    expect(result.status).not.toBe(0)
-    expect(result.stderr).toContain("no complete echo within")
+    expect(result.status).toBe(1)
+    expect(result.stderr).toContain("no complete echo within 300ms")
   })
 
   it("exits non-zero at --timeout when the server never answers", async () => {
@@ -190,25 +484,34 @@ describe("client", () => {
     const port = (silent.address() as net.AddressInfo).port
     const result = run(["client", "--port", String(port), "--message", "x", "--timeout", "300ms"])
     silent.close()
-    expect(result.status).not.toBe(0)
+    expect(result.status).toBe(1)
     expect(result.stderr).toContain("no complete echo within")
   })
 })
 
 describe("probe", () => {
-  it("--json prints one object keyed by limit", () => {
+  it("--json prints one object keyed by limit, with tcp_syncookies and what bounds the SYN queue", () => {
     const result = run(["probe", "--json", "--backlog", "100000"])
     expect(result.status).toBe(0)
     const limits = JSON.parse(result.stdout)
     expect(typeof limits.somaxconn).toBe("number")
+    expect(typeof limits.tcpSyncookies).toBe("number")
     expect(limits.backlog.requested).toBe(100000)
     expect(limits.backlog.effective).toBe(Math.min(100000, limits.somaxconn))
+    expect(limits.synQueue).toContain(`about ${limits.backlog.effective} half-open`)
   })
 
-  it("prints a table naming each limit and how to set it", () => {
+  it("prints a table naming each limit and how to set it, then the SYN queue", () => {
     const result = run(["probe"])
     expect(result.status).toBe(0)
     expect(result.stdout).toMatch(/somaxconn\s+\d+\s+sysctl net\.core\.somaxconn/)
+    expect(result.stdout).toMatch(/tcpSyncookies\s+\d\s+sysctl net\.ipv4\.tcp_syncookies/)
+    expect(result.stdout).toMatch(/\nSYN queue: /)
+  })
+
+  it("a backlog below 1 is refused, not reported as an effective 0", async () => {
+    expectUsage(await usageError(["probe", "--backlog", "0"]), 'invalid --backlog "0"', "an integer from 1")
+    expectUsage(await usageError(["probe", "--backlog", "-3"]), 'invalid --backlog "-3"')
   })
 })
 

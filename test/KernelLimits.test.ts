@@ -9,6 +9,7 @@ import { KernelLimits } from "../src/index.js"
 const files: Record<string, string> = {
   "/proc/sys/net/core/somaxconn": "4096\n",
   "/proc/sys/net/ipv4/tcp_max_syn_backlog": "2048\n",
+  "/proc/sys/net/ipv4/tcp_syncookies": "1\n",
   "/proc/sys/net/ipv4/tcp_synack_retries": "5\n",
   "/proc/sys/net/ipv4/tcp_rmem": "4096\t131072\t6291456\n",
   "/proc/sys/net/ipv4/ip_local_port_range": "32768\t60999\n",
@@ -39,6 +40,7 @@ describe("KernelLimits", () => {
       const limits = yield* KernelLimits.read
       expect(limits.somaxconn).toBe(4096)
       expect(limits.tcpMaxSynBacklog).toBe(2048)
+      expect(limits.tcpSyncookies).toBe(1)
       expect(limits.tcpSynackRetries).toBe(5)
       expect(limits.tcpRmem).toEqual({ min: 4096, default: 131072, max: 6291456 })
       expect(limits.ipLocalPortRange).toEqual({ low: 32768, high: 60999 })
@@ -112,6 +114,25 @@ describe("KernelLimits", () => {
     })
     it("takes the request as is when somaxconn is unknown", () => {
       expect(KernelLimits.effectiveBacklog(100_000, {})).toEqual({ requested: 100_000, effective: 100_000 })
+    })
+  })
+
+  describe("synQueue", () => {
+    const backlog = KernelLimits.effectiveBacklog(100_000, { somaxconn: 4096 })
+    it("with SYN cookies on (1, the default), the backlog bounds it and tcp_max_syn_backlog does not", () => {
+      const text = KernelLimits.synQueue(backlog, { tcpSyncookies: 1, tcpMaxSynBacklog: 128 })
+      expect(text).toContain("about 4096 half-open connections (the backlog), then SYN cookies")
+      expect(text).toContain("tcp_max_syn_backlog applies only with cookies off")
+      expect(text).not.toContain("128")
+    })
+    it("with cookies off (0), SYNs beyond are dropped, and tcp_max_syn_backlog's last quarter kept for known peers", () => {
+      const text = KernelLimits.synQueue(backlog, { tcpSyncookies: 0, tcpMaxSynBacklog: 128 })
+      expect(text).toContain("about 4096 half-open connections (the backlog), SYN cookies off")
+      expect(text).toContain("fewer than a quarter of net.ipv4.tcp_max_syn_backlog (128)")
+    })
+    it("with cookies always (2), there is no queue; unknown, it says so", () => {
+      expect(KernelLimits.synQueue(backlog, { tcpSyncookies: 2 })).toContain("SYN cookies for every handshake")
+      expect(KernelLimits.synQueue(backlog, {})).toContain("tcp_syncookies unknown")
     })
   })
 

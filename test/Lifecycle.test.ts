@@ -427,7 +427,7 @@ describe("descriptors", () => {
       const port = server.address.port
       yield* stallingPeer(port, 8 * 1024 * 1024)
       yield* eventually(server.connections, (live) => live.length === 1)
-      expect(serverSockets(port)).toBe(2)
+      // (Not checked in between: the timeout may fire before a look at the count would.)
       yield* eventually(Effect.sync(() => serverSockets(port)), (n) => n === 1)
       expect(yield* server.connections).toEqual([])
     }))

@@ -1,6 +1,6 @@
 import { NodeFileSystem } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, Scope } from "effect"
+import { Duration, Effect, Exit, Scope } from "effect"
 import { Client, KernelLimits, Listener, TestKit } from "../src/index.js"
 import { listenBacklog, timeWaitCount } from "./utils/kernel.js"
 
@@ -67,7 +67,13 @@ describe("Listener", () => {
       [{ port: 80.5 }, "port", 80.5],
       [{ backlog: 0 }, "backlog", 0],
       [{ backlog: Number.NaN }, "backlog", Number.NaN],
-      [{ keepAliveInitialDelay: "forever" as never }, "keepAliveInitialDelay", "forever"]
+      [{ keepAliveInitialDelay: "forever" as never }, "keepAliveInitialDelay", "forever"],
+      // TCP_KEEPIDLE takes whole seconds from 1 to 32767: Node would pass 0 for these, which Linux
+      // refuses, leaving the kernel's 7200 s in place without a word.
+      [{ keepAliveInitialDelay: 0 }, "keepAliveInitialDelay", 0],
+      [{ keepAliveInitialDelay: "500 millis" }, "keepAliveInitialDelay", "500 millis"],
+      [{ keepAliveInitialDelay: "1500 millis" }, "keepAliveInitialDelay", "1500 millis"],
+      [{ keepAliveInitialDelay: "32768 seconds" }, "keepAliveInitialDelay", "32768 seconds"]
     ]
     for (const [options, option, value] of cases) {
       it.scoped(`${option} = ${String(value)}`, () =>
@@ -80,6 +86,14 @@ describe("Listener", () => {
         }))
     }
   })
+
+  it.scoped("an invalid Duration is shown as people write one, not as its JSON", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(Listener.make({ keepAliveInitialDelay: Duration.millis(1500) }))
+      expect(error.message).toBe(
+        "invalid keepAliveInitialDelay: 1s 500ms (expected a whole number of seconds from 1s to 32767s (TCP_KEEPIDLE))"
+      )
+    }))
 
   it.scoped("the kernel's backlog is min(requested, somaxconn), small or huge", () =>
     Effect.gen(function*() {

@@ -138,7 +138,7 @@ describe("descriptor exhaustion", () => {
   it.skipIf(!hasPrlimit)(
     "a server at its open-files limit drops the excess, logs and survives, and leaks nothing",
     async () => {
-      // Node needs ~300 descriptors to load its modules; 400 leaves ~350 for connections.
+      // serve needs 212 descriptors to start (measured, docs/kernel-limits.md); 400 leaves room for connections.
       const server = await serve([], {}, ["prlimit", "--nofile=400:400"])
       try {
         const fds = () => fs.readdirSync(`/proc/${server.child.pid}/fd`).length

@@ -13,6 +13,7 @@ import type { Fiber, Scope } from "effect"
 import * as Connection from "../Connection.js"
 import type * as Listener from "../Listener.js"
 import * as Metrics from "../Metrics.js"
+import { LogAggregator } from "./logAggregator.js"
 import * as Outcome from "./outcome.js"
 import * as Socket from "./socket.js"
 import * as Transport from "./transport.js"
@@ -104,6 +105,8 @@ export const serve = <E, R>(
       // Its clock and timers: the real ones, or a simulation's.
       yield* Transport.CurrentTransport
     )
+    // Runs after the shutdown below: its own drops and ends are in the last summaries.
+    yield* Effect.addFinalizer(() => Effect.sync(() => server.logs.flush()))
     yield* Effect.addFinalizer(() => server.shutdown)
     // Connections start only now that the shutdown above owns them.
     yield* listener.handoff((socket) => server.admit(socket))
@@ -134,6 +137,8 @@ class Server implements Live {
   private readonly debug: boolean
   // A waiting socket that closes (its peer left, or a sweep found it reset) gives up its place.
   private readonly forgetWaiting: (this: Listener.Socket) => void
+  // Drops and connection ends come in floods: the first of each kind is logged, the rest summed up.
+  readonly logs: LogAggregator
 
   constructor(
     private readonly listener: Listener.Listener,
@@ -148,6 +153,11 @@ class Server implements Live {
     readonly transport: Transport.Transport
   ) {
     this.debug = LogLevel.lessThanEqual(minimumLevel, LogLevel.Debug)
+    this.logs = new LogAggregator({
+      emit: (record, peer) => peer === undefined ? this.runFork(record) : this.log(peer, record),
+      // Its window on the transport's clock: virtual in a simulation.
+      schedule: (f, millis) => transport.schedule(millis, f)
+    })
     const server = this
     this.forgetWaiting = function(this: Listener.Socket) {
       server.dequeue(this)
@@ -234,13 +244,11 @@ class Server implements Live {
   private drop(socket: Listener.Socket): void {
     Metrics.connectionsDropped.unsafeModify(1, this.labels.reason("max_connections"))
     const peer = `${socket.remoteAddress}:${socket.remotePort}`
-    this.log(
-      peer,
+    this.logs.add("drop", peer, LogLevel.Warning, "dropped connections (max_connections)", () =>
       Effect.logWarning(
         `dropped connection from ${peer}: ${this.live.size + this.waiting.length} connections held ` +
           `(${this.live.size} served, ${this.waiting.length} waiting)`
-      )
-    )
+      ))
     Socket.close(socket, "reset")
   }
 
@@ -329,7 +337,9 @@ class Server implements Live {
     if (verdict.reason !== undefined) Metrics.connectionErrors.unsafeModify(1, labels.reason(verdict.reason))
     if (verdict.peerReset) Metrics.connectionsReset.unsafeModify(1, labels.base)
     if (verdict.level !== LogLevel.None && LogLevel.greaterThanEqual(verdict.level, this.minimumLevel)) {
-      this.log(peer, Effect.logWithLevel(verdict.level, verdict.message, ...(verdict.cause === undefined ? [] : [verdict.cause])))
+      const { cause, level, message, reason } = verdict
+      this.logs.add(`end ${reason}`, peer, level, `connections ended (${reason})`, () =>
+        Effect.logWithLevel(level, message, ...(cause === undefined ? [] : [cause])))
     }
     if (this.debug) this.log(peer, closedRecord(slot))
     Socket.close(slot.socket, verdict.release === "reset" ? "reset" : "close")

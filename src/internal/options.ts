@@ -73,6 +73,26 @@ export const duration = (
   return millis > maxTimerMillis || (zero === "positive" && millis < 1) ? invalid : Either.right(decoded.value)
 }
 
+/**
+ * The idle time before the first keepalive probe: Linux's `TCP_KEEPIDLE` is a whole number of
+ * seconds from 1 to 32767. Node truncates a delay to whole seconds and passes 0 as "unchanged",
+ * which Linux refuses (`EINVAL`, silently: the kernel's default then applies), so anything else
+ * is refused here rather than quietly replaced by `net.ipv4.tcp_keepalive_time`.
+ *
+ * @internal
+ */
+export const keepAliveDelay = (option: string, value: unknown): Either.Either<Duration.Duration, Invalid> => {
+  const invalid = Either.left<Invalid>({
+    option,
+    value,
+    expected: "a whole number of seconds from 1s to 32767s (TCP_KEEPIDLE)"
+  })
+  const checked = duration(option, value, "positive")
+  if (Either.isLeft(checked)) return invalid
+  const millis = Duration.toMillis(checked.right)
+  return millis % 1000 === 0 && millis >= 1000 && millis <= 32767_000 ? checked : invalid
+}
+
 /** An IPv4 address, or `localhost` (= 127.0.0.1). @internal */
 export const ipv4 = (option: string, value: unknown): Either.Either<string, Invalid> => {
   const host = value === "localhost" ? "127.0.0.1" : value
@@ -81,6 +101,13 @@ export const ipv4 = (option: string, value: unknown): Either.Either<string, Inva
     : Either.left({ option, value, expected: "an IPv4 address such as 127.0.0.1, or localhost" })
 }
 
-/** JSON for strings and objects, but NaN and Infinity as themselves (JSON would say null). @internal */
+/**
+ * JSON for strings and objects, but NaN and Infinity as themselves (JSON would say null), and a
+ * `Duration` as people write one (`1d 2h`), not as its JSON object. @internal
+ */
 export const showValue = (value: unknown): string =>
-  typeof value === "number" ? String(value) : JSON.stringify(value) ?? String(value)
+  typeof value === "number"
+    ? String(value)
+    : Duration.isDuration(value)
+    ? Duration.format(value)
+    : JSON.stringify(value) ?? String(value)

@@ -8,6 +8,7 @@
 import { Cause, Chunk, LogLevel, Option } from "effect"
 import { ConnectionError, raisedBy } from "../Connection.js"
 import type { Connection } from "../Connection.js"
+import * as Metrics from "../Metrics.js"
 
 /** @internal */
 export const PeerFault: unique symbol = Symbol.for("effect-tcp-echo/Server/PeerFault")
@@ -18,16 +19,7 @@ export interface PeerFault {
 }
 
 /** The reasons the server counts connections under itself: a peer fault may not pass for one. */
-const ownReasons: ReadonlySet<string> = new Set([
-  "Reset",
-  "BrokenPipe",
-  "Timeout",
-  "Unknown",
-  "HandlerError",
-  "Defect",
-  "Interrupted",
-  "ShutdownDeadline"
-])
+const ownReasons: ReadonlySet<string> = new Set(Metrics.errorReasons)
 
 /** @internal */
 export const isPeerFault = (u: unknown): u is PeerFault => {

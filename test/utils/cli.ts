@@ -1,5 +1,6 @@
 /**
- * The built binary as a user runs it: a subprocess, its output read line by line.
+ * The built binary as a user runs it: a subprocess, its output read line by line. `serve` writes
+ * one line on stdout (`listening on HOST:PORT`) and its logs on stderr.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process"
 import * as path from "node:path"
@@ -19,9 +20,12 @@ export const run = (args: ReadonlyArray<string>, env: Record<string, string> = {
 }
 
 /** Runs the binary to completion without blocking this process (for peers served in-process). */
-export const runAsync = (args: ReadonlyArray<string>): Promise<{ status: number | null; stdout: string; stderr: string }> =>
+export const runAsync = (
+  args: ReadonlyArray<string>,
+  env: Record<string, string> = {}
+): Promise<{ status: number | null; stdout: string; stderr: string }> =>
   new Promise((resolve) => {
-    const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, NO_COLOR: "1" } })
+    const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, NO_COLOR: "1", ...env } })
     let stdout = ""
     let stderr = ""
     child.stdout.on("data", (d: Buffer) => (stdout += d.toString()))
@@ -35,19 +39,26 @@ export const runAsync = (args: ReadonlyArray<string>): Promise<{ status: number 
 
 export interface Running {
   readonly child: ChildProcess
+  /** Every line of stdout and stderr, in the order they arrived. */
   readonly lines: Array<string>
+  readonly stdout: Array<string>
+  readonly stderr: Array<string>
   readonly address: { readonly host: string; readonly port: number }
-  /** Resolves with the exit code once the process is gone. */
+  /** Resolves with the exit code (null when a signal ended it) once the process is gone. */
   readonly exited: Promise<number | null>
-  /** Waits for a stdout line matching `pattern`. */
+  /** Waits for a line of stdout or stderr matching `pattern`. */
   readonly waitFor: (pattern: RegExp) => Promise<string>
 }
 
-/** Starts `serve`, resolving once its first line gave the bound address. Kill it when done. */
+/**
+ * Starts `serve`, resolving once its first stdout line gave the bound address. Kill it when done.
+ * `close: true` then closes the read ends of stdout and stderr, as `serve 2>&1 | head -1` does.
+ */
 export const serve = (
   args: ReadonlyArray<string> = [],
   env: Record<string, string> = {},
-  wrapper: ReadonlyArray<string> = []
+  wrapper: ReadonlyArray<string> = [],
+  options: { readonly close?: boolean } = {}
 ): Promise<Running> =>
   new Promise((resolve, reject) => {
     const [command, ...rest] = [...wrapper, process.execPath, bin, "serve", ...args]
@@ -56,12 +67,13 @@ export const serve = (
       stdio: ["ignore", "pipe", "pipe"]
     })
     const lines: Array<string> = []
+    const stdout: Array<string> = []
+    const stderr: Array<string> = []
     const waiters: Array<{ pattern: RegExp; resolve: (line: string) => void }> = []
     const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)))
-    let stderr = ""
-    child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()))
-    exited.then((code) => reject(new Error(`serve exited (${code}) before listening: ${stderr}`)))
-    readline.createInterface({ input: child.stdout! }).on("line", (line) => {
+    exited.then((code) => reject(new Error(`serve exited (${code}) before listening: ${stderr.join("\n")}`)))
+    const onLine = (into: Array<string>) => (line: string) => {
+      into.push(line)
       lines.push(line)
       for (const waiter of [...waiters]) {
         if (waiter.pattern.test(line)) {
@@ -69,19 +81,28 @@ export const serve = (
           waiter.resolve(line)
         }
       }
-      if (lines.length === 1) {
-        const match = /(\d+\.\d+\.\d+\.\d+):(\d+)/.exec(line)
-        if (match === null) return reject(new Error(`first line has no HOST:PORT: ${line}`))
-        resolve({
-          child,
-          lines,
-          address: { host: match[1]!, port: Number(match[2]) },
-          exited,
-          waitFor: (pattern) => {
-            const seen = lines.find((l) => pattern.test(l))
-            return seen !== undefined ? Promise.resolve(seen) : new Promise((r) => waiters.push({ pattern, resolve: r }))
-          }
-        })
+    }
+    readline.createInterface({ input: child.stderr! }).on("line", onLine(stderr))
+    const out = readline.createInterface({ input: child.stdout! })
+    out.on("line", onLine(stdout))
+    out.once("line", (line) => {
+      const match = /^listening on (\d+\.\d+\.\d+\.\d+):(\d+)$/.exec(line)
+      if (match === null) return reject(new Error(`first stdout line is not "listening on HOST:PORT": ${line}`))
+      if (options.close === true) {
+        child.stdout!.destroy()
+        child.stderr!.destroy()
       }
+      resolve({
+        child,
+        lines,
+        stdout,
+        stderr,
+        address: { host: match[1]!, port: Number(match[2]) },
+        exited,
+        waitFor: (pattern) => {
+          const seen = lines.find((l) => pattern.test(l))
+          return seen !== undefined ? Promise.resolve(seen) : new Promise((r) => waiters.push({ pattern, resolve: r }))
+        }
+      })
     })
   })

@@ -1,0 +1,60 @@
+/**
+ * The signals `serve` answers, for the life of a scope: the first SIGINT, SIGTERM or SIGHUP asks
+ * for the graceful shutdown; a second one, while it runs, ends the process at once with exit
+ * status 128 + the signal's number (130, 143, 129), after logging that it did. SIGUSR1, which
+ * would open Node's inspector to anyone who can connect to 127.0.0.1:9229, is logged and ignored
+ * unless the inspector is allowed.
+ *
+ * @internal
+ */
+import { Deferred, Effect, Exit, Runtime } from "effect"
+import type { Scope } from "effect"
+import * as os from "node:os"
+
+/** @internal */
+export const shutdownSignals = ["SIGINT", "SIGTERM", "SIGHUP"] as const
+
+/** 128 + the signal's number, as a shell reports a process the signal killed. @internal */
+export const forcedExitCode = (signal: NodeJS.Signals): number => 128 + os.constants.signals[signal]
+
+/**
+ * Listens for the signals until the scope closes; the effect returned waits for the first.
+ *
+ * @internal
+ */
+export const guard = (options: { readonly inspector: boolean }): Effect.Effect<Effect.Effect<void>, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const runtime = yield* Effect.runtime<never>()
+    // Log records from a signal handler, written before it returns (stderr writes are synchronous).
+    const log = (record: Effect.Effect<void>) => Runtime.runSync(runtime)(record)
+    const first = yield* Deferred.make<void>()
+    let received: NodeJS.Signals | undefined
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (received === undefined) {
+        received = signal
+        log(Effect.logInfo(`${signal}: shutting down gracefully (a second signal stops at once)`))
+        Deferred.unsafeDone(first, Exit.void)
+        return
+      }
+      const code = forcedExitCode(signal)
+      log(Effect.logError(
+        `${signal} during the shutdown ${received} began: stopping at once with exit status ${code}; ` +
+          `open connections are closed by the kernel, unfinished`
+      ))
+      process.exit(code)
+    }
+    const onUsr1 = () =>
+      log(Effect.logWarning("SIGUSR1 ignored: Node's inspector stays closed (serve --inspect-on-sigusr1 allows it)"))
+    yield* Effect.acquireRelease(
+      Effect.sync(() => {
+        for (const signal of shutdownSignals) process.on(signal, onSignal)
+        if (!options.inspector) process.on("SIGUSR1", onUsr1)
+      }),
+      () =>
+        Effect.sync(() => {
+          for (const signal of shutdownSignals) process.off(signal, onSignal)
+          process.off("SIGUSR1", onUsr1)
+        })
+    )
+    return Deferred.await(first)
+  })
