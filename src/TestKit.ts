@@ -311,6 +311,16 @@ export const commands = (options: Generation = {}): fc.Arbitrary<Iterable<fc.Asy
   }))
 
 /**
+ * The `replayPath` fast-check prints in a command sequence's counterexample: with the failure's
+ * seed and path, pass it back in {@link Generation} to replay the same shrunk commands.
+ *
+ * @since 0.1.0
+ * @category arbitraries
+ */
+export const replayPathOf = (commands: Iterable<unknown>): string | undefined =>
+  /\/\*replayPath="([^"]*)"\*\//.exec(String(commands))?.[1]
+
+/**
  * The sequence of operations a generated command sequence (from {@link commands}) holds, in order,
  * including the steps skipped because they did not apply.
  *

@@ -34,6 +34,14 @@ describe("examples", () => {
     expect(output).toMatch(/GET \/health -> \{"echo":"127\.0\.0\.1:\d+","connections":1\}/)
   })
 
+  it("simulation-finds-a-race: the race is found, shrunk, replayed exactly, and the fix holds", () => {
+    const { output, status } = runExample("simulation-finds-a-race.ts")
+    expect(status, output).toBe(0)
+    expect(output).toMatch(/a clean end after \d+ of \d+ bytes: a cut-off echo that looks complete/)
+    expect(output).toMatch(/replayed: the same run, trace [0-9a-f]{8}/)
+    expect(output).toContain("with the writes awaited: the property holds for 2000 runs")
+  })
+
   it("property-test-handler: the handler's property holds", () => {
     const { output, status } = runExample("property-test-handler.ts")
     expect(status, output).toBe(0)

@@ -1,7 +1,7 @@
 /**
  * Deeper runs of the shutdown property on the simulated network than the suite makes:
  *
- *   npm run simulate -- --runs 20000 --seed 42 [--handler path/to/module.ts] [--path 3:1:0]
+ *   npm run simulate -- --runs 20000 --seed 42 [--handler path/to/module.ts] [--path 3:1:0 --replay BAA:V]
  *
  * Prints one JSON line: runs, failures, the seed, the trace hash of the last run (the failing one,
  * if one failed), scenarios per second and, on failure, the shrunk counterexample, its error, the
@@ -17,7 +17,8 @@ import { parseArgs } from "node:util"
 import type { Server } from "../src/index.js"
 import { TestKit } from "../src/index.js"
 
-const usage = "usage: npm run simulate -- [--runs N] [--seed S] [--handler path/to/module] [--path P]"
+const usage =
+  "usage: npm run simulate -- [--runs N] [--seed S] [--handler path/to/module] [--path P --replay R]"
 
 const fail = (message: string): never => {
   process.stderr.write(`simulate: ${message}\n${usage}\n`)
@@ -40,6 +41,7 @@ const parsed = (() => {
         seed: { type: "string" },
         handler: { type: "string" },
         path: { type: "string" },
+        replay: { type: "string" },
         help: { type: "boolean" }
       },
       strict: true,
@@ -73,12 +75,14 @@ const loadHandler = async (): Promise<Server.Handler<unknown, never> | undefined
 }
 
 const timeouts = { shutdownTimeout: "400 millis", cleanupTimeout: "500 millis" } as const
+// The commands' replayPath, printed with a failure: with its seed and path, the same shrunk run.
+const generation: TestKit.Generation = parsed.replay === undefined ? timeouts : { ...timeouts, replayPath: parsed.replay }
 
 const main = async () => {
   const handler = await loadHandler()
   let trace = ""
   let failure: TestKit.SimulationFailure | undefined
-  const property = fc.property(TestKit.simulated(timeouts), (run) => {
+  const property = fc.property(TestKit.simulated(generation), (run) => {
     const exit = Effect.runSyncExit(
       TestKit.simulate(run.commands, { ...timeouts, seed: run.seed, network: run.network }, handler)
     )
@@ -98,8 +102,11 @@ const main = async () => {
     ...(parsed.path === undefined ? {} : { path: parsed.path, endOnFailure: true })
   })
   const seconds = (performance.now() - started) / 1000
+  const shrunk = details.counterexample === null ? undefined : details.counterexample[0] as TestKit.Simulated
+  const replayPath = shrunk === undefined ? undefined : TestKit.replayPathOf(shrunk.commands)
   const replay = details.failed
     ? `npm run simulate -- --seed ${details.seed} --path ${details.counterexamplePath}` +
+      (replayPath === undefined ? "" : ` --replay '${replayPath}'`) +
       (parsed.handler === undefined ? "" : ` --handler ${parsed.handler}`)
     : undefined
   const line = {
@@ -111,11 +118,8 @@ const main = async () => {
     scenariosPerSecond: Math.round(details.numRuns / seconds),
     ...(details.failed
       ? {
-        counterexample: details.counterexample === null ? undefined : String((details.counterexample[0] as TestKit.Simulated).commands),
-        world: details.counterexample === null ? undefined : {
-          seed: (details.counterexample[0] as TestKit.Simulated).seed,
-          network: (details.counterexample[0] as TestKit.Simulated).network
-        },
+        counterexample: shrunk === undefined ? undefined : String(shrunk.commands),
+        world: shrunk === undefined ? undefined : { seed: shrunk.seed, network: shrunk.network },
         error: failure === undefined ? String(details.errorInstance) : String(failure.cause),
         lastEvents: failure?.lines.slice(-20),
         replay
