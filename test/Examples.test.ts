@@ -39,7 +39,7 @@ describe("examples", () => {
     expect(status, output).toBe(0)
     expect(output).toMatch(/a clean end after \d+ of \d+ bytes: a cut-off echo that looks complete/)
     expect(output).toMatch(/replayed: the same run, trace [0-9a-f]{8}/)
-    expect(output).toContain("with the writes awaited: the property holds for 2000 runs")
+    expect(output).toContain("with the writes awaited: the property holds for 500 runs")
   })
 
   it("property-test-handler: the handler's property holds", () => {
