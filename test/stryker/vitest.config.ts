@@ -15,6 +15,6 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 30_000,
     sequence: { concurrent: false },
-    env: { ECHO_PROPERTY_RUNS: "4", ECHO_MUTATION: "1" }
+    env: { ECHO_PROPERTY_RUNS: "4", ECHO_SIM_RUNS: "200", ECHO_MUTATION: "1" }
   }
 })
