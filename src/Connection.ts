@@ -218,6 +218,10 @@ export interface Owned extends Connection {
   readonly echoOwned: Effect.Effect<void, ConnectionError>
   /** Whether both FINs are done: ours handed to the kernel, the peer's seen (or the socket closed). */
   readonly finished: boolean
+  /** Puts `data` back ahead of what was read: the next pull (or the echo) gets it first. */
+  readonly unread: (data: Uint8Array) => void
+  /** Names the peer: the client a proxy's header named, instead of the socket's own peer. */
+  readonly rename: (peer: string) => void
   /** Closes the socket (see `internal/socket.ts`), and returns once it is closed. */
   readonly close: (how: Socket.How) => Effect.Effect<void>
 }
@@ -586,6 +590,17 @@ class Wrapped implements Owned {
       // Dropped data never makes `readable` true: this returns at EOF, close or failure.
       return Effect.asVoid(Effect.timeoutOption(this.park("readWaiters", () => this.readable()), atMost))
     })
+  }
+
+  unread(data: Uint8Array): void {
+    if (data.length === 0) return
+    this.received.unshift(data)
+    this.receivedBytes += data.length
+    this.wakeReader()
+  }
+
+  rename(peer: string): void {
+    this.peerName = peer
   }
 
   get finished(): boolean {

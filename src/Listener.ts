@@ -158,6 +158,15 @@ export interface Listener {
    * destroys the sockets nobody has taken yet, counting them as dropped (`shutdown`). Idempotent.
    */
   readonly close: Effect.Effect<void>
+  /**
+   * Stops accepting for now: the listening socket closes (a new connection is refused), sockets
+   * accepted already go on. Idempotent; `resume` listens again.
+   */
+  readonly pause: Effect.Effect<void>
+  /** Listens again on the same address after `pause`; fails if the port was taken meanwhile. */
+  readonly resume: Effect.Effect<void, ListenError>
+  /** Changes the cap of sockets held (`maxAccepted`), from the next connection on. */
+  readonly setMaxAccepted: (maxAccepted: number) => Effect.Effect<void>
 }
 
 /**
@@ -293,7 +302,9 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
         else waiting.push(socket)
       })
 
-      yield* Effect.async<void, ListenError>((resume) => {
+      // Listening, first and after a pause: the port asked for, then the one the kernel gave.
+      let listenPort = valid.port
+      const listen = Effect.async<void, ListenError>((resume) => {
         const onError = (error: Error) => {
           const code = errno.errnoCode(error)
           const syscall = errno.errnoSyscall(error)
@@ -308,18 +319,36 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
           ))
         }
         server.once("error", onError)
-        server.listen({ host: valid.host, port: valid.port, backlog: valid.backlog, exclusive: true }, () => {
+        server.listen({ host: valid.host, port: listenPort, backlog: valid.backlog, exclusive: true }, () => {
           server.off("error", onError)
           resume(Effect.void)
         })
       })
+      yield* listen
       // After listening, a server-level error (accept failing) must be seen, not crash the process.
       server.on("error", (error) => {
         log(Effect.logWarning(`listener on ${address}: ${error.message}`))
       })
 
       const bound = server.address() as net.AddressInfo
+      listenPort = bound.port
       const close = Effect.sync(stopAccepting)
+      let paused = false
+      const pause = Effect.sync(() => {
+        if (!accepting || paused) return
+        paused = true
+        server.close()
+      })
+      const resume = Effect.suspend(() => {
+        if (!accepting || !paused) return Effect.void
+        return Effect.tap(listen, () => {
+          paused = false
+        })
+      })
+      const setMaxAccepted = (maxAccepted: number) =>
+        Effect.sync(() => {
+          server.maxConnections = maxAccepted
+        })
       const accept = Effect.async<Socket>((resume) => {
         const socket = waiting.shift()
         if (socket !== undefined) return resume(Effect.succeed(socket))
@@ -342,7 +371,10 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
         accept,
         handoff,
         pending: Effect.sync(() => waiting.length),
-        close
+        close,
+        pause,
+        resume,
+        setMaxAccepted
       } satisfies Listener
     })
   )

@@ -11,6 +11,7 @@ import type { Scope } from "effect"
 import * as Connection from "./Connection.js"
 import * as Lifecycle from "./internal/lifecycle.js"
 import * as Options_ from "./internal/options.js"
+import * as Proxy from "./internal/proxy.js"
 import * as Outcome from "./internal/outcome.js"
 import * as Listener from "./Listener.js"
 
@@ -36,6 +37,27 @@ export interface Options extends Omit<Listener.Options, "maxAccepted">, Connecti
    */
   readonly shutdownTimeout?: Duration.DurationInput
   /**
+   * After shutdown begins, how long the server still accepts new connections before it stops,
+   * while its readiness ({@link Server.ready}) already says no: the time a load balancer takes to
+   * stop sending connections once its readiness probe fails (Kubernetes' preStop pattern). Then
+   * the drain notice, and `shutdownTimeout`. Default 0.
+   */
+  readonly drainDelay?: Duration.DurationInput
+  /**
+   * Behind an L4 load balancer (HAProxy's `send-proxy` or `send-proxy-v2`, Envoy, a cloud NLB):
+   * every connection starts with a PROXY protocol header (v1 or v2) naming the real client, which
+   * is then the connection's `peer` in its log records, errors and `connections`. A connection from
+   * any other source, or whose header does not come, or not whole, within `headerTimeout`, is
+   * refused: reset, logged, and counted as dropped (`proxy_untrusted`, `proxy_malformed`,
+   * `proxy_timeout`). A v2 `LOCAL` header (the proxy's own health check) keeps the socket's peer.
+   */
+  readonly proxyProtocol?: {
+    /** Who may connect: IPv4 networks (`10.0.0.0/8`) or addresses. Default loopback (`127.0.0.0/8`). */
+    readonly trustedProxies?: ReadonlyArray<string>
+    /** How long the header may take to arrive. Default 5 s. */
+    readonly headerTimeout?: Duration.DurationInput
+  }
+  /**
    * After the shutdown deadline, how long the finalizers of the handlers cut off may still run
    * before shutdown stops waiting for them (their sockets are closed by then; a finalizer that
    * never ends is logged as an error). So shutdown takes at most `shutdownTimeout +
@@ -54,7 +76,10 @@ export const defaults = {
   maxConnections: 10_000,
   maxPending: 1_000,
   shutdownTimeout: Duration.seconds(5),
-  cleanupTimeout: Duration.seconds(1)
+  cleanupTimeout: Duration.seconds(1),
+  drainDelay: Duration.zero,
+  trustedProxies: ["127.0.0.0/8"],
+  headerTimeout: Duration.seconds(5)
 } as const
 
 /**
@@ -201,6 +226,24 @@ export interface Server {
   readonly connections: Effect.Effect<ReadonlyArray<ConnectionInfo>>
   /** Connections accepted and waiting for a slot. */
   readonly pending: Effect.Effect<number>
+  /**
+   * Whether the server wants new connections: false while accepting is suspended and from the
+   * moment shutdown begins (during `drainDelay` too). What a readiness probe reads.
+   */
+  readonly ready: Effect.Effect<boolean>
+  /**
+   * Stops accepting for now: the port closes (a new connection is refused), the connections
+   * served and waiting go on. Idempotent.
+   */
+  readonly suspend: Effect.Effect<void>
+  /** Accepts again on the same port after `suspend`; fails if the port was taken meanwhile. */
+  readonly resume: Effect.Effect<void, Listener.ListenError>
+  /**
+   * Changes `maxConnections` while the server runs: raised, waiting connections are admitted at
+   * once; lowered, connections served go on and newcomers wait (or are dropped beyond
+   * `maxPending`). Fails with a `ServerError` for a value `make` would refuse.
+   */
+  readonly setMaxConnections: (maxConnections: number) => Effect.Effect<void, ServerError>
 }
 
 /**
@@ -247,17 +290,53 @@ const validate = (options: Options): Either.Either<Lifecycle.Policy, ServerError
       const cleanupTimeout = options.cleanupTimeout === undefined
         ? defaults.cleanupTimeout
         : yield* Options_.duration("cleanupTimeout", options.cleanupTimeout, "zero allowed")
+      const drainDelay = options.drainDelay === undefined
+        ? defaults.drainDelay
+        : yield* Options_.duration("drainDelay", options.drainDelay, "zero allowed")
+      const proxy = options.proxyProtocol === undefined ? undefined : yield* proxyPolicy(options.proxyProtocol)
       return {
         maxConnections,
         maxPending,
         connection: idleTimeout === undefined ? { highWaterMark } : { highWaterMark, idleTimeout },
         maxWait: idleTimeout,
+        drainDelay,
         shutdownTimeout,
-        cleanupTimeout
+        cleanupTimeout,
+        proxy
       }
     }),
     (invalid) => new ServerError({ reason: "InvalidOption", address: Listener.requestedAddress(options), ...invalid })
   )
+
+const proxyPolicy = (
+  options: NonNullable<Options["proxyProtocol"]>
+): Either.Either<Proxy.Policy, Options_.Invalid> =>
+  Either.gen(function*() {
+    const networks = options.trustedProxies ?? defaults.trustedProxies
+    if (!Array.isArray(networks)) {
+      return yield* Either.left<Options_.Invalid>({
+        option: "proxyProtocol.trustedProxies",
+        value: networks,
+        expected: "a list of IPv4 networks such as 10.0.0.0/8, or addresses"
+      })
+    }
+    const trusted: Array<Proxy.Cidr> = []
+    for (const network of networks) {
+      const parsed = typeof network === "string" ? Proxy.cidr(network) : Either.left("not a string")
+      if (Either.isLeft(parsed)) {
+        return yield* Either.left<Options_.Invalid>({
+          option: "proxyProtocol.trustedProxies",
+          value: network,
+          expected: "an IPv4 network such as 10.0.0.0/8, or an address"
+        })
+      }
+      trusted.push(parsed.right)
+    }
+    const timeout = options.headerTimeout === undefined
+      ? defaults.headerTimeout
+      : yield* Options_.duration("proxyProtocol.headerTimeout", options.headerTimeout, "positive")
+    return { trusted, timeout }
+  })
 
 /**
  * Starts a server in the current scope: binds, listens and serves every connection with
@@ -287,7 +366,26 @@ export const make = <E = never, R = never>(
       address: listener.address,
       backlog: listener.backlog,
       connections: live.connections,
-      pending: live.pending
+      pending: live.pending,
+      ready: live.ready,
+      suspend: live.suspend,
+      resume: live.resume,
+      setMaxConnections: (maxConnections) =>
+        Effect.flatMap(
+          Effect.mapError(
+            Either.flatMap(Options_.integer("maxConnections", maxConnections, 1), (n) =>
+              n + policy.maxPending > 2 ** 31 - 2
+                ? Either.left<Options_.Invalid>({
+                  option: "maxConnections",
+                  value: n,
+                  expected: "maxConnections + maxPending below 2^31 - 1"
+                })
+                : Either.right(n)),
+            (invalid) =>
+              new ServerError({ reason: "InvalidOption", address: Listener.formatAddress(listener.address), ...invalid })
+          ),
+          (n) => live.setMaxConnections(n)
+        )
     } satisfies Server
   })
 

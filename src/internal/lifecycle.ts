@@ -15,6 +15,7 @@ import type * as Listener from "../Listener.js"
 import * as Metrics from "../Metrics.js"
 import { LogAggregator } from "./logAggregator.js"
 import * as Outcome from "./outcome.js"
+import * as Proxy from "./proxy.js"
 import * as Socket from "./socket.js"
 import * as Transport from "./transport.js"
 
@@ -30,8 +31,12 @@ export interface Policy {
   readonly connection: Connection.Options
   /** How long a connection may wait for a slot (the idle timeout, when there is one). */
   readonly maxWait: Duration.Duration | undefined
+  /** After shutdown begins, how long the server still accepts before it stops. */
+  readonly drainDelay: Duration.Duration
   readonly shutdownTimeout: Duration.Duration
   readonly cleanupTimeout: Duration.Duration
+  /** A PROXY protocol header is expected ahead of every connection, from these sources. */
+  readonly proxy: Proxy.Policy | undefined
 }
 
 /**
@@ -62,6 +67,11 @@ export interface Info extends Connection.Stats {
 export interface Live {
   readonly connections: Effect.Effect<ReadonlyArray<Info>>
   readonly pending: Effect.Effect<number>
+  readonly ready: Effect.Effect<boolean>
+  readonly suspend: Effect.Effect<void>
+  readonly resume: Effect.Effect<void, Listener.ListenError>
+  /** Sets `maxConnections` (checked by the caller); the listener's cap follows. */
+  readonly setMaxConnections: (maxConnections: number) => Effect.Effect<void>
 }
 
 /** How long a connection whose handler is done keeps reading (and dropping) input, for its FIN. */
@@ -74,6 +84,12 @@ const sweepEveryMillis = 100
 const checksPerNewcomer = 4
 
 const empty = Buffer.alloc(0)
+
+const refusalMessage: Record<Proxy.Refusal, string> = {
+  proxy_untrusted: "not a trusted proxy (trustedProxies)",
+  proxy_malformed: "no PROXY protocol header, or a malformed one",
+  proxy_timeout: "no whole PROXY protocol header within the header timeout"
+}
 
 /**
  * Serves every socket `listener` accepts, in the current scope, whose release is the shutdown:
@@ -129,7 +145,12 @@ class Server implements Live {
   private sweptAt = Number.NEGATIVE_INFINITY
   private cursor = 0
   private draining = false
+  // Shutdown has begun, or accepting is suspended: a readiness probe should fail.
+  private unready = false
+  private suspended = false
   private admitting = false
+  // The policy's, until changed while running.
+  private maxConnections: number
   private onEmpty: (() => void) | undefined = undefined
   // Completes when shutdown begins: each connection's `draining`.
   private readonly drain = Deferred.unsafeMake<void>(FiberId.none)
@@ -153,6 +174,7 @@ class Server implements Live {
     readonly transport: Transport.Transport
   ) {
     this.debug = LogLevel.lessThanEqual(minimumLevel, LogLevel.Debug)
+    this.maxConnections = policy.maxConnections
     this.logs = new LogAggregator({
       emit: (record, peer) => peer === undefined ? this.runFork(record) : this.log(peer, record),
       // Its window on the transport's clock: virtual in a simulation.
@@ -172,7 +194,11 @@ class Server implements Live {
       Metrics.connectionsDropped.unsafeModify(1, this.labels.reason("shutdown"))
       return Socket.close(socket, "reset")
     }
-    if (this.live.size < this.policy.maxConnections) return this.start(socket)
+    // Behind a load balancer: only a trusted proxy may connect (its header is read when served).
+    if (this.policy.proxy !== undefined && !Proxy.isTrusted(this.policy.proxy, socket.remoteAddress)) {
+      return this.refuse(socket, "proxy_untrusted")
+    }
+    if (this.live.size < this.maxConnections) return this.start(socket)
     if (this.waiting.length >= this.policy.maxPending && !this.makeRoom()) return this.drop(socket)
     this.waiting.push({ socket, since: this.transport.now() })
     socket.once("close", this.forgetWaiting)
@@ -186,7 +212,7 @@ class Server implements Live {
     if (this.admitting) return
     this.admitting = true
     try {
-      while (!this.draining && this.live.size < this.policy.maxConnections && this.waiting.length > 0) {
+      while (!this.draining && this.live.size < this.maxConnections && this.waiting.length > 0) {
         const { socket } = this.waiting.shift()!
         socket.off("close", this.forgetWaiting)
         this.start(socket)
@@ -252,6 +278,16 @@ class Server implements Live {
     Socket.close(socket, "reset")
   }
 
+  // Refused before it was served: from a source that may not send a PROXY header, or (from
+  // `serve`) with a header that did not come, or not whole, in time. Counted as dropped.
+  private refuse(socket: Listener.Socket, refusal: Proxy.Refusal): void {
+    Metrics.connectionsDropped.unsafeModify(1, this.labels.reason(refusal))
+    const peer = `${socket.remoteAddress}:${socket.remotePort}`
+    this.logs.add(refusal, peer, LogLevel.Warning, `refused connections (${refusal})`, () =>
+      Effect.logWarning(`refused connection from ${peer}: ${refusalMessage[refusal]}`))
+    Socket.close(socket, "reset")
+  }
+
   // With a maximum wait (the idle timeout), a socket that waited that long is dropped: nothing is
   // read while it waits, so this bounds the wait for a slot, not idleness.
   private armWaitTimer(): void {
@@ -299,10 +335,26 @@ class Server implements Live {
   private serve(slot: Slot): Effect.Effect<void> {
     const connection = slot.connection
     const handle = this.handle
-    if (handle.builtIn) return Effect.catchAllCause(Effect.zipRight(handle.run(connection), complete(slot)), slot.judge)
-    return Effect.scoped(
-      Effect.catchAllCause(Effect.zipRight(Effect.suspend(() => handle.run(connection)), complete(slot)), slot.judge)
-    )
+    const served = handle.builtIn
+      ? Effect.catchAllCause(Effect.zipRight(handle.run(connection), complete(slot)), slot.judge)
+      : Effect.scoped(
+        Effect.catchAllCause(Effect.zipRight(Effect.suspend(() => handle.run(connection)), complete(slot)), slot.judge)
+      )
+    const proxy = this.policy.proxy
+    if (proxy === undefined) return served
+    // Behind a load balancer: its header first. The client it names is the connection's peer, in
+    // every record of the connection; a header that does not come, or not whole, in time refuses it.
+    return Effect.matchEffect(Proxy.read(connection, proxy), {
+      onFailure: (refusal) =>
+        Effect.sync(() => {
+          slot.verdict = Outcome.refused(refusal, connection.peer, refusalMessage[refusal])
+        }),
+      onSuccess: (client) => {
+        if (client === undefined) return served
+        connection.rename(client)
+        return Effect.annotateLogs(served, "peer", client)
+      }
+    })
   }
 
   /**
@@ -335,11 +387,12 @@ class Server implements Live {
         : Outcome.normal)
     const labels = this.labels
     if (verdict.reason !== undefined) Metrics.connectionErrors.unsafeModify(1, labels.reason(verdict.reason))
+    if (verdict.dropped !== undefined) Metrics.connectionsDropped.unsafeModify(1, labels.reason(verdict.dropped))
     if (verdict.peerReset) Metrics.connectionsReset.unsafeModify(1, labels.base)
     if (verdict.level !== LogLevel.None && LogLevel.greaterThanEqual(verdict.level, this.minimumLevel)) {
-      const { cause, level, message, reason } = verdict
-      this.logs.add(`end ${reason}`, peer, level, `connections ended (${reason})`, () =>
-        Effect.logWithLevel(level, message, ...(cause === undefined ? [] : [cause])))
+      const { cause, dropped, level, message, reason } = verdict
+      const kind = dropped === undefined ? `connections ended (${reason})` : `refused connections (${dropped})`
+      this.logs.add(kind, peer, level, kind, () => Effect.logWithLevel(level, message, ...(cause === undefined ? [] : [cause])))
     }
     if (this.debug) this.log(peer, closedRecord(slot))
     Socket.close(slot.socket, verdict.release === "reset" ? "reset" : "close")
@@ -375,6 +428,14 @@ class Server implements Live {
 
   get shutdown(): Effect.Effect<void> {
     return Effect.gen(this, function*() {
+      // Not ready from now on; still accepting for the drain delay, the time a load balancer
+      // takes to stop sending connections once its readiness probe fails.
+      this.unready = true
+      const { drainDelay } = this.policy
+      if (Duration.toMillis(drainDelay) > 0 && !this.suspended) {
+        yield* Effect.logInfo(`shutting down: accepting for ${Duration.format(drainDelay)} more (drain delay)`)
+        yield* Effect.sleep(drainDelay)
+      }
       this.draining = true
       Deferred.unsafeDone(this.drain, Exit.void)
       // Stop accepting: the port is free from here on.
@@ -431,6 +492,37 @@ class Server implements Live {
 
   get pending(): Effect.Effect<number> {
     return Effect.sync(() => this.waiting.length)
+  }
+
+  get ready(): Effect.Effect<boolean> {
+    return Effect.sync(() => !this.unready && !this.suspended)
+  }
+
+  get suspend(): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      if (this.unready || this.suspended) return Effect.void
+      this.suspended = true
+      return this.listener.pause
+    })
+  }
+
+  get resume(): Effect.Effect<void, Listener.ListenError> {
+    return Effect.suspend(() => {
+      if (this.unready || !this.suspended) return Effect.void
+      return Effect.tap(this.listener.resume, () => {
+        this.suspended = false
+      })
+    })
+  }
+
+  setMaxConnections(maxConnections: number): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      this.maxConnections = maxConnections
+      return Effect.zipRight(
+        this.listener.setMaxAccepted(maxConnections + this.policy.maxPending + 1),
+        Effect.sync(() => this.admitWaiting())
+      )
+    })
   }
 }
 

@@ -46,6 +46,8 @@ export type Release = "complete" | "close" | "reset"
 export interface Verdict {
   /** The reason counted in `echo_connection_errors_total`; `undefined` for a normal end. */
   readonly reason: string | undefined
+  /** The reason counted in `echo_connections_dropped_total` instead: refused before it was served. */
+  readonly dropped: string | undefined
   /** Whether it also counts in `echo_connections_reset_total` (the peer reset it). */
   readonly peerReset: boolean
   /** `LogLevel.None`: nothing is logged for this connection on its own. */
@@ -59,6 +61,7 @@ export interface Verdict {
 /** @internal */
 export const normal: Verdict = {
   reason: undefined,
+  dropped: undefined,
   peerReset: false,
   level: LogLevel.None,
   message: "",
@@ -72,7 +75,23 @@ const verdict = (
   message: string,
   release: Release,
   cause?: Cause.Cause<unknown>
-): Verdict => ({ reason, peerReset: reason === "Reset", level, message, cause, release })
+): Verdict => ({ reason, dropped: undefined, peerReset: reason === "Reset", level, message, cause, release })
+
+/**
+ * A connection refused before it was served (its PROXY protocol header did not come, or not
+ * whole, in time): counted as dropped under `refusal`, logged at warning, reset.
+ *
+ * @internal
+ */
+export const refused = (refusal: string, peer: string, why: string): Verdict => ({
+  reason: undefined,
+  dropped: refusal,
+  peerReset: false,
+  level: LogLevel.Warning,
+  message: `refused connection from ${peer}: ${why}`,
+  cause: undefined,
+  release: "reset"
+})
 
 const messageOf = (error: unknown): string => error instanceof Error ? error.message : String(error)
 

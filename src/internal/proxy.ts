@@ -1,0 +1,159 @@
+/**
+ * The PROXY protocol (v1 and v2), as an L4 load balancer (HAProxy's `send-proxy`/`send-proxy-v2`,
+ * Envoy, a cloud NLB) sends it ahead of a connection's bytes: who the real client is. Accepted only
+ * from trusted sources, within a time limit; framed here (how long the header is), parsed by
+ * `proxy-protocol-js` (a parser from the registry: no dependencies, both versions, typed).
+ *
+ * @internal
+ */
+import { Duration, Effect, Either, Option } from "effect"
+import * as net from "node:net"
+import { Command, IPv4ProxyAddress, IPv6ProxyAddress, V1ProxyProtocol, V2ProxyProtocol } from "proxy-protocol-js"
+import type * as Connection from "../Connection.js"
+
+/**
+ * The policy, checked: who may send a header, and how long it may take.
+ *
+ * @internal
+ */
+export interface Policy {
+  readonly trusted: ReadonlyArray<Cidr>
+  readonly timeout: Duration.Duration
+}
+
+/** @internal */
+export interface Cidr {
+  readonly base: number
+  readonly mask: number
+  readonly text: string
+}
+
+/** An IPv4 network (`10.0.0.0/8`) or address (`10.1.2.3`), or why not. @internal */
+export const cidr = (text: string): Either.Either<Cidr, string> => {
+  const [address, bits, ...rest] = text.split("/")
+  const prefix = bits === undefined ? 32 : Number(bits)
+  if (address === undefined || rest.length > 0 || !net.isIPv4(address) || !/^\d{1,2}$/.test(bits ?? "32") || prefix > 32) {
+    return Either.left(`${JSON.stringify(text)} is not an IPv4 network such as 10.0.0.0/8 or an address`)
+  }
+  const mask = prefix === 0 ? 0 : (0xFFFFFFFF << (32 - prefix)) >>> 0
+  return Either.right({ base: (toNumber(address) & mask) >>> 0, mask, text })
+}
+
+const toNumber = (address: string): number =>
+  address.split(".").reduce((n, octet) => ((n << 8) | Number(octet)) >>> 0, 0)
+
+/** Whether `address` (as Node reports a peer: `127.0.0.1`, or `::ffff:127.0.0.1`) is trusted. @internal */
+export const isTrusted = (policy: Policy, address: string | undefined): boolean => {
+  if (address === undefined) return false
+  const v4 = address.startsWith("::ffff:") ? address.slice(7) : address
+  if (!net.isIPv4(v4)) return false
+  const n = toNumber(v4)
+  return policy.trusted.some((range) => ((n & range.mask) >>> 0) === range.base)
+}
+
+/**
+ * Why a connection was refused before it was served, counted under
+ * `echo_connections_dropped_total{reason}`.
+ *
+ * @internal
+ */
+export type Refusal = "proxy_untrusted" | "proxy_malformed" | "proxy_timeout"
+
+const v2Signature = Buffer.from([0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A])
+const v1Prefix = Buffer.from("PROXY ")
+/** A v1 header is at most 107 bytes, CRLF included (the protocol's own limit). */
+const v1Max = 107
+/** A v2 header's length field is 16 bits: at most 16 + 65535 bytes. */
+
+/**
+ * How long the header at the start of `bytes` is: its length once whole, `undefined` while more
+ * is needed, or `"invalid"` when these bytes cannot start one.
+ *
+ * @internal
+ */
+export const frame = (bytes: Buffer): number | undefined | "invalid" => {
+  const probe = Math.min(bytes.length, v2Signature.length)
+  if (bytes.subarray(0, probe).equals(v2Signature.subarray(0, probe))) {
+    if (bytes.length < 16) return undefined
+    if ((bytes[12]! & 0xF0) !== 0x20) return "invalid"
+    const length = 16 + bytes.readUInt16BE(14)
+    return bytes.length >= length ? length : undefined
+  }
+  const prefix = Math.min(bytes.length, v1Prefix.length)
+  if (!bytes.subarray(0, prefix).equals(v1Prefix.subarray(0, prefix))) return "invalid"
+  const end = bytes.indexOf("\r\n")
+  if (end >= 0) return end + 2 <= v1Max ? end + 2 : "invalid"
+  return bytes.length >= v1Max ? "invalid" : undefined
+}
+
+/**
+ * The real client a whole header names, as `HOST:PORT`; `undefined` when it names none (a v2
+ * `LOCAL` command, the proxy's own health check, or v1 `UNKNOWN`): the socket's peer stands.
+ * `"invalid"` when the parser refuses it.
+ *
+ * @internal
+ */
+export const client = (header: Buffer): string | undefined | "invalid" => {
+  try {
+    if (header[0] === v2Signature[0]) {
+      const parsed = V2ProxyProtocol.parse(header)
+      if (parsed.command === Command.LOCAL) return undefined
+      const address = parsed.proxyAddress
+      if (address instanceof IPv4ProxyAddress) return `${address.sourceAddress.address.join(".")}:${address.sourcePort}`
+      if (address instanceof IPv6ProxyAddress) {
+        return `[${ipv6(address.sourceAddress.address)}]:${address.sourcePort}`
+      }
+      return undefined
+    }
+    const text = header.toString("latin1")
+    // v1's UNKNOWN (the proxy could not tell, or its own connection): the socket's peer stands.
+    if (text.startsWith("PROXY UNKNOWN")) return undefined
+    const parsed = V1ProxyProtocol.parse(text)
+    const { ipAddress, port } = parsed.source
+    // The parser takes any dotted text for an address: an address that is not one is malformed.
+    const six = parsed.inetProtocol === "TCP6"
+    if (!(six ? net.isIPv6(ipAddress) : net.isIPv4(ipAddress)) || !Number.isInteger(port) || port < 0 || port > 65535) {
+      return "invalid"
+    }
+    return `${six ? `[${ipAddress}]` : ipAddress}:${port}`
+  } catch {
+    return "invalid"
+  }
+}
+
+const ipv6 = (octets: ReadonlyArray<number>): string => {
+  const groups: Array<string> = []
+  for (let i = 0; i + 1 < octets.length; i += 2) groups.push(((octets[i]! << 8) | octets[i + 1]!).toString(16))
+  return groups.join(":")
+}
+
+/**
+ * Reads the header from the start of `connection`, within the policy's time, and gives back what
+ * came after it. Succeeds with the client it names (or `undefined`: the socket's peer stands),
+ * or fails with why the connection is refused.
+ *
+ * @internal
+ */
+export const read = (
+  connection: Connection.Owned,
+  policy: Policy
+): Effect.Effect<string | undefined, Refusal> => {
+  let buffered = Buffer.alloc(0)
+  const more: Effect.Effect<string | undefined, Refusal> = Effect.flatMap(
+    Effect.mapError(connection.read, () => "proxy_malformed" as const),
+    (chunk) => {
+      for (const part of chunk) buffered = buffered.length === 0 ? Buffer.from(part) : Buffer.concat([buffered, part])
+      const length = frame(buffered)
+      if (length === undefined) return more
+      if (length === "invalid") return Effect.fail("proxy_malformed" as const)
+      const named = client(buffered.subarray(0, length))
+      if (named === "invalid") return Effect.fail("proxy_malformed" as const)
+      if (buffered.length > length) connection.unread(buffered.subarray(length))
+      return Effect.succeed(named)
+    }
+  )
+  return Effect.flatMap(
+    Effect.timeoutOption(more, policy.timeout),
+    Option.match({ onNone: () => Effect.fail("proxy_timeout" as const), onSome: Effect.succeed })
+  )
+}

@@ -1,0 +1,259 @@
+/**
+ * Behind an L4 load balancer: the PROXY protocol (v1 and v2) from trusted sources only, the real
+ * client as each connection's peer, refusals counted; through a real HAProxy when installed. And
+ * what an operator controls while the server runs: suspend and resume accepting, maxConnections,
+ * readiness and the drain delay.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Deferred, Duration, Effect, Exit, Metric, MetricLabel, Ref, Scope, Stream } from "effect"
+import { spawn, spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as net from "node:net"
+import * as os from "node:os"
+import * as path from "node:path"
+import { Command, IPv4Address, IPv4ProxyAddress, TransportProtocol, V2ProxyProtocol } from "proxy-protocol-js"
+import { Client, Connection, Metrics, Server } from "../src/index.js"
+import * as Proxy from "../src/internal/proxy.js"
+import { eventually, rawConnect, readToEnd } from "./utils/peers.js"
+
+const dropped = (reason: string) =>
+  Metric.value(Metric.taggedWithLabels(Metrics.connectionsDropped, [MetricLabel.make("reason", reason)])).pipe(
+    Effect.map((state) => state.count)
+  )
+
+/** An echo that also records the peer each connection names. */
+const recording = (peers: Ref.Ref<Array<string>>): Server.Handler<Connection.ConnectionError> => (connection) =>
+  Effect.zipRight(Ref.update(peers, (all) => [...all, connection.peer]), connection.echo)
+
+const v2Header = (source: [number, number, number, number], port: number, command = Command.PROXY) =>
+  Buffer.from(
+    new V2ProxyProtocol(
+      command,
+      TransportProtocol.STREAM,
+      new IPv4ProxyAddress(new IPv4Address(source), port, new IPv4Address([127, 0, 0, 1]), 7)
+    ).build()
+  )
+
+/** Sends `chunks` one write at a time, half-closes, and reads the echo to its end. */
+const exchange = (port: number, chunks: ReadonlyArray<Buffer>) =>
+  Effect.scoped(Effect.gen(function*() {
+    const peer = yield* rawConnect(port)
+    for (const chunk of chunks) peer.write(chunk)
+    peer.end()
+    return yield* readToEnd(peer)
+  }))
+
+describe("the PROXY protocol", () => {
+  it.scopedLive("a v1 header names the client; the echo is exactly what came after it, even split", () =>
+    Effect.gen(function*() {
+      const peers = yield* Ref.make<Array<string>>([])
+      const server = yield* Server.make({ proxyProtocol: {} }, recording(peers))
+      const header = Buffer.from("PROXY TCP4 127.9.8.7 127.0.0.1 40000 7\r\n")
+      // The header in three writes, the payload glued to its end.
+      const end = yield* exchange(server.address.port, [
+        header.subarray(0, 5),
+        header.subarray(5, 20),
+        Buffer.concat([header.subarray(20), Buffer.from("hello")])
+      ])
+      expect(end.data.toString()).toBe("hello")
+      expect(yield* Ref.get(peers)).toEqual(["127.9.8.7:40000"])
+    }))
+
+  it.scopedLive("a v2 header names the client; a v2 LOCAL header (a health check) keeps the socket's peer", () =>
+    Effect.gen(function*() {
+      const peers = yield* Ref.make<Array<string>>([])
+      const server = yield* Server.make({ proxyProtocol: {} }, recording(peers))
+      const port = server.address.port
+      expect((yield* exchange(port, [v2Header([127, 5, 6, 7], 5555), Buffer.from("v2")])).data.toString()).toBe("v2")
+      expect((yield* exchange(port, [v2Header([127, 5, 6, 7], 5555, Command.LOCAL)])).data.length).toBe(0)
+      const [proxied, local] = yield* Ref.get(peers)
+      expect(proxied).toBe("127.5.6.7:5555")
+      expect(local).toMatch(/^127\.0\.0\.1:\d+$/)
+    }))
+
+  it.scopedLive("no header, a malformed one, or one too slow: refused, reset, and counted", () =>
+    Effect.gen(function*() {
+      const served = yield* Ref.make<Array<string>>([])
+      const server = yield* Server.make({ proxyProtocol: { headerTimeout: "200 millis" } }, recording(served))
+      const port = server.address.port
+      const malformed = yield* dropped("proxy_malformed")
+      const timeout = yield* dropped("proxy_timeout")
+      // Plain bytes where the header should be, and a v1 header that never ends.
+      const plain = yield* exchange(port, [Buffer.from("GET / HTTP/1.0\r\n\r\n")])
+      expect(plain.data.length).toBe(0)
+      expect(plain.error).toBe("ECONNRESET")
+      yield* exchange(port, [Buffer.from("PROXY TCP4 " + "9".repeat(200))])
+      yield* eventually(dropped("proxy_malformed"), (n) => n === malformed + 2)
+      // A peer that says nothing at all.
+      const silent = yield* rawConnect(port)
+      expect((yield* readToEnd(silent)).error).toBe("ECONNRESET")
+      yield* eventually(dropped("proxy_timeout"), (n) => n === timeout + 1)
+      expect(yield* Ref.get(served)).toEqual([])
+    }))
+
+  it.scopedLive("a connection from a source that is not a trusted proxy is refused before it is served", () =>
+    Effect.gen(function*() {
+      const served = yield* Ref.make<Array<string>>([])
+      const server = yield* Server.make({ proxyProtocol: { trustedProxies: ["127.0.0.2/32"] } }, recording(served))
+      const untrusted = yield* dropped("proxy_untrusted")
+      // Reset at once: it may fail to connect at all, or read nothing before the end.
+      const peer = yield* Effect.either(rawConnect(server.address.port))
+      yield* eventually(dropped("proxy_untrusted"), (n) => n === untrusted + 1)
+      if (peer._tag === "Right") expect((yield* readToEnd(peer.right)).data.length).toBe(0)
+      expect(yield* Ref.get(served)).toEqual([])
+    }))
+
+  it.effect("trusted proxies are IPv4 networks or addresses; anything else is a ServerError naming it", () =>
+    Effect.gen(function*() {
+      for (const bad of [["10.0.0.0/33"], ["::1"], ["10.0.0"], "10.0.0.0/8"]) {
+        const error = yield* Effect.flip(Server.make({ proxyProtocol: { trustedProxies: bad as ReadonlyArray<string> } }))
+        expect(error._tag === "ServerError" && error.option).toBe("proxyProtocol.trustedProxies")
+      }
+      const slow = yield* Effect.flip(Server.make({ proxyProtocol: { headerTimeout: "0 millis" } }))
+      expect(slow._tag === "ServerError" && slow.option).toBe("proxyProtocol.headerTimeout")
+    }).pipe(Effect.scoped))
+
+  it("frames a header from its first bytes: whole, not yet, or not a header", () => {
+    const v1 = Buffer.from("PROXY TCP4 127.0.0.1 127.0.0.1 1 2\r\nrest")
+    expect(Proxy.frame(v1)).toBe(v1.indexOf("rest"))
+    expect(Proxy.frame(v1.subarray(0, 3))).toBeUndefined()
+    expect(Proxy.frame(Buffer.from("PROXY TCP4 1.2.3.4"))).toBeUndefined()
+    expect(Proxy.frame(Buffer.from("HELLO"))).toBe("invalid")
+    expect(Proxy.frame(Buffer.from("PROXY " + "x".repeat(120)))).toBe("invalid")
+    const v2 = Buffer.concat([v2Header([127, 0, 0, 1], 1), Buffer.from("rest")])
+    expect(Proxy.frame(v2)).toBe(v2.length - 4)
+    expect(Proxy.frame(v2.subarray(0, 15))).toBeUndefined()
+    expect(Proxy.frame(v2.subarray(0, v2.length - 5))).toBeUndefined()
+    expect(Proxy.client(Buffer.from("PROXY UNKNOWN\r\n"))).toBeUndefined()
+    expect(Proxy.client(Buffer.from("PROXY TCP4 999.0.0.1 127.0.0.1 1 2\r\n"))).toBe("invalid")
+    const tens = Proxy.cidr("10.0.0.0/8")
+    if (tens._tag === "Left") throw new Error(tens.left)
+    const policy: Proxy.Policy = { trusted: [tens.right], timeout: Duration.seconds(1) }
+    expect(Proxy.isTrusted(policy, "::ffff:10.2.3.4")).toBe(true)
+    expect(Proxy.isTrusted(policy, "11.0.0.1")).toBe(false)
+    expect(Proxy.isTrusted(policy, undefined)).toBe(false)
+  })
+})
+
+const haproxy = spawnSync("haproxy", ["-v"], { encoding: "utf8" }).status === 0
+const required = process.env.ECHO_TEST_REQUIRE_HAPROXY === "1"
+
+/** A port the kernel just gave and took back, for a program that cannot be told port 0. */
+const freePort = () =>
+  Effect.async<number>((resume) => {
+    const probe = net.createServer()
+    probe.listen(0, "127.0.0.1", () => {
+      const { port } = probe.address() as net.AddressInfo
+      probe.close(() => resume(Effect.succeed(port)))
+    })
+  })
+
+describe("behind a real HAProxy", () => {
+  const title = haproxy
+    ? "through HAProxy (send-proxy-v2) the echo is exact and the server sees the real client"
+    : "through HAProxy: NOT RUN, haproxy is not installed (apt-get install haproxy; .ci/run installs it)"
+  it.scopedLive.skipIf(!haproxy && !required)(title, () =>
+    Effect.gen(function*() {
+      expect(haproxy, "haproxy is required here (ECHO_TEST_REQUIRE_HAPROXY=1) but not installed").toBe(true)
+      const peers = yield* Ref.make<Array<string>>([])
+      const server = yield* Server.make({ proxyProtocol: {} }, recording(peers))
+      const front = yield* freePort()
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-tcp-echo-haproxy-"))
+      const config = path.join(dir, "haproxy.cfg")
+      fs.writeFileSync(config, [
+        "defaults",
+        "  mode tcp",
+        "  timeout connect 5s",
+        "  timeout client 30s",
+        "  timeout server 30s",
+        "frontend in",
+        `  bind 127.0.0.1:${front}`,
+        "  default_backend echo",
+        "backend echo",
+        `  server s1 127.0.0.1:${server.address.port} send-proxy-v2`,
+        ""
+      ].join("\n"))
+      const child = spawn("haproxy", ["-f", config, "-db"], { stdio: ["ignore", "ignore", "pipe"] })
+      let stderr = ""
+      child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()))
+      yield* Effect.addFinalizer(() =>
+        Effect.async<void>((resume) => {
+          child.once("exit", () => resume(Effect.void))
+          child.kill("SIGKILL")
+        }).pipe(Effect.zipRight(Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))))
+      )
+      // Until HAProxy listens (bounded): then one exchange through it.
+      const client = yield* eventually(
+        Effect.either(Client.connect({ port: front })),
+        (attempt) => attempt._tag === "Right",
+        500
+      ).pipe(Effect.flatMap((attempt) => attempt._tag === "Right" ? Effect.succeed(attempt.right) : Effect.fail(new Error(stderr))))
+      const payload = Buffer.from(new Uint8Array(300_000).map((_, i) => (i * 7) & 0xff))
+      const echoed = yield* Client.exchange(client, Stream_fromBuffer(payload))
+      expect(Buffer.from(echoed).equals(payload)).toBe(true)
+      // The server saw the client HAProxy saw, not HAProxy.
+      expect(client.peer).toBe(`127.0.0.1:${front}`)
+      const [seen] = yield* Ref.get(peers)
+      expect(seen).toMatch(/^127\.0\.0\.1:\d+$/)
+      expect(seen).not.toBe(`127.0.0.1:${front}`)
+    }))
+})
+
+const Stream_fromBuffer = (buffer: Buffer) => Stream.make(new Uint8Array(buffer))
+
+describe("what an operator controls while the server runs", () => {
+  it.scopedLive("suspend refuses new connections and keeps the served ones; resume accepts again on the same port", () =>
+    Effect.gen(function*() {
+      const server = yield* Server.make()
+      const port = server.address.port
+      const held = yield* Client.connect({ port })
+      yield* held.write(Buffer.from("a"))
+      yield* held.read
+      expect(yield* server.ready).toBe(true)
+      yield* server.suspend
+      expect(yield* server.ready).toBe(false)
+      const refused = yield* Effect.flip(Client.connect({ port }))
+      expect(refused.reason).toBe("Refused")
+      // The connection served before goes on.
+      yield* held.write(Buffer.from("b"))
+      yield* held.end
+      expect(Buffer.from(yield* Client.readAll(held)).toString()).toBe("b")
+      yield* server.resume
+      expect(yield* server.ready).toBe(true)
+      expect(Buffer.from(yield* Client.roundTrip({ port }, [Buffer.from("again")])).toString()).toBe("again")
+    }))
+
+  it.scopedLive("maxConnections changes while running: lowered, newcomers wait; raised, they are served", () =>
+    Effect.gen(function*() {
+      const go = yield* Deferred.make<void>()
+      const gated: Server.Handler<Connection.ConnectionError> = (connection) =>
+        Effect.zipRight(Deferred.await(go), connection.echo)
+      const server = yield* Server.make({ maxConnections: 2 }, gated)
+      const port = server.address.port
+      yield* rawConnect(port)
+      yield* rawConnect(port)
+      yield* eventually(server.connections, (live) => live.length === 2)
+      yield* server.setMaxConnections(2)
+      yield* rawConnect(port)
+      yield* eventually(server.pending, (n) => n === 1)
+      yield* server.setMaxConnections(3)
+      yield* eventually(server.connections, (live) => live.length === 3)
+      expect(yield* server.pending).toBe(0)
+      const invalid = yield* Effect.flip(server.setMaxConnections(0))
+      expect(invalid.option).toBe("maxConnections")
+      yield* Deferred.succeed(go, undefined)
+    }))
+
+  it.live("during the drain delay the server is not ready, and still accepts and serves", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const server = yield* Scope.extend(Server.make({ drainDelay: "300 millis" }), scope)
+      const port = server.address.port
+      const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+      yield* eventually(server.ready, (ready) => !ready)
+      // Not ready, and yet served: the load balancer has not stopped sending yet.
+      expect(Buffer.from(yield* Client.roundTrip({ port }, [Buffer.from("late")])).toString()).toBe("late")
+      yield* closing.await
+      expect((yield* Effect.flip(Effect.scoped(Client.connect({ port })))).reason).toBe("Refused")
+    }))
+})
