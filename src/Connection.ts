@@ -194,6 +194,8 @@ export interface Owner {
   readonly received: (bytes: number) => void
   readonly sent: (bytes: number) => void
   readonly idle: () => void
+  /** The echo started with `Owned.echoForOwner` ended: its FIN is out, or the connection failed. */
+  readonly echoed: (error: ConnectionError | undefined) => void
 }
 
 /**
@@ -216,6 +218,12 @@ export interface Owned extends Connection {
    * an exit handler): a tenth of the server's work per connection under churn (measured).
    */
   readonly echoOwned: Effect.Effect<void, ConnectionError>
+  /**
+   * The echo with no fiber at all: it runs on Node's callbacks, and tells the owner
+   * (`Owner.echoed`) once, when its FIN is out or the connection failed. For an owner that holds
+   * the connection in a registry its scope releases.
+   */
+  readonly echoForOwner: () => void
   /** Whether both FINs are done: ours handed to the kernel, the peer's seen (or the socket closed). */
   readonly finished: boolean
   /** Puts `data` back ahead of what was read: the next pull (or the echo) gets it first. */
@@ -286,6 +294,9 @@ class Wrapped implements Owned {
   private readWaiters: Array<() => void> = []
   private writeWaiters: Array<() => void> = []
   private streamed: Stream.Stream<Uint8Array, ConnectionError> | undefined = undefined
+  // Whoever waits for the echo to end: a fiber's resumption, or the owner. Checked whenever the
+  // write side moves or the connection fails; one waiter, called once.
+  private echoWaiter: ((error: ConnectionError | undefined) => void) | "owner" | undefined = undefined
 
   constructor(
     private readonly socket: Transport.Socket,
@@ -377,6 +388,7 @@ class Wrapped implements Owned {
   }
 
   wakeWriter(): void {
+    if (this.echoWaiter !== undefined) this.echoSettled()
     if (this.writeWaiters.length === 0) return
     const waiters = this.writeWaiters
     this.writeWaiters = []
@@ -534,9 +546,23 @@ class Wrapped implements Owned {
   // running this is woken once, when the echo is complete or the connection failed.
   private echoing(cancelable: boolean): Effect.Effect<void, ConnectionError> {
     return Effect.async<void, ConnectionError>((resume) => {
-      const socket = this.socket
-      const error = this.failed()
-      if (error !== undefined) return resume(Effect.fail(error))
+      this.startEcho((error) => resume(error === undefined ? Effect.void : Effect.fail(error)))
+      if (!cancelable || this.echoWaiter === undefined) return
+      return Effect.sync(() => {
+        this.stopEcho()
+        this.echoWaiter = undefined
+      })
+    })
+  }
+
+  echoForOwner(): void {
+    this.startEcho("owner")
+  }
+
+  private startEcho(waiter: ((error: ConnectionError | undefined) => void) | "owner"): void {
+    const socket = this.socket
+    this.echoWaiter = waiter
+    if (this.failed() === undefined) {
       this.mode = "echo"
       // What was read ahead goes back first, in order.
       let full = false
@@ -546,32 +572,20 @@ class Wrapped implements Owned {
       if (this.eof) {
         if (!socket.writableEnded) socket.end()
       } else if (!full) socket.resume()
-      // Done when the FIN is out, or when the connection failed; any other wake-up (a 'drain')
-      // waits again.
-      const settled = (): boolean => {
-        if (socket.writableFinished) {
-          this.stopEcho()
-          resume(Effect.void)
-          return true
-        }
-        const error = this.failed()
-        if (error === undefined) return false
-        this.stopEcho()
-        resume(Effect.fail(error))
-        return true
-      }
-      if (settled()) return
-      const wake = () => {
-        if (!settled()) this.writeWaiters.push(wake)
-      }
-      this.writeWaiters.push(wake)
-      if (!cancelable) return
-      return Effect.sync(() => {
-        this.stopEcho()
-        const i = this.writeWaiters.indexOf(wake)
-        if (i >= 0) this.writeWaiters.splice(i, 1)
-      })
-    })
+    }
+    this.echoSettled()
+  }
+
+  // Done when the FIN is out, or when the connection failed; any other wake-up (a 'drain') waits on.
+  private echoSettled(): void {
+    const waiter = this.echoWaiter
+    if (waiter === undefined) return
+    const error = this.socket.writableFinished ? undefined : this.failed()
+    if (error === undefined && !this.socket.writableFinished) return
+    this.echoWaiter = undefined
+    this.stopEcho()
+    if (waiter === "owner") this.owner!.echoed(error)
+    else waiter(error)
   }
 
   private stopEcho(): void {

@@ -176,8 +176,6 @@ export const echo: Handler<Connection.ConnectionError> = (connection) =>
     (level) => LogLevel.lessThanEqual(level, LogLevel.Debug) ? echoLogged(connection) : connection.echo
   )
 
-const echoOwned = (connection: Connection.Owned) => connection.echoOwned
-
 /**
  * The echo as a loop over the connection's pull, logging every receive: what a handler that
  * transforms bytes looks like, and the debug path of {@link echo}.
@@ -358,9 +356,11 @@ export const make = <E = never, R = never>(
     const listener = yield* Listener.make({ ...options, maxAccepted: policy.maxConnections + policy.maxPending + 1 })
     // The default echo decides between its two paths by the log level: decided once here.
     const debug = LogLevel.lessThanEqual(yield* FiberRef.get(FiberRef.currentMinimumLogLevel), LogLevel.Debug)
-    const handle: Lifecycle.Handle<unknown, R> = (handler as Handler<any, any>) === echo
-      ? { run: debug ? echoLogged : echoOwned, builtIn: true }
-      : { run: handler, builtIn: false }
+    const handle: Lifecycle.Handle<unknown, R> = (handler as Handler<any, any>) !== echo
+      ? { _tag: "User", run: handler }
+      : debug
+      ? { _tag: "BuiltIn", run: echoLogged }
+      : { _tag: "Echo" }
     const live = yield* Lifecycle.serve(listener, policy, handle)
     return {
       address: listener.address,

@@ -47,8 +47,10 @@ export interface Policy {
  * @internal
  */
 export type Handle<E, R> =
-  | { readonly builtIn: true; readonly run: (connection: Connection.Owned) => Effect.Effect<void, E> }
-  | { readonly builtIn: false; readonly run: (connection: Connection.Owned) => Effect.Effect<void, E, R> }
+  /** The built-in echo, on Node's callbacks: no fiber of its own (see `start`). */
+  | { readonly _tag: "Echo" }
+  | { readonly _tag: "BuiltIn"; readonly run: (connection: Connection.Owned) => Effect.Effect<void, E> }
+  | { readonly _tag: "User"; readonly run: (connection: Connection.Owned) => Effect.Effect<void, E, R> }
 
 /**
  * A live connection, as the server reports it.
@@ -325,6 +327,12 @@ class Server implements Live {
     slot.connection = Connection.wrap(socket, this.policy.connection, slot, this.drainNotice)
     this.live.add(slot)
     Metrics.connectionsActive.unsafeModify(1, this.labels.base)
+    // The built-in echo needs no fiber: the bytes move on Node's callbacks, and the connection
+    // tells its slot when it is done (`Slot.echoed`, then `finish`). What guarantees its release
+    // is the same as for a fiber: the slot is in `live`, which the server's scope owns; the
+    // shutdown cuts what is still there at the deadline (closing its socket ends its echo), and
+    // the idle timeout cuts it the same way.
+    if (this.handle._tag === "Echo" && this.policy.proxy === undefined) return slot.connection.echoForOwner()
     const fiber = this.runFork(this.serve(slot), { updateRefs: annotate(slot.connection.peer) })
     slot.fiber = fiber
     fiber.addObserver((exit) => this.finish(slot, exit))
@@ -335,10 +343,13 @@ class Server implements Live {
   private serve(slot: Slot): Effect.Effect<void> {
     const connection = slot.connection
     const handle = this.handle
-    const served = handle.builtIn
-      ? Effect.catchAllCause(Effect.zipRight(handle.run(connection), complete(slot)), slot.judge)
-      : Effect.scoped(
+    const served = handle._tag === "User"
+      ? Effect.scoped(
         Effect.catchAllCause(Effect.zipRight(Effect.suspend(() => handle.run(connection)), complete(slot)), slot.judge)
+      )
+      : Effect.catchAllCause(
+        Effect.zipRight(handle._tag === "Echo" ? connection.echoOwned : handle.run(connection), complete(slot)),
+        slot.judge
       )
     const proxy = this.policy.proxy
     if (proxy === undefined) return served
@@ -374,7 +385,12 @@ class Server implements Live {
 
   // --- The end: one verdict, applied in one place, however the fiber ended.
 
-  private finish(slot: Slot, exit: Exit.Exit<void>): void {
+  /** The fiberless echo of `slot` ended: as a fiber that succeeded, or failed with `error`. */
+  echoed(slot: Slot, error: Connection.ConnectionError | undefined): void {
+    this.finish(slot, error === undefined ? Exit.void : Exit.fail(error))
+  }
+
+  private finish(slot: Slot, exit: Exit.Exit<void, unknown>): void {
     const peer = slot.connection.peer
     // The handler's own end, judged before any cut, stands; a cut-off connection is judged by the
     // cut, whatever its handler did next (a failed write, an `orDie`: they followed from it); a
@@ -558,6 +574,10 @@ class Slot implements Connection.Owner {
 
   idle(): void {
     this.server.cutOff(this, "Timeout")
+  }
+
+  echoed(error: Connection.ConnectionError | undefined): void {
+    this.server.echoed(this, error)
   }
 }
 
