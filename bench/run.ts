@@ -26,17 +26,24 @@ if (unknown.length > 0) {
 }
 const write = flags.includes("--write")
 const rounds = Number(process.env.BENCH_ROUNDS ?? 5)
+const warmupSeconds = Number(process.env.BENCH_WARMUP ?? 0.5)
 const seconds = Number(process.env.BENCH_SECONDS ?? 2)
 const ticksPerSecond = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100
 
 type ServerName = "plain" | "effect-tcp-echo" | "idiomatic"
 /**
- * Controls, stream only: plain Node's pipe in a process that loaded what `serve` loads; and plain
+ * Controls. Stream: plain Node's pipe in a process that loaded what `serve` loads; and plain
  * Node and `serve` both with glibc's heap trimming set by hand, so that neither pays the page
- * faults of an unmapped heap top and only the echo paths differ (src/internal/heap.ts).
+ * faults of an unmapped heap top and only the echo paths differ (src/internal/heap.ts). Churn and
+ * shutdown: the server with a handler of a user's own, which has a fiber, a scope and a cleanup
+ * that waits on its peer (bench/servers/custom.ts).
  */
-type Control = "plain-loaded" | "plain-trim" | "effect-tcp-echo-trim"
-const controls: ReadonlyArray<Control> = ["plain-loaded", "plain-trim", "effect-tcp-echo-trim"]
+type Control = "plain-loaded" | "plain-trim" | "effect-tcp-echo-trim" | "custom-handler"
+const controlsOf: Partial<Record<Scenario, ReadonlyArray<Control>>> = {
+  stream: ["plain-loaded", "plain-trim", "effect-tcp-echo-trim"],
+  churn: ["custom-handler"],
+  shutdown: ["custom-handler"]
+}
 const trimEnv = { MALLOC_TRIM_THRESHOLD_: String(64 * 2 ** 20) }
 const serveArgs = [path.join(root, "dist/src/bin.js"), "serve", "--log-level", "error", "--shutdown-timeout", "1s"]
 const servers: Record<ServerName | Control, { readonly args: ReadonlyArray<string>; readonly env?: Record<string, string> }> = {
@@ -45,7 +52,8 @@ const servers: Record<ServerName | Control, { readonly args: ReadonlyArray<strin
   idiomatic: { args: [path.join(root, "dist/bench/servers/idiomatic.js")] },
   "plain-loaded": { args: [path.join(root, "dist/bench/servers/plain-loaded.js")] },
   "plain-trim": { args: [path.join(root, "dist/bench/servers/plain.js")], env: trimEnv },
-  "effect-tcp-echo-trim": { args: serveArgs, env: trimEnv }
+  "effect-tcp-echo-trim": { args: serveArgs, env: trimEnv },
+  "custom-handler": { args: [path.join(root, "dist/bench/servers/custom.js")] }
 }
 const names: ReadonlyArray<ServerName> = ["plain", "effect-tcp-echo", "idiomatic"]
 
@@ -63,6 +71,8 @@ interface Sample {
   readonly value: number
   /** Server CPU milliseconds per unit of work (per MB, trip, connection), when meaningful. */
   readonly cpuPerUnit?: number
+  /** The load generator's own CPU milliseconds per unit: that it is not what sets the pace. */
+  readonly loadCpuPerUnit?: number
   readonly note?: string
   /** Minor page faults of the server per MB (stream only). */
   readonly faultsPerUnit?: number
@@ -114,11 +124,34 @@ const stop = async (server: Started) => {
  * Runs the load generator; `onReady` fires when a holding mode has all its connections up, and
  * `onMeasuring` when a timed mode ends its warm-up and opens the counted window.
  */
+/**
+ * The C load generator (bench/loadgen.c) for churn and round trips, compiled once per run: a Node
+ * client costs about what the Node server it drives does per connection, so on two cores it, not
+ * the server, would set the pace. Without a C compiler, the Node load generator stands in, and
+ * the results say so.
+ */
+const loadgen = (() => {
+  const binary = path.join(root, "dist/bench/loadgen")
+  try {
+    execFileSync("cc", ["-O2", "-o", binary, path.join(root, "bench/loadgen.c")], { stdio: "pipe" })
+    return binary
+  } catch (error) {
+    console.error(`no C load generator (${String(error).split("\n")[0]}): churn and round trips use the Node one`)
+    return undefined
+  }
+})()
+const loadgenConnections: Record<string, number> = { churn: 64, rtt: 50 }
+
 const load = (mode: string, port: number, duration: number, onReady?: () => void, onMeasuring?: () => void) =>
   new Promise<Record<string, number>>((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(root, "dist/bench/load.js"), mode, String(port), String(duration)], {
-      stdio: ["ignore", "pipe", "inherit"]
-    })
+    const compiled = loadgen !== undefined && loadgenConnections[mode] !== undefined
+    const child = compiled
+      ? spawn(loadgen!, [mode, String(port), String(duration), String(loadgenConnections[mode]), String(warmupSeconds)], {
+        stdio: ["ignore", "pipe", "inherit"]
+      })
+      : spawn(process.execPath, [path.join(root, "dist/bench/load.js"), mode, String(port), String(duration)], {
+        stdio: ["ignore", "pipe", "inherit"]
+      })
     readline.createInterface({ input: child.stdout! }).on("line", (line) => {
       const parsed = JSON.parse(line) as Record<string, number> & { ready?: boolean; measuring?: boolean; error?: string }
       if (parsed.ready) onReady?.()
@@ -149,6 +182,7 @@ const measure = async (scenario: Scenario, name: ServerName | Control): Promise<
       return {
         value: units / seconds,
         cpuPerUnit: cpu / units,
+        ...(result.cpuMs === undefined ? {} : { loadCpuPerUnit: result.cpuMs / units }),
         ...(scenario === "stream" ? { faultsPerUnit: faults / units } : {}),
         ...(scenario === "rtt" ? { p50: result.p50!, p99: result.p99! } : {})
       }
@@ -200,18 +234,22 @@ const median = (values: ReadonlyArray<number>) => {
 
 const main = async () => {
   const samples: Record<string, Record<ServerName, Array<Sample>>> = {}
-  const control: Record<Control, Array<Sample>> = { "plain-loaded": [], "plain-trim": [], "effect-tcp-echo-trim": [] }
+  // Samples of the controls, by scenario (the custom handler is measured under two).
+  const controlSamples: Partial<Record<Scenario, Partial<Record<Control, Array<Sample>>>>> = {}
+  const controlOf = (scenario: Scenario, name: Control): ReadonlyArray<Sample> => controlSamples[scenario]?.[name] ?? []
   const started = Date.now()
   for (let round = 0; round < rounds; round++) {
     for (const scenario of scenarios) {
       samples[scenario.name] ??= { plain: [], "effect-tcp-echo": [], idiomatic: [] }
       // Rotate the order each round so drift on a shared machine hits every server alike.
-      const measured: ReadonlyArray<ServerName | Control> = scenario.name === "stream" ? [...names, ...controls] : names
+      const measured: ReadonlyArray<ServerName | Control> = [...names, ...(controlsOf[scenario.name] ?? [])]
       const order = measured.map((_, i) => measured[(i + round) % measured.length]!)
       for (const name of order) {
         process.stdout.write(`\r[round ${round + 1}/${rounds}] ${scenario.name.padEnd(8)} ${name.padEnd(22)}`)
         const sample = await measure(scenario.name, name)
-        if (name in control) control[name as Control].push(sample)
+        if (!(names as ReadonlyArray<string>).includes(name)) {
+          ((controlSamples[scenario.name] ??= {})[name as Control] ??= []).push(sample)
+        }
         else samples[scenario.name]![name as ServerName].push(sample)
       }
     }
@@ -257,7 +295,17 @@ const main = async () => {
     effect: JSON.parse(fs.readFileSync(path.join(root, "node_modules/effect/package.json"), "utf8")).version as string,
     platformNode: JSON.parse(fs.readFileSync(path.join(root, "node_modules/@effect/platform-node/package.json"), "utf8")).version as string
   }
-  const result = { date: new Date().toISOString(), rounds, seconds, machine, durationSeconds: (Date.now() - started) / 1000, rows, samples, control }
+  const result = {
+    date: new Date().toISOString(),
+    rounds,
+    seconds,
+    machine,
+    loadGenerator: loadgen === undefined ? "node (bench/load.ts)" : "C (bench/loadgen.c) for churn and round trips",
+    durationSeconds: (Date.now() - started) / 1000,
+    rows,
+    samples,
+    control: controlSamples
+  }
 
   const json = JSON.stringify(result, null, 2)
   if (write) {
@@ -276,12 +324,37 @@ const main = async () => {
       `| ${scenario.title} | ${names.map((n) => fmt(perServer[n].median) + (perServer[n].notes.length ? ` (${perServer[n].notes.join("; ")})` : "")).join(" | ")} | ${fmt(ratio["effect-tcp-echo"])}x (${spread(range["effect-tcp-echo"])}) | ${fmt(ratio.idiomatic)}x (${spread(range.idiomatic)}) |`
     )
   ].join("\n")
+  // Server CPU per unit: the median over rounds, the lowest and highest round, and what the load
+  // generator itself spent per unit (far less: it is not what sets the pace).
+  const cpuOf = (list: ReadonlyArray<Sample>) => list.map((s) => s.cpuPerUnit).filter((v): v is number => v !== undefined)
+  const cpuCell = (list: ReadonlyArray<Sample>) => {
+    const cpu = cpuOf(list)
+    const load = list.map((s) => s.loadCpuPerUnit).filter((v): v is number => v !== undefined)
+    return `${median(cpu).toPrecision(3)} (${Math.min(...cpu).toPrecision(3)}-${Math.max(...cpu).toPrecision(3)})` +
+      (load.length > 0 ? `; load ${median(load).toPrecision(2)}` : "")
+  }
+  const unitOf = (name: Scenario) => (name === "stream" ? "MB" : name === "rtt" ? "trip" : "connection")
   const cpuTable = [
     "| load | plain Node | effect-tcp-echo | idiomatic Effect |",
     "|---|---|---|---|",
-    ...rows.filter((r) => r.perServer.plain.cpuPerUnit !== undefined).map(({ perServer, scenario }) =>
-      `| ${scenario.name} (server CPU ms per ${scenario.name === "stream" ? "MB" : scenario.name === "rtt" ? "trip" : "connection"}) | ${names.map((n) => perServer[n].cpuPerUnit!.toPrecision(3)).join(" | ")} |`
+    ...rows.filter((r) => r.perServer.plain.cpuPerUnit !== undefined).map(({ scenario }) =>
+      `| ${scenario.name} (server CPU ms per ${unitOf(scenario.name)}) | ${names.map((n) => cpuCell(samples[scenario.name]![n])).join(" | ")} |`
     )
+  ].join("\n")
+  // The churn headline: server CPU per connection against plain Node's, round by round.
+  const cpuRatio = (list: ReadonlyArray<Sample>, base: ReadonlyArray<Sample>) => {
+    const ratios = list.map((s, i) => s.cpuPerUnit! / base[i]!.cpuPerUnit!)
+    return `${fmt(median(ratios))}x (${spread([Math.min(...ratios), Math.max(...ratios)])})`
+  }
+  const churnCpu = cpuRatio(samples.churn!["effect-tcp-echo"], samples.churn!.plain)
+  const custom = controlOf("churn", "custom-handler")
+  const customShutdown = controlOf("shutdown", "custom-handler")
+  const customTable = custom.length === 0 ? "" : [
+    "| load | effect-tcp-echo, built-in echo | effect-tcp-echo, a handler of a user's own |",
+    "|---|---|---|",
+    `| churn (conns/s) | ${fmt(rows[2]!.perServer["effect-tcp-echo"].median)} | ${fmt(median(custom.map((s) => s.value)))} |`,
+    `| churn (server CPU ms per connection) | ${cpuCell(samples.churn!["effect-tcp-echo"])} | ${cpuCell(custom)} |`,
+    `| shutdown: SIGTERM with 50 stalled peers, 1 s deadline (s to exit) | ${fmt(rows[5]!.perServer["effect-tcp-echo"].median)} | ${fmt(median(customShutdown.map((s) => s.value)))} |`
   ].join("\n")
   // Stream, decomposed: what the heap costs (the controls) against what the echo path costs.
   const streamSamples = samples.stream!
@@ -290,10 +363,10 @@ const main = async () => {
   const heapAlike = `MALLOC_TRIM_THRESHOLD_=${trimEnv.MALLOC_TRIM_THRESHOLD_}`
   const decomposed = [
     ["plain Node", streamSamples.plain, streamSamples.plain, "plain Node"],
-    ["plain Node, in a process that loaded what `serve` loads", control["plain-loaded"], streamSamples.plain, "plain Node"],
+    ["plain Node, in a process that loaded what `serve` loads", controlOf("stream", "plain-loaded"), streamSamples.plain, "plain Node"],
     ["effect-tcp-echo (`serve`, with its heap step)", streamSamples["effect-tcp-echo"], streamSamples.plain, "plain Node"],
-    [`plain Node, ${heapAlike}`, control["plain-trim"], streamSamples.plain, "plain Node"],
-    [`effect-tcp-echo, ${heapAlike}`, control["effect-tcp-echo-trim"], control["plain-trim"], `plain Node, ${heapAlike}`]
+    [`plain Node, ${heapAlike}`, controlOf("stream", "plain-trim"), streamSamples.plain, "plain Node"],
+    [`effect-tcp-echo, ${heapAlike}`, controlOf("stream", "effect-tcp-echo-trim"), controlOf("stream", "plain-trim"), `plain Node, ${heapAlike}`]
   ] as const
   const streamTable = [
     "| server | MB/s | ratio (rounds) | to | server CPU ms per MB | minor page faults per MB |",
@@ -303,7 +376,7 @@ const main = async () => {
       return `| ${label} | ${fmt(median(list.map((s) => s.value)))} | ${fmt(median(ratios))}x (${spread([Math.min(...ratios), Math.max(...ratios)])}) | ${baseLabel} | ${median(list.map((s) => s.cpuPerUnit!)).toPrecision(3)} | ${fmt(median(list.map((s) => s.faultsPerUnit!)), 0)} |`
     })
   ].join("\n")
-  const alike = byRound(control["effect-tcp-echo-trim"], control["plain-trim"])
+  const alike = byRound(controlOf("stream", "effect-tcp-echo-trim"), controlOf("stream", "plain-trim"))
   const alikeRatio = `${fmt(median(alike))}x (rounds: ${spread([Math.min(...alike), Math.max(...alike)])})`
   const controlLine = `With the heap set alike for both (${heapAlike}), so that only the echo paths differ: effect-tcp-echo streams ${alikeRatio} of plain Node.`
   const rtt = rows.find((r) => r.scenario.name === "rtt")!
@@ -331,7 +404,7 @@ Generated by \`npm run bench -- --write\` (bench/run.ts) on ${result.date.slice(
   effect ${machine.effect}, @effect/platform-node ${machine.platformNode}.
 - Command: \`npm run bench -- --write\` (BENCH_ROUNDS=${rounds}, BENCH_SECONDS=${seconds}); took ${result.durationSeconds.toFixed(0)} s.
 - Each server is started fresh in its own process for each measurement; the servers take turns,
-  in a rotated order each round; the load runs in a separate process (bench/load.ts),
+  in a rotated order each round; the load runs in a separate process (${result.loadGenerator === "node (bench/load.ts)" ? "bench/load.ts" : "bench/loadgen.c, in C on epoll, for churn and round trips, so that it costs a small part of what the server does and the server sets the pace; bench/load.ts for the rest"}),
   verifies every echoed byte, and counts (work and server CPU) only after a 0.5 s warm-up
   (BENCH_WARMUP) in which the fresh server compiles its hot path. Values are medians over ${rounds} rounds. Ratios are to plain Node
   (\`net.createServer({ allowHalfOpen: true }, (s) => s.pipe(s))\`), computed pair by pair per
@@ -343,10 +416,18 @@ Generated by \`npm run bench -- --write\` (bench/run.ts) on ${result.date.slice(
 
 ${table}
 
-Server CPU time per unit of work (steadier than throughput on a shared 2-core machine, where the
-load generator and the server compete for the same cores):
+**Server CPU per connection under churn: ${churnCpu} of plain Node's** (round by round, lowest
+and highest round in brackets; below 1 is cheaper). Server CPU time per unit of work, median over
+rounds with the lowest and highest round, and what the load generator itself spent per unit
+(steadier than throughput on a shared 2-core machine, where the load generator and the server
+compete for the same cores):
 
 ${cpuTable}
+
+A handler of a user's own (bench/servers/custom.ts: a stream echo with a fiber, a scope and a
+cleanup that waits on its peer) against the built-in echo, in the same rounds:
+
+${customTable}
 
 Round-trip latency (medians of per-round percentiles): ${latency}.
 
@@ -365,9 +446,10 @@ ${controlLine}
 |---|---|
 | stream >= 0.9x plain | ${target(0)}; with the heap set alike for both: ${alikeRatio} |
 | round trips >= 0.9x plain | ${target(1)} |
-| churn >= 0.8x plain | ${target(2)} |
+| churn >= 0.9x plain, with a load that saturates the server | ${target(2)} |
+| server CPU per connection under churn within 1.1x of plain | ${churnCpu} |
 | RSS growth with 50 stalled peers < 96 MiB | ${fmt(rows[3]!.perServer["effect-tcp-echo"].median)} MiB |
-| idle memory per connection within 1.5x of plain | ${fmt(rows[4]!.perServer["effect-tcp-echo"].median)} KiB vs ${fmt(rows[4]!.perServer.plain.median)} KiB |
+| idle memory per connection within 1.1x of plain | ${fmt(rows[4]!.perServer["effect-tcp-echo"].median)} KiB vs ${fmt(rows[4]!.perServer.plain.median)} KiB |
 | shutdown with stalled peers within deadline (1 s) + 0.5 s | ${fmt(rows[5]!.perServer["effect-tcp-echo"].median)} s |
 
 ## Where the time goes (from \`node --cpu-prof\` of \`serve\` under each load)
