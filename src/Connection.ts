@@ -485,16 +485,27 @@ class Wrapped implements Owned {
     return this.socket.write(data)
   }
 
-  // Handlers pass these around unbound (`Stream.runForEach(connection.write)`): bound once here.
-  readonly write = (data: Uint8Array): Effect.Effect<void, ConnectionError> =>
-    Effect.suspend(() => {
-      const error = this.writeFailed()
-      if (error !== undefined) return Effect.fail(error)
-      return this.writeNow(data) ? Effect.void : this.drained()
-    })
+  // Handlers pass these around unbound (`Stream.runForEach(connection.write)`): bound on first
+  // use, once, so that a connection the echo serves (which never asks) allocates neither.
+  private boundWrite: ((data: Uint8Array) => Effect.Effect<void, ConnectionError>) | undefined = undefined
+  private boundWriteAll: ((data: Chunk.Chunk<Uint8Array>) => Effect.Effect<void, ConnectionError>) | undefined =
+    undefined
 
-  readonly writeAll = (data: Chunk.Chunk<Uint8Array>): Effect.Effect<void, ConnectionError> =>
-    Effect.suspend(() => {
+  get write(): (data: Uint8Array) => Effect.Effect<void, ConnectionError> {
+    return this.boundWrite ??= (data) =>
+      Effect.suspend(() => {
+        const error = this.writeFailed()
+        if (error !== undefined) return Effect.fail(error)
+        return this.writeNow(data) ? Effect.void : this.drained()
+      })
+  }
+
+  get writeAll(): (data: Chunk.Chunk<Uint8Array>) => Effect.Effect<void, ConnectionError> {
+    return this.boundWriteAll ??= (data) => this.writeChunk(data)
+  }
+
+  private writeChunk(data: Chunk.Chunk<Uint8Array>): Effect.Effect<void, ConnectionError> {
+    return Effect.suspend(() => {
       const error = this.writeFailed()
       if (error !== undefined) return Effect.fail(error)
       const buffers = Chunk.toReadonlyArray(data)
@@ -502,11 +513,12 @@ class Wrapped implements Owned {
         if (!this.writeNow(buffers[i]!)) {
           return i === buffers.length - 1
             ? this.drained()
-            : Effect.zipRight(this.drained(), this.writeAll(Chunk.drop(data, i + 1)))
+            : Effect.zipRight(this.drained(), this.writeChunk(Chunk.drop(data, i + 1)))
         }
       }
       return Effect.void
     })
+  }
 
   private finishedWriting(): Effect.Effect<void, ConnectionError> {
     return Effect.suspend(() => {

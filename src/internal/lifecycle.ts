@@ -343,13 +343,14 @@ class Server implements Live {
   private serve(slot: Slot): Effect.Effect<void> {
     const connection = slot.connection
     const handle = this.handle
+    const judge = (cause: Cause.Cause<unknown>) => this.judge(slot, cause)
     const served = handle._tag === "User"
       ? Effect.scoped(
-        Effect.catchAllCause(Effect.zipRight(Effect.suspend(() => handle.run(connection)), complete(slot)), slot.judge)
+        Effect.catchAllCause(Effect.zipRight(Effect.suspend(() => handle.run(connection)), complete(slot)), judge)
       )
       : Effect.catchAllCause(
         Effect.zipRight(handle._tag === "Echo" ? connection.echoOwned : handle.run(connection), complete(slot)),
-        slot.judge
+        judge
       )
     const proxy = this.policy.proxy
     if (proxy === undefined) return served
@@ -557,11 +558,9 @@ class Slot implements Connection.Owner {
   // The handler's answer is whole (it returned, or failed with a peer fault): completing it.
   answered = false
   readonly started: number
-  readonly judge: (cause: Cause.Cause<unknown>) => Effect.Effect<void>
 
   constructor(readonly server: Server, readonly socket: Listener.Socket) {
     this.started = server.transport.now()
-    this.judge = (cause) => server.judge(this, cause)
   }
 
   received(bytes: number): void {
