@@ -4,7 +4,7 @@
  * that is never cut off with a clean-looking end.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Chunk, Deferred, Effect, Exit, Fiber, FiberRef, HashSet, Logger, Metric, MetricLabel, Ref, Scope, Stream } from "effect"
+import { Cause, Chunk, Deferred, Effect, Exit, Fiber, FiberRef, HashSet, Logger, LogLevel, Metric, MetricLabel, Ref, Scope, Stream } from "effect"
 import { Client, Connection, Metrics, Server, TestKit } from "../src/index.js"
 import { serverSockets } from "./utils/kernel.js"
 import { eventually, rawConnect, readToEnd, stallingPeer } from "./utils/peers.js"
@@ -487,5 +487,96 @@ describe("TestKit", () => {
       }, { shutdownTimeout: "300 millis" }, handler)
       expect(outcome.peers[0]).toMatchObject({ sent: 20_000, received: 20_000, ending: "eof" })
       expect(outcome.verified).toBe(1)
+    }))
+})
+
+describe("what the server tells an operator", () => {
+  it.live("shutdown says what it waits for, when it cuts off, and whom it cut off (ten named at most)", () =>
+    Effect.gen(function*() {
+      const entered = yield* Ref.make(0)
+      const forever: Server.Handler = () => Effect.zipRight(Ref.update(entered, (n) => n + 1), Effect.never)
+      const log = yield* capturing
+      const { port, shutdown } = yield* log.around(started({ shutdownTimeout: "100 millis" }, forever))
+      const cutOff = yield* counter(Metrics.connectionErrors, "ShutdownDeadline")
+      const peers = yield* Scope.make()
+      for (let i = 0; i < 12; i++) yield* Scope.extend(rawConnect(port), peers)
+      yield* eventually(Ref.get(entered), (n) => n === 12)
+      yield* shutdown
+      const messages = log.records.map((r) => `${r.level} ${r.message}`)
+      expect(messages).toContain("INFO shutting down: waiting up to 100ms for 12 connection(s)")
+      expect(messages).toContain("WARN shutdown deadline passed: cutting off 12 connection(s)")
+      const named = messages.find((m) => m.startsWith("INFO closed 12 connection(s) at the shutdown deadline: "))
+      expect(named).toMatch(/^INFO closed 12 connection\(s\) at the shutdown deadline: (127\.0\.0\.1:\d+, ){9}127\.0\.0\.1:\d+, and 2 more$/)
+      expect(yield* counter(Metrics.connectionErrors, "ShutdownDeadline")).toBe(cutOff + 12)
+      yield* Scope.close(peers, Exit.void)
+    }))
+
+  it.live("a shutdown with nothing to wait for says nothing, and returns at once", () =>
+    Effect.gen(function*() {
+      const log = yield* capturing
+      const { shutdown } = yield* log.around(started({ shutdownTimeout: "1 minute" }, (c: Connection.Connection) => c.echo))
+      yield* shutdown
+      expect(log.records.filter((r) => r.message.startsWith("shutting down"))).toEqual([])
+    }))
+
+  it.live("waiting sockets are dropped at shutdown and counted, as are those that waited too long", () =>
+    Effect.gen(function*() {
+      const busy: Server.Handler<Connection.ConnectionError> = (connection) =>
+        Effect.forever(Effect.zipRight(connection.write(bytes(".")), Effect.sleep("20 millis")))
+      const { port, server, shutdown } = yield* started(
+        { maxConnections: 1, maxPending: 2, idleTimeout: "300 millis", shutdownTimeout: "50 millis" },
+        busy
+      )
+      const atShutdown = yield* counter(Metrics.connectionsDropped, "shutdown")
+      const tooLong = yield* counter(Metrics.connectionsDropped, "wait_timeout")
+      const peers = yield* Scope.make()
+      yield* Scope.extend(rawConnect(port), peers)
+      yield* eventually(server.connections, (live) => live.length === 1)
+      // One waits its whole 300 ms and is dropped; the next is still waiting at shutdown.
+      yield* Scope.extend(rawConnect(port), peers)
+      yield* eventually(counter(Metrics.connectionsDropped, "wait_timeout"), (n) => n === tooLong + 1)
+      yield* Scope.extend(rawConnect(port), peers)
+      yield* eventually(server.pending, (n) => n === 1)
+      yield* shutdown
+      expect(yield* counter(Metrics.connectionsDropped, "shutdown")).toBe(atShutdown + 1)
+      yield* Scope.close(peers, Exit.void)
+    }))
+
+  it.scopedLive("at debug level every connection gets one closed record, with its bytes", () =>
+    Effect.gen(function*() {
+      const records: Array<{ message: string; annotations: Record<string, unknown> }> = []
+      const logger = Logger.make(({ annotations, message }) =>
+        records.push({
+          message: globalThis.Array.isArray(message) ? message.join(" ") : String(message),
+          annotations: Object.fromEntries(annotations)
+        })
+      )
+      const server = yield* Server.make().pipe(
+        Effect.locallyWith(FiberRef.currentLoggers, HashSet.add(logger)),
+        Logger.withMinimumLogLevel(LogLevel.Debug)
+      )
+      yield* Client.roundTrip({ port: server.address.port }, [bytes("abc"), bytes("de")])
+      yield* eventually(Effect.sync(() => records.filter((r) => r.message === "connection closed")), (closed) => closed.length === 1)
+      const closed = records.find((r) => r.message === "connection closed")!
+      expect(closed.annotations).toMatchObject({ bytesIn: 5, bytesOut: 5 })
+      expect(closed.annotations.peer).toMatch(/^127\.0\.0\.1:\d+$/)
+      expect(typeof closed.annotations.durationMs).toBe("number")
+    }))
+
+  it.scopedLive("a newcomer dropped for want of room is named, with what the server holds", () =>
+    Effect.gen(function*() {
+      const log = yield* capturing
+      const server = yield* log.around(Server.make({ maxConnections: 1, maxPending: 1, shutdownTimeout: "50 millis" }, () => Effect.never))
+      const port = server.address.port
+      yield* rawConnect(port)
+      yield* eventually(server.connections, (live) => live.length === 1)
+      yield* rawConnect(port)
+      yield* eventually(server.pending, (n) => n === 1)
+      yield* Effect.either(rawConnect(port))
+      yield* eventually(Effect.sync(() => log.records.filter((r) => r.message.startsWith("dropped connection"))), (d) => d.length === 1)
+      expect(log.records.find((r) => r.message.startsWith("dropped connection"))).toMatchObject({
+        level: "WARN",
+        message: expect.stringMatching(/^dropped connection from 127\.0\.0\.1:\d+: 2 connections held \(1 served, 1 waiting\)$/)
+      })
     }))
 })
