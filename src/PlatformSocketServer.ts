@@ -23,6 +23,12 @@
  * - Shutting down is releasing the layer (or the scope of {@link make}): interrupting
  *   `SocketServer.run` only stops handing new connections to that handler.
  *
+ * One limit the deadline cannot lift: a layer built on this one (`RpcServer.layer`) is released
+ * before it, and `RpcServer`'s release waits, uninterruptibly, for every response it is writing.
+ * A large response to a peer that stopped reading holds it before this server's shutdown has
+ * begun (measured: forever, with a 64 MiB response). `idleTimeout` bounds that case: the stalled
+ * connection is cut once nothing moved for that long (keep it above `RpcClient`'s 10 s ping).
+ *
  * @since 0.1.0
  */
 import * as Socket from "@effect/platform/Socket"
@@ -83,7 +89,13 @@ const encoder = new TextEncoder()
  * @since 0.1.0
  * @category constructors
  */
-export const toSocket = (connection: Connection.Connection): Socket.Socket => {
+export const toSocket = (connection: Connection.Connection): Socket.Socket => adapt(connection).socket
+
+/** The socket, and the close its handler asked for, if it did (the server judges that too). */
+const adapt = (connection: Connection.Connection): {
+  readonly socket: Socket.Socket
+  readonly closed: () => Closed | undefined
+} => {
   // Completed when `run` must return between two chunks: the server is draining, or the handler
   // wrote a CloseEvent. Shared by every `run` of this socket.
   const stop = Deferred.unsafeMake<"drain" | Closed>(FiberId.none)
@@ -144,7 +156,7 @@ export const toSocket = (connection: Connection.Connection): Socket.Socket => {
     )
   }
 
-  return {
+  const socket: Socket.Socket = {
     [Socket.TypeId]: Socket.TypeId,
     run: runRaw,
     // TCP carries bytes only: run and runRaw are the same.
@@ -152,6 +164,7 @@ export const toSocket = (connection: Connection.Connection): Socket.Socket => {
     // Released: a half-close (FIN after everything written), as the platform's Node socket does.
     writer: Effect.acquireRelease(Effect.succeed(write), () => Effect.ignore(connection.end))
   }
+  return { socket, closed: () => closed }
 }
 
 /**
@@ -160,6 +173,8 @@ export const toSocket = (connection: Connection.Connection): Socket.Socket => {
  * handler kept it as a failure or turned it into a defect.
  */
 const judge = (cause: Cause.Cause<unknown>, connection: Connection.Connection): Effect.Effect<void, unknown> => {
+  // (A handler that swallowed such a failure, as @effect/rpc does with every close, is judged by
+  // the close it asked for: see `closedBy`.)
   const errors = [...Cause.failures(cause), ...Cause.defects(cause)]
   let origin: Origin | undefined
   for (const error of errors) {
@@ -168,12 +183,14 @@ const judge = (cause: Cause.Cause<unknown>, connection: Connection.Connection): 
     origin ??= found
   }
   if (origin === undefined) return Effect.failCause(cause)
-  if (origin._tag === "Connection") return Effect.fail(origin.error)
-  // A close the handler asked for: normal with 1000, else the protocol's answer to its peer.
-  return origin.code === 1000
-    ? Effect.void
-    : Effect.fail(new SocketClosed({ peer: connection.peer, code: origin.code, closeReason: origin.reason }))
+  return origin._tag === "Connection" ? Effect.fail(origin.error) : closedBy(origin, connection)
 }
+
+// A close the handler asked for: normal with 1000, else the protocol's answer to its peer.
+const closedBy = (closed: Closed | undefined, connection: Connection.Connection): Effect.Effect<void, SocketClosed> =>
+  closed === undefined || closed.code === 1000
+    ? Effect.void
+    : Effect.fail(new SocketClosed({ peer: connection.peer, code: closed.code, closeReason: closed.reason }))
 
 /**
  * Starts this server in the current scope (see `Server.make`) and returns it as the platform's
@@ -196,7 +213,11 @@ export const make = (
         Effect.raceFirst(Effect.as(ready.await, true), Effect.as(connection.draining, false)),
         (handled) => {
           if (!handled || current === undefined) return Effect.void
-          return Effect.catchAllCause(current(toSocket(connection)), (cause) => judge(cause, connection))
+          const { closed, socket } = adapt(connection)
+          return Effect.matchCauseEffect(current(socket), {
+            onFailure: (cause) => judge(cause, connection),
+            onSuccess: () => closedBy(closed(), connection)
+          })
         }
       )
 
