@@ -23,18 +23,19 @@
  * - Shutting down is releasing the layer (or the scope of {@link make}): interrupting
  *   `SocketServer.run` only stops handing new connections to that handler.
  *
- * One limit the deadline cannot lift: a layer built on this one (`RpcServer.layer`) is released
- * before it, and `RpcServer`'s release waits, uninterruptibly, for every response it is writing.
- * A large response to a peer that stopped reading holds it before this server's shutdown has
- * begun (measured: forever, with a 64 MiB response). `idleTimeout` bounds that case: the stalled
- * connection is cut once nothing moved for that long (keep it above `RpcClient`'s 10 s ping).
+ * One thing layers alone cannot give: a layer built on {@link layer} (`RpcServer.layer`) is
+ * released before it, and `RpcServer`'s release waits, uninterruptibly, for every response it is
+ * writing. A large response to a peer that stopped reading holds it before this server's
+ * shutdown has begun (in a trial with a 64 MiB response: forever). {@link serve} builds such a
+ * layer on this server and releases both at once, so that the deadline bounds that wait too;
+ * with {@link layer}, `idleTimeout` bounds it (keep it above `RpcClient`'s 10 s ping).
  *
  * @since 0.1.0
  */
 import * as Socket from "@effect/platform/Socket"
 import * as SocketServer from "@effect/platform/SocketServer"
-import { Cause, Chunk, Data, Deferred, Effect, FiberId, Layer, Option } from "effect"
-import type { Context, Scope } from "effect"
+import { Cause, Chunk, Context, Data, Deferred, Effect, FiberId, Layer, Option, Scope } from "effect"
+import type { Exit } from "effect"
 import * as Connection from "./Connection.js"
 import type * as Listener from "./Listener.js"
 import * as Server from "./Server.js"
@@ -253,3 +254,40 @@ export const layer = (
   options: Server.Options = {}
 ): Layer.Layer<SocketServer.SocketServer, Server.ServerError | Listener.ListenError> =>
   Layer.scoped(SocketServer.SocketServer, make(options))
+
+/**
+ * Builds `app` on this server's `SocketServer` (started with `options`, and provided beside
+ * `app`'s own services, for its address), and at release begins
+ * the server's graceful shutdown at the same time as `app`'s own release, instead of after it:
+ * whatever `app`'s release waits for on a connection (`RpcServer` waits for every response it is
+ * writing, even to a peer that stopped reading) is then bounded by the shutdown deadline, where
+ * the connections still open are cut off. `app` is built on its own: layers it shares with the
+ * rest of the application are built again for it.
+ *
+ * ```ts
+ * const RpcOverTcp = PlatformSocketServer.serve(
+ *   RpcServer.layer(Api).pipe(Layer.provide(handlers), Layer.provide(RpcServer.layerProtocolSocketServer)),
+ *   { port: 7007, shutdownTimeout: "5 seconds" }
+ * ).pipe(Layer.provide(RpcSerialization.layerNdjson))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const serve = <A, E, R>(
+  app: Layer.Layer<A, E, R>,
+  options: Server.Options = {}
+): Layer.Layer<A | SocketServer.SocketServer, E | Server.ServerError | Listener.ListenError, Exclude<R, SocketServer.SocketServer>> =>
+  Layer.scopedContext(Effect.gen(function*() {
+    const serverScope = yield* Scope.make()
+    const appScope = yield* Scope.make()
+    // Both released together, registered before either holds anything.
+    yield* Effect.addFinalizer((exit: Exit.Exit<unknown, unknown>) =>
+      Effect.all([Scope.close(serverScope, exit), Scope.close(appScope, exit)], { concurrency: 2, discard: true })
+    )
+    const socketServer = yield* Scope.extend(make(options), serverScope)
+    const built = yield* Layer.buildWithScope(app, appScope).pipe(
+      Effect.provideService(SocketServer.SocketServer, socketServer)
+    )
+    return Context.add(built, SocketServer.SocketServer, socketServer)
+  }))

@@ -13,12 +13,14 @@ import { Metrics, PlatformSocketServer } from "../src/index.js"
 
 class Api extends RpcGroup.make(
   Rpc.make("Shout", { payload: { text: Schema.String }, success: Schema.String }),
-  Rpc.make("Wait", { payload: { seconds: Schema.Number } })
+  Rpc.make("Wait", { payload: { seconds: Schema.Number } }),
+  Rpc.make("Download", { payload: { bytes: Schema.Number }, success: Schema.String })
 ) {}
 
 const handlers = Api.toLayer({
   Shout: ({ text }) => Effect.succeed(text.toUpperCase()),
-  Wait: ({ seconds }) => Effect.sleep(`${seconds} seconds`)
+  Wait: ({ seconds }) => Effect.sleep(`${seconds} seconds`),
+  Download: ({ bytes }) => Effect.succeed("x".repeat(bytes))
 })
 
 const errors = (reason: string) =>
@@ -140,5 +142,30 @@ describe("RpcServer over PlatformSocketServer", () => {
       expect([after.Reset, after.Defect, after.HandlerError]).toEqual([before.Reset, before.Defect, before.HandlerError])
       expect(["FIN", "ECONNRESET"]).toContain(yield* Effect.promise(stalled.ended))
       yield* Scope.close(scope, Exit.void)
+    }))
+
+  it.live("with serve, a large response to a client that stopped reading is cut off at the deadline too", () =>
+    Effect.gen(function*() {
+      // With PlatformSocketServer.layer under it, RpcServer's release (first) waits for this
+      // response forever; serve starts the server's shutdown at the same time.
+      const scope = yield* Scope.make()
+      const context = yield* Layer.buildWithScope(
+        PlatformSocketServer.serve(
+          RpcServer.layer(Api).pipe(Layer.provide(handlers), Layer.provide(RpcServer.layerProtocolSocketServer)),
+          { port: 0, shutdownTimeout: "1 second" }
+        ).pipe(Layer.provide(RpcSerialization.layerNdjson)),
+        scope
+      )
+      const address = Context.get(context, SocketServer.SocketServer).address
+      const port = address._tag === "TcpAddress" ? address.port : 0
+      const stalled = yield* rawPeer(port, request("Download", { bytes: 32 * 1024 * 1024 }), true)
+      // Until the response fills every buffer between them (bounded wait).
+      for (let i = 0; i < 200 && (yield* Metric.value(Metrics.bytesSent)).count < 1; i++) yield* Effect.sleep("10 millis")
+      yield* Effect.sleep("200 millis")
+      const before = yield* counts
+      yield* Scope.close(scope, Exit.void)
+      const after = yield* counts
+      expect(after.ShutdownDeadline).toBe(before.ShutdownDeadline + 1)
+      expect(["FIN", "ECONNRESET"]).toContain(yield* Effect.promise(stalled.ended))
     }))
 })
