@@ -26,9 +26,10 @@
  * One thing layers alone cannot give: a layer built on {@link layer} (`RpcServer.layer`) is
  * released before it, and `RpcServer`'s release waits, uninterruptibly, for every response it is
  * writing. A large response to a peer that stopped reading holds it before this server's
- * shutdown has begun (in a trial with a 64 MiB response: forever). {@link serve} builds such a
- * layer on this server and releases both at once, so that the deadline bounds that wait too;
- * with {@link layer}, `idleTimeout` bounds it (keep it above `RpcClient`'s 10 s ping).
+ * shutdown has begun (a trial with a 64 MiB response was still waiting when stopped after 25 s).
+ * {@link serve} builds such a layer on this server and releases both at once, so that the
+ * deadline bounds that wait too; with {@link layer}, `idleTimeout` bounds it (keep it above
+ * `RpcClient`'s 10 s ping).
  *
  * @since 0.1.0
  */
