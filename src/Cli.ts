@@ -24,6 +24,9 @@ import * as Signals from "./internal/signals.js"
 import * as KernelLimits from "./KernelLimits.js"
 import * as Client from "./Client.js"
 import * as Listener from "./Listener.js"
+// A static import: the binary is one bundle, and a dynamic import there would make the bundler
+// wrap every module in a lazy initializer, which measured slower to start than loading this one.
+import * as Prometheus from "./Prometheus.js"
 import * as Server from "./Server.js"
 
 const program = "effect-tcp-echo"
@@ -347,14 +350,12 @@ const descriptorsInUse = Effect.flatMap(FileSystem.FileSystem, (fs) =>
   fs.readDirectory("/proc/self/fd").pipe(Effect.map((fds) => fds.length), Effect.orElseSucceed(() => 0)))
 
 /** `GET /metrics` on `port`, in the current scope. */
-const serveMetrics = (port: number, source: string) =>
-  Effect.gen(function*() {
-    // Loaded only when asked for: what only the metrics need stays out of every other start.
-    const Prometheus = yield* Effect.promise(() => import("./Prometheus.js"))
-    return yield* Prometheus.serve({ port, maxConnections: metricsMaxConnections }).pipe(
-      Effect.mapError((error) => failed(`cannot serve metrics: ${error.message} (port from ${source})`))
+const serveMetrics = (port: number, source: string, exhausted: (address: string) => string) =>
+  Prometheus.serve({ port, maxConnections: metricsMaxConnections }).pipe(
+    Effect.mapError((error) =>
+      failed(`cannot serve metrics: ${error.code === "EMFILE" ? exhausted(error.address) : error.message} (port from ${source})`)
     )
-  })
+  )
 
 type Values<T> = Flags.Values<T>
 
@@ -381,20 +382,23 @@ const serveWith = (
       // only by accident (the kernel's value stays).
       ? { ...requested, keepAliveInitialDelay: Duration.seconds(limits.tcpKeepaliveTime) }
       : requested
+    const inUse = yield* descriptorsInUse
     const { options } = fitToDescriptors(
       keepAlive,
       limits,
-      yield* descriptorsInUse,
+      inUse,
       metricsPort === undefined ? 0 : metricsMaxConnections
     )
     // glibc would otherwise unmap and fault in its heap top at every GC under load (heap.ts).
     yield* Effect.sync(Heap.relaxTrim)
     // Metrics first: a port that cannot be served fails before the server is announced, and the
     // scope releases it last, so that the echo server's drain can be watched to its end.
-    const metrics = metricsPort === undefined ? undefined : yield* serveMetrics(metricsPort, sources.metricsPort!)
+    const metrics = metricsPort === undefined
+      ? undefined
+      : yield* serveMetrics(metricsPort, sources.metricsPort!, (address) => outOfDescriptors(address, limits, inUse))
     const server = yield* Server.make(options).pipe(
       Effect.catchTags({
-        ListenError: (error) => Effect.fail(listenFailure(error, sources)),
+        ListenError: (error) => Effect.fail(listenFailure(error, sources, limits, inUse)),
         ServerError: (error) => Effect.fail(failed(`${error.message}${setBy(sources, error.option)}`))
       })
     )
@@ -441,8 +445,28 @@ const setBy = (sources: Flags.Sources<typeof serveFlags>, option: string | undef
   return source === undefined ? "" : ` (${option} from ${source})`
 }
 
-const listenFailure = (error: Listener.ListenError, sources: Flags.Sources<typeof serveFlags>) => {
+/**
+ * Below what starting needs: one line with the limit (when /proc could still be read) and what
+ * was open before the listeners, instead of a bare EMFILE.
+ */
+const outOfDescriptors = (address: string, limits: KernelLimits.Limits, inUse: number) => {
+  const soft = limits.openFiles?.soft
+  const held = [
+    soft === undefined ? undefined : `the open-files limit is ${soft}`,
+    inUse > 0 ? `${inUse} were open at start` : undefined
+  ].filter((part) => part !== undefined)
+  return `cannot listen on ${address}: no file descriptor left (EMFILE)${held.length > 0 ? `: ${held.join(", ")}` : ""}; ` +
+    `raise the limit with ulimit -n (each connection needs one more)`
+}
+
+const listenFailure = (
+  error: Listener.ListenError,
+  sources: Flags.Sources<typeof serveFlags>,
+  limits: KernelLimits.Limits,
+  inUse: number
+) => {
   if (error.reason === "InvalidOption") return failed(`${error.message}${setBy(sources, error.option)}`)
+  if (error.code === "EMFILE") return failed(outOfDescriptors(error.address, limits, inUse))
   const from = [sources.host, sources.port].filter((s) => s !== undefined)
   return failed(error.message + (from.length === 0 ? "" : ` (address from ${from.join(" and ")})`))
 }

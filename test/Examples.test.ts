@@ -47,4 +47,15 @@ describe("examples", () => {
     expect(status, output).toBe(0)
     expect(output).toContain("property held for 20 runs")
   })
+
+  it("rpc-over-tcp: a real RpcClient is answered, and a shutdown with a stalled client ends at its deadline", () => {
+    const { output, status } = runExample("rpc-over-tcp.ts")
+    expect(status, output).toBe(0)
+    expect(output).toContain(`Shout("hello") -> "HELLO"`)
+    expect(output).toContain(`Shout("over tcp") -> "OVER TCP"`)
+    expect(output).toContain("shutting down: waiting up to 1s for 2 connection(s)")
+    expect(output).toContain("closed 1 connection(s) at the shutdown deadline")
+    expect(output).toContain("connections cut off at the deadline: 1")
+    expect(output).toContain("shutdown returned after")
+  })
 })

@@ -2,7 +2,8 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, FiberRef, HashSet, Logger, Metric, MetricBoundaries, Scope } from "effect"
 import { spawnSync } from "node:child_process"
 import * as net from "node:net"
-import { Client, Metrics, Prometheus, Server } from "../src/index.js"
+import { Client, Metrics, Server } from "../src/index.js"
+import * as Prometheus from "../src/Prometheus.js"
 
 // Touched so that every kind the exposition writes has a series, labelled and not.
 const histogram = Metric.histogram("test_wait_seconds", MetricBoundaries.linear({ start: 0.5, width: 0.5, count: 3 }), "A test histogram")

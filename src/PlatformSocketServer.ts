@@ -1,0 +1,294 @@
+/**
+ * This server as `@effect/platform`'s own `SocketServer.SocketServer` service, and a
+ * `Connection` seen as a `Socket.Socket`. Code written against the platform's socket API
+ * (`SocketServer.run(handler)`, `socket.run`, `socket.writer`, `@effect/rpc`'s socket protocol)
+ * runs unchanged on this server, and gets its backpressure, connection limits, idle timeout and
+ * hard shutdown deadline.
+ *
+ * Where the platform's semantics and this server's differ, this module takes the server's side:
+ * - `socket.run(handler)` calls `handler` once per chunk, in order, and reads the next chunk only
+ *   after the effect the handler returned for the previous one has completed (the platform's
+ *   Node socket forks every such effect at once, with no bound). Meanwhile the connection reads
+ *   ahead at most its `highWaterMark` (64 KiB by default), then stops reading, and the kernel
+ *   closes the window on the peer. A handler whose effect waits for a later chunk of the same
+ *   socket therefore waits forever: hand that work to a fiber of its own.
+ * - `socket.run` returns at the peer's half-close, as the platform's does, and also when the
+ *   server begins to shut down (between two chunks): the handler then ends, and the server
+ *   completes the connection (its FIN after everything written, then the peer's, within the
+ *   shutdown deadline), instead of cutting it off at the deadline.
+ * - A handler's failure is this server's to judge (logged, counted, the connection reset), not
+ *   logged at `unhandledErrorLogLevel` only. A failure that is the connection's own end (the peer
+ *   reset it, left, idled out), even when a handler turned it into a defect (`Effect.orDie`, as
+ *   `@effect/rpc` does), is counted as that end.
+ * - Shutting down is releasing the layer (or the scope of {@link make}): interrupting
+ *   `SocketServer.run` only stops handing new connections to that handler.
+ *
+ * One thing layers alone cannot give: a layer built on {@link layer} (`RpcServer.layer`) is
+ * released before it, and `RpcServer`'s release waits, uninterruptibly, for every response it is
+ * writing. A large response to a peer that stopped reading holds it before this server's
+ * shutdown has begun (a trial with a 64 MiB response was still waiting when stopped after 25 s).
+ * {@link serve} builds such a layer on this server and releases both at once, so that the
+ * deadline bounds that wait too; with {@link layer}, `idleTimeout` bounds it (keep it above
+ * `RpcClient`'s 10 s ping).
+ *
+ * @since 0.1.0
+ */
+import * as Socket from "@effect/platform/Socket"
+import * as SocketServer from "@effect/platform/SocketServer"
+import { Cause, Chunk, Context, Data, Deferred, Effect, FiberId, Layer, Option, Scope } from "effect"
+import type { Exit } from "effect"
+import * as Connection from "./Connection.js"
+import type * as Listener from "./Listener.js"
+import * as Server from "./Server.js"
+
+/**
+ * A connection closed by its handler with a `Socket.CloseEvent` whose code is not 1000 (a normal
+ * close): the protocol's answer to its peer (`@effect/rpc` closes with 1009 on input it cannot
+ * decode). Counted as the peer's doing, under the reason `SocketClosed`, and completed normally:
+ * what was written before the close arrives, then the FIN.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class SocketClosed extends Data.TaggedError("SocketClosed")<{
+  /** `HOST:PORT` of the peer. */
+  readonly peer: string
+  readonly code: number
+  readonly closeReason?: string | undefined
+}> {
+  readonly [Server.PeerFault] = "SocketClosed"
+  override get message(): string {
+    return `closed ${this.peer} with code ${this.code}${this.closeReason ? `: ${this.closeReason}` : ""}`
+  }
+}
+
+// What each SocketError this module raised stands for: the connection's own error, or a close its
+// handler asked for. A handler's failure is judged by it (see `judge`).
+type Origin =
+  | { readonly _tag: "Connection"; readonly error: Connection.ConnectionError }
+  | { readonly _tag: "Closed"; readonly code: number; readonly reason: string | undefined }
+const origins = new WeakMap<object, Origin>()
+type Closed = Extract<Origin, { _tag: "Closed" }>
+
+const fromConnection = (reason: "Read" | "Write", error: Connection.ConnectionError): Socket.SocketError => {
+  // A socket closed without an error is the platform's clean close (1000); everything else is an
+  // error of the side that met it, with the connection's error as its cause.
+  const socketError = error.code === "ECLOSED"
+    ? new Socket.SocketCloseError({ reason: "Close", code: 1000 })
+    : new Socket.SocketGenericError({ reason, cause: error })
+  origins.set(socketError, { _tag: "Connection", error })
+  return socketError
+}
+
+const encoder = new TextEncoder()
+
+/**
+ * `connection` as a `Socket.Socket`, with the semantics this module's header describes. Its
+ * writer's release half-closes the connection; closing it is the server's (or the connection's
+ * owner's) business.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const toSocket = (connection: Connection.Connection): Socket.Socket => adapt(connection).socket
+
+/** The socket, and the close its handler asked for, if it did (the server judges that too). */
+const adapt = (connection: Connection.Connection): {
+  readonly socket: Socket.Socket
+  readonly closed: () => Closed | undefined
+} => {
+  // Completed when `run` must return between two chunks: the server is draining, or the handler
+  // wrote a CloseEvent. Shared by every `run` of this socket.
+  const stop = Deferred.unsafeMake<"drain" | Closed>(FiberId.none)
+  let closed: Closed | undefined
+
+  const stopped = (): Effect.Effect<void, Socket.SocketError> => {
+    if (closed === undefined) return Effect.void
+    const error = new Socket.SocketCloseError({ reason: "Close", code: closed.code, closeReason: closed.reason })
+    origins.set(error, closed)
+    return Effect.fail(error)
+  }
+
+  const runRaw = <_, E = never, R = never>(
+    handler: (data: Uint8Array) => Effect.Effect<_, E, R> | void,
+    options?: { readonly onOpen?: Effect.Effect<void> | undefined }
+  ): Effect.Effect<void, Socket.SocketError | E, R> =>
+    Effect.scoped(Effect.gen(function*() {
+      // One watcher per run, in run's scope: the drain notice never arrives for a connection no
+      // server owns, and then this waits until the scope closes.
+      yield* Effect.forkScoped(Effect.zipRight(connection.draining, Deferred.succeed(stop, "drain")))
+      if (options?.onOpen !== undefined) yield* options.onOpen
+      const next = Effect.raceFirst(connection.read, Effect.as(Deferred.await(stop), undefined))
+      while (true) {
+        if (closed !== undefined) return yield* stopped()
+        const read = yield* Effect.either(next)
+        if (read._tag === "Left") {
+          // The peer's half-close ends the run, as the platform's 'end' does.
+          if (Option.isNone(read.left)) return
+          return yield* Effect.fail(fromConnection("Read", read.left.value))
+        }
+        // Stopped: the drain notice (return, the handler ends at a safe point) or a close.
+        if (read.right === undefined) return yield* stopped()
+        for (const data of Chunk.toReadonlyArray(read.right)) {
+          const result = handler(data)
+          if (!Effect.isEffect(result)) continue
+          // The next chunk waits for this one's effect: that is the backpressure. An effect that
+          // interrupts itself is dropped, as a fiber of the platform's FiberSet would be.
+          const exit = yield* Effect.exit(result)
+          if (exit._tag === "Failure" && !Cause.isInterruptedOnly(exit.cause)) {
+            return yield* Effect.failCause(exit.cause)
+          }
+        }
+      }
+    }))
+
+  const write = (chunk: Uint8Array | string | Socket.CloseEvent): Effect.Effect<void, Socket.SocketError> => {
+    if (Socket.isCloseEvent(chunk)) {
+      return Effect.suspend(() => {
+        closed ??= { _tag: "Closed", code: chunk.code, reason: chunk.reason }
+        Deferred.unsafeDone(stop, Effect.succeed(closed))
+        // A FIN after everything written; the server closes the socket once the handler is done.
+        return Effect.mapError(connection.end, (error) => fromConnection("Write", error))
+      })
+    }
+    return Effect.mapError(
+      connection.write(typeof chunk === "string" ? encoder.encode(chunk) : chunk),
+      (error) => fromConnection("Write", error)
+    )
+  }
+
+  const socket: Socket.Socket = {
+    [Socket.TypeId]: Socket.TypeId,
+    run: runRaw,
+    // TCP carries bytes only: run and runRaw are the same.
+    runRaw,
+    // Released: a half-close (FIN after everything written), as the platform's Node socket does.
+    writer: Effect.acquireRelease(Effect.succeed(write), () => Effect.ignore(connection.end))
+  }
+  return { socket, closed: () => closed }
+}
+
+/**
+ * How a platform handler ended, as the server judges it: a failure made only of this module's
+ * socket errors is the connection's own end (or the close its handler asked for), whether the
+ * handler kept it as a failure or turned it into a defect.
+ */
+const judge = (cause: Cause.Cause<unknown>, connection: Connection.Connection): Effect.Effect<void, unknown> => {
+  // (A handler that swallowed such a failure, as @effect/rpc does with every close, is judged by
+  // the close it asked for: see `closedBy`.)
+  const errors = [...Cause.failures(cause), ...Cause.defects(cause)]
+  let origin: Origin | undefined
+  for (const error of errors) {
+    const found = typeof error === "object" && error !== null ? origins.get(error) : undefined
+    if (found === undefined) return Effect.failCause(cause)
+    origin ??= found
+  }
+  if (origin === undefined) return Effect.failCause(cause)
+  return origin._tag === "Connection" ? Effect.fail(origin.error) : closedBy(origin, connection)
+}
+
+// A close the handler asked for: normal with 1000, else the protocol's answer to its peer.
+const closedBy = (closed: Closed | undefined, connection: Connection.Connection): Effect.Effect<void, SocketClosed> =>
+  closed === undefined || closed.code === 1000
+    ? Effect.void
+    : Effect.fail(new SocketClosed({ peer: connection.peer, code: closed.code, closeReason: closed.reason }))
+
+/**
+ * Starts this server in the current scope (see `Server.make`) and returns it as the platform's
+ * `SocketServer` service. Connections that arrive before `run` is called wait for a handler
+ * (unread, in their slot); at shutdown, those still waiting are completed at once.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  options: Server.Options = {}
+): Effect.Effect<SocketServer.SocketServer["Type"], Server.ServerError | Listener.ListenError, Scope.Scope> =>
+  Effect.gen(function*() {
+    // The handler of the latest `run` still running; connections wait for one while there is none.
+    let current: ((socket: Socket.Socket) => Effect.Effect<unknown, unknown>) | undefined
+    const ready = yield* Effect.makeLatch(false)
+
+    const serve: Server.Handler<unknown> = (connection) =>
+      Effect.flatMap(
+        Effect.raceFirst(Effect.as(ready.await, true), Effect.as(connection.draining, false)),
+        (handled) => {
+          if (!handled || current === undefined) return Effect.void
+          const { closed, socket } = adapt(connection)
+          return Effect.matchCauseEffect(current(socket), {
+            onFailure: (cause) => judge(cause, connection),
+            onSuccess: () => closedBy(closed(), connection)
+          })
+        }
+      )
+
+    const server = yield* Server.make(options, serve)
+
+    const run = <R, E, _>(
+      handler: (socket: Socket.Socket) => Effect.Effect<_, E, R>
+    ): Effect.Effect<never, SocketServer.SocketServerError, R> =>
+      Effect.contextWithEffect((context: Context.Context<R>) => {
+        const previous = current
+        current = (socket) => Effect.provide(handler(socket), context)
+        ready.unsafeOpen()
+        return Effect.onExit(Effect.never, () =>
+          Effect.sync(() => {
+            current = previous
+            if (current === undefined) ready.unsafeClose()
+          }))
+      })
+
+    return SocketServer.SocketServer.of({
+      address: { _tag: "TcpAddress", hostname: server.address.host, port: server.address.port },
+      run
+    })
+  })
+
+/**
+ * The platform's `SocketServer` service, backed by this server: started when the layer is built,
+ * shut down gracefully (with the server's deadline) when it is released.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (
+  options: Server.Options = {}
+): Layer.Layer<SocketServer.SocketServer, Server.ServerError | Listener.ListenError> =>
+  Layer.scoped(SocketServer.SocketServer, make(options))
+
+/**
+ * Builds `app` on this server's `SocketServer` (started with `options`, and provided beside
+ * `app`'s own services, for its address), and at release begins
+ * the server's graceful shutdown at the same time as `app`'s own release, instead of after it:
+ * whatever `app`'s release waits for on a connection (`RpcServer` waits for every response it is
+ * writing, even to a peer that stopped reading) is then bounded by the shutdown deadline, where
+ * the connections still open are cut off. `app` is built on its own: layers it shares with the
+ * rest of the application are built again for it.
+ *
+ * ```ts
+ * const RpcOverTcp = PlatformSocketServer.serve(
+ *   RpcServer.layer(Api).pipe(Layer.provide(handlers), Layer.provide(RpcServer.layerProtocolSocketServer)),
+ *   { port: 7007, shutdownTimeout: "5 seconds" }
+ * ).pipe(Layer.provide(RpcSerialization.layerNdjson))
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const serve = <A, E, R>(
+  app: Layer.Layer<A, E, R>,
+  options: Server.Options = {}
+): Layer.Layer<A | SocketServer.SocketServer, E | Server.ServerError | Listener.ListenError, Exclude<R, SocketServer.SocketServer>> =>
+  Layer.scopedContext(Effect.gen(function*() {
+    const serverScope = yield* Scope.make()
+    const appScope = yield* Scope.make()
+    // Both released together, registered before either holds anything.
+    yield* Effect.addFinalizer((exit: Exit.Exit<unknown, unknown>) =>
+      Effect.all([Scope.close(serverScope, exit), Scope.close(appScope, exit)], { concurrency: 2, discard: true })
+    )
+    const socketServer = yield* Scope.extend(make(options), serverScope)
+    const built = yield* Layer.buildWithScope(app, appScope).pipe(
+      Effect.provideService(SocketServer.SocketServer, socketServer)
+    )
+    return Context.add(built, SocketServer.SocketServer, socketServer)
+  }))

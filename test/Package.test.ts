@@ -1,0 +1,196 @@
+/**
+ * The package as npm would publish it (`npm pack` of what `npm run build` made): what it ships,
+ * what publint and arethetypeswrong say of it, a core entry that loads no exporter and no CLI,
+ * and a binary that is one file and starts under a low open-files limit. All offline: the
+ * tarball is installed in a scratch app, from the registry, by test/scratch-app.ts (.ci/run).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
+import { execFileSync, spawn, spawnSync } from "node:child_process"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { publint } from "publint"
+import { bin, run, serve } from "./utils/cli.js"
+
+const root = path.resolve(import.meta.dirname, "..")
+const pkg = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8")) as {
+  readonly exports: Record<string, string | { readonly types: string; readonly default: string }>
+  readonly bin: Record<string, string>
+  readonly peerDependencies: Record<string, string>
+  readonly dependencies?: Record<string, string>
+}
+
+let scratch: string
+let tarball: string
+let files: ReadonlyArray<string>
+
+beforeAll(() => {
+  scratch = fs.mkdtempSync(path.join(os.tmpdir(), "echo-pack-"))
+  // dist/ is built by `npm test` before vitest runs; prepack (the same build) is not run again.
+  const out = execFileSync("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", scratch], {
+    cwd: root,
+    encoding: "utf8",
+    timeout: 60_000
+  })
+  const [packed] = JSON.parse(out) as Array<{ filename: string; files: Array<{ path: string }> }>
+  tarball = path.join(scratch, packed!.filename)
+  files = packed!.files.map((f) => f.path)
+})
+
+afterAll(() => fs.rmSync(scratch, { recursive: true, force: true }))
+
+describe("package", () => {
+  it("ships LICENSE, the bundled binary and every export's file, and none of the CLI's modules", () => {
+    expect(files).toContain("LICENSE")
+    expect(files).toContain(pkg.bin["effect-tcp-echo"]!.replace(/^\.\//, ""))
+    for (const target of Object.values(pkg.exports)) {
+      for (const file of typeof target === "string" ? [target] : [target.types, target.default]) {
+        expect(files).toContain(file.replace(/^\.\//, ""))
+      }
+    }
+    expect(files.filter((f) => /^dist\/src\/(Cli|internal\/(flags|signals|heap|early))\./.test(f))).toEqual([])
+  })
+
+  it("has no dependencies of its own: effect and @effect/platform are peers, with their ranges", () => {
+    expect(pkg.dependencies).toBeUndefined()
+    expect(Object.keys(pkg.peerDependencies).sort()).toEqual(["@effect/platform", "@effect/platform-node", "effect"])
+  })
+
+  it("publint reports nothing, suggestions included", async () => {
+    const { messages } = await publint({
+      pack: { tarball: fs.readFileSync(tarball).buffer as ArrayBuffer },
+      level: "suggestion",
+      strict: true
+    })
+    expect(messages).toEqual([])
+  })
+
+  it("arethetypeswrong reports nothing for an ESM-only package (node16 from ESM, bundlers)", () => {
+    const result = spawnSync(
+      process.execPath,
+      [path.join(root, "node_modules/@arethetypeswrong/cli/dist/index.js"), tarball, "--profile", "esm-only", "--format", "json"],
+      { encoding: "utf8", timeout: 120_000 }
+    )
+    expect(result.status, result.stderr).toBe(0)
+    const { problems } = JSON.parse(result.stdout) as {
+      problems: Record<string, Array<{ resolutionKind?: string; entrypoint?: string }>>
+    }
+    // The ESM-only profile ignores CommonJS resolution (node10, node16 from require) only.
+    const counted = Object.entries(problems).flatMap(([kind, list]) =>
+      list.filter((p) => p.resolutionKind !== "node10" && p.resolutionKind !== "node16-cjs").map((p) => `${kind} ${p.entrypoint}`)
+    )
+    expect(counted).toEqual([])
+  })
+})
+
+/** Every module file the built entry reaches, and every bare specifier it imports, statically. */
+const graph = (entry: string) => {
+  const modules = new Set<string>()
+  const packages = new Set<string>()
+  const visit = (file: string) => {
+    if (modules.has(file)) return
+    modules.add(file)
+    const text = fs.readFileSync(file, "utf8")
+    for (const match of text.matchAll(/(?:^|\n)\s*(?:import|export)[^"'\n]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g)) {
+      const specifier = (match[1] ?? match[2])!
+      if (specifier.startsWith(".")) visit(path.resolve(path.dirname(file), specifier))
+      else packages.add(specifier)
+    }
+  }
+  visit(entry)
+  return { modules: [...modules].map((m) => path.relative(path.join(root, "dist/src"), m)), packages: [...packages] }
+}
+
+describe("the core entry", () => {
+  it("reaches no metrics exporter and no CLI code, and imports only effect, @effect/platform and node:", () => {
+    const { modules, packages } = graph(path.join(root, "dist/src/index.js"))
+    expect(modules).toContain("Server.js")
+    expect(modules.filter((m) => /^(Prometheus|Cli)\.js$|^internal\/(flags|signals|heap|early)\.js$/.test(m))).toEqual([])
+    expect(packages.filter((p) => !/^(effect|@effect\/platform\/[A-Za-z]+|node:[a-z_/]+)$/.test(p))).toEqual([])
+  })
+
+  it("loads no HTTP server when imported (what Prometheus would need)", () => {
+    const result = spawnSync(process.execPath, [
+      "--input-type=module",
+      "-e",
+      `await import(${JSON.stringify(path.join(root, "dist/src/index.js"))}); console.log(process.moduleLoadList.filter((m) => /^NativeModule (http|_http_server)$/.test(m)).join(","))`
+    ], { encoding: "utf8", timeout: 30_000 })
+    expect(result.status, result.stderr).toBe(0)
+    expect(result.stdout.trim()).toBe("")
+  })
+})
+
+const hasPrlimit = (() => {
+  try {
+    execFileSync("prlimit", ["--version"], { stdio: "ignore" })
+    return true
+  } catch {
+    return false
+  }
+})()
+
+/** Runs the binary under an open-files limit until it exits, or until it listens (then stopped). */
+const startUnder = (limit: number, args: ReadonlyArray<string>) =>
+  new Promise<{ listening: boolean; status: number | null; stderr: string }>((resolve) => {
+    const child = spawn("prlimit", [`--nofile=${limit}:${limit}`, process.execPath, bin, ...args], {
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let stdout = ""
+    let stderr = ""
+    let listening = false
+    const timer = setTimeout(() => child.kill("SIGKILL"), 30_000)
+    child.stdout.on("data", (data: Buffer) => {
+      stdout += data.toString()
+      if (!listening && stdout.startsWith("listening on")) {
+        listening = true
+        child.kill("SIGKILL")
+      }
+    })
+    child.stderr.on("data", (data: Buffer) => (stderr += data.toString()))
+    child.once("close", (status) => {
+      clearTimeout(timer)
+      resolve({ listening, status, stderr })
+    })
+  })
+
+describe("the binary", () => {
+  it("is one file: it imports nothing but Node's own modules", () => {
+    const text = fs.readFileSync(bin, "utf8")
+    const imports = [...text.matchAll(/(?:^|\n)import[^"'\n]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)|require\(\s*["']([^"']+)["']\s*\)/g)]
+      .map((m) => (m[1] ?? m[2] ?? m[3])!)
+    expect(imports.filter((s) => !s.startsWith("node:"))).toEqual([])
+  })
+
+  it.runIf(hasPrlimit)("--help and serve start under prlimit --nofile=64", async () => {
+    const help = spawnSync("prlimit", ["--nofile=64:64", process.execPath, bin, "--help"], { encoding: "utf8", timeout: 30_000 })
+    expect(help.status, help.stderr).toBe(0)
+    expect(help.stdout).toContain("Usage: effect-tcp-echo")
+    const server = await serve([], {}, ["prlimit", "--nofile=64:64"])
+    expect(server.address.host).toBe("127.0.0.1")
+    server.child.kill("SIGTERM")
+    expect(await server.exited).toBe(0)
+  })
+
+  it.runIf(hasPrlimit)("below what serve needs to listen, it says so in one line, not a stack", async () => {
+    // Upwards from below what Node itself needs, until serve listens (bounded): with the metrics
+    // listener taking one more descriptor, there is a limit where Node starts and the echo
+    // listener cannot be opened.
+    let said: string | undefined
+    for (let limit = 12; limit <= 64; limit++) {
+      const result = await startUnder(limit, ["serve", "--metrics-port", "0"])
+      if (result.listening) break
+      if (result.stderr.startsWith("effect-tcp-echo: ")) {
+        expect(result.status).toBe(1)
+        expect(result.stderr.trimEnd().split("\n")).toHaveLength(1)
+        said = result.stderr.trim()
+      }
+    }
+    expect(said).toMatch(/^effect-tcp-echo: (cannot serve metrics: )?cannot listen on 127\.0\.0\.1:0: no file descriptor left \(EMFILE\).*raise the limit with ulimit -n/)
+  })
+
+  it("runs as a user runs it, from its own path", () => {
+    const result = run(["--version"])
+    expect(result.status).toBe(0)
+    expect(result.stdout).toMatch(/^effect-tcp-echo \d+\.\d+\.\d+/)
+  })
+})
