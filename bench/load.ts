@@ -135,7 +135,14 @@ const rtt = async (connections: number) => {
   await counted(() => latencies.length, (open) => (measuring = open))
   latencies.sort((a, b) => a - b)
   const at = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0
-  done({ units: latencies.length, unit: "round trips", rate: latencies.length / seconds, p50: at(0.5), p99: at(0.99), errors })
+  done({
+    units: latencies.length,
+    unit: "round trips",
+    rate: latencies.length / seconds,
+    p50: at(0.5),
+    p99: at(0.99),
+    errors
+  })
 }
 
 /** N loops of connect, send 100 bytes, half-close, read to EOF, close. */

@@ -63,7 +63,9 @@ const packed = Object.fromEntries(
     const dir = path.join(work, `pack-${side}`)
     fs.mkdirSync(dir)
     const out = sh("npm", ["pack", "--ignore-scripts", "--json", "--pack-destination", dir], sides[side])
-    const [info] = JSON.parse(out.slice(out.indexOf("["))) as Array<{ filename: string; size: number; unpackedSize: number }>
+    const [info] = JSON.parse(out.slice(out.indexOf("["))) as Array<
+      { filename: string; size: number; unpackedSize: number }
+    >
     return [side, { tarball: path.join(dir, info!.filename), size: info!.size, unpackedSize: info!.unpackedSize }]
   })
 ) as Record<Side, { tarball: string; size: number; unpackedSize: number }>
@@ -73,7 +75,9 @@ type Scenario = "library" | "core" | "cli"
 const peersFor = (side: Side, scenario: Scenario) => {
   const { peerDependencies = {}, peerDependenciesMeta = {} } = manifest(side)
   return Object.entries(peerDependencies)
-    .filter(([name]) => scenario === "library" || (scenario === "core" && peerDependenciesMeta[name]?.optional !== true))
+    .filter(([name]) =>
+      scenario === "library" || (scenario === "core" && peerDependenciesMeta[name]?.optional !== true)
+    )
     .map(([name, range]) => `${name}@${range}`)
 }
 
@@ -84,7 +88,8 @@ const install = (side: Side, scenario: Scenario) => {
   const packages = scenario === "cli" ? [tarballs[side]] : [tarballs[side], ...peersFor(side, scenario)]
   sh("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error", ...packages], dir)
   const bytes = Number(sh("du", ["-sb", "node_modules"], dir).split("\t")[0])
-  const count = sh("npm", ["ls", "--all", "--parseable"], dir).split("\n").filter((l) => l.includes("node_modules")).length
+  const count =
+    sh("npm", ["ls", "--all", "--parseable"], dir).split("\n").filter((l) => l.includes("node_modules")).length
   return { dir, bytes, count }
 }
 
@@ -130,11 +135,14 @@ for (let round = 0; round < rounds; round++) {
 
 // --- Time to `listening on`, from spawn, for the binary of the CLI install.
 
-const binOf = (side: Side) => path.join(installs[side].cli.dir, "node_modules", name, Object.values(manifest(side).bin)[0]!)
+const binOf = (side: Side) =>
+  path.join(installs[side].cli.dir, "node_modules", name, Object.values(manifest(side).bin)[0]!)
 const listenOnce = (side: Side) =>
   new Promise<number>((resolve, reject) => {
     const started = performance.now()
-    const child = spawn(process.execPath, [binOf(side), "serve", "--port", "0"], { stdio: ["ignore", "pipe", "ignore"] })
+    const child = spawn(process.execPath, [binOf(side), "serve", "--port", "0"], {
+      stdio: ["ignore", "pipe", "ignore"]
+    })
     const timer = setTimeout(() => child.kill("SIGKILL"), 30_000)
     let out = ""
     child.stdout.on("data", (data: Buffer) => {
@@ -214,11 +222,15 @@ const machine = `${os.cpus().length} x ${os.cpus()[0]?.model.trim() ?? "cpu"}, N
 const importRow = (side: Side, specifier: string) => {
   const r = ratio(side, specifier)
   const s = imp(side, specifier)
-  return `| ${side} | \`import "${specifier}"\` | ${median(s.ms).toFixed(0)} (${range(s.ms)}) | ${median(r).toFixed(2)}x (${range(r, 2)}) | ${(median(s.rss) / 1024 / 1024).toFixed(0)} MB |`
+  return `| ${side} | \`import "${specifier}"\` | ${median(s.ms).toFixed(0)} (${range(s.ms)}) | ${
+    median(r).toFixed(2)
+  }x (${range(r, 2)}) | ${(median(s.rss) / 1024 / 1024).toFixed(0)} MB |`
 }
 const listenRatio = listening.after.map((ms, i) => ms / listening.before[i]!)
 const installRow = (scenario: Scenario, label: string) =>
-  `| ${label} | ${mb(installs.before[scenario].bytes)}, ${installs.before[scenario].count} packages | ${mb(installs.after[scenario].bytes)}, ${installs.after[scenario].count} packages |`
+  `| ${label} | ${mb(installs.before[scenario].bytes)}, ${installs.before[scenario].count} packages | ${
+    mb(installs.after[scenario].bytes)
+  }, ${installs.after[scenario].count} packages |`
 
 const section = `<!-- packaging:start -->
 ## Packaging: install size, import time, start time
@@ -259,7 +271,9 @@ ${median(listenRatio).toFixed(2)}x (${range(listenRatio, 2)}).
 
 Open files needed to start (\`prlimit --nofile=N:N\`, the least N at which \`serve\` prints its address or
 \`--help\` its usage within 15 s, by binary search, 3 searches each, spawned with only stdin, stdout and
-stderr open): \`serve\` before ${descriptors["before serve"]!.join(", ")}, after ${descriptors["after serve"]!.join(", ")};
+stderr open): \`serve\` before ${descriptors["before serve"]!.join(", ")}, after ${
+  descriptors["after serve"]!.join(", ")
+};
 \`--help\` before ${descriptors["before --help"]!.join(", ")}, after ${descriptors["after --help"]!.join(", ")}.
 <!-- packaging:end -->`
 

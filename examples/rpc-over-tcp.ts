@@ -11,8 +11,8 @@
  *
  * Run: npx tsx examples/rpc-over-tcp.ts   (exits 0 once the shutdown has returned)
  */
-import { NodeRuntime, NodeSocket } from "@effect/platform-node"
 import { SocketServer } from "@effect/platform"
+import { NodeRuntime, NodeSocket } from "@effect/platform-node"
 import { Rpc, RpcClient, RpcGroup, RpcSerialization, RpcServer } from "@effect/rpc"
 import { Context, Effect, Exit, Layer, Metric, MetricLabel, Schema, Scope } from "effect"
 import * as net from "node:net"
@@ -45,7 +45,9 @@ const cutAtDeadline = Effect.map(
 const stalledClient = (port: number) =>
   Effect.async<{ readonly ended: () => Promise<string> }>((resume) => {
     const socket = net.connect({ host: "127.0.0.1", port }, () => {
-      socket.write(`${JSON.stringify({ _tag: "Request", id: "1", tag: "Wait", payload: { seconds: 3600 }, headers: [] })}\n`)
+      socket.write(
+        `${JSON.stringify({ _tag: "Request", id: "1", tag: "Wait", payload: { seconds: 3600 }, headers: [] })}\n`
+      )
       socket.pause()
       resume(Effect.succeed({ ended }))
     })
@@ -92,7 +94,9 @@ const program = Effect.gen(function*() {
   const cut = (yield* cutAtDeadline) - before
   yield* Effect.log(`shutdown returned after ${seconds.toFixed(1)} s (deadline 1 s)`)
   yield* Effect.log(`connections cut off at the deadline: ${cut}`)
-  yield* Effect.log(`the stalled client, reading again, sees its connection end: ${yield* Effect.promise(stalled.ended)}`)
+  yield* Effect.log(
+    `the stalled client, reading again, sees its connection end: ${yield* Effect.promise(stalled.ended)}`
+  )
   yield* Scope.close(clientScope, Exit.void)
 })
 

@@ -55,7 +55,11 @@ const replayed = fc.check(property(forkingEcho, replayPath), {
   endOnFailure: true
 })
 const again = replayed.errorInstance as TestKit.SimulationFailure | null
-console.log(`replayed: ${again !== null && again.trace === failure.trace ? "the same run, trace " + again.trace : "a different run"}`)
+console.log(
+  `replayed: ${
+    again !== null && again.trace === failure.trace ? "the same run, trace " + again.trace : "a different run"
+  }`
+)
 
 // The fixed handler holds on the same runs.
 const fixed = fc.check(property(echo), { numRuns: 500, seed: 1 })

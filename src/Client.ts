@@ -5,8 +5,8 @@
  *
  * @since 0.1.0
  */
-import { Chunk, Data, Duration, Effect, Either, Stream } from "effect"
-import type { Scope } from "effect"
+import { Chunk, Data, Effect, Either, Stream } from "effect"
+import type { Duration, Scope } from "effect"
 import * as Connection from "./Connection.js"
 import { connectWith } from "./internal/connect.js"
 import * as errno from "./internal/errno.js"
@@ -96,20 +96,24 @@ export const connect = (options: Options): Effect.Effect<Client, ConnectError, S
   const host = options.host ?? "127.0.0.1"
   const address = `${host}:${options.port}`
   const invalid = Either.all([Options_.ipv4("host", host), Options_.integer("port", options.port, 1, 65535)])
-  if (Either.isLeft(invalid)) return Effect.fail(new ConnectError({ reason: "InvalidOption", address, ...invalid.left }))
+  if (Either.isLeft(invalid)) {
+    return Effect.fail(new ConnectError({ reason: "InvalidOption", address, ...invalid.left }))
+  }
   const validHost = invalid.right[0]
-  const connecting = Effect.flatMap(CurrentTransport, (transport) =>
-    Effect.map(connectWith(transport, validHost, options.port), (socket) => ({ socket, transport }))).pipe(
-      Effect.mapError((error) => {
-        const code = errno.errnoCode(error)
-        return new ConnectError({
-          reason: errno.connectReason(code),
-          address,
-          ...(code === undefined ? {} : { code }),
-          cause: error
-        })
+  const connecting = Effect.flatMap(
+    CurrentTransport,
+    (transport) => Effect.map(connectWith(transport, validHost, options.port), (socket) => ({ socket, transport }))
+  ).pipe(
+    Effect.mapError((error) => {
+      const code = errno.errnoCode(error)
+      return new ConnectError({
+        reason: errno.connectReason(code),
+        address,
+        ...(code === undefined ? {} : { code }),
+        cause: error
       })
-    )
+    })
+  )
   const timed = options.timeout === undefined
     ? connecting
     : Effect.timeoutFail(connecting, {
@@ -198,5 +202,3 @@ export const roundTrip = (
   payload: ReadonlyArray<Uint8Array>
 ): Effect.Effect<Uint8Array, ConnectError | Connection.ConnectionError> =>
   Effect.scoped(Effect.flatMap(connect(options), (client) => exchange(client, Stream.fromIterable(payload))))
-
-

@@ -343,12 +343,14 @@ class Wrapped implements Owned {
         this.receivedBytes += data.length
         if (this.receivedBytes >= this.highWaterMark) this.socket.pause()
         return this.wakeReader()
-      // discard: dropped; closed: nothing arrives after 'close'.
+        // discard: dropped; closed: nothing arrives after 'close'.
     }
   }
 
   ended_(): void {
-    if (this.verifyEnd !== undefined && this.verifyEnd.transport.endWasReset(this.socket, this.verifyEnd.ends) === true) {
+    if (
+      this.verifyEnd !== undefined && this.verifyEnd.transport.endWasReset(this.socket, this.verifyEnd.ends) === true
+    ) {
       return this.fail(this.error({ reason: "Reset", peer: this.peer, code: "ECONNRESET" }))
     }
     this.eof = true

@@ -225,158 +225,167 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
     Effect.mapError(validate(options), (invalid) =>
       new ListenError({ reason: "InvalidOption", address: requestedAddress(options), ...invalid })),
     (valid) =>
-    Effect.gen(function*() {
-      const address = `${valid.host}:${valid.port}`
-      const runtime = yield* Effect.runtime<never>()
-      const log = Runtime.runFork(runtime)
-      // The metric labels of the fiber that starts the listener are on everything it counts.
-      const labels = yield* Metrics.currentLabels
-      // Accepted sockets nobody has taken yet, and the fibers waiting in `accept` for one.
-      const waiting: Array<Socket> = []
-      const takers: Array<(taken: Effect.Effect<Socket>) => void> = []
-      let consumer: ((socket: Socket) => void) | undefined
-      // Every accepted socket still open: the safety net that makes the release leak-free even
-      // when a consumer forgets one.
-      const open = new Set<Socket>()
-      let accepting = true
-      let handle: Transport.Server | undefined
-      const transport = yield* Transport.CurrentTransport
-      // Drops come in floods: the first is logged, the rest summed up once a second. Registered
-      // before the socket, so the last summary is written after the listener has closed.
-      const logs = new LogAggregator({ emit: (record) => log(record), schedule: (f, millis) => transport.schedule(millis, f) })
-      yield* Effect.addFinalizer(() => Effect.sync(() => logs.flush()))
-      // Stops accepting: the listening socket is closed (the port is free when this returns), and
-      // sockets nobody took are destroyed. Idempotent; the release and `close` share it.
-      const stopAccepting = () => {
-        if (!accepting) return
-        accepting = false
-        handle?.close()
-        if (waiting.length > 0) Metrics.connectionsDropped.unsafeUpdate(waiting.length, labels.reason("shutdown"))
-        for (const socket of waiting.splice(0)) Socket_.close(socket, "reset")
-        // Nothing will ever arrive: fibers waiting in `accept` are interrupted, not left hanging.
-        for (const taker of takers.splice(0)) taker(Effect.interrupt)
-      }
-
-      const server = yield* Effect.acquireRelease(
-        Effect.sync(() =>
-          handle = transport.createServer({
-            allowHalfOpen: true,
-            pauseOnConnect: true,
-            noDelay: valid.noDelay,
-            keepAlive: valid.keepAlive,
-            keepAliveInitialDelay: valid.keepAliveInitialDelayMs
-          })
-        ),
-        (server) =>
-          Effect.async<void>((resume) => {
-            stopAccepting()
-            // The 'close' event waits for every accepted socket: destroy those still open.
-            server.close(() => resume(Effect.void))
-            for (const socket of open) Socket_.close(socket, "reset")
-            open.clear()
-          })
-      )
-      if (valid.maxAccepted !== undefined) server.maxConnections = valid.maxAccepted
-      server.on("drop", (drop?: net.DropArgument) => {
-        Metrics.connectionsDropped.unsafeUpdate(1, labels.reason("max_connections"))
-        const peer = `${drop?.remoteAddress}:${drop?.remotePort}`
-        logs.add("drop", peer, LogLevel.Warning, `dropped connections (${valid.maxAccepted} held)`, () =>
-          Effect.logWarning(`dropped connection from ${peer}: ${valid.maxAccepted} connections held`))
-      })
-      function forget(this: Socket) {
-        open.delete(this)
-      }
-      server.on("connection", (socket: Socket) => {
-        Metrics.connectionsAccepted.unsafeUpdate(1, labels.base)
-        if (!accepting) {
-          Socket_.close(socket, "reset")
-          Metrics.connectionsDropped.unsafeUpdate(1, labels.reason("shutdown"))
-          return
+      Effect.gen(function*() {
+        const address = `${valid.host}:${valid.port}`
+        const runtime = yield* Effect.runtime<never>()
+        const log = Runtime.runFork(runtime)
+        // The metric labels of the fiber that starts the listener are on everything it counts.
+        const labels = yield* Metrics.currentLabels
+        // Accepted sockets nobody has taken yet, and the fibers waiting in `accept` for one.
+        const waiting: Array<Socket> = []
+        const takers: Array<(taken: Effect.Effect<Socket>) => void> = []
+        let consumer: ((socket: Socket) => void) | undefined
+        // Every accepted socket still open: the safety net that makes the release leak-free even
+        // when a consumer forgets one.
+        const open = new Set<Socket>()
+        let accepting = true
+        let handle: Transport.Server | undefined
+        const transport = yield* Transport.CurrentTransport
+        // Drops come in floods: the first is logged, the rest summed up once a second. Registered
+        // before the socket, so the last summary is written after the listener has closed.
+        const logs = new LogAggregator({
+          emit: (record) =>
+            log(record),
+          schedule: (f, millis) => transport.schedule(millis, f)
+        })
+        yield* Effect.addFinalizer(() => Effect.sync(() => logs.flush()))
+        // Stops accepting: the listening socket is closed (the port is free when this returns), and
+        // sockets nobody took are destroyed. Idempotent; the release and `close` share it.
+        const stopAccepting = () => {
+          if (!accepting) return
+          accepting = false
+          handle?.close()
+          if (waiting.length > 0) Metrics.connectionsDropped.unsafeUpdate(waiting.length, labels.reason("shutdown"))
+          for (const socket of waiting.splice(0)) Socket_.close(socket, "reset")
+          // Nothing will ever arrive: fibers waiting in `accept` are interrupted, not left hanging.
+          for (const taker of takers.splice(0)) taker(Effect.interrupt)
         }
-        open.add(socket)
-        // Until a consumer installs its own, an error on a waiting socket must not crash the process.
-        socket.on("error", ignore)
-        socket.on("close", forget)
-        if (consumer !== undefined) consumer(socket)
-        else if (takers.length > 0) takers.shift()!(Effect.succeed(socket))
-        else waiting.push(socket)
-      })
 
-      // Listening, first and after a pause: the port asked for, then the one the kernel gave.
-      let listenPort = valid.port
-      const listen = Effect.async<void, ListenError>((resume) => {
-        const onError = (error: Error) => {
-          const code = errno.errnoCode(error)
-          const syscall = errno.errnoSyscall(error)
-          resume(Effect.fail(
-            new ListenError({
-              reason: errno.listenReason(code),
-              address,
-              ...(code === undefined ? {} : { code }),
-              ...(syscall === undefined ? {} : { syscall }),
-              cause: error
+        const server = yield* Effect.acquireRelease(
+          Effect.sync(() =>
+            handle = transport.createServer({
+              allowHalfOpen: true,
+              pauseOnConnect: true,
+              noDelay: valid.noDelay,
+              keepAlive: valid.keepAlive,
+              keepAliveInitialDelay: valid.keepAliveInitialDelayMs
             })
-          ))
+          ),
+          (server) =>
+            Effect.async<void>((resume) => {
+              stopAccepting()
+              // The 'close' event waits for every accepted socket: destroy those still open.
+              server.close(() => resume(Effect.void))
+              for (const socket of open) Socket_.close(socket, "reset")
+              open.clear()
+            })
+        )
+        if (valid.maxAccepted !== undefined) server.maxConnections = valid.maxAccepted
+        server.on("drop", (drop?: net.DropArgument) => {
+          Metrics.connectionsDropped.unsafeUpdate(1, labels.reason("max_connections"))
+          const peer = `${drop?.remoteAddress}:${drop?.remotePort}`
+          logs.add(
+            "drop",
+            peer,
+            LogLevel.Warning,
+            `dropped connections (${valid.maxAccepted} held)`,
+            () => Effect.logWarning(`dropped connection from ${peer}: ${valid.maxAccepted} connections held`)
+          )
+        })
+        function forget(this: Socket) {
+          open.delete(this)
         }
-        server.once("error", onError)
-        server.listen({ host: valid.host, port: listenPort, backlog: valid.backlog, exclusive: true }, () => {
-          server.off("error", onError)
-          resume(Effect.void)
+        server.on("connection", (socket: Socket) => {
+          Metrics.connectionsAccepted.unsafeUpdate(1, labels.base)
+          if (!accepting) {
+            Socket_.close(socket, "reset")
+            Metrics.connectionsDropped.unsafeUpdate(1, labels.reason("shutdown"))
+            return
+          }
+          open.add(socket)
+          // Until a consumer installs its own, an error on a waiting socket must not crash the process.
+          socket.on("error", ignore)
+          socket.on("close", forget)
+          if (consumer !== undefined) consumer(socket)
+          else if (takers.length > 0) takers.shift()!(Effect.succeed(socket))
+          else waiting.push(socket)
         })
-      })
-      yield* listen
-      // After listening, a server-level error (accept failing) must be seen, not crash the process.
-      server.on("error", (error) => {
-        log(Effect.logWarning(`listener on ${address}: ${error.message}`))
-      })
 
-      const bound = server.address() as net.AddressInfo
-      listenPort = bound.port
-      const close = Effect.sync(stopAccepting)
-      let paused = false
-      const pause = Effect.sync(() => {
-        if (!accepting || paused) return
-        paused = true
-        server.close()
+        // Listening, first and after a pause: the port asked for, then the one the kernel gave.
+        let listenPort = valid.port
+        const listen = Effect.async<void, ListenError>((resume) => {
+          const onError = (error: Error) => {
+            const code = errno.errnoCode(error)
+            const syscall = errno.errnoSyscall(error)
+            resume(Effect.fail(
+              new ListenError({
+                reason: errno.listenReason(code),
+                address,
+                ...(code === undefined ? {} : { code }),
+                ...(syscall === undefined ? {} : { syscall }),
+                cause: error
+              })
+            ))
+          }
+          server.once("error", onError)
+          server.listen({ host: valid.host, port: listenPort, backlog: valid.backlog, exclusive: true }, () => {
+            server.off("error", onError)
+            resume(Effect.void)
+          })
+        })
+        yield* listen
+        // After listening, a server-level error (accept failing) must be seen, not crash the process.
+        server.on("error", (error) => {
+          log(Effect.logWarning(`listener on ${address}: ${error.message}`))
+        })
+
+        const bound = server.address() as net.AddressInfo
+        listenPort = bound.port
+        const close = Effect.sync(stopAccepting)
+        let paused = false
+        const pause = Effect.sync(() => {
+          if (!accepting || paused) return
+          paused = true
+          server.close()
+        })
+        const resume = Effect.suspend(() => {
+          if (!accepting || !paused) return Effect.void
+          return Effect.tap(listen, () => {
+            paused = false
+          })
+        })
+        const setMaxAccepted = (maxAccepted: number) =>
+          Effect.sync(() => {
+            server.maxConnections = maxAccepted
+          })
+        const accept = Effect.async<Socket>((resume) => {
+          const socket = waiting.shift()
+          if (socket !== undefined) return resume(Effect.succeed(socket))
+          if (!accepting) return resume(Effect.interrupt)
+          const taker = resume
+          takers.push(taker)
+          return Effect.sync(() => {
+            const i = takers.indexOf(taker)
+            if (i >= 0) takers.splice(i, 1)
+          })
+        })
+        const handoff = (f: (socket: Socket) => void) =>
+          Effect.sync(() => {
+            consumer = f
+            for (const socket of waiting.splice(0)) f(socket)
+          })
+        return {
+          address: { host: bound.address, port: bound.port },
+          backlog: valid.backlog,
+          accept,
+          handoff,
+          pending: Effect.sync(() => waiting.length),
+          close,
+          pause,
+          resume,
+          setMaxAccepted
+        } satisfies Listener
       })
-      const resume = Effect.suspend(() => {
-        if (!accepting || !paused) return Effect.void
-        return Effect.tap(listen, () => {
-          paused = false
-        })
-      })
-      const setMaxAccepted = (maxAccepted: number) =>
-        Effect.sync(() => {
-          server.maxConnections = maxAccepted
-        })
-      const accept = Effect.async<Socket>((resume) => {
-        const socket = waiting.shift()
-        if (socket !== undefined) return resume(Effect.succeed(socket))
-        if (!accepting) return resume(Effect.interrupt)
-        const taker = resume
-        takers.push(taker)
-        return Effect.sync(() => {
-          const i = takers.indexOf(taker)
-          if (i >= 0) takers.splice(i, 1)
-        })
-      })
-      const handoff = (f: (socket: Socket) => void) =>
-        Effect.sync(() => {
-          consumer = f
-          for (const socket of waiting.splice(0)) f(socket)
-        })
-      return {
-        address: { host: bound.address, port: bound.port },
-        backlog: valid.backlog,
-        accept,
-        handoff,
-        pending: Effect.sync(() => waiting.length),
-        close,
-        pause,
-        resume,
-        setMaxAccepted
-      } satisfies Listener
-    })
   )
 
 const ignore = () => {}

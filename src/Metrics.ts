@@ -57,7 +57,15 @@ export const connectionsDropped = Metric.counter("echo_connections_dropped_total
 })
 
 /** The reasons a connection is dropped for, registered at zero. @internal */
-export const dropReasons = ["max_connections", "shutdown", "wait_timeout", "gone", "proxy_untrusted", "proxy_malformed", "proxy_timeout"] as const
+export const dropReasons = [
+  "max_connections",
+  "shutdown",
+  "wait_timeout",
+  "gone",
+  "proxy_untrusted",
+  "proxy_malformed",
+  "proxy_timeout"
+] as const
 
 /**
  * Connections that ended abnormally, tagged with `reason` (`Reset`, `BrokenPipe`, `Timeout`,

@@ -37,7 +37,7 @@ import * as Socket from "@effect/platform/Socket"
 import * as SocketServer from "@effect/platform/SocketServer"
 import { Cause, Chunk, Context, Data, Deferred, Effect, FiberId, Layer, Option, Scope } from "effect"
 import type { Exit } from "effect"
-import * as Connection from "./Connection.js"
+import type * as Connection from "./Connection.js"
 import type * as Listener from "./Listener.js"
 import * as Server from "./Server.js"
 
@@ -278,7 +278,11 @@ export const layer = (
 export const serve = <A, E, R>(
   app: Layer.Layer<A, E, R>,
   options: Server.Options = {}
-): Layer.Layer<A | SocketServer.SocketServer, E | Server.ServerError | Listener.ListenError, Exclude<R, SocketServer.SocketServer>> =>
+): Layer.Layer<
+  A | SocketServer.SocketServer,
+  E | Server.ServerError | Listener.ListenError,
+  Exclude<R, SocketServer.SocketServer>
+> =>
   Layer.scopedContext(Effect.gen(function*() {
     const serverScope = yield* Scope.make()
     const appScope = yield* Scope.make()

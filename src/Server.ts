@@ -11,8 +11,8 @@ import type { Scope } from "effect"
 import * as Connection from "./Connection.js"
 import * as Lifecycle from "./internal/lifecycle.js"
 import * as Options_ from "./internal/options.js"
-import * as Proxy from "./internal/proxy.js"
 import * as Outcome from "./internal/outcome.js"
+import * as Proxy from "./internal/proxy.js"
 import * as Listener from "./Listener.js"
 
 /**
@@ -383,9 +383,14 @@ export const make = <E = never, R = never>(
                 })
                 : Either.right(n)),
             (invalid) =>
-              new ServerError({ reason: "InvalidOption", address: Listener.formatAddress(listener.address), ...invalid })
+              new ServerError({
+                reason: "InvalidOption",
+                address: Listener.formatAddress(listener.address),
+                ...invalid
+              })
           ),
-          (n) => live.setMaxConnections(n)
+          (n) =>
+            live.setMaxConnections(n)
         )
     } satisfies Server
   })

@@ -7,13 +7,26 @@
  *
  * @since 0.1.0
  */
-import { Cause, Data, Duration, Effect, Exit, FastCheck as fc, Fiber, Option, Runtime, Schedule, Scope, Supervisor } from "effect"
+import {
+  Cause,
+  Data,
+  Duration,
+  Effect,
+  Exit,
+  FastCheck as fc,
+  Fiber,
+  Option,
+  Runtime,
+  Schedule,
+  Scope,
+  Supervisor
+} from "effect"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import { connectWith } from "./internal/connect.js"
+import * as Sim from "./internal/sim/run.js"
 import * as Socket from "./internal/socket.js"
 import * as TcpState from "./internal/tcpState.js"
-import * as Sim from "./internal/sim/run.js"
 import * as Transport from "./internal/transport.js"
 import * as Server from "./Server.js"
 
@@ -250,7 +263,10 @@ export const operation = (options: Generation = {}): fc.Arbitrary<Operation> => 
     { weight: 1, arbitrary: fc.record({ _tag: fc.constant("Stall" as const), peer }) },
     { weight: 1, arbitrary: fc.record({ _tag: fc.constant("Reset" as const), peer }) },
     { weight: 1, arbitrary: fc.record({ _tag: fc.constant("Close" as const), peer }) },
-    { weight: 1, arbitrary: fc.record({ _tag: fc.constant("Flood" as const), peers: fc.integer({ min: 1, max: 24 }) }) },
+    {
+      weight: 1,
+      arbitrary: fc.record({ _tag: fc.constant("Flood" as const), peers: fc.integer({ min: 1, max: 24 }) })
+    },
     ...(simulated
       ? [{ weight: 1, arbitrary: fc.record({ _tag: fc.constant("Descriptors" as const), exhausted: fc.boolean() }) }]
       : []),
@@ -328,8 +344,10 @@ export const replayPathOf = (commands: Iterable<unknown>): string | undefined =>
  * @category arbitraries
  */
 export const operations = (commands: Iterable<fc.AsyncCommand<Model, Real>>): ReadonlyArray<Operation> =>
-  Array.from(commands, (command) =>
-    command instanceof Command ? command.op : (command as unknown as { readonly cmd: Command }).cmd.op)
+  Array.from(
+    commands,
+    (command) => command instanceof Command ? command.op : (command as unknown as { readonly cmd: Command }).cmd.op
+  )
 
 // ---------------------------------------------------------------------------------------------
 // The model
@@ -765,7 +783,9 @@ const expectPrefix = (peer: Peer, when: string) =>
     const received = peer.received()
     return received.length <= sent.length && received.equals(sent.subarray(0, received.length))
       ? Effect.void
-      : Effect.fail(new Error(`${when}: received ${received.length} bytes that are not a prefix of the ${sent.length} sent`))
+      : Effect.fail(
+        new Error(`${when}: received ${received.length} bytes that are not a prefix of the ${sent.length} sent`)
+      )
   })
 
 /**
@@ -796,7 +816,9 @@ const expectWhole = (
       )
     }
     if (allowed === "eof" && ending !== "eof") {
-      return yield* Effect.fail(new Error(`a peer that half-closed while the server served saw a ${ending}, not its echo`))
+      return yield* Effect.fail(
+        new Error(`a peer that half-closed while the server served saw a ${ending}, not its echo`)
+      )
     }
     // Compared with when the end was seen, not now: a check at the end of the run still applies.
     const started = real.shutdownStartedAt()
@@ -807,7 +829,9 @@ const expectWhole = (
         new Error(
           since === undefined
             ? `a connection ended with a ${ending} while the server served`
-            : `a connection ended with a ${ending} ${Math.round(since)} ms into shutdown, before its ${real.shutdownTimeoutMillis} ms deadline`
+            : `a connection ended with a ${ending} ${
+              Math.round(since)
+            } ms into shutdown, before its ${real.shutdownTimeoutMillis} ms deadline`
         )
       )
     }
@@ -912,7 +936,9 @@ const play = <E, R>(
     const serverScope = yield* Scope.make()
     const peersScope = yield* Scope.make()
     // Whatever check fails, nothing of this run may outlive it into the next.
-    yield* Effect.addFinalizer(() => Effect.zipRight(Scope.close(peersScope, Exit.void), Scope.close(serverScope, Exit.void)))
+    yield* Effect.addFinalizer(() =>
+      Effect.zipRight(Scope.close(peersScope, Exit.void), Scope.close(serverScope, Exit.void))
+    )
     const shutdownTimeout = Duration.decode(options.shutdownTimeout ?? "400 millis")
     const cleanupTimeout = Duration.decode(options.cleanupTimeout ?? Server.defaults.cleanupTimeout)
     const margin = Duration.decode(options.margin ?? "10 seconds")
@@ -940,7 +966,11 @@ const play = <E, R>(
     const awaitShutdown = Effect.zipRight(
       beginShutdown,
       Effect.suspend(() =>
-        timed(Fiber.join(shutdown!), Duration.sum(Duration.sum(shutdownTimeout, cleanupTimeout), margin), "shutdown did not complete")
+        timed(
+          Fiber.join(shutdown!),
+          Duration.sum(Duration.sum(shutdownTimeout, cleanupTimeout), margin),
+          "shutdown did not complete"
+        )
       )
     )
     const real: Real = {
@@ -967,10 +997,14 @@ const play = <E, R>(
       crowd: (peers) =>
         Effect.asVoid(
           Effect.forkIn(
-            Effect.forEach(Array.from({ length: peers }), () => Effect.ignore(Scope.extend(connect(port), peersScope)), {
-              concurrency: "unbounded",
-              discard: true
-            }),
+            Effect.forEach(
+              Array.from({ length: peers }),
+              () => Effect.ignore(Scope.extend(connect(port), peersScope)),
+              {
+                concurrency: "unbounded",
+                discard: true
+              }
+            ),
             peersScope
           )
         ),
@@ -1150,7 +1184,11 @@ export const simulate = <E = never, R = never>(
       let pending: Effect.Effect<void, Error> | undefined
       const simHoldings = Effect.sync((): Holdings => ({
         sockets: network.open.size,
-        handles: { TCPServerWrap: network.listeners.size, TCPSocketWrap: network.open.size, Timeout: world.timersPending }
+        handles: {
+          TCPServerWrap: network.listeners.size,
+          TCPSocketWrap: network.open.size,
+          Timeout: world.timersPending
+        }
       }))
       const harness: Harness = {
         holdings: simHoldings,
@@ -1162,7 +1200,9 @@ export const simulate = <E = never, R = never>(
               now = yield* simHoldings
             }
             if (holdsMore(now, before)) {
-              return yield* Effect.fail(new Error(`leak: before ${JSON.stringify(before)}, after ${JSON.stringify(now)}`))
+              return yield* Effect.fail(
+                new Error(`leak: before ${JSON.stringify(before)}, after ${JSON.stringify(now)}`)
+              )
             }
           }),
         expectPortFree: (port) =>
@@ -1211,5 +1251,4 @@ export const simulate = <E = never, R = never>(
             virtualMillis: world.now
           })
       })
-    })
-  )
+    }))

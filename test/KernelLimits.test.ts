@@ -1,6 +1,6 @@
 import { FileSystem } from "@effect/platform"
-import { SystemError } from "@effect/platform/Error"
 import { NodeFileSystem } from "@effect/platform-node"
+import { SystemError } from "@effect/platform/Error"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Layer } from "effect"
 import * as fs from "node:fs"
@@ -30,7 +30,9 @@ const fakeFs = (
       readFileString: (path) =>
         path in present
           ? Effect.succeed(present[path]!)
-          : Effect.fail(new SystemError({ reason, module: "FileSystem", method: "readFileString", pathOrDescriptor: path }))
+          : Effect.fail(
+            new SystemError({ reason, module: "FileSystem", method: "readFileString", pathOrDescriptor: path })
+          )
     }))
   )
 

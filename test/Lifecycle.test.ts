@@ -4,7 +4,23 @@
  * that is never cut off with a clean-looking end.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Chunk, Deferred, Effect, Exit, Fiber, FiberRef, HashSet, Logger, LogLevel, Metric, MetricLabel, Ref, Scope, Stream } from "effect"
+import {
+  Cause,
+  Chunk,
+  Deferred,
+  Effect,
+  Exit,
+  Fiber,
+  FiberRef,
+  HashSet,
+  Logger,
+  LogLevel,
+  Metric,
+  MetricLabel,
+  Ref,
+  Scope,
+  Stream
+} from "effect"
 import { Client, Connection, Metrics, Server, TestKit } from "../src/index.js"
 import { serverSockets } from "./utils/kernel.js"
 import { eventually, rawConnect, readToEnd, stallingPeer } from "./utils/peers.js"
@@ -234,7 +250,9 @@ describe("handlers are told when shutdown begins", () => {
       // Echoes until the server drains, then says so in-band and ends.
       const polite: Server.Handler<Connection.ConnectionError> = (connection) =>
         Deferred.succeed(serving, undefined).pipe(
-          Effect.zipRight(Stream.runForEach(Stream.interruptWhen(connection.stream, connection.draining), connection.write)),
+          Effect.zipRight(
+            Stream.runForEach(Stream.interruptWhen(connection.stream, connection.draining), connection.write)
+          ),
           Effect.zipRight(connection.write(bytes("bye\n")))
         )
       const { port, shutdown } = yield* started({ shutdownTimeout: "1 minute" }, polite)
@@ -257,7 +275,9 @@ describe("handlers are told when shutdown begins", () => {
     Effect.gen(function*() {
       const server = yield* Server.make()
       const client = yield* Client.connect({ port: server.address.port })
-      expect(yield* Effect.timeoutOption(client.draining, "50 millis")).toEqual(expect.objectContaining({ _tag: "None" }))
+      expect(yield* Effect.timeoutOption(client.draining, "50 millis")).toEqual(
+        expect.objectContaining({ _tag: "None" })
+      )
     }))
 })
 
@@ -292,8 +312,10 @@ describe("one verdict per connection", () => {
           Effect.zipRight(Effect.die("upstream bug"))
         ))
       const proxy: Server.Handler<Connection.ConnectionError | Client.ConnectError, Scope.Scope> = (connection) =>
-        Effect.flatMap(Client.connect({ port: upstream.address.port }), (up) =>
-          Effect.zipRight(up.write(bytes("?")), Stream.runForEach(up.stream, connection.write)))
+        Effect.flatMap(
+          Client.connect({ port: upstream.address.port }),
+          (up) => Effect.zipRight(up.write(bytes("?")), Stream.runForEach(up.stream, connection.write))
+        )
       const server = yield* Server.make({}, proxy).pipe(Effect.tagMetrics("server", "proxy"))
       const proxied = <A>(effect: Effect.Effect<A>) => Effect.tagMetrics(effect, "server", "proxy")
       const handlerErrors = yield* proxied(counter(Metrics.connectionErrors, "HandlerError"))
@@ -339,7 +361,10 @@ describe("one verdict per connection", () => {
       const port = server.address.port
       yield* rawConnect(port)
       yield* eventually(server.connections, (live) => live.length === 1)
-      yield* Effect.forEach(Array.from({ length: waiting }), () => rawConnect(port), { concurrency: 100, discard: true })
+      yield* Effect.forEach(Array.from({ length: waiting }), () => rawConnect(port), {
+        concurrency: 100,
+        discard: true
+      })
       yield* eventually(server.pending, (n) => n === waiting, 1000)
       // The slot frees: every waiting connection is started, and ends, from one callback.
       const handlerErrors = yield* counter(Metrics.connectionErrors, "HandlerError")
@@ -386,7 +411,10 @@ describe("a place in the queue for a slot", () => {
 
   it.scopedLive("a newcomer that finds only live peers waiting is dropped, logged and counted", () =>
     Effect.gen(function*() {
-      const server = yield* Server.make({ maxConnections: 1, maxPending: 1, shutdownTimeout: "50 millis" }, () => Effect.never)
+      const server = yield* Server.make(
+        { maxConnections: 1, maxPending: 1, shutdownTimeout: "50 millis" },
+        () => Effect.never
+      )
       const port = server.address.port
       const dropped = yield* counter(Metrics.connectionsDropped, "max_connections")
       yield* rawConnect(port)
@@ -473,18 +501,22 @@ describe("TestKit", () => {
           Stream.runForEachChunk(connection.stream, (chunk) => connection.writeAll(chunk as Chunk.Chunk<Uint8Array>))
         )
       const data = new Uint8Array(20_000).map((_, i) => i & 0xff)
-      const outcome = yield* TestKit.checkShutdown({
-        operations: [
-          { _tag: "Open" },
-          { _tag: "Send", peer: 0, data },
-          { _tag: "HalfClose", peer: 0 },
-          { _tag: "Open" },
-          { _tag: "Stall", peer: 1 },
-          { _tag: "Send", peer: 1, data },
-          { _tag: "Shutdown" },
-          { _tag: "Wait", millis: 1_400 }
-        ]
-      }, { shutdownTimeout: "300 millis" }, handler)
+      const outcome = yield* TestKit.checkShutdown(
+        {
+          operations: [
+            { _tag: "Open" },
+            { _tag: "Send", peer: 0, data },
+            { _tag: "HalfClose", peer: 0 },
+            { _tag: "Open" },
+            { _tag: "Stall", peer: 1 },
+            { _tag: "Send", peer: 1, data },
+            { _tag: "Shutdown" },
+            { _tag: "Wait", millis: 1_400 }
+          ]
+        },
+        { shutdownTimeout: "300 millis" },
+        handler
+      )
       expect(outcome.peers[0]).toMatchObject({ sent: 20_000, received: 20_000, ending: "eof" })
       expect(outcome.verified).toBe(1)
     }))
@@ -506,7 +538,9 @@ describe("what the server tells an operator", () => {
       expect(messages).toContain("INFO shutting down: waiting up to 100ms for 12 connection(s)")
       expect(messages).toContain("WARN shutdown deadline passed: cutting off 12 connection(s)")
       const named = messages.find((m) => m.startsWith("INFO closed 12 connection(s) at the shutdown deadline: "))
-      expect(named).toMatch(/^INFO closed 12 connection\(s\) at the shutdown deadline: (127\.0\.0\.1:\d+, ){9}127\.0\.0\.1:\d+, and 2 more$/)
+      expect(named).toMatch(
+        /^INFO closed 12 connection\(s\) at the shutdown deadline: (127\.0\.0\.1:\d+, ){9}127\.0\.0\.1:\d+, and 2 more$/
+      )
       expect(yield* counter(Metrics.connectionErrors, "ShutdownDeadline")).toBe(cutOff + 12)
       yield* Scope.close(peers, Exit.void)
     }))
@@ -514,7 +548,9 @@ describe("what the server tells an operator", () => {
   it.live("a shutdown with nothing to wait for says nothing, and returns at once", () =>
     Effect.gen(function*() {
       const log = yield* capturing
-      const { shutdown } = yield* log.around(started({ shutdownTimeout: "1 minute" }, (c: Connection.Connection) => c.echo))
+      const { shutdown } = yield* log.around(
+        started({ shutdownTimeout: "1 minute" }, (c: Connection.Connection) => c.echo)
+      )
       yield* shutdown
       expect(log.records.filter((r) => r.message.startsWith("shutting down"))).toEqual([])
     }))
@@ -556,8 +592,11 @@ describe("what the server tells an operator", () => {
         Logger.withMinimumLogLevel(LogLevel.Debug)
       )
       yield* Client.roundTrip({ port: server.address.port }, [bytes("abc"), bytes("de")])
-      yield* eventually(Effect.sync(() => records.filter((r) => r.message === "connection closed")), (closed) => closed.length === 1)
-      const closed = records.find((r) => r.message === "connection closed")!
+      yield* eventually(Effect.sync(() => records.filter((r) => r.message === "connection closed")), (closed) =>
+        closed.length === 1)
+      const closed = records.find((r) =>
+        r.message === "connection closed"
+      )!
       expect(closed.annotations).toMatchObject({ bytesIn: 5, bytesOut: 5 })
       expect(closed.annotations.peer).toMatch(/^127\.0\.0\.1:\d+$/)
       expect(typeof closed.annotations.durationMs).toBe("number")
@@ -566,17 +605,24 @@ describe("what the server tells an operator", () => {
   it.scopedLive("a newcomer dropped for want of room is named, with what the server holds", () =>
     Effect.gen(function*() {
       const log = yield* capturing
-      const server = yield* log.around(Server.make({ maxConnections: 1, maxPending: 1, shutdownTimeout: "50 millis" }, () => Effect.never))
+      const server = yield* log.around(
+        Server.make({ maxConnections: 1, maxPending: 1, shutdownTimeout: "50 millis" }, () => Effect.never)
+      )
       const port = server.address.port
       yield* rawConnect(port)
       yield* eventually(server.connections, (live) => live.length === 1)
       yield* rawConnect(port)
       yield* eventually(server.pending, (n) => n === 1)
       yield* Effect.either(rawConnect(port))
-      yield* eventually(Effect.sync(() => log.records.filter((r) => r.message.startsWith("dropped connection"))), (d) => d.length === 1)
+      yield* eventually(
+        Effect.sync(() => log.records.filter((r) => r.message.startsWith("dropped connection"))),
+        (d) => d.length === 1
+      )
       expect(log.records.find((r) => r.message.startsWith("dropped connection"))).toMatchObject({
         level: "WARN",
-        message: expect.stringMatching(/^dropped connection from 127\.0\.0\.1:\d+: 2 connections held \(1 served, 1 waiting\)$/)
+        message: expect.stringMatching(
+          /^dropped connection from 127\.0\.0\.1:\d+: 2 connections held \(1 served, 1 waiting\)$/
+        )
       })
     }))
 })

@@ -63,7 +63,11 @@ describe("LogAggregator", () => {
     const { logs, records, tick } = harness(2)
     for (let i = 1; i <= 5; i++) logs.add("reset", `127.0.0.1:${i}`, LogLevel.Info, "resets", reset(`127.0.0.1:${i}`))
     expect(records).toHaveLength(1)
-    expect(records[0]).toMatchObject({ level: "INFO", message: "127.0.0.1:1 reset the connection", peer: "127.0.0.1:1" })
+    expect(records[0]).toMatchObject({
+      level: "INFO",
+      message: "127.0.0.1:1 reset the connection",
+      peer: "127.0.0.1:1"
+    })
     tick()
     expect(records).toHaveLength(2)
     expect(records[1]!.level).toBe("INFO")
@@ -139,9 +143,10 @@ describe("a server under a flood of connections it cannot hold", () => {
       const peers = 200
       yield* Effect.scoped(Effect.gen(function*() {
         // One connection served, none waiting: every other one is dropped.
-        const server = yield* Server.make({ maxConnections: 1, maxPending: 0, shutdownTimeout: 0 }, () => Effect.never).pipe(
-          Effect.locallyWith(FiberRef.currentLoggers, HashSet.add(capture))
-        )
+        const server = yield* Server.make({ maxConnections: 1, maxPending: 0, shutdownTimeout: 0 }, () => Effect.never)
+          .pipe(
+            Effect.locallyWith(FiberRef.currentLoggers, HashSet.add(capture))
+          )
         const holder = yield* Client.connect({ port: server.address.port })
         yield* Effect.promise(() =>
           Promise.all(Array.from({ length: peers }, () =>

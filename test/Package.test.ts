@@ -69,7 +69,14 @@ describe("package", () => {
   it("arethetypeswrong reports nothing for an ESM-only package (node16 from ESM, bundlers)", () => {
     const result = spawnSync(
       process.execPath,
-      [path.join(root, "node_modules/@arethetypeswrong/cli/dist/index.js"), tarball, "--profile", "esm-only", "--format", "json"],
+      [
+        path.join(root, "node_modules/@arethetypeswrong/cli/dist/index.js"),
+        tarball,
+        "--profile",
+        "esm-only",
+        "--format",
+        "json"
+      ],
       { encoding: "utf8", timeout: 120_000 }
     )
     expect(result.status, result.stderr).toBe(0)
@@ -78,7 +85,9 @@ describe("package", () => {
     }
     // The ESM-only profile ignores CommonJS resolution (node10, node16 from require) only.
     const counted = Object.entries(problems).flatMap(([kind, list]) =>
-      list.filter((p) => p.resolutionKind !== "node10" && p.resolutionKind !== "node16-cjs").map((p) => `${kind} ${p.entrypoint}`)
+      list.filter((p) => p.resolutionKind !== "node10" && p.resolutionKind !== "node16-cjs").map((p) =>
+        `${kind} ${p.entrypoint}`
+      )
     )
     expect(counted).toEqual([])
   })
@@ -93,7 +102,11 @@ const graph = (entry: string) => {
     if (modules.has(file)) return
     modules.add(file)
     const text = fs.readFileSync(file, "utf8")
-    for (const match of text.matchAll(/(?:^|\n)\s*(?:import|export)[^"'\n]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g)) {
+    for (
+      const match of text.matchAll(
+        /(?:^|\n)\s*(?:import|export)[^"'\n]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)/g
+      )
+    ) {
       const specifier = (match[1] ?? match[2])!
       if (specifier.startsWith(".")) visit(path.resolve(path.dirname(file), specifier))
       else if (match[1] === undefined) loadedLater.add(specifier)
@@ -112,7 +125,9 @@ describe("the core entry", () => {
   it("reaches no metrics exporter and no CLI code, and imports only effect, @effect/platform and node:", () => {
     const { loadedLater, modules, packages } = graph(path.join(root, "dist/src/index.js"))
     expect(modules).toContain("Server.js")
-    expect(modules.filter((m) => /^(Prometheus|Cli)\.js$|^internal\/(flags|signals|heap|early)\.js$/.test(m))).toEqual([])
+    expect(modules.filter((m) => /^(Prometheus|Cli)\.js$|^internal\/(flags|signals|heap|early)\.js$/.test(m))).toEqual(
+      []
+    )
     expect(packages.filter((p) => !/^(effect|@effect\/platform\/[A-Za-z]+|node:[a-z_/]+)$/.test(p))).toEqual([])
     // The PROXY parser is loaded by a server that takes the protocol, not by the import.
     expect(loadedLater).toEqual(["proxy-protocol-js"])
@@ -122,7 +137,9 @@ describe("the core entry", () => {
     const result = spawnSync(process.execPath, [
       "--input-type=module",
       "-e",
-      `await import(${JSON.stringify(path.join(root, "dist/src/index.js"))}); console.log(process.moduleLoadList.filter((m) => /^NativeModule (http|_http_server)$/.test(m)).join(","))`
+      `await import(${
+        JSON.stringify(path.join(root, "dist/src/index.js"))
+      }); console.log(process.moduleLoadList.filter((m) => /^NativeModule (http|_http_server)$/.test(m)).join(","))`
     ], { encoding: "utf8", timeout: 30_000 })
     expect(result.status, result.stderr).toBe(0)
     expect(result.stdout.trim()).toBe("")
@@ -165,14 +182,21 @@ const startUnder = (limit: number, args: ReadonlyArray<string>) =>
 describe("the binary", () => {
   it("is one file: it imports nothing but Node's own modules", () => {
     const text = fs.readFileSync(bin, "utf8")
-    const imports = [...text.matchAll(/(?:^|\n)import[^"'\n]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)|require\(\s*["']([^"']+)["']\s*\)/g)]
+    const imports = [
+      ...text.matchAll(
+        /(?:^|\n)import[^"'\n]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)|require\(\s*["']([^"']+)["']\s*\)/g
+      )
+    ]
       .map((m) => (m[1] ?? m[2] ?? m[3])!)
     // A bundled CommonJS module's require("util") is Node's own too (made by the banner's createRequire).
     expect(imports.filter((s) => !isBuiltin(s))).toEqual([])
   })
 
   it.runIf(hasPrlimit)("--help and serve start under prlimit --nofile=64", async () => {
-    const help = spawnSync("prlimit", ["--nofile=64:64", process.execPath, bin, "--help"], { encoding: "utf8", timeout: 30_000 })
+    const help = spawnSync("prlimit", ["--nofile=64:64", process.execPath, bin, "--help"], {
+      encoding: "utf8",
+      timeout: 30_000
+    })
     expect(help.status, help.stderr).toBe(0)
     expect(help.stdout).toContain("Usage: effect-tcp-echo")
     const server = await serve([], {}, ["prlimit", "--nofile=64:64"])
@@ -195,7 +219,9 @@ describe("the binary", () => {
         said = result.stderr.trim()
       }
     }
-    expect(said).toMatch(/^effect-tcp-echo: (cannot serve metrics: )?cannot listen on 127\.0\.0\.1:0: no file descriptor left \(EMFILE\).*raise the limit with ulimit -n/)
+    expect(said).toMatch(
+      /^effect-tcp-echo: (cannot serve metrics: )?cannot listen on 127\.0\.0\.1:0: no file descriptor left \(EMFILE\).*raise the limit with ulimit -n/
+    )
   })
 
   it("runs as a user runs it, from its own path", () => {

@@ -17,8 +17,7 @@ const errors = (reason: string) =>
   )
 
 /** The platform's echo: every chunk written back, then the writer's release half-closes. */
-const echo = (socket: Socket.Socket) =>
-  Effect.scoped(Effect.flatMap(socket.writer, (write) => socket.run(write)))
+const echo = (socket: Socket.Socket) => Effect.scoped(Effect.flatMap(socket.writer, (write) => socket.run(write)))
 
 /** Builds the layer in a scope of its own, so a test can close it (the server's shutdown). */
 const start = (options: Parameters<typeof PlatformSocketServer.layer>[0]) =>
@@ -126,9 +125,11 @@ describe("PlatformSocketServer", () => {
       const resets = yield* errors("Reset")
       const defects = yield* errors("Defect")
       const started = yield* Deferred.make<void>()
-      const running = yield* Effect.forkDaemon(server.run((socket) =>
-        Effect.zipRight(Deferred.succeed(started, undefined), Effect.orDie(socket.run(() => Effect.void)))
-      ))
+      const running = yield* Effect.forkDaemon(
+        server.run((socket) =>
+          Effect.zipRight(Deferred.succeed(started, undefined), Effect.orDie(socket.run(() => Effect.void)))
+        )
+      )
       const { socket } = yield* peer(port)
       socket.write("x")
       yield* Deferred.await(started)

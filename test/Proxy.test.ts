@@ -12,7 +12,8 @@ import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Command, IPv4Address, IPv4ProxyAddress, TransportProtocol, V2ProxyProtocol } from "proxy-protocol-js"
-import { Client, Connection, Metrics, Server } from "../src/index.js"
+import type { Connection } from "../src/index.js"
+import { Client, Metrics, Server } from "../src/index.js"
 import * as Proxy from "../src/internal/proxy.js"
 import { eventually, rawConnect, readToEnd } from "./utils/peers.js"
 
@@ -106,7 +107,9 @@ describe("the PROXY protocol", () => {
   it.effect("trusted proxies are IPv4 networks or addresses; anything else is a ServerError naming it", () =>
     Effect.gen(function*() {
       for (const bad of [["10.0.0.0/33"], ["::1"], ["10.0.0"], "10.0.0.0/8"]) {
-        const error = yield* Effect.flip(Server.make({ proxyProtocol: { trustedProxies: bad as ReadonlyArray<string> } }))
+        const error = yield* Effect.flip(
+          Server.make({ proxyProtocol: { trustedProxies: bad as ReadonlyArray<string> } })
+        )
         expect(error._tag === "ServerError" && error.option).toBe("proxyProtocol.trustedProxies")
       }
       const slow = yield* Effect.flip(Server.make({ proxyProtocol: { headerTimeout: "0 millis" } }))
@@ -161,19 +164,22 @@ describe("behind a real HAProxy", () => {
       const front = yield* freePort()
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-tcp-echo-haproxy-"))
       const config = path.join(dir, "haproxy.cfg")
-      fs.writeFileSync(config, [
-        "defaults",
-        "  mode tcp",
-        "  timeout connect 5s",
-        "  timeout client 30s",
-        "  timeout server 30s",
-        "frontend in",
-        `  bind 127.0.0.1:${front}`,
-        "  default_backend echo",
-        "backend echo",
-        `  server s1 127.0.0.1:${server.address.port} send-proxy-v2`,
-        ""
-      ].join("\n"))
+      fs.writeFileSync(
+        config,
+        [
+          "defaults",
+          "  mode tcp",
+          "  timeout connect 5s",
+          "  timeout client 30s",
+          "  timeout server 30s",
+          "frontend in",
+          `  bind 127.0.0.1:${front}`,
+          "  default_backend echo",
+          "backend echo",
+          `  server s1 127.0.0.1:${server.address.port} send-proxy-v2`,
+          ""
+        ].join("\n")
+      )
       const child = spawn("haproxy", ["-f", config, "-db"], { stdio: ["ignore", "ignore", "pipe"] })
       let stderr = ""
       child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()))
@@ -188,8 +194,12 @@ describe("behind a real HAProxy", () => {
         Effect.either(Client.connect({ port: front })),
         (attempt) => attempt._tag === "Right",
         500
-      ).pipe(Effect.flatMap((attempt) => attempt._tag === "Right" ? Effect.succeed(attempt.right) : Effect.fail(new Error(stderr))))
-      const payload = Buffer.from(new Uint8Array(300_000).map((_, i) => (i * 7) & 0xff))
+      ).pipe(Effect.flatMap((attempt) =>
+        attempt._tag === "Right" ? Effect.succeed(attempt.right) : Effect.fail(new Error(stderr))
+      ))
+      const payload = Buffer.from(new Uint8Array(300_000).map((_, i) =>
+        (i * 7) & 0xff
+      ))
       const echoed = yield* Client.exchange(client, Stream_fromBuffer(payload))
       expect(Buffer.from(echoed).equals(payload)).toBe(true)
       // The server saw the client HAProxy saw, not HAProxy.

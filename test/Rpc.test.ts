@@ -31,7 +31,8 @@ const errors = (reason: string) =>
 const reasons = ["ShutdownDeadline", "Reset", "Defect", "HandlerError", "SocketClosed"] as const
 const counts = Effect.map(
   Effect.all(reasons.map(errors)),
-  (values) => Object.fromEntries(reasons.map((reason, i) => [reason, values[i]!])) as Record<typeof reasons[number], number>
+  (values) =>
+    Object.fromEntries(reasons.map((reason, i) => [reason, values[i]!])) as Record<typeof reasons[number], number>
 )
 
 /** The RpcServer as an app writes it, on this server, in a scope the test closes. */
@@ -42,7 +43,9 @@ const startServer = Effect.gen(function*() {
       Layer.provide(handlers),
       Layer.provide(RpcServer.layerProtocolSocketServer),
       // A small frame limit, so that a test can exceed it.
-      Layer.provide(Layer.succeed(RpcSerialization.RpcSerialization, RpcSerialization.makeNdjson({ maxBufferSize: 4096 }))),
+      Layer.provide(
+        Layer.succeed(RpcSerialization.RpcSerialization, RpcSerialization.makeNdjson({ maxBufferSize: 4096 }))
+      ),
       Layer.provideMerge(PlatformSocketServer.layer({ port: 0, shutdownTimeout: "1 second" }))
     ),
     scope
@@ -139,7 +142,11 @@ describe("RpcServer over PlatformSocketServer", () => {
       const after = yield* counts
       // Shutdown returned; the deadline cut the stalled connection and nothing else.
       expect(after.ShutdownDeadline).toBe(before.ShutdownDeadline + 1)
-      expect([after.Reset, after.Defect, after.HandlerError]).toEqual([before.Reset, before.Defect, before.HandlerError])
+      expect([after.Reset, after.Defect, after.HandlerError]).toEqual([
+        before.Reset,
+        before.Defect,
+        before.HandlerError
+      ])
       expect(["FIN", "ECONNRESET"]).toContain(yield* Effect.promise(stalled.ended))
       yield* Scope.close(scope, Exit.void)
     }))
@@ -160,7 +167,9 @@ describe("RpcServer over PlatformSocketServer", () => {
       const port = address._tag === "TcpAddress" ? address.port : 0
       const stalled = yield* rawPeer(port, request("Download", { bytes: 32 * 1024 * 1024 }), true)
       // Until the response fills every buffer between them (bounded wait).
-      for (let i = 0; i < 200 && (yield* Metric.value(Metrics.bytesSent)).count < 1; i++) yield* Effect.sleep("10 millis")
+      for (let i = 0; i < 200 && (yield* Metric.value(Metrics.bytesSent)).count < 1; i++) {
+        yield* Effect.sleep("10 millis")
+      }
       yield* Effect.sleep("200 millis")
       const before = yield* counts
       yield* Scope.close(scope, Exit.void)

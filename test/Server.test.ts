@@ -1,5 +1,26 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Chunk, Context, Data, Deferred, Effect, Exit, FastCheck as fc, Fiber, FiberRef, HashSet, Layer, Logger, Metric, MetricLabel, Ref, Scheduler, Scope, Stream, Supervisor } from "effect"
+import {
+  Cause,
+  Chunk,
+  Context,
+  Data,
+  Deferred,
+  Effect,
+  Exit,
+  FastCheck as fc,
+  Fiber,
+  FiberRef,
+  HashSet,
+  Layer,
+  Logger,
+  Metric,
+  MetricLabel,
+  Ref,
+  Scheduler,
+  Scope,
+  Stream,
+  Supervisor
+} from "effect"
 import { Client, Connection, Listener, Metrics, Server, TestKit } from "../src/index.js"
 import { openSockets } from "./utils/kernel.js"
 import { eventually, rawConnect, readToEnd, settled, stallingPeer } from "./utils/peers.js"
@@ -19,7 +40,12 @@ describe("Server", () => {
           fc.oneof(
             { weight: 6, arbitrary: fc.uint8Array({ maxLength: 2048, size: "max" }) },
             { weight: 1, arbitrary: fc.constant(new Uint8Array(0)) },
-            { weight: 1, arbitrary: fc.integer({ min: 64 * 1024, max: 512 * 1024 }).map((n) => new Uint8Array(n).map((_, i) => (i * 13 + n) & 0xff)) }
+            {
+              weight: 1,
+              arbitrary: fc.integer({ min: 64 * 1024, max: 512 * 1024 }).map((n) =>
+                new Uint8Array(n).map((_, i) => (i * 13 + n) & 0xff)
+              )
+            }
           ),
           { maxLength: 12 }
         ),
@@ -175,15 +201,28 @@ describe("Server", () => {
       }
       // "bug" fails with a peer fault and a defect at once: that is the handler's bug, not the peer's.
       const strict: Server.Handler<Garbage> = (connection) =>
-        Effect.flatMap(Effect.orDie(connection.read), (chunk) =>
-          Buffer.from(Chunk.unsafeHead(chunk)).toString() === "bug"
-            ? Effect.asVoid(Effect.all([Effect.fail(new Garbage({ peer: connection.peer })), Effect.die("bug")], { concurrency: 2 }))
-            : Effect.zipRight(Effect.orDie(connection.write(bytes("ERR garbage\n"))), Effect.fail(new Garbage({ peer: connection.peer }))))
+        Effect.flatMap(
+          Effect.orDie(connection.read),
+          (chunk) =>
+            Buffer.from(Chunk.unsafeHead(chunk)).toString() === "bug"
+              ? Effect.asVoid(
+                Effect.all([Effect.fail(new Garbage({ peer: connection.peer })), Effect.die("bug")], { concurrency: 2 })
+              )
+              : Effect.zipRight(
+                Effect.orDie(connection.write(bytes("ERR garbage\n"))),
+                Effect.fail(new Garbage({ peer: connection.peer }))
+              )
+        )
       const logged: Array<{ level: string; message: string }> = []
       const capture = Logger.make(({ logLevel, message }) =>
-        logged.push({ level: logLevel.label, message: globalThis.Array.isArray(message) ? message.join(" ") : String(message) })
+        logged.push({
+          level: logLevel.label,
+          message: globalThis.Array.isArray(message) ? message.join(" ") : String(message)
+        })
       )
-      const server = yield* Server.make({}, strict).pipe(Effect.locallyWith(FiberRef.currentLoggers, HashSet.add(capture)))
+      const server = yield* Server.make({}, strict).pipe(
+        Effect.locallyWith(FiberRef.currentLoggers, HashSet.add(capture))
+      )
       const port = server.address.port
       const garbage = yield* counter(Metrics.connectionErrors, "Garbage")
       const handlerErrors = yield* counter(Metrics.connectionErrors, "HandlerError")
@@ -191,7 +230,9 @@ describe("Server", () => {
       expect(Buffer.from(yield* Client.roundTrip({ port }, [bytes("?!")])).toString()).toBe("ERR garbage\n")
       yield* eventually(counter(Metrics.connectionErrors, "Garbage"), (n) => n === garbage + 1)
       expect(yield* counter(Metrics.connectionErrors, "HandlerError")).toBe(handlerErrors)
-      expect(logged.filter((entry) => entry.message.includes("sent garbage")).map((entry) => entry.level)).toEqual(["INFO"])
+      expect(logged.filter((entry) => entry.message.includes("sent garbage")).map((entry) => entry.level)).toEqual([
+        "INFO"
+      ])
       // A peer fault next to a defect is a defect, with the whole cause, and reset.
       const defects = yield* counter(Metrics.connectionErrors, "Defect")
       const mixed = yield* Effect.exit(Client.roundTrip({ port }, [bytes("bug")]))
@@ -237,9 +278,11 @@ describe("Server", () => {
   it.scopedLive("each server's metrics carry the metric labels of the fiber that started it", () =>
     Effect.gen(function*() {
       const edge = yield* Server.make({}).pipe(Effect.tagMetrics("server", "edge"))
-      const inner = yield* Layer.build(Server.layer({}).pipe(
-        Layer.locallyWith(FiberRef.currentMetricLabels, (labels) => [...labels, MetricLabel.make("server", "inner")])
-      )).pipe(Effect.map(Context.get(Server.EchoServer)))
+      const inner = yield* Layer.build(
+        Server.layer({}).pipe(
+          Layer.locallyWith(FiberRef.currentMetricLabels, (labels) => [...labels, MetricLabel.make("server", "inner")])
+        )
+      ).pipe(Effect.map(Context.get(Server.EchoServer)))
       // Read the way an Effect application reads its own metrics: under the same labels.
       const read = <A>(server: string, value: Effect.Effect<A>) => Effect.tagMetrics(value, "server", server)
       const accepted = (server: string) => read(server, counter(Metrics.connectionsAccepted))
@@ -255,7 +298,9 @@ describe("Server", () => {
       yield* Client.roundTrip({ port: inner.address.port }, [bytes("x")])
       expect(yield* accepted("edge")).toBe(before.edge + 2)
       expect(yield* accepted("inner")).toBe(before.inner + 1)
-      expect(yield* read("edge", Effect.map(Metric.value(Metrics.bytesReceived), (s) => s.count))).toBe(before.bytes + 8)
+      expect(yield* read("edge", Effect.map(Metric.value(Metrics.bytesReceived), (s) => s.count))).toBe(
+        before.bytes + 8
+      )
       expect(yield* unlabelled).toBe(before.unlabelled)
       // A reason is one more label, in the order Metric.tagged gives it.
       const resets = read("edge", counter(Metrics.connectionErrors, "Reset"))

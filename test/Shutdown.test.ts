@@ -110,7 +110,10 @@ describe("faults are contained to their connection", () => {
             yield* peer.reset
           })), { concurrency: 20, discard: true })
         // Peers that connect and close at once, and half-open peers that never send.
-        yield* Effect.forEach(Array.from({ length: 50 }), () => Effect.scoped(TestKit.connect(port)), { concurrency: 10, discard: true })
+        yield* Effect.forEach(Array.from({ length: 50 }), () => Effect.scoped(TestKit.connect(port)), {
+          concurrency: 10,
+          discard: true
+        })
         yield* steady.write(new Uint8Array([1, 2, 3]))
         yield* steady.end
         expect([...(yield* Client.readAll(steady))]).toEqual([1, 2, 3])
@@ -127,8 +130,10 @@ describe("faults are contained to their connection", () => {
         // Fewer under mutation testing, where every mutant that reaches this code runs it again.
         yield* Effect.forEach(Array.from({ length: process.env.ECHO_MUTATION === undefined ? 2000 : 300 }), () =>
           // Without the kernel's check of each end: the table it reads grows with every TIME_WAIT here.
-          Effect.flatMap(Client.roundTrip({ port: server.address.port, verifyEnd: false }, payload), (echo) =>
-            Effect.sync(() => expect(echo.length).toBe(100))), { concurrency: 32, discard: true })
+          Effect.flatMap(
+            Client.roundTrip({ port: server.address.port, verifyEnd: false }, payload),
+            (echo) => Effect.sync(() => expect(echo.length).toBe(100))
+          ), { concurrency: 32, discard: true })
       }))
       yield* TestKit.expectNoLeaks(before)
     }))

@@ -4,7 +4,8 @@
  * thousands of runs take seconds and a failure replays exactly.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, FastCheck as fc, Scope, Stream } from "effect"
+import type { Scope } from "effect"
+import { Effect, Exit, FastCheck as fc, Stream } from "effect"
 import type { Connection, Server } from "../src/index.js"
 import { TestKit } from "../src/index.js"
 
@@ -53,11 +54,16 @@ describe("the shutdown property on the simulated network", () => {
     Effect.gen(function*() {
       const [run] = fc.sample(TestKit.simulated(generation), { seed: 3, numRuns: 1 })
       const once = (seed: number) =>
-        TestKit.simulate(TestKit.operations(run!.commands).length > 0 ? { operations: TestKit.operations(run!.commands) } : run!.commands, {
-          ...timeouts,
-          seed,
-          network: run!.network
-        })
+        TestKit.simulate(
+          TestKit.operations(run!.commands).length > 0
+            ? { operations: TestKit.operations(run!.commands) }
+            : run!.commands,
+          {
+            ...timeouts,
+            seed,
+            network: run!.network
+          }
+        )
       const first = yield* once(run!.seed)
       const second = yield* once(run!.seed)
       expect(second.trace).toBe(first.trace)
@@ -77,7 +83,9 @@ describe("the shutdown property on the simulated network", () => {
       }
       let failure: TestKit.SimulationFailure | undefined
       for (let seed = 0; seed < 50 && failure === undefined; seed++) {
-        const exit = yield* Effect.exit(TestKit.simulate(scenario, { ...timeouts, seed, network: { maxRead: 1460 } }, forking))
+        const exit = yield* Effect.exit(
+          TestKit.simulate(scenario, { ...timeouts, seed, network: { maxRead: 1460 } }, forking)
+        )
         if (Exit.isFailure(exit) && exit.cause._tag === "Fail") failure = exit.cause.error
       }
       expect(failure).toBeDefined()

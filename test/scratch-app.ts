@@ -64,7 +64,9 @@ await check("the tarball installs with its peer dependencies from the registry",
 })
 
 await check("the app holds one copy of effect", () => {
-  const copies = sh("npm", ["ls", "effect", "--all", "--parseable"], app, 60_000).split("\n").filter((l) => l.trim() !== "")
+  const copies = sh("npm", ["ls", "effect", "--all", "--parseable"], app, 60_000).split("\n").filter((l) =>
+    l.trim() !== ""
+  )
   if (new Set(copies).size !== 1) throw new Error(`effect installed ${copies.length} times:\n${copies.join("\n")}`)
 })
 
@@ -109,43 +111,55 @@ await check("every entry point resolves with its types, which type-check without
   )
   fs.writeFileSync(
     path.join(app, "tsconfig.entries.json"),
-    JSON.stringify({ compilerOptions: { ...compilerOptions, skipLibCheck: false, noEmit: true }, files: ["entries.ts"] })
+    JSON.stringify({
+      compilerOptions: { ...compilerOptions, skipLibCheck: false, noEmit: true },
+      files: ["entries.ts"]
+    })
   )
   tsc("tsconfig.entries.json")
 })
 
-await check("the README's example runs: listens, echoes, and exits 0 on SIGINT", () =>
-  new Promise<void>((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(app, "out/main.js")], { cwd: app, stdio: ["ignore", "pipe", "pipe"] })
-    let output = ""
-    let echoed = false
-    const timer = setTimeout(() => {
-      child.kill("SIGKILL")
-      reject(new Error(`no graceful end within 30 s:\n${output}`))
-    }, 30_000)
-    const onData = (data: Buffer) => {
-      output += data.toString()
-      const match = /listening on 127\.0\.0\.1:(\d+)/.exec(output)
-      if (match === null || echoed) return
-      echoed = true
-      const socket = net.connect({ host: "127.0.0.1", port: Number(match[1]) }, () => socket.end("hello from a scratch app\n"))
-      let back = ""
-      socket.on("data", (d: Buffer) => (back += d.toString()))
-      socket.on("error", reject)
-      socket.on("end", () => {
-        if (back !== "hello from a scratch app\n") return reject(new Error(`echo returned ${JSON.stringify(back)}`))
-        child.kill("SIGINT")
+await check(
+  "the README's example runs: listens, echoes, and exits 0 on SIGINT",
+  () =>
+    new Promise<void>((resolve, reject) => {
+      const child = spawn(process.execPath, [path.join(app, "out/main.js")], {
+        cwd: app,
+        stdio: ["ignore", "pipe", "pipe"]
       })
-    }
-    child.stdout.on("data", onData)
-    child.stderr.on("data", onData)
-    child.once("exit", (code, signal) => {
-      clearTimeout(timer)
-      if (!echoed) return reject(new Error(`exited (${code ?? signal}) before listening:\n${output}`))
-      if (code !== 0) return reject(new Error(`exit ${code ?? signal} after SIGINT:\n${output}`))
-      resolve()
+      let output = ""
+      let echoed = false
+      const timer = setTimeout(() => {
+        child.kill("SIGKILL")
+        reject(new Error(`no graceful end within 30 s:\n${output}`))
+      }, 30_000)
+      const onData = (data: Buffer) => {
+        output += data.toString()
+        const match = /listening on 127\.0\.0\.1:(\d+)/.exec(output)
+        if (match === null || echoed) return
+        echoed = true
+        const socket = net.connect(
+          { host: "127.0.0.1", port: Number(match[1]) },
+          () => socket.end("hello from a scratch app\n")
+        )
+        let back = ""
+        socket.on("data", (d: Buffer) => (back += d.toString()))
+        socket.on("error", reject)
+        socket.on("end", () => {
+          if (back !== "hello from a scratch app\n") return reject(new Error(`echo returned ${JSON.stringify(back)}`))
+          child.kill("SIGINT")
+        })
+      }
+      child.stdout.on("data", onData)
+      child.stderr.on("data", onData)
+      child.once("exit", (code, signal) => {
+        clearTimeout(timer)
+        if (!echoed) return reject(new Error(`exited (${code ?? signal}) before listening:\n${output}`))
+        if (code !== 0) return reject(new Error(`exit ${code ?? signal} after SIGINT:\n${output}`))
+        resolve()
+      })
     })
-  }))
+)
 
 await check("the installed binary answers --help", () => {
   const help = sh(path.join(app, "node_modules/.bin/effect-tcp-echo"), ["--help"], app, 30_000)

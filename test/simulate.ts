@@ -17,8 +17,7 @@ import { parseArgs } from "node:util"
 import type { Server } from "../src/index.js"
 import { TestKit } from "../src/index.js"
 
-const usage =
-  "usage: npm run simulate -- [--runs N] [--seed S] [--handler path/to/module] [--path P --replay R]"
+const usage = "usage: npm run simulate -- [--runs N] [--seed S] [--handler path/to/module] [--path P --replay R]"
 
 const fail = (message: string): never => {
   process.stderr.write(`simulate: ${message}\n${usage}\n`)
@@ -29,7 +28,9 @@ const integer = (name: string, text: string | undefined, min: number, fallback: 
   if (text === undefined) return fallback
   if (!/^-?\d+$/.test(text)) return fail(`--${name} must be an integer, not ${JSON.stringify(text)}`)
   const value = Number(text)
-  if (!Number.isSafeInteger(value) || value < min) return fail(`--${name} must be an integer of at least ${min}, not ${text}`)
+  if (!Number.isSafeInteger(value) || value < min) {
+    return fail(`--${name} must be an integer of at least ${min}, not ${text}`)
+  }
   return value
 }
 
@@ -57,7 +58,9 @@ if (parsed.help === true) {
 }
 const runs = integer("runs", parsed.runs, 1, 1000)
 const seed = integer("seed", parsed.seed, -(2 ** 31), Math.floor(Math.random() * 2 ** 31))
-if (parsed.path !== undefined && !/^\d+(:\d+)*$/.test(parsed.path)) fail(`--path must look like 3:1:0, not ${JSON.stringify(parsed.path)}`)
+if (parsed.path !== undefined && !/^\d+(:\d+)*$/.test(parsed.path)) {
+  fail(`--path must look like 3:1:0, not ${JSON.stringify(parsed.path)}`)
+}
 
 const loadHandler = async (): Promise<Server.Handler<unknown, never> | undefined> => {
   if (parsed.handler === undefined) return undefined
@@ -76,7 +79,9 @@ const loadHandler = async (): Promise<Server.Handler<unknown, never> | undefined
 
 const timeouts = { shutdownTimeout: "400 millis", cleanupTimeout: "500 millis" } as const
 // The commands' replayPath, printed with a failure: with its seed and path, the same shrunk run.
-const generation: TestKit.Generation = parsed.replay === undefined ? timeouts : { ...timeouts, replayPath: parsed.replay }
+const generation: TestKit.Generation = parsed.replay === undefined
+  ? timeouts
+  : { ...timeouts, replayPath: parsed.replay }
 
 const main = async () => {
   const handler = await loadHandler()

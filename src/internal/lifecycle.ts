@@ -7,7 +7,20 @@
  *
  * @internal
  */
-import { Deferred, Duration, Effect, Exit, FiberId, FiberRef, FiberRefs, HashMap, LogLevel, Option, Runtime, RuntimeFlags } from "effect"
+import {
+  Deferred,
+  Duration,
+  Effect,
+  Exit,
+  FiberId,
+  FiberRef,
+  FiberRefs,
+  HashMap,
+  LogLevel,
+  Option,
+  Runtime,
+  RuntimeFlags
+} from "effect"
 import type { Cause } from "effect"
 import type { Fiber, Scope } from "effect"
 import * as Connection from "../Connection.js"
@@ -111,7 +124,10 @@ export const serve = <E, R>(
     // Connection fibers are root fibers forked from Node's callbacks with the runtime of the fiber
     // that starts the server: its services, log settings and metric labels. Interruptible always,
     // even when the server starts in an uninterruptible region, or the deadline could not cut them.
-    const runtime = Runtime.enableRuntimeFlag(yield* Effect.runtime<Exclude<R, Scope.Scope>>(), RuntimeFlags.Interruption)
+    const runtime = Runtime.enableRuntimeFlag(
+      yield* Effect.runtime<Exclude<R, Scope.Scope>>(),
+      RuntimeFlags.Interruption
+    )
     const server = new Server(
       listener,
       policy,
@@ -182,6 +198,8 @@ class Server implements Live {
       // Its window on the transport's clock: virtual in a simulation.
       schedule: (f, millis) => transport.schedule(millis, f)
     })
+    // One listener for every waiting socket: Node calls it with the socket as `this`.
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
     const server = this
     this.forgetWaiting = function(this: Listener.Socket) {
       server.dequeue(this)
@@ -285,8 +303,13 @@ class Server implements Live {
   private refuse(socket: Listener.Socket, refusal: Proxy.Refusal): void {
     Metrics.connectionsDropped.unsafeModify(1, this.labels.reason(refusal))
     const peer = `${socket.remoteAddress}:${socket.remotePort}`
-    this.logs.add(refusal, peer, LogLevel.Warning, `refused connections (${refusal})`, () =>
-      Effect.logWarning(`refused connection from ${peer}: ${refusalMessage[refusal]}`))
+    this.logs.add(
+      refusal,
+      peer,
+      LogLevel.Warning,
+      `refused connections (${refusal})`,
+      () => Effect.logWarning(`refused connection from ${peer}: ${refusalMessage[refusal]}`)
+    )
     Socket.close(socket, "reset")
   }
 
@@ -409,7 +432,13 @@ class Server implements Live {
     if (verdict.level !== LogLevel.None && LogLevel.greaterThanEqual(verdict.level, this.minimumLevel)) {
       const { cause, dropped, level, message, reason } = verdict
       const kind = dropped === undefined ? `connections ended (${reason})` : `refused connections (${dropped})`
-      this.logs.add(kind, peer, level, kind, () => Effect.logWithLevel(level, message, ...(cause === undefined ? [] : [cause])))
+      this.logs.add(
+        kind,
+        peer,
+        level,
+        kind,
+        () => Effect.logWithLevel(level, message, ...(cause === undefined ? [] : [cause]))
+      )
     }
     if (this.debug) this.log(peer, closedRecord(slot))
     Socket.close(slot.socket, verdict.release === "reset" ? "reset" : "close")
@@ -502,8 +531,10 @@ class Server implements Live {
 
   get connections(): Effect.Effect<ReadonlyArray<Info>> {
     return Effect.suspend(() =>
-      Effect.forEach(Array.from(this.live), ({ connection }) =>
-        Effect.map(connection.stats, (stats): Info => ({ peer: connection.peer, ...stats })))
+      Effect.forEach(
+        Array.from(this.live),
+        ({ connection }) => Effect.map(connection.stats, (stats): Info => ({ peer: connection.peer, ...stats }))
+      )
     )
   }
 

@@ -9,7 +9,8 @@
  *
  * @internal
  */
-import { Effect, LogLevel } from "effect"
+import type { LogLevel } from "effect"
+import { Effect } from "effect"
 
 /** How long a window lasts, by default. @internal */
 export const defaultWindowMillis = 1000

@@ -6,7 +6,8 @@
  *
  * @internal
  */
-import { Duration, Effect, Either, Option } from "effect"
+import type { Duration } from "effect"
+import { Effect, Either, Option } from "effect"
 import * as net from "node:net"
 import type * as Parser from "proxy-protocol-js"
 import type * as Connection from "../Connection.js"
@@ -52,7 +53,9 @@ export interface Cidr {
 export const cidr = (text: string): Either.Either<Cidr, string> => {
   const [address, bits, ...rest] = text.split("/")
   const prefix = bits === undefined ? 32 : Number(bits)
-  if (address === undefined || rest.length > 0 || !net.isIPv4(address) || !/^\d{1,2}$/.test(bits ?? "32") || prefix > 32) {
+  if (
+    address === undefined || rest.length > 0 || !net.isIPv4(address) || !/^\d{1,2}$/.test(bits ?? "32") || prefix > 32
+  ) {
     return Either.left(`${JSON.stringify(text)} is not an IPv4 network such as 10.0.0.0/8 or an address`)
   }
   const mask = prefix === 0 ? 0 : (0xFFFFFFFF << (32 - prefix)) >>> 0

@@ -28,7 +28,8 @@ export const ends = (socket: {
 }): Ends | undefined => {
   const { localAddress, localPort, remoteAddress, remotePort } = socket
   return localAddress === undefined || localPort === undefined || remoteAddress === undefined ||
-      remotePort === undefined || !/^\d+\.\d+\.\d+\.\d+$/.test(localAddress) || !/^\d+\.\d+\.\d+\.\d+$/.test(remoteAddress)
+      remotePort === undefined || !/^\d+\.\d+\.\d+\.\d+$/.test(localAddress) ||
+      !/^\d+\.\d+\.\d+\.\d+$/.test(remoteAddress)
     ? undefined
     : { localAddress, localPort, remoteAddress, remotePort }
 }

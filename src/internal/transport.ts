@@ -68,7 +68,9 @@ export interface Server {
 export interface Transport {
   readonly createServer: (options: net.ServerOpts) => Server
   /** Connects like `net.connect`: the socket emits `'connect'`, or `'error'`. */
-  readonly connect: (options: { readonly host: string; readonly port: number; readonly allowHalfOpen: boolean }) => Socket
+  readonly connect: (
+    options: { readonly host: string; readonly port: number; readonly allowHalfOpen: boolean }
+  ) => Socket
   /** Monotonic milliseconds. */
   readonly now: () => number
   /** Runs `fire` after `millis`; returns its cancel. Does not keep the process alive. */

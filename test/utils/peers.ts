@@ -38,8 +38,11 @@ export const readToEnd = (socket: TestKit.PeerSocket): Effect.Effect<{ data: Buf
           ? { data: Buffer.concat(chunks), error: "ECONNRESET" }
           : { data: Buffer.concat(chunks) }
       )))
-    socket.once("error", (error: NodeJS.ErrnoException) =>
-      resume(Effect.succeed({ data: Buffer.concat(chunks), error: error.code ?? error.message })))
+    socket.once(
+      "error",
+      (error: NodeJS.ErrnoException) =>
+        resume(Effect.succeed({ data: Buffer.concat(chunks), error: error.code ?? error.message }))
+    )
     socket.once("close", () => resume(Effect.succeed({ data: Buffer.concat(chunks) })))
     socket.resume()
   })

@@ -269,7 +269,9 @@ export class SimSocket extends EventEmitter {
   // --- Writing.
 
   write(data: Uint8Array | string, cb?: (error?: Error | null) => void): boolean {
-    const chunk = typeof data === "string" ? Buffer.from(data) : Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+    const chunk = typeof data === "string"
+      ? Buffer.from(data)
+      : Buffer.from(data.buffer, data.byteOffset, data.byteLength)
     if (this.destroyed) {
       cb?.(new NodeError("ERR_STREAM_DESTROYED", "write", "Cannot call write after a stream was destroyed"))
       return false
@@ -473,7 +475,10 @@ export class SimServer extends EventEmitter {
   private connections = 0
   private acceptPosted = false
 
-  constructor(readonly net: Network, readonly options: { readonly pauseOnConnect?: boolean | undefined; readonly allowHalfOpen?: boolean | undefined }) {
+  constructor(
+    readonly net: Network,
+    readonly options: { readonly pauseOnConnect?: boolean | undefined; readonly allowHalfOpen?: boolean | undefined }
+  ) {
     super()
   }
 
@@ -584,7 +589,9 @@ export class Network {
     return this.nextPort++
   }
 
-  createServer(options: { readonly pauseOnConnect?: boolean | undefined; readonly allowHalfOpen?: boolean | undefined } = {}): SimServer {
+  createServer(
+    options: { readonly pauseOnConnect?: boolean | undefined; readonly allowHalfOpen?: boolean | undefined } = {}
+  ): SimServer {
     return new SimServer(this, options)
   }
 

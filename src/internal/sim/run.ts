@@ -33,7 +33,11 @@ export interface Setup {
  */
 export class Stuck extends Error {
   constructor(readonly stop: "quiet" | "budget", readonly trace: ReadonlyArray<string>) {
-    super(stop === "quiet" ? "the simulation is stuck: everything waits, nothing can happen" : "the simulation ran out of steps")
+    super(
+      stop === "quiet"
+        ? "the simulation is stuck: everything waits, nothing can happen"
+        : "the simulation ran out of steps"
+    )
   }
 }
 

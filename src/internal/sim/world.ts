@@ -149,7 +149,13 @@ export class World {
 
   /** Something that happens `millis` from now; returns its cancel. */
   schedule(millis: number, label: string, fire: () => void): () => void {
-    const timer: Timer = { at: this.now + Math.max(0, millis), seq: this.seq++, label: `timer ${label}`, fire, cancelled: false }
+    const timer: Timer = {
+      at: this.now + Math.max(0, millis),
+      seq: this.seq++,
+      label: `timer ${label}`,
+      fire,
+      cancelled: false
+    }
     // Kept sorted by time, then by when it was scheduled: equal times fire in that order.
     let i = this.timers.length
     while (i > 0 && (this.timers[i - 1]!.at > timer.at)) i--
