@@ -1,7 +1,9 @@
 import { NodeFileSystem } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Exit, Scope } from "effect"
+import type * as net from "node:net"
 import { Client, KernelLimits, Listener, TestKit } from "../src/index.js"
+import * as Transport from "../src/internal/transport.js"
 import { listenBacklog, timeWaitCount } from "./utils/kernel.js"
 
 const readLimits = KernelLimits.read.pipe(Effect.provide(KernelLimits.layer), Effect.provide(NodeFileSystem.layer))
@@ -50,10 +52,31 @@ describe("Listener", () => {
 
   it.scoped("an address that is not this machine's fails with AddressNotAvailable", () =>
     Effect.gen(function*() {
-      // 127.0.0.0/8 is all local on Linux, so use a documentation address (TEST-NET-1): binding
-      // is refused locally, no packet is ever sent.
-      const error = yield* Effect.flip(Listener.make({ host: "192.0.2.1" }))
+      // What Linux answers for a bind to an address no interface has (EADDRNOTAVAIL), given by the
+      // transport, so that no test binds outside 127.0.0.0/8 (which is all local on Linux).
+      const notHere: Transport.Transport = {
+        ...Transport.node,
+        createServer: (options) => {
+          const server = Transport.node.createServer(options) as Transport.Server & net.Server
+          server.listen = function(this: net.Server, listen: net.ListenOptions) {
+            const error = Object.assign(new Error(`listen EADDRNOTAVAIL: address not available ${listen.host}`), {
+              code: "EADDRNOTAVAIL",
+              errno: -99,
+              syscall: "listen",
+              address: listen.host,
+              port: listen.port
+            })
+            process.nextTick(() => this.emit("error", error))
+            return this
+          } as never
+          return server
+        }
+      }
+      const error = yield* Effect.flip(
+        Effect.provideService(Listener.make({ host: "192.0.2.1" }), Transport.CurrentTransport, notHere)
+      )
       expect(error.reason).toBe("AddressNotAvailable")
+      expect(error.code).toBe("EADDRNOTAVAIL")
       expect(error.message).toBe("192.0.2.1:0 is not an address of this machine")
     }))
 
