@@ -1,0 +1,308 @@
+/**
+ * The pure decisions under the lifecycle, field by field: the verdict on every way a connection
+ * can end (outcome.ts), the rules options are checked by (options.ts), and how a socket is
+ * closed (socket.ts). The lifecycle tests show their effects on real sockets; these pin each
+ * decision down, so that a change to one is seen here first.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Cause, Duration, Either, LogLevel } from "effect"
+import * as net from "node:net"
+import { Connection, Server } from "../src/index.js"
+import * as Options from "../src/internal/options.js"
+import * as Outcome from "../src/internal/outcome.js"
+import * as Socket from "../src/internal/socket.js"
+import type * as Transport from "../src/internal/transport.js"
+
+/** A connection on a socket that never connects: enough to raise errors that are its own. */
+const own = () => {
+  const connection = Connection.wrap(new net.Socket() as unknown as Transport.Socket)
+  const raise = (fields: ConstructorParameters<typeof Connection.ConnectionError>[0]): Connection.ConnectionError =>
+    (connection as unknown as { error: typeof raise }).error(fields)
+  return { connection, raise }
+}
+
+class LineTooLong extends Error {
+  readonly [Server.PeerFault] = "LineTooLong"
+  constructor() {
+    super("line too long")
+  }
+}
+
+describe("the verdict on a connection's end (outcome.ts)", () => {
+  it("a normal end: nothing counted or logged, completed", () => {
+    expect(Outcome.normal).toEqual({
+      reason: undefined,
+      dropped: undefined,
+      peerReset: false,
+      level: LogLevel.None,
+      message: "",
+      cause: undefined,
+      release: "complete"
+    })
+  })
+
+  it("cut off by the server: reset, the idle timeout logged at info, the deadline not on its own", () => {
+    expect(Outcome.cut("Timeout", "1.2.3.4:5")).toEqual({
+      reason: "Timeout",
+      dropped: undefined,
+      peerReset: false,
+      level: LogLevel.Info,
+      message: "1.2.3.4:5 timed out (idle)",
+      cause: undefined,
+      release: "reset"
+    })
+    expect(Outcome.cut("ShutdownDeadline", "1.2.3.4:5")).toEqual({
+      reason: "ShutdownDeadline",
+      dropped: undefined,
+      peerReset: false,
+      level: LogLevel.None,
+      message: "",
+      cause: undefined,
+      release: "reset"
+    })
+  })
+
+  it("refused before it was served: counted as dropped, a warning, reset", () => {
+    expect(Outcome.refused("proxy_timeout", "1.2.3.4:5", "too slow")).toEqual({
+      reason: undefined,
+      dropped: "proxy_timeout",
+      peerReset: false,
+      level: LogLevel.Warning,
+      message: "refused connection from 1.2.3.4:5: too slow",
+      cause: undefined,
+      release: "reset"
+    })
+  })
+
+  it("a defect wins over everything else in the cause, and is reset with the cause logged", () => {
+    const { connection, raise } = own()
+    const reset = raise({ reason: "Reset", peer: connection.peer })
+    for (
+      const cause of [
+        Cause.die("bug"),
+        Cause.parallel(Cause.fail(reset), Cause.die("bug")),
+        Cause.sequential(Cause.fail(new LineTooLong()), Cause.die("bug")),
+        Cause.parallel(Cause.interrupt(0 as never), Cause.die("bug"))
+      ]
+    ) {
+      expect(Outcome.classify(cause, connection)).toEqual({
+        reason: "Defect",
+        dropped: undefined,
+        peerReset: false,
+        level: LogLevel.Error,
+        message: "handler died",
+        cause,
+        release: "reset"
+      })
+    }
+  })
+
+  it("a failure of the handler's own, even beside a connection's error or a peer fault, is a HandlerError", () => {
+    const { connection, raise } = own()
+    const other = own()
+    const byHand = new Connection.ConnectionError({ reason: "Reset", peer: connection.peer })
+    for (
+      const cause of [
+        Cause.fail("nope"),
+        Cause.fail(byHand),
+        Cause.fail(other.raise({ reason: "Reset", peer: other.connection.peer })),
+        Cause.parallel(Cause.fail(raise({ reason: "Reset", peer: connection.peer })), Cause.fail("nope")),
+        Cause.parallel(Cause.fail(new LineTooLong()), Cause.fail("nope")),
+        Cause.empty
+      ]
+    ) {
+      expect(Outcome.classify(cause, connection)).toEqual({
+        reason: "HandlerError",
+        dropped: undefined,
+        peerReset: false,
+        level: LogLevel.Error,
+        message: "handler failed",
+        cause,
+        release: "reset"
+      })
+    }
+  })
+
+  it("a peer fault: under its own reason, at info, completed so that what was said arrives", () => {
+    const { connection, raise } = own()
+    const fault = new LineTooLong()
+    const expected = {
+      reason: "LineTooLong",
+      dropped: undefined,
+      peerReset: false,
+      level: LogLevel.Info,
+      message: "line too long",
+      cause: undefined,
+      release: "complete"
+    }
+    expect(Outcome.classify(Cause.fail(fault), connection)).toEqual(expected)
+    // Beside the connection's own error, the fault (the reason it ended) stands; the first of two.
+    expect(
+      Outcome.classify(Cause.parallel(Cause.fail(raise({ reason: "Reset", peer: "p" })), Cause.fail(fault)), connection)
+    ).toEqual(expected)
+    const second = { [Server.PeerFault]: "Other", toString: () => "other fault" }
+    expect(Outcome.classify(Cause.sequential(Cause.fail(fault), Cause.fail(second)), connection)).toEqual(expected)
+    // Not an Error: its text is what it says of itself.
+    expect(Outcome.classify(Cause.fail(second), connection)).toMatchObject({ reason: "Other", message: "other fault" })
+  })
+
+  it("a connection's own error: under its reason, at info (Unknown at warning, with its cause), closed", () => {
+    const { connection, raise } = own()
+    const reset = raise({ reason: "Reset", peer: "1.2.3.4:5" })
+    expect(Outcome.classify(Cause.fail(reset), connection)).toEqual({
+      reason: "Reset",
+      dropped: undefined,
+      peerReset: true,
+      level: LogLevel.Info,
+      message: "1.2.3.4:5 reset the connection",
+      cause: undefined,
+      release: "close"
+    })
+    const pipe = raise({ reason: "BrokenPipe", peer: "1.2.3.4:5" })
+    const timeout = raise({ reason: "Timeout", peer: "1.2.3.4:5" })
+    // The first of two is the reason.
+    expect(Outcome.classify(Cause.parallel(Cause.fail(pipe), Cause.fail(timeout)), connection)).toMatchObject({
+      reason: "BrokenPipe",
+      peerReset: false,
+      level: LogLevel.Info,
+      release: "close"
+    })
+    const odd = raise({ reason: "Unknown", peer: "1.2.3.4:5", code: "EHOSTUNREACH" })
+    const cause = Cause.fail(odd)
+    expect(Outcome.classify(cause, connection)).toEqual({
+      reason: "Unknown",
+      dropped: undefined,
+      peerReset: false,
+      level: LogLevel.Warning,
+      message: "connection with 1.2.3.4:5 failed: EHOSTUNREACH",
+      cause,
+      release: "close"
+    })
+  })
+
+  it("interruption alone: Interrupted, at info, reset", () => {
+    const { connection } = own()
+    expect(Outcome.classify(Cause.interrupt(0 as never), connection)).toEqual({
+      reason: "Interrupted",
+      dropped: undefined,
+      peerReset: false,
+      level: LogLevel.Info,
+      message: `handler for ${connection.peer} was interrupted`,
+      cause: undefined,
+      release: "reset"
+    })
+  })
+
+  it("a peer fault names a reason of its own: empty, non-string or the server's own reasons are not one", () => {
+    expect(Server.isPeerFault(new LineTooLong())).toBe(true)
+    expect(Server.isPeerFault({ [Server.PeerFault]: "Reset" })).toBe(false)
+    expect(Server.isPeerFault({ [Server.PeerFault]: "Defect" })).toBe(false)
+    expect(Server.isPeerFault({ [Server.PeerFault]: "" })).toBe(false)
+    expect(Server.isPeerFault({ [Server.PeerFault]: 1 })).toBe(false)
+    expect(Server.isPeerFault({ reason: "LineTooLong" })).toBe(false)
+    expect(Server.isPeerFault(null)).toBe(false)
+    expect(Server.isPeerFault("LineTooLong")).toBe(false)
+  })
+})
+
+describe("the rules options are checked by (options.ts)", () => {
+  const left = <A>(either: Either.Either<A, Options.Invalid>) => Either.isLeft(either) ? either.left : undefined
+
+  it("integers: in range, whole, numbers; the message says the range", () => {
+    expect(Options.integer("n", 1, 1)).toEqual(Either.right(1))
+    expect(Options.integer("n", 2 ** 31 - 1, 1)).toEqual(Either.right(2 ** 31 - 1))
+    expect(left(Options.integer("n", 2 ** 31, 1))).toEqual({
+      option: "n",
+      value: 2 ** 31,
+      expected: "a positive integer below 2^31"
+    })
+    expect(left(Options.integer("n", 0, 1))?.expected).toBe("a positive integer below 2^31")
+    expect(left(Options.integer("n", 1.5, 1))?.value).toBe(1.5)
+    expect(left(Options.integer("n", "3", 1))?.value).toBe("3")
+    expect(Options.integer("n", 0, 0)).toEqual(Either.right(0))
+    expect(left(Options.integer("n", -1, 0))?.expected).toBe("an integer from 0 to 2^31 - 1")
+    expect(Options.integer("n", 65535, 0, 65535)).toEqual(Either.right(65535))
+    expect(left(Options.integer("n", 65536, 0, 65535))?.expected).toBe("an integer from 0 to 65535")
+  })
+
+  it("durations: what a timer can hold, never negative; zero only where allowed", () => {
+    const max = Options.maxTimerMillis
+    expect(max).toBe(2147483647)
+    expect(Options.duration("d", "0 millis", "zero allowed")).toEqual(Either.right(Duration.zero))
+    expect(Options.duration("d", 0, "zero allowed")).toEqual(Either.right(Duration.zero))
+    expect(Options.duration("d", "1 millis", "positive")).toEqual(Either.right(Duration.millis(1)))
+    expect(Options.duration("d", max, "positive")).toEqual(Either.right(Duration.millis(max)))
+    const expected = "a duration from 1ms to 24d 20h 31m 23s 647ms, such as 500ms, 5s or 1m"
+    for (const bad of ["0 millis", 0, max + 1, "-5 seconds", "  -1 millis", -1, Number.NaN, "forever", Infinity, {}]) {
+      expect(left(Options.duration("d", bad, "positive")), String(bad)).toEqual({ option: "d", value: bad, expected })
+    }
+    expect(left(Options.duration("d", -1, "zero allowed"))?.expected).toBe(
+      "a duration from 0ms to 24d 20h 31m 23s 647ms, such as 500ms, 5s or 1m"
+    )
+    expect(Either.isRight(Options.duration("d", Duration.infinity, "zero allowed"))).toBe(false)
+  })
+
+  it("the keepalive delay: whole seconds from 1 to 32767", () => {
+    expect(Options.keepAliveDelay("k", "1 seconds")).toEqual(Either.right(Duration.seconds(1)))
+    expect(Options.keepAliveDelay("k", "32767 seconds")).toEqual(Either.right(Duration.seconds(32767)))
+    for (const bad of ["32768 seconds", "1500 millis", "999 millis", 0, "-1 seconds"]) {
+      expect(left(Options.keepAliveDelay("k", bad)), String(bad)).toEqual({
+        option: "k",
+        value: bad,
+        expected: "a whole number of seconds from 1s to 32767s (TCP_KEEPIDLE)"
+      })
+    }
+  })
+
+  it("hosts: IPv4 or localhost", () => {
+    expect(Options.ipv4("h", "localhost")).toEqual(Either.right("127.0.0.1"))
+    expect(Options.ipv4("h", "10.1.2.3")).toEqual(Either.right("10.1.2.3"))
+    for (const bad of ["::1", "example.com", 7, "256.0.0.1"]) {
+      expect(left(Options.ipv4("h", bad))).toEqual({
+        option: "h",
+        value: bad,
+        expected: "an IPv4 address such as 127.0.0.1, or localhost"
+      })
+    }
+  })
+
+  it("a value is shown as people write it", () => {
+    expect(Options.showValue(Number.NaN)).toBe("NaN")
+    expect(Options.showValue(Infinity)).toBe("Infinity")
+    expect(Options.showValue("5s")).toBe("\"5s\"")
+    expect(Options.showValue(Duration.seconds(90))).toBe("1m 30s")
+    expect(Options.showValue({ a: 1 })).toBe("{\"a\":1}")
+    expect(Options.showValue(undefined)).toBe("undefined")
+  })
+})
+
+describe("how a socket is closed (socket.ts)", () => {
+  const fake = (state: { destroyed?: boolean; writableLength?: number; writableEnded?: boolean }) => {
+    const calls: Array<string> = []
+    const socket = {
+      destroyed: false,
+      writableLength: 0,
+      writableEnded: false,
+      ...state,
+      destroy: () => calls.push("destroy"),
+      resetAndDestroy: () => calls.push("reset")
+    } as unknown as Transport.Socket
+    return { calls, socket }
+  }
+  const closed = (how: Socket.How, state: Parameters<typeof fake>[0]) => {
+    const { calls, socket } = fake(state)
+    Socket.close(socket, how)
+    return calls
+  }
+
+  it("a FIN only when nothing written is unsent; a reset when asked, unless our FIN is already out", () => {
+    expect(closed("close", {})).toEqual(["destroy"])
+    expect(closed("close", { writableLength: 1 })).toEqual(["reset"])
+    expect(closed("close", { writableEnded: true, writableLength: 1 })).toEqual(["reset"])
+    expect(closed("reset", {})).toEqual(["reset"])
+    expect(closed("reset", { writableEnded: true })).toEqual(["destroy"])
+    expect(closed("reset", { writableEnded: true, writableLength: 5 })).toEqual(["reset"])
+    expect(closed("reset", { destroyed: true })).toEqual([])
+    expect(closed("close", { destroyed: true, writableLength: 1 })).toEqual([])
+  })
+})
