@@ -236,6 +236,10 @@ describe("the rules options are checked by (options.ts)", () => {
     for (const bad of ["0 millis", 0, max + 1, "-5 seconds", "  -1 millis", -1, Number.NaN, "forever", Infinity, {}]) {
       expect(left(Options.duration("d", bad, "positive")), String(bad)).toEqual({ option: "d", value: bad, expected })
     }
+    // Refused, not read as zero, where zero is allowed too.
+    for (const bad of ["-5 seconds", "  -1 millis", "\t-0 millis", -1]) {
+      expect(Either.isLeft(Options.duration("d", bad, "zero allowed")), String(bad)).toBe(true)
+    }
     expect(left(Options.duration("d", -1, "zero allowed"))?.expected).toBe(
       "a duration from 0ms to 24d 20h 31m 23s 647ms, such as 500ms, 5s or 1m"
     )
