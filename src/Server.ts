@@ -351,6 +351,7 @@ export const make = <E = never, R = never>(
 ): Effect.Effect<Server, ServerError | Listener.ListenError, Scope.Scope | Exclude<R, Scope.Scope>> =>
   Effect.gen(function*() {
     const policy = yield* validate(options)
+    if (policy.proxy !== undefined) yield* Proxy.load
     // One more than the server holds: the server sees the newcomer that finds the queue full, and
     // may make room for it (a waiting peer that reset); the kernel's cap is only a backstop.
     const listener = yield* Listener.make({ ...options, maxAccepted: policy.maxConnections + policy.maxPending + 1 })

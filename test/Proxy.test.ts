@@ -113,7 +113,7 @@ describe("the PROXY protocol", () => {
       expect(slow._tag === "ServerError" && slow.option).toBe("proxyProtocol.headerTimeout")
     }).pipe(Effect.scoped))
 
-  it("frames a header from its first bytes: whole, not yet, or not a header", () => {
+  it("frames a header from its first bytes: whole, not yet, or not a header", async () => {
     const v1 = Buffer.from("PROXY TCP4 127.0.0.1 127.0.0.1 1 2\r\nrest")
     expect(Proxy.frame(v1)).toBe(v1.indexOf("rest"))
     expect(Proxy.frame(v1.subarray(0, 3))).toBeUndefined()
@@ -124,6 +124,7 @@ describe("the PROXY protocol", () => {
     expect(Proxy.frame(v2)).toBe(v2.length - 4)
     expect(Proxy.frame(v2.subarray(0, 15))).toBeUndefined()
     expect(Proxy.frame(v2.subarray(0, v2.length - 5))).toBeUndefined()
+    await Effect.runPromise(Proxy.load)
     expect(Proxy.client(Buffer.from("PROXY UNKNOWN\r\n"))).toBeUndefined()
     expect(Proxy.client(Buffer.from("PROXY TCP4 999.0.0.1 127.0.0.1 1 2\r\n"))).toBe("invalid")
     const tens = Proxy.cidr("10.0.0.0/8")

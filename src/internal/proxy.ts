@@ -8,8 +8,28 @@
  */
 import { Duration, Effect, Either, Option } from "effect"
 import * as net from "node:net"
-import { Command, IPv4ProxyAddress, IPv6ProxyAddress, V1ProxyProtocol, V2ProxyProtocol } from "proxy-protocol-js"
+import type * as Parser from "proxy-protocol-js"
 import type * as Connection from "../Connection.js"
+
+/**
+ * The parser, loaded by the first server that takes the PROXY protocol ({@link load}): a server
+ * without it, and the core's import, never load it.
+ */
+let parser: typeof Parser | undefined
+
+/**
+ * Loads the parser, once per process: a server with `proxyProtocol` set runs it before it listens.
+ *
+ * @internal
+ */
+export const load: Effect.Effect<void> = Effect.suspend(() =>
+  parser !== undefined ? Effect.void : Effect.asVoid(Effect.tap(
+    Effect.promise(() => import("proxy-protocol-js")),
+    (module) => {
+      parser = module
+    }
+  ))
+)
 
 /**
  * The policy, checked: who may send a header, and how long it may take.
@@ -94,6 +114,8 @@ export const frame = (bytes: Buffer): number | undefined | "invalid" => {
  * @internal
  */
 export const client = (header: Buffer): string | undefined | "invalid" => {
+  if (parser === undefined) throw new Error("proxy.load must run before a header is parsed")
+  const { Command, IPv4ProxyAddress, IPv6ProxyAddress, V1ProxyProtocol, V2ProxyProtocol } = parser
   try {
     if (header[0] === v2Signature[0]) {
       const parsed = V2ProxyProtocol.parse(header)
