@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, FiberRef, HashSet, Logger, Metric, MetricBoundaries, Scope } from "effect"
+import { Effect, Exit, FiberRef, HashSet, Logger, Metric, MetricBoundaries, Ref, Scope } from "effect"
 import { spawnSync } from "node:child_process"
 import * as net from "node:net"
 import { Client, Metrics, Server } from "../src/index.js"
@@ -121,6 +121,29 @@ describe("Prometheus.serve", () => {
       const other = yield* Effect.promise(() => http(port, "GET", "/stats"))
       expect(other.status).toBe(404)
       expect(other.body).toContain("/metrics")
+    }).pipe(Effect.scoped))
+
+  it.live("/healthz answers 200 while the process runs; /readyz follows its readiness, 503 when not ready", () =>
+    Effect.gen(function*() {
+      const ready = yield* Ref.make(true)
+      const { port } = yield* Prometheus.serve({ port: 0, ready: Ref.get(ready) })
+      expect(yield* Effect.promise(() => http(port, "GET", "/healthz"))).toMatchObject({ status: 200, body: "ok\n" })
+      expect((yield* Effect.promise(() => http(port, "GET", "/readyz"))).status).toBe(200)
+      yield* Ref.set(ready, false)
+      const unready = yield* Effect.promise(() => http(port, "GET", "/readyz"))
+      expect(unready.status).toBe(503)
+      expect(unready.body).toContain("not ready")
+      // Alive all the same: liveness is not readiness.
+      expect((yield* Effect.promise(() => http(port, "HEAD", "/healthz"))).status).toBe(200)
+      expect((yield* Effect.promise(() => http(port, "POST", "/readyz"))).status).toBe(405)
+    }).pipe(Effect.scoped))
+
+  it.live("/metrics serves the exposition it is given; one that fails answers 500 and is logged", () =>
+    Effect.gen(function*() {
+      const given = yield* Prometheus.serve({ port: 0, exposition: Effect.succeed("# given\n") })
+      expect((yield* Effect.promise(() => http(given.port, "GET", "/metrics"))).body).toBe("# given\n")
+      const failing = yield* Prometheus.serve({ port: 0, exposition: Effect.die("broken") })
+      expect((yield* Effect.promise(() => http(failing.port, "GET", "/metrics"))).status).toBe(500)
     }).pipe(Effect.scoped))
 
   it.live("holds at most maxConnections HTTP connections, closes the excess at once and logs it", () =>
