@@ -16,7 +16,7 @@ import * as ValidationError from "@effect/cli/ValidationError"
 // Deep imports: the packages' index modules load everything in them (all of HttpApi and its
 // schemas for @effect/platform), some 25 MB of heap a server never uses.
 import * as FileSystem from "@effect/platform/FileSystem"
-import { Cause, Context, Data, Duration, Effect, Exit, FiberRef, HashSet, Layer, Logger, LogLevel, Option, Stream } from "effect"
+import { Cause, Context, Data, Duration, Effect, Exit, FiberRef, HashSet, Layer, Logger, LogLevel, Option, Ref, Stream } from "effect"
 import * as Flags from "./internal/flags.js"
 import * as Heap from "./internal/heap.js"
 import * as Options_ from "./internal/options.js"
@@ -112,6 +112,19 @@ const serveFlags = {
   shutdownTimeout: Flags.value("shutdown-timeout", "DURATION", durationFlag("zero allowed"), "On SIGINT, SIGTERM or SIGHUP, how long connections may finish before they are cut off.", {
     variable: "ECHO_SHUTDOWN_TIMEOUT",
     default: Duration.format(Server.defaults.shutdownTimeout)
+  }),
+  drainDelay: Flags.value("drain-delay", "DURATION", durationFlag("zero allowed"), "On SIGINT, SIGTERM or SIGHUP, how long the server still accepts while /readyz already answers 503, so that a load balancer stops sending first (Kubernetes' preStop pattern); then the port closes and --shutdown-timeout begins.", {
+    variable: "ECHO_DRAIN_DELAY",
+    default: "0s"
+  }),
+  proxyProtocol: Flags.switch_("proxy-protocol", "Every connection starts with a PROXY protocol header (v1 or v2, as HAProxy's send-proxy-v2 sends), from a --trusted-proxies source: the client it names is the peer in logs and metrics. A connection without a valid header in time, or from another source, is refused, logged and counted.", "ECHO_PROXY_PROTOCOL"),
+  trustedProxies: Flags.value("trusted-proxies", "CIDRS", Flags.networks, "With --proxy-protocol: the sources allowed to send a header, as comma-separated IPv4 networks or addresses (10.0.0.0/8,192.0.2.7).", {
+    variable: "ECHO_TRUSTED_PROXIES",
+    default: Server.defaults.trustedProxies.join(",")
+  }),
+  proxyHeaderTimeout: Flags.value("proxy-header-timeout", "DURATION", durationFlag("positive"), "With --proxy-protocol: how long a connection's header may take to arrive whole before the connection is refused.", {
+    variable: "ECHO_PROXY_HEADER_TIMEOUT",
+    default: Duration.format(Server.defaults.headerTimeout)
   }),
   noDelay: Flags.switch_("no-delay", "Set TCP_NODELAY: no Nagle delay for small writes.", "ECHO_NO_DELAY"),
   keepAlive: Flags.switch_("keep-alive", "Set SO_KEEPALIVE: probe connections that stay idle, and close those whose peer is gone.", "ECHO_KEEP_ALIVE"),
@@ -349,9 +362,20 @@ const report = (requested: Server.Options, options: Server.Options, limits: Kern
 const descriptorsInUse = Effect.flatMap(FileSystem.FileSystem, (fs) =>
   fs.readDirectory("/proc/self/fd").pipe(Effect.map((fds) => fds.length), Effect.orElseSucceed(() => 0)))
 
-/** `GET /metrics` on `port`, in the current scope. */
-const serveMetrics = (port: number, source: string, exhausted: (address: string) => string) =>
-  Prometheus.serve({ port, maxConnections: metricsMaxConnections }).pipe(
+/** `GET /metrics`, `/healthz` and `/readyz` on `port`, in the current scope. */
+const serveMetrics = (
+  port: number,
+  source: string,
+  ready: Effect.Effect<boolean>,
+  exhausted: (address: string) => string,
+  exposition?: Effect.Effect<string>
+) =>
+  Prometheus.serve({
+    port,
+    maxConnections: metricsMaxConnections,
+    ready,
+    ...(exposition === undefined ? {} : { exposition })
+  }).pipe(
     Effect.mapError((error) =>
       failed(`cannot serve metrics: ${error.code === "EMFILE" ? exhausted(error.address) : error.message} (port from ${source})`)
     )
@@ -366,11 +390,18 @@ const serveWith = (
   Effect.gen(function*() {
     // First, so that it covers everything below: a first signal starts the graceful shutdown, a
     // second ends the process at once. Released last, once the shutdown is over.
-    const stopped = yield* Signals.guard({ inspector: Option.getOrElse(flags.inspectOnSigusr1, () => false) })
+    const signals = yield* Signals.guard({ inspector: Option.getOrElse(flags.inspectOnSigusr1, () => false) })
     const port = Option.getOrUndefined(flags.port)
     const metricsPort = Option.getOrUndefined(flags.metricsPort)
     if (metricsPort !== undefined && metricsPort !== 0 && metricsPort === port) {
       return yield* usage(`${sources.metricsPort} ${metricsPort} is also the echo port (${sources.port}): give each its own`, "serve")
+    }
+    // Settings of the PROXY protocol without it would be silently ignored: refused instead.
+    if (!Option.getOrElse(flags.proxyProtocol, () => false)) {
+      const without = [sources.trustedProxies, sources.proxyHeaderTimeout].filter((s) => s !== undefined)
+      if (without.length > 0) {
+        return yield* usage(`${without.join(" and ")} take${without.length === 1 ? "s" : ""} effect only with --proxy-protocol (or ECHO_PROXY_PROTOCOL): give it too, or drop ${without.length === 1 ? "it" : "them"}`, "serve")
+      }
     }
     // Read before listening (the limits shape the server), logged after: the address comes first.
     const probed = yield* Effect.either(KernelLimits.read).pipe(Logger.withMinimumLogLevel(LogLevel.None))
@@ -393,15 +424,21 @@ const serveWith = (
     yield* Effect.sync(Heap.relaxTrim)
     // Metrics first: a port that cannot be served fails before the server is announced, and the
     // scope releases it last, so that the echo server's drain can be watched to its end.
+    // Ready once the server accepts, until the first signal: from that moment, before the drain
+    // delay ends, /readyz says no, so that a load balancer stops sending while the port is open.
+    const serverReady = yield* Ref.make<Effect.Effect<boolean>>(Effect.succeed(false))
+    const ready = Effect.flatMap(signals.received, (received) =>
+      received ? Effect.succeed(false) : Effect.flatten(Ref.get(serverReady)))
     const metrics = metricsPort === undefined
       ? undefined
-      : yield* serveMetrics(metricsPort, sources.metricsPort!, (address) => outOfDescriptors(address, limits, inUse))
+      : yield* serveMetrics(metricsPort, sources.metricsPort!, ready, (address) => outOfDescriptors(address, limits, inUse))
     const server = yield* Server.make(options).pipe(
       Effect.catchTags({
         ListenError: (error) => Effect.fail(listenFailure(error, sources, limits, inUse)),
         ServerError: (error) => Effect.fail(failed(`${error.message}${setBy(sources, error.option)}`))
       })
     )
+    yield* Ref.set(serverReady, server.ready)
     const address = Listener.formatAddress(server.address)
     // What `serve` gives its caller, alone on stdout. A reader gone (EPIPE) is ignored by the binary.
     yield* Effect.sync(() => process.stdout.write(`listening on ${address}\n`))
@@ -417,23 +454,34 @@ const serveWith = (
     // A malformed file is reported and treated as unknown, not fatal.
     if (probed._tag === "Left") yield* Effect.logWarning(probed.left.message)
     yield* report(requested, options, limits)
+    if (options.proxyProtocol !== undefined) {
+      const trusted = options.proxyProtocol.trustedProxies ?? Server.defaults.trustedProxies
+      const timeout = Duration.format(options.proxyProtocol.headerTimeout ?? Server.defaults.headerTimeout)
+      yield* Effect.logInfo(`PROXY protocol on: a header (v1 or v2) from ${trusted.join(", ")} within ${timeout}, or the connection is refused`)
+    }
     if (metrics !== undefined) {
       const url = `http://${Listener.formatAddress(metrics)}/metrics`
-      yield* Effect.logInfo(`metrics on ${url}`).pipe(Effect.annotateLogs("metrics", url))
+      yield* Effect.logInfo(`metrics on ${url}, probes on /healthz and /readyz`).pipe(Effect.annotateLogs("metrics", url))
     }
-    yield* stopped
+    yield* signals.stopped
   }).pipe(Effect.scoped)
 
 /** The library's options from the flags: only what was given, so defaults stay in one place. */
 const serverOptions = (flags: Values<typeof serveFlags>): Server.Options => {
   const options: Record<string, unknown> = {}
-  for (const key of ["host", "port", "backlog", "maxConnections", "idleTimeout", "shutdownTimeout", "noDelay", "keepAlive"] as const) {
+  for (const key of ["host", "port", "backlog", "maxConnections", "idleTimeout", "shutdownTimeout", "drainDelay", "noDelay", "keepAlive"] as const) {
     const value: Option.Option<unknown> = flags[key]
     if (Option.isSome(value)) options[key] = value.value
   }
   if (Option.isSome(flags.keepAliveDelay)) {
     options.keepAlive = true
     options.keepAliveInitialDelay = flags.keepAliveDelay.value
+  }
+  if (Option.getOrElse(flags.proxyProtocol, () => false)) {
+    options.proxyProtocol = {
+      ...(Option.isSome(flags.trustedProxies) ? { trustedProxies: flags.trustedProxies.value } : {}),
+      ...(Option.isSome(flags.proxyHeaderTimeout) ? { headerTimeout: flags.proxyHeaderTimeout.value } : {})
+    }
   }
   // Each key above is an option of the same name and type.
   return options as Server.Options

@@ -357,6 +357,85 @@ describe("serve: errors name the flag or variable", () => {
   })
 })
 
+describe("serve: behind a load balancer", () => {
+  it("the PROXY protocol flags are checked, naming the flag or variable", async () => {
+    expectUsage(await usageError(["serve", "--proxy-protocol", "--trusted-proxies", "10.0.0.0/33"]), 'invalid --trusted-proxies "10.0.0.0/33"', "IPv4 networks")
+    expectUsage(await usageError(["serve", "--proxy-protocol", "--trusted-proxies", "10.0.0.0/8,"]), "--trusted-proxies", "comma-separated")
+    expectUsage(await usageError(["serve", "--proxy-protocol"], { ECHO_TRUSTED_PROXIES: "" }), 'invalid ECHO_TRUSTED_PROXIES ""')
+    expectUsage(await usageError(["serve", "--proxy-protocol", "--proxy-header-timeout", "0s"]), 'invalid --proxy-header-timeout "0s"', "from 1ms")
+    expectUsage(await usageError(["serve"], { ECHO_PROXY_PROTOCOL: "maybe" }), 'invalid ECHO_PROXY_PROTOCOL "maybe"')
+    expectUsage(await usageError(["serve", "--drain-delay", "-1s"]), 'invalid --drain-delay "-1s"', "from 0ms")
+    expectUsage(await usageError(["serve"], { ECHO_DRAIN_DELAY: "soon" }), 'invalid ECHO_DRAIN_DELAY "soon"')
+  })
+
+  it("trusted proxies or a header timeout without --proxy-protocol is refused, not ignored", async () => {
+    expectUsage(await usageError(["serve", "--trusted-proxies", "10.0.0.0/8"]), "--trusted-proxies takes effect only with --proxy-protocol")
+    expectUsage(
+      await usageError(["serve", "--proxy-header-timeout", "1s"], { ECHO_TRUSTED_PROXIES: "10.0.0.0/8" }),
+      "ECHO_TRUSTED_PROXIES and --proxy-header-timeout take effect only with --proxy-protocol"
+    )
+  })
+
+  it("--proxy-protocol: a header names the client in the logs; none, or an untrusted source, is refused and counted", async () => {
+    const server = await start(["--proxy-protocol", "--proxy-header-timeout", "2s", "--metrics-port", "0", "--log-level", "debug"])
+    await server.waitFor(/PROXY protocol on: a header \(v1 or v2\) from 127\.0\.0\.0\/8 within 2s/)
+    const url = /http:\/\/\S+\/metrics/.exec(await server.waitFor(/metrics on http/))![0]
+    const port = server.address.port
+    const exchange = (bytes: Buffer) =>
+      new Promise<Buffer>((resolve) => {
+        const socket = net.connect(port, "127.0.0.1", () => socket.end(bytes))
+        const chunks: Array<Buffer> = []
+        socket.on("data", (d: Buffer) => chunks.push(d))
+        socket.on("error", () => {})
+        socket.once("close", () => resolve(Buffer.concat(chunks)))
+      })
+    const echoed = await exchange(Buffer.from("PROXY TCP4 127.9.8.7 127.0.0.1 40000 7\r\nthrough a proxy"))
+    expect(echoed.toString()).toBe("through a proxy")
+    await server.waitFor(/receive data from 127\.9\.8\.7:40000/)
+    expect((await exchange(Buffer.from("no header at all\r\n"))).length).toBe(0)
+    const text = await (await fetch(url)).text()
+    expect(text).toMatch(/^echo_connections_dropped_total\{reason="proxy_malformed"\} 1$/m)
+    server.child.kill("SIGTERM")
+    expect(await server.exited).toBe(0)
+
+    const strict = await start(["--proxy-protocol", "--trusted-proxies", "10.0.0.0/8,192.0.2.7", "--metrics-port", "0"])
+    const strictUrl = /http:\/\/\S+\/metrics/.exec(await strict.waitFor(/metrics on http/))![0]
+    await new Promise<void>((resolve) => {
+      const socket = net.connect(strict.address.port, "127.0.0.1", () => socket.write("PROXY TCP4 127.9.8.7 127.0.0.1 40000 7\r\n"))
+      socket.on("error", () => {})
+      socket.once("close", () => resolve())
+    })
+    await strict.waitFor(/refused connection from 127\.0\.0\.1:\d+: not a trusted proxy/)
+    expect(await (await fetch(strictUrl)).text()).toMatch(/^echo_connections_dropped_total\{reason="proxy_untrusted"\} 1$/m)
+  })
+
+  it("SIGTERM with --drain-delay: /readyz fails at once, the port still accepts during the delay, then it closes", async () => {
+    const server = await start(["--metrics-port", "0", "--drain-delay", "3s"])
+    const base = /http:\/\/\S+(?=\/metrics)/.exec(await server.waitFor(/metrics on http/))![0]
+    expect((await fetch(`${base}/healthz`)).status).toBe(200)
+    expect((await fetch(`${base}/readyz`)).status).toBe(200)
+    server.child.kill("SIGTERM")
+    // Bounded: the first answer after the signal is already 503, unless the signal is still on its way.
+    let status = 200
+    for (let i = 0; i < 200 && status === 200; i++) {
+      status = (await fetch(`${base}/readyz`)).status
+      if (status === 200) await new Promise((r) => setTimeout(r, 10))
+    }
+    expect(status).toBe(503)
+    // Alive, not ready, and still serving: endpoints are being removed, the port is open.
+    expect((await fetch(`${base}/healthz`)).status).toBe(200)
+    const echoed = await roundTrip(server.address.port, Buffer.from("during the drain delay"))
+    expect(Buffer.from(echoed).toString()).toBe("during the drain delay")
+    expect(server.stderr.some((line) => line.includes("accepting for 3s more (drain delay)"))).toBe(true)
+    expect(await server.exited).toBe(0)
+    const refused = await new Promise<string>((resolve) => {
+      const socket = net.connect(server.address.port, "127.0.0.1", () => resolve("connected"))
+      socket.once("error", (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message))
+    })
+    expect(refused).toBe("ECONNREFUSED")
+  })
+})
+
 describe("--help", () => {
   it("serve --help: each flag once, with its variable and its default, at most 80 columns", () => {
     const result = run(["serve", "--help"])
