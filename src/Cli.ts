@@ -16,7 +16,8 @@ import * as ValidationError from "@effect/cli/ValidationError"
 // Deep imports: the packages' index modules load everything in them (all of HttpApi and its
 // schemas for @effect/platform), some 25 MB of heap a server never uses.
 import * as FileSystem from "@effect/platform/FileSystem"
-import { Cause, Context, Data, Duration, Effect, Exit, FiberRef, HashSet, Layer, Logger, LogLevel, Option, Ref, Stream } from "effect"
+import { Cause, Context, Data, Duration, Effect, Either, Exit, FiberRef, HashSet, Layer, Logger, LogLevel, Option, Ref, Stream } from "effect"
+import * as os from "node:os"
 import * as Flags from "./internal/flags.js"
 import * as Heap from "./internal/heap.js"
 import * as Options_ from "./internal/options.js"
@@ -28,6 +29,7 @@ import * as Listener from "./Listener.js"
 // wrap every module in a lazy initializer, which measured slower to start than loading this one.
 import * as Prometheus from "./Prometheus.js"
 import * as Server from "./Server.js"
+import * as Workers from "./Workers.js"
 
 const program = "effect-tcp-echo"
 
@@ -56,6 +58,34 @@ export class CliFailure extends Data.TaggedError("CliFailure")<{
   }
 }
 
+/**
+ * A failure of the shutdown that a signal began, once runMain has interrupted the program for
+ * that signal: Effect strips failures from the cause of an interrupted fiber as it passes every
+ * handler above, so the primary reports it itself and keeps it here, for the exit status.
+ */
+let failedAfterInterruption: CliFailure | undefined
+
+/**
+ * Reports how the command failed, if it did: a failure's text on stderr (in a worker, to the
+ * primary instead, which reports it once for the service: `worker 2 could not start: ...`), a
+ * defect as the bug it is. An interruption alone (a signal's graceful shutdown) is no failure.
+ *
+ * @since 0.1.0
+ * @category commands
+ */
+export const reportCause = (cause: Cause.Cause<CliFailure>): Effect.Effect<void> => {
+  const failure = Cause.failureOption(cause)
+  if (Option.isSome(failure)) {
+    return Workers.isWorker
+      ? Workers.reportFailure(failure.value.message)
+      : Effect.sync(() => process.stderr.write(failure.value.text))
+  }
+  const defect = Cause.dieOption(cause)
+  if (Option.isNone(defect)) return Effect.void
+  const text = defect.value instanceof Error ? defect.value.message : String(defect.value)
+  return Effect.sync(() => process.stderr.write(`${program}: unexpected failure (a bug): ${text}\n`))
+}
+
 const usage = (message: string, command?: string) =>
   new CliFailure({ reason: "Usage", message, ...(command === undefined ? {} : { command }) })
 
@@ -69,7 +99,8 @@ const failed = (message: string) => new CliFailure({ reason: "Failed", message }
  * @category commands
  */
 export const exitCode = (exit: Exit.Exit<unknown, unknown>): number => {
-  if (Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause)) return 0
+  if (Exit.isSuccess(exit)) return 0
+  if (Cause.isInterruptedOnly(exit.cause)) return failedAfterInterruption === undefined ? 0 : 1
   const failure = Cause.failureOption(exit.cause)
   return failure._tag === "Some" && failure.value instanceof CliFailure && failure.value.reason === "Usage" ? 2 : 1
 }
@@ -87,6 +118,12 @@ const port = (min: number) => Flags.integer(min, 65535)
 const logLevel = (text: string) => Flags.choice(logLevels)(text.toLowerCase() === "warn" ? "warning" : text)
 const durationFlag = (zero: "zero allowed" | "positive") =>
   Flags.duration((value) => Options_.duration("", value, zero))
+
+/** A number of workers, or `auto`: one per core this process may use. */
+const workersFlag = (text: string): Either.Either<number, string> =>
+  text.toLowerCase() === "auto"
+    ? Either.right(Math.max(1, os.availableParallelism()))
+    : Either.mapLeft(Flags.integer(1, 1024)(text), (expected) => `${expected}, or auto`)
 
 const serveFlags = {
   host: Flags.value("host", "HOST", Flags.ipv4, "IPv4 address to bind, or localhost. Any address outside 127.0.0.0/8 is reachable from other hosts, and logged as such.", {
@@ -125,6 +162,10 @@ const serveFlags = {
   proxyHeaderTimeout: Flags.value("proxy-header-timeout", "DURATION", durationFlag("positive"), "With --proxy-protocol: how long a connection's header may take to arrive whole before the connection is refused.", {
     variable: "ECHO_PROXY_HEADER_TIMEOUT",
     default: Duration.format(Server.defaults.headerTimeout)
+  }),
+  workers: Flags.value("workers", "N", workersFlag, "Worker processes serving the port (node:cluster; on Node 22.12 and later each binds it with reusePort), auto for one per available core. Past 1, a primary runs them: it prints the address, serves the metrics and probes for all, restarts a worker that dies (and gives up on a crash loop), and shuts them all down on a signal.", {
+    variable: "ECHO_WORKERS",
+    default: "1"
   }),
   noDelay: Flags.switch_("no-delay", "Set TCP_NODELAY: no Nagle delay for small writes.", "ECHO_NO_DELAY"),
   keepAlive: Flags.switch_("keep-alive", "Set SO_KEEPALIVE: probe connections that stay idle, and close those whose peer is gone.", "ECHO_KEEP_ALIVE"),
@@ -383,14 +424,9 @@ const serveMetrics = (
 
 type Values<T> = Flags.Values<T>
 
-const serveWith = (
-  flags: Values<typeof serveFlags>,
-  sources: Flags.Sources<typeof serveFlags>
-) =>
+/** What the flags cannot say together, refused before anything starts. */
+const checkServeFlags = (flags: Values<typeof serveFlags>, sources: Flags.Sources<typeof serveFlags>) =>
   Effect.gen(function*() {
-    // First, so that it covers everything below: a first signal starts the graceful shutdown, a
-    // second ends the process at once. Released last, once the shutdown is over.
-    const signals = yield* Signals.guard({ inspector: Option.getOrElse(flags.inspectOnSigusr1, () => false) })
     const port = Option.getOrUndefined(flags.port)
     const metricsPort = Option.getOrUndefined(flags.metricsPort)
     if (metricsPort !== undefined && metricsPort !== 0 && metricsPort === port) {
@@ -403,6 +439,27 @@ const serveWith = (
         return yield* usage(`${without.join(" and ")} take${without.length === 1 ? "s" : ""} effect only with --proxy-protocol (or ECHO_PROXY_PROTOCOL): give it too, or drop ${without.length === 1 ? "it" : "them"}`, "serve")
       }
     }
+  })
+
+/**
+ * One server in this process: alone, or as worker `worker` of a primary (which then prints the
+ * address, serves the metrics and decides the shutdown).
+ */
+const serveWith = (
+  flags: Values<typeof serveFlags>,
+  sources: Flags.Sources<typeof serveFlags>,
+  worker?: { readonly id: number; readonly restarts: number }
+) =>
+  Effect.gen(function*() {
+    // First, so that it covers everything below: a first signal starts the graceful shutdown, a
+    // second ends the process at once. Released last, once the shutdown is over. A worker has it
+    // too: a terminal's Ctrl-C reaches every process of the group.
+    const signals = yield* Signals.guard({ inspector: Option.getOrElse(flags.inspectOnSigusr1, () => false) })
+    yield* checkServeFlags(flags, sources)
+    // A worker's metrics are served by its primary.
+    const metricsPort = worker === undefined ? Option.getOrUndefined(flags.metricsPort) : undefined
+    // Of the first worker's first start only, the report of the limits: the same for all.
+    const reporting = worker === undefined || (worker.id === 1 && worker.restarts === 0)
     // Read before listening (the limits shape the server), logged after: the address comes first.
     const probed = yield* Effect.either(KernelLimits.read).pipe(Logger.withMinimumLogLevel(LogLevel.None))
     const limits = probed._tag === "Right" ? probed.right : {}
@@ -414,12 +471,14 @@ const serveWith = (
       ? { ...requested, keepAliveInitialDelay: Duration.seconds(limits.tcpKeepaliveTime) }
       : requested
     const inUse = yield* descriptorsInUse
-    const { options } = fitToDescriptors(
+    const fitted = fitToDescriptors(
       keepAlive,
       limits,
       inUse,
       metricsPort === undefined ? 0 : metricsMaxConnections
-    )
+    ).options
+    // The port and its sharing, as the primary decided them.
+    const options = worker === undefined ? fitted : Workers.workerOptions(fitted)
     // glibc would otherwise unmap and fault in its heap top at every GC under load (heap.ts).
     yield* Effect.sync(Heap.relaxTrim)
     // Metrics first: a port that cannot be served fails before the server is announced, and the
@@ -441,9 +500,32 @@ const serveWith = (
     yield* Ref.set(serverReady, server.ready)
     const address = Listener.formatAddress(server.address)
     // What `serve` gives its caller, alone on stdout. A reader gone (EPIPE) is ignored by the binary.
-    yield* Effect.sync(() => process.stdout.write(`listening on ${address}\n`))
+    // A worker's primary writes it, once for all.
+    if (worker === undefined) yield* Effect.sync(() => process.stdout.write(`listening on ${address}\n`))
     yield* Effect.logInfo(`listening on ${address}`).pipe(Effect.annotateLogs("address", address))
-    const exposed = exposure(server.address.host, address)
+    if (reporting) yield* startReport(flags, server.address.host, address, probed, requested, options, limits)
+    if (metrics !== undefined) {
+      const url = `http://${Listener.formatAddress(metrics)}/metrics`
+      yield* Effect.logInfo(`metrics on ${url}, probes on /healthz and /readyz`).pipe(Effect.annotateLogs("metrics", url))
+    }
+    if (worker === undefined) return yield* signals.stopped
+    // Until the primary asks (or is gone), or a signal reaches this worker itself.
+    const asked = yield* Workers.attach(server)
+    yield* Effect.raceFirst(signals.stopped, asked)
+  }).pipe(Effect.scoped)
+
+/** What `serve` logs once it listens: exposure, inspector, limits, the PROXY protocol. */
+const startReport = (
+  flags: Values<typeof serveFlags>,
+  host: string,
+  address: string,
+  probed: Either.Either<KernelLimits.Limits, KernelLimits.KernelLimitsError>,
+  requested: Server.Options,
+  options: Server.Options,
+  limits: KernelLimits.Limits
+) =>
+  Effect.gen(function*() {
+    const exposed = exposure(host, address)
     if (exposed !== undefined) yield* Effect.logWarning(exposed)
     if (Option.getOrElse(flags.inspectOnSigusr1, () => false)) {
       yield* Effect.logWarning(
@@ -459,12 +541,7 @@ const serveWith = (
       const timeout = Duration.format(options.proxyProtocol.headerTimeout ?? Server.defaults.headerTimeout)
       yield* Effect.logInfo(`PROXY protocol on: a header (v1 or v2) from ${trusted.join(", ")} within ${timeout}, or the connection is refused`)
     }
-    if (metrics !== undefined) {
-      const url = `http://${Listener.formatAddress(metrics)}/metrics`
-      yield* Effect.logInfo(`metrics on ${url}, probes on /healthz and /readyz`).pipe(Effect.annotateLogs("metrics", url))
-    }
-    yield* signals.stopped
-  }).pipe(Effect.scoped)
+  })
 
 /** The library's options from the flags: only what was given, so defaults stay in one place. */
 const serverOptions = (flags: Values<typeof serveFlags>): Server.Options => {
@@ -524,8 +601,101 @@ const serve = Command.make("serve", cliOptions(serveFlags), (parsed) =>
     const { sources, values } = yield* resolve(serveSpec, serveFlags, parsed)
     const level = LogLevel.fromLiteral(capitalize(Option.getOrElse(values.logLevel, () => "info" as const)))
     const format = Option.getOrElse(values.logFormat, () => "pretty" as const)
-    return yield* serveWith(values, sources).pipe(Effect.provide(loggingLayer(format, level)))
+    const workers = Option.getOrElse(values.workers, () => 1)
+    const run = Option.match(Workers.current, {
+      onSome: ({ id, restarts }) =>
+        // Every record of a worker says which; once done, its channel to the primary lets go.
+        serveWith(values, sources, { id, restarts }).pipe(Effect.annotateLogs("worker", id), Effect.ensuring(Workers.detach)),
+      onNone: () => workers > 1 ? servePrimary(values, sources, workers) : serveWith(values, sources)
+    })
+    return yield* run.pipe(Effect.provide(loggingLayer(format, level)))
   })).pipe(Command.withDescription(serveSpec.summary))
+
+/** A worker's own cleanup after the server's: the most the primary waits for, beyond its flags. */
+const workerMargin = Duration.seconds(2)
+
+/**
+ * `serve --workers N`, N > 1: the primary. Its workers run this same binary with the same
+ * command line; it prints the one address, serves the metrics and probes of the whole service,
+ * and turns the first signal into one shutdown of all, under one deadline, with one status.
+ */
+const servePrimary = (
+  flags: Values<typeof serveFlags>,
+  sources: Flags.Sources<typeof serveFlags>,
+  count: number
+) =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.gen(function*() {
+      const signals = yield* Signals.guard({ inspector: Option.getOrElse(flags.inspectOnSigusr1, () => false) })
+      yield* checkServeFlags(flags, sources)
+      const requested = serverOptions(flags)
+      const drainDelay = Duration.decode(requested.drainDelay ?? Server.defaults.drainDelay)
+      const shutdownTimeout = Duration.decode(requested.shutdownTimeout ?? Server.defaults.shutdownTimeout)
+      // Each worker drains under its own flags; the primary waits that long, and a margin more.
+      const deadline = Duration.sum(
+        Duration.sum(drainDelay, shutdownTimeout),
+        Duration.sum(Server.defaults.cleanupTimeout, workerMargin)
+      )
+      const running = yield* Ref.make(Option.none<Workers.Workers>())
+      const ready = Effect.flatMap(signals.received, (received) =>
+        received
+          ? Effect.succeed(false)
+          : Effect.flatMap(Ref.get(running), Option.match({ onNone: () => Effect.succeed(false), onSome: (w) => w.ready })))
+      const exposition = Effect.flatMap(Ref.get(running), Option.match({ onNone: () => Prometheus.exposition, onSome: (w) => w.exposition }))
+      const metricsPort = Option.getOrUndefined(flags.metricsPort)
+      const metrics = metricsPort === undefined
+        ? undefined
+        : yield* restore(serveMetrics(metricsPort, sources.metricsPort!, ready, (address) => `cannot listen on ${address}: no file descriptor left (EMFILE)`, exposition))
+      const sharing = Listener.reusePortSupported ? "reusePort" : "cluster"
+      yield* Effect.logInfo(
+        sharing === "reusePort"
+          ? `${count} workers, each listening on the port itself (reusePort, Node ${process.versions.node}): the kernel spreads connections`
+          : `${count} workers sharing the primary's listening socket (node:cluster, Node ${process.versions.node}, no reusePort before 22.12): connections are handed to each in turn`
+      )
+      const workers = yield* restore(Workers.make({
+        workers: count,
+        port: Option.getOrElse(flags.port, () => 0),
+        sharing,
+        shutdownTimeout: deadline
+      })).pipe(Effect.mapError((error) => failed(error.message)))
+      yield* Ref.set(running, Option.some(workers))
+      const address = Listener.formatAddress(workers.address)
+      yield* Effect.sync(() => process.stdout.write(`listening on ${address}\n`))
+      const pids = (yield* workers.workers).map((w) => `${w.id} (pid ${w.pid})`).join(", ")
+      yield* Effect.logInfo(`listening on ${address} with workers ${pids}`).pipe(Effect.annotateLogs("address", address))
+      if (metrics !== undefined) {
+        const url = `http://${Listener.formatAddress(metrics)}/metrics`
+        yield* Effect.logInfo(`metrics of all workers on ${url}, probes on /healthz and /readyz`).pipe(Effect.annotateLogs("metrics", url))
+      }
+      // Until the first signal (or the interruption runMain makes of it), or a crash loop.
+      let interrupted = false
+      const ended = yield* Effect.either(restore(Effect.raceFirst(signals.stopped, workers.failed)).pipe(
+        Effect.catchAllCause((cause) =>
+          Cause.isInterruptedOnly(cause) ? Effect.sync(() => { interrupted = true }) : Effect.failCause(cause))
+      ))
+      if (Either.isRight(ended)) yield* Effect.logInfo(`shutting down ${count} workers: each drains, all within ${Duration.format(deadline)}`)
+      const summary = yield* workers.shutdown
+      const statuses = summary.exits.map((e) => `worker ${e.id} ${e.signal === null ? `exited ${e.code}` : `ended by ${e.signal}`}`).join(", ")
+      yield* Effect.logInfo(`workers stopped: ${statuses}`)
+      const failure = Either.isLeft(ended)
+        ? failed(ended.left.message)
+        : summary.clean
+        ? undefined
+        : failed(
+          summary.killed.length > 0
+            ? `shutdown: worker${summary.killed.length > 1 ? "s" : ""} ${summary.killed.join(", ")} still running ${Duration.format(deadline)} after the signal, killed`
+            : `shutdown: not every worker exited cleanly (${statuses})`
+        )
+      if (failure === undefined) return
+      if (interrupted) {
+        yield* Effect.sync(() => {
+          failedAfterInterruption = failure
+          process.stderr.write(failure.text)
+        })
+      }
+      return yield* failure
+    }).pipe(Effect.scoped)
+  )
 
 // --- probe.
 

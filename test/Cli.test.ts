@@ -368,6 +368,13 @@ describe("serve: behind a load balancer", () => {
     expectUsage(await usageError(["serve"], { ECHO_DRAIN_DELAY: "soon" }), 'invalid ECHO_DRAIN_DELAY "soon"')
   })
 
+  it("--workers takes a count from 1 to 1024, or auto; anything else names the flag or variable", async () => {
+    for (const value of ["0", "-2", "two", "1.5", "2000"]) {
+      expectUsage(await usageError(["serve", "--workers", value]), `invalid --workers ${JSON.stringify(value)}`, "an integer from 1 to 1024, or auto")
+    }
+    expectUsage(await usageError(["serve"], { ECHO_WORKERS: "many" }), 'invalid ECHO_WORKERS "many"', "or auto")
+  })
+
   it("trusted proxies or a header timeout without --proxy-protocol is refused, not ignored", async () => {
     expectUsage(await usageError(["serve", "--trusted-proxies", "10.0.0.0/8"]), "--trusted-proxies takes effect only with --proxy-protocol")
     expectUsage(
