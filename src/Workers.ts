@@ -681,6 +681,7 @@ export const make = (options: Options): Effect.Effect<Workers, WorkersError, Sco
     const ids = Array.from({ length: valid.workers }, (_, i) => i + 1)
     const sequential = valid.sharing === "reusePort" && valid.port === 0
     const first = sequential ? [yield* start(1)] : []
+    if (first[0] !== undefined) bound = yield* Deferred.await(first[0].listening).pipe(Effect.orDie)
     const started = [...first, ...yield* Effect.forEach(ids.slice(first.length), start, { concurrency: "unbounded" })]
     bound = yield* Deferred.await(started[0]!.listening).pipe(Effect.orDie)
     for (const p of started) yield* FiberSet.run(supervisors, supervise(p))
