@@ -185,6 +185,19 @@ export interface Workers {
   readonly shutdown: Effect.Effect<Shutdown>
 }
 
+/**
+ * How `node:cluster` hands out connections when workers share the primary's socket: `roundRobin`
+ * (Node's default but on Windows: the primary accepts each connection and passes it to the next
+ * worker over IPC) or `none` (each worker accepts from the shared socket itself, as the kernel
+ * wakes it). Node reads it from `NODE_CLUSTER_SCHED_POLICY` (`rr`, `none`) when it loads the
+ * cluster module; it cannot change once the first worker is forked.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export const clusterScheduling = (): "roundRobin" | "none" =>
+  cluster.schedulingPolicy === cluster.SCHED_NONE ? "none" : "roundRobin"
+
 // --- The messages between the primary and its workers, marked so that others pass by.
 
 const tag = "effect-tcp-echo/Workers"
