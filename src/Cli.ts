@@ -182,9 +182,13 @@ const serveFlags = {
     variable: "ECHO_LOG_FORMAT",
     default: "pretty"
   }),
-  metricsPort: Flags.value("metrics-port", "PORT", port(0), `Serve Prometheus metrics on http://127.0.0.1:PORT/metrics (0: any free port), at most ${metricsMaxConnections} connections at once.`, {
+  metricsPort: Flags.value("metrics-port", "PORT", port(0), `Serve Prometheus metrics on http://127.0.0.1:PORT/metrics, and the probes /healthz (alive) and /readyz (accepting) (0: any free port), at most ${metricsMaxConnections} connections at once.`, {
     variable: "ECHO_METRICS_PORT",
     default: "off"
+  }),
+  metricsHost: Flags.value("metrics-host", "HOST", Flags.ipv4, "With --metrics-port: the IPv4 address it binds, such as a pod's 0.0.0.0 for the kubelet's HTTP probes and a scraper. Outside 127.0.0.0/8, anyone who reaches it reads the metrics; logged as such.", {
+    variable: "ECHO_METRICS_HOST",
+    default: Prometheus.defaults.host
   }),
   inspectOnSigusr1: Flags.switch_("inspect-on-sigusr1", "Let SIGUSR1 open Node's inspector on 127.0.0.1:9229, as Node does by default. Off, SIGUSR1 is logged and ignored: the inspector runs any code as this process's user for whoever can connect to it.", "ECHO_INSPECT_ON_SIGUSR1")
 }
@@ -403,24 +407,39 @@ const report = (requested: Server.Options, options: Server.Options, limits: Kern
 const descriptorsInUse = Effect.flatMap(FileSystem.FileSystem, (fs) =>
   fs.readDirectory("/proc/self/fd").pipe(Effect.map((fds) => fds.length), Effect.orElseSucceed(() => 0)))
 
-/** `GET /metrics`, `/healthz` and `/readyz` on `port`, in the current scope. */
+/** `GET /metrics`, `/healthz` and `/readyz` on the metrics port, in the current scope; its exposure logged. */
 const serveMetrics = (
-  port: number,
-  source: string,
+  flags: Values<typeof serveFlags>,
+  sources: Flags.Sources<typeof serveFlags>,
   ready: Effect.Effect<boolean>,
   exhausted: (address: string) => string,
   exposition?: Effect.Effect<string>
 ) =>
-  Prometheus.serve({
-    port,
-    maxConnections: metricsMaxConnections,
-    ready,
-    ...(exposition === undefined ? {} : { exposition })
-  }).pipe(
-    Effect.mapError((error) =>
-      failed(`cannot serve metrics: ${error.code === "EMFILE" ? exhausted(error.address) : error.message} (port from ${source})`)
+  Effect.gen(function*() {
+    const host = Option.getOrElse(flags.metricsHost, () => Prometheus.defaults.host)
+    const bound = yield* Prometheus.serve({
+      host,
+      port: Option.getOrElse(flags.metricsPort, () => 0),
+      maxConnections: metricsMaxConnections,
+      ready,
+      ...(exposition === undefined ? {} : { exposition })
+    }).pipe(
+      Effect.mapError((error) => {
+        const from = [sources.metricsHost, sources.metricsPort].filter((s) => s !== undefined)
+        return failed(
+          `cannot serve metrics: ${error.code === "EMFILE" ? exhausted(error.address) : error.message}` +
+            (from.length === 0 ? "" : ` (${from.length === 1 && sources.metricsPort !== undefined ? "port" : "address"} from ${from.join(" and ")})`)
+        )
+      })
     )
-  )
+    if (!bound.host.startsWith("127.")) {
+      yield* Effect.logWarning(
+        `metrics on ${Listener.formatAddress(bound)}: reachable from other hosts, which can read every metric and probe; ` +
+          `--metrics-host 127.0.0.1 (the default) keeps them to this machine`
+      )
+    }
+    return bound
+  })
 
 type Values<T> = Flags.Values<T>
 
@@ -431,6 +450,9 @@ const checkServeFlags = (flags: Values<typeof serveFlags>, sources: Flags.Source
     const metricsPort = Option.getOrUndefined(flags.metricsPort)
     if (metricsPort !== undefined && metricsPort !== 0 && metricsPort === port) {
       return yield* usage(`${sources.metricsPort} ${metricsPort} is also the echo port (${sources.port}): give each its own`, "serve")
+    }
+    if (metricsPort === undefined && sources.metricsHost !== undefined) {
+      return yield* usage(`${sources.metricsHost} takes effect only with --metrics-port (or ECHO_METRICS_PORT): give it too, or drop it`, "serve")
     }
     // Settings of the PROXY protocol without it would be silently ignored: refused instead.
     if (!Option.getOrElse(flags.proxyProtocol, () => false)) {
@@ -490,7 +512,7 @@ const serveWith = (
       received ? Effect.succeed(false) : Effect.flatten(Ref.get(serverReady)))
     const metrics = metricsPort === undefined
       ? undefined
-      : yield* serveMetrics(metricsPort, sources.metricsPort!, ready, (address) => outOfDescriptors(address, limits, inUse))
+      : yield* serveMetrics(flags, sources, ready, (address) => outOfDescriptors(address, limits, inUse))
     const server = yield* Server.make(options).pipe(
       Effect.catchTags({
         ListenError: (error) => Effect.fail(listenFailure(error, sources, limits, inUse)),
@@ -645,7 +667,7 @@ const servePrimary = (
       const metricsPort = Option.getOrUndefined(flags.metricsPort)
       const metrics = metricsPort === undefined
         ? undefined
-        : yield* restore(serveMetrics(metricsPort, sources.metricsPort!, ready, (address) => `cannot listen on ${address}: no file descriptor left (EMFILE)`, exposition))
+        : yield* restore(serveMetrics(flags, sources, ready, (address) => `cannot listen on ${address}: no file descriptor left (EMFILE)`, exposition))
       const sharing = Listener.reusePortSupported ? "reusePort" : "cluster"
       yield* Effect.logInfo(
         sharing === "reusePort"

@@ -10,7 +10,7 @@
  *
  * @since 0.1.0
  */
-import { Clock, Data, Deferred, Duration, Effect, Either, Exit, FiberId, FiberSet, Metric, Option, Runtime, Schedule } from "effect"
+import { Clock, Context, Data, Deferred, Duration, Effect, Either, Exit, FiberId, FiberSet, Layer, Metric, Option, Runtime, Schedule } from "effect"
 import type { Scope } from "effect"
 import cluster from "node:cluster"
 import type { Worker as ClusterWorker } from "node:cluster"
@@ -770,3 +770,28 @@ export const make = (options: Options): Effect.Effect<Workers, WorkersError, Sco
       shutdown
     } satisfies Workers
   })
+
+/**
+ * Running workers as a service.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class WorkersService extends Context.Tag("effect-tcp-echo/Workers")<WorkersService, Workers>() {}
+
+/**
+ * The workers as a layer: started when the layer is built (every worker listening), shut down
+ * gracefully, all under one deadline, when it is released.
+ *
+ * ```ts
+ * // primary.ts: four processes of worker.js on port 7000
+ * Workers.layer({ workers: 4, exec: "worker.js", port: 7000 }).pipe(Layer.launch, NodeRuntime.runMain)
+ * // worker.js
+ * Workers.serve({}, handler).pipe(NodeRuntime.runMain)
+ * ```
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options): Layer.Layer<WorkersService, WorkersError> =>
+  Layer.scoped(WorkersService, make(options))

@@ -375,6 +375,16 @@ describe("serve: behind a load balancer", () => {
     expectUsage(await usageError(["serve"], { ECHO_WORKERS: "many" }), 'invalid ECHO_WORKERS "many"', "or auto")
   })
 
+  it("--metrics-host binds the metrics port there; without --metrics-port it is refused", async () => {
+    expectUsage(await usageError(["serve", "--metrics-host", "127.0.0.2"]), "--metrics-host takes effect only with --metrics-port")
+    expectUsage(await usageError(["serve", "--metrics-port", "0", "--metrics-host", "::"]), 'invalid --metrics-host "::"', "IPv4")
+    const server = await start(["--metrics-port", "0", "--metrics-host", "127.0.0.2"])
+    const base = /http:\/\/127\.0\.0\.2:\d+/.exec(await server.waitFor(/metrics on http/))![0]
+    expect((await fetch(`${base}/readyz`)).status).toBe(200)
+    // Loopback still: no warning about other hosts.
+    expect(server.stderr.some((line) => line.includes("reachable from other hosts"))).toBe(false)
+  })
+
   it("trusted proxies or a header timeout without --proxy-protocol is refused, not ignored", async () => {
     expectUsage(await usageError(["serve", "--trusted-proxies", "10.0.0.0/8"]), "--trusted-proxies takes effect only with --proxy-protocol")
     expectUsage(

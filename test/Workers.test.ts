@@ -54,6 +54,18 @@ describe("Workers (the library)", () => {
       expect(refused.reason).toBe("Refused")
     }))
 
+  it.live("as a layer: built once every worker listens, released as the graceful shutdown of all", () =>
+    Effect.gen(function*() {
+      const port = yield* Effect.gen(function*() {
+        const workers = yield* Workers.WorkersService
+        const echoed = yield* Client.roundTrip({ port: workers.address.port }, [Buffer.from("layer")])
+        expect(Buffer.from(echoed).toString()).toBe("layer")
+        return workers.address.port
+      }).pipe(Effect.provide(Workers.layer({ workers: 2, exec: fixture, args: [], execArgv: [], env: { FIXTURE: "serve" } })))
+      const refused = yield* Effect.flip(Effect.scoped(Client.connect({ port })))
+      expect(refused.reason).toBe("Refused")
+    }))
+
   it.live("a worker that cannot listen fails the start, naming what it reported", () =>
     Effect.gen(function*() {
       const taken = net.createServer()
