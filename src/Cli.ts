@@ -154,7 +154,7 @@ const serveFlags = {
     variable: "ECHO_DRAIN_DELAY",
     default: "0s"
   }),
-  proxyProtocol: Flags.switch_("proxy-protocol", "Every connection starts with a PROXY protocol header (v1 or v2, as HAProxy's send-proxy-v2 sends), from a --trusted-proxies source: the client it names is the peer in logs and metrics. A connection without a valid header in time, or from another source, is refused, logged and counted.", "ECHO_PROXY_PROTOCOL"),
+  proxyProtocol: Flags.switch_("proxy-protocol", "Every connection starts with a PROXY protocol header (v1 or v2, as HAProxy's send-proxy-v2 sends), from a --trusted-proxies source: the client it names is the peer in the logs. A connection without a valid header in time, or from another source, is refused, logged and counted.", "ECHO_PROXY_PROTOCOL"),
   trustedProxies: Flags.value("trusted-proxies", "CIDRS", Flags.networks, "With --proxy-protocol: the sources allowed to send a header, as comma-separated IPv4 networks or addresses (10.0.0.0/8,192.0.2.7).", {
     variable: "ECHO_TRUSTED_PROXIES",
     default: Server.defaults.trustedProxies.join(",")
@@ -163,7 +163,7 @@ const serveFlags = {
     variable: "ECHO_PROXY_HEADER_TIMEOUT",
     default: Duration.format(Server.defaults.headerTimeout)
   }),
-  workers: Flags.value("workers", "N", workersFlag, "Worker processes serving the port (node:cluster; on Node 22.12 and later each binds it with reusePort), auto for one per available core. Past 1, a primary runs them: it prints the address, serves the metrics and probes for all, restarts a worker that dies (and gives up on a crash loop), and shuts them all down on a signal.", {
+  workers: Flags.value("workers", "N|auto", workersFlag, "Worker processes serving the port (node:cluster; on Node 22.12 and later each binds it with reusePort), auto for one per available core. Past 1, a primary runs them: it prints the address, serves the metrics and probes for all, restarts a worker that dies (and gives up on a crash loop), and shuts them all down on a signal.", {
     variable: "ECHO_WORKERS",
     default: "1"
   }),
@@ -228,7 +228,8 @@ const serveSpec: Flags.Command = {
     title: "Exit status",
     lines: [
       "  0      shut down gracefully, after SIGINT, SIGTERM or SIGHUP",
-      "  1      could not serve (the port is taken, ...)",
+      "  1      could not serve (the port is taken, ...); with --workers, also a",
+      "         crash loop, or a worker still running at the shutdown's deadline",
       "  2      a usage error: a flag, a variable, the command line",
       "  128+N  a second signal N during the shutdown stopped it at once:",
       "         130 SIGINT, 143 SIGTERM, 129 SIGHUP"

@@ -9,7 +9,7 @@ import * as net from "node:net"
 import * as path from "node:path"
 import { Client, Listener } from "../src/index.js"
 import * as Workers from "../src/Workers.js"
-import { type Running, serve } from "./utils/cli.js"
+import { runAsync, type Running, serve } from "./utils/cli.js"
 
 const fixture = path.resolve(import.meta.dirname, "fixtures/worker.mjs")
 
@@ -170,6 +170,20 @@ describe("serve --workers N", () => {
     expect(await server.exited).toBe(0)
     expect(server.stdout).toEqual([`listening on 127.0.0.1:${server.address.port}`])
     expect(await lines(server, /workers stopped: worker 1 exited 0, worker 2 exited 0/)).toHaveLength(1)
+  })
+
+  it("a port in use: the workers cannot start, and the primary says so in one line, status 1", async () => {
+    const taken = net.createServer()
+    await new Promise<void>((r) => taken.listen(0, "127.0.0.1", r))
+    const port = (taken.address() as net.AddressInfo).port
+    const result = await runAsync(["serve", "--workers", "2", "--port", String(port)])
+    taken.close()
+    expect(result.status).toBe(1)
+    expect(result.stdout).toBe("")
+    const lines = result.stderr.split("\n").filter((line) => line.startsWith("effect-tcp-echo: "))
+    expect(lines).toEqual([
+      expect.stringMatching(new RegExp(`^effect-tcp-echo: worker \\d could not start: 127\\.0\\.0\\.1:${port} is already in use \\(address from --port\\)$`))
+    ])
   })
 
   it("SIGTERM to the primary with stalled peers: every worker drains under the deadline, one exit status", async () => {
