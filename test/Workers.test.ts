@@ -8,6 +8,8 @@ import { Effect, Exit, Scope } from "effect"
 import * as net from "node:net"
 import * as path from "node:path"
 import { Client, Listener } from "../src/index.js"
+import * as MetricsWire from "../src/internal/metricsWire.js"
+import * as Prometheus from "../src/Prometheus.js"
 import * as Workers from "../src/Workers.js"
 import { runAsync, type Running, serve } from "./utils/cli.js"
 
@@ -22,6 +24,43 @@ const run = (options: Partial<Workers.Options> & { readonly mode?: string } = {}
     env: { FIXTURE: options.mode ?? "serve" },
     ...options
   })
+
+describe("the metrics of several processes", () => {
+  it("summed series by series: counters, gauges, histograms and frequencies add up; a summary stays per worker", () => {
+    const histogram = (counts: [number, number, number]) => ({
+      name: "h_seconds",
+      description: "h",
+      tags: [],
+      kind: "histogram" as const,
+      buckets: [[0.1, counts[0]], [1, counts[1]], [Number.POSITIVE_INFINITY, counts[2]]] as const,
+      count: counts[2],
+      min: 0.01,
+      max: 2,
+      sum: 1.5
+    })
+    const worker = (n: number): ReadonlyArray<MetricsWire.Series> => [
+      { name: "c_total", description: "c", tags: [], kind: "counter", incremental: true, value: n },
+      { name: "c_total", description: "c", tags: [["reason", "x"]], kind: "counter", incremental: true, value: 10 * n },
+      { name: "g", description: "g", tags: [], kind: "gauge", value: n },
+      histogram([n, 2 * n, 3 * n]),
+      { name: "f", description: "f", tags: [], kind: "frequency", occurrences: [["a", n]] },
+      { name: "s", description: "s", tags: [], kind: "summary", error: 0.01, quantiles: [[0.5, n]], count: 1, min: n, max: n, sum: n }
+    ]
+    const text = Prometheus.format(MetricsWire.decode(MetricsWire.sum([
+      { label: "1", series: worker(1) },
+      { label: "2", series: worker(2) }
+    ])))
+    expect(text).toMatch(/^c_total 3$/m)
+    expect(text).toMatch(/^c_total\{reason="x"\} 30$/m)
+    expect(text).toMatch(/^g 3$/m)
+    expect(text).toMatch(/^h_seconds_bucket\{le="0\.1"\} 3$/m)
+    expect(text).toMatch(/^h_seconds_bucket\{le="\+Inf"\} 9$/m)
+    expect(text).toMatch(/^h_seconds_sum 3$/m)
+    expect(text).toMatch(/^f_total\{key="a"\} 3$/m)
+    expect(text).toMatch(/^s\{worker="1",quantile="0\.5"\} 1$/m)
+    expect(text).toMatch(/^s\{worker="2",quantile="0\.5"\} 2$/m)
+  })
+})
 
 describe("Workers (the library)", () => {
   it.live("two workers serve one port: the echo is exact, both serve, and the exposition sums them", () =>
@@ -198,6 +237,24 @@ describe("serve --workers N", () => {
     expect((await lines(server, /shutdown deadline passed: cutting off/)).length).toBeGreaterThanOrEqual(1)
     expect(await lines(server, /workers stopped: /)).toHaveLength(1)
     for (const socket of held) socket.destroy()
+  })
+
+  it("SIGTERM with --drain-delay: the primary's /readyz fails at once, the workers still serve during the delay, then one exit", async () => {
+    const server = await start(["--workers", "2", "--metrics-port", "0", "--drain-delay", "3s"])
+    const base = (await metricsUrl(server)).replace(/\/metrics$/, "")
+    expect((await fetch(`${base}/readyz`)).status).toBe(200)
+    server.child.kill("SIGTERM")
+    let status = 200
+    for (let i = 0; i < 200 && status === 200; i++) {
+      status = (await fetch(`${base}/readyz`)).status
+      if (status === 200) await new Promise((r) => setTimeout(r, 10))
+    }
+    expect(status).toBe(503)
+    expect((await fetch(`${base}/healthz`)).status).toBe(200)
+    // Both workers still take connections: in turn, so two in a row reach each.
+    for (let i = 0; i < 2; i++) expect(await echo(server.address.port, `draining ${i}`)).toBe(`draining ${i}`)
+    expect(await server.exited).toBe(0)
+    expect(await lines(server, /accepting for 3s more \(drain delay\)/, 2)).toHaveLength(2)
   })
 
   it("a worker killed (SIGKILL) is restarted on the same port, logged and counted; the service goes on", async () => {
