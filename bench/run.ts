@@ -13,13 +13,16 @@ import * as path from "node:path"
 import * as readline from "node:readline"
 
 const root = path.resolve(import.meta.dirname, "../..")
-const usage = "usage: npm run bench [-- --write]\n  --write  record the results: bench/results/, docs/benchmarks.md and docs/benchmarks.svg"
+const usage = "usage: npm run bench [-- [--workers] [--write]]\n" +
+  "  --workers  instead: serve --workers 1 against 2, churn, round trips and shutdown (bench/workers.ts)\n" +
+  "  --write    record the results: bench/results/, docs/benchmarks.md and docs/benchmarks.svg\n" +
+  "             (with --workers: the workers section of docs/benchmarks.md only)"
 const flags = process.argv.slice(2)
 if (flags.includes("--help")) {
   console.log(usage)
   process.exit(0)
 }
-const unknown = flags.filter((flag) => flag !== "--write")
+const unknown = flags.filter((flag) => flag !== "--write" && flag !== "--workers")
 if (unknown.length > 0) {
   console.error(`bench: unknown argument ${unknown[0]}\n${usage}`)
   process.exit(2)
@@ -46,7 +49,10 @@ const controlsOf: Partial<Record<Scenario, ReadonlyArray<Control>>> = {
 }
 const trimEnv = { MALLOC_TRIM_THRESHOLD_: String(64 * 2 ** 20) }
 const serveArgs = [path.join(root, "dist/src/bin.js"), "serve", "--log-level", "error", "--shutdown-timeout", "1s"]
-const servers: Record<ServerName | Control, { readonly args: ReadonlyArray<string>; readonly env?: Record<string, string> }> = {
+const servers: Record<
+  ServerName | Control,
+  { readonly args: ReadonlyArray<string>; readonly env?: Record<string, string> }
+> = {
   plain: { args: [path.join(root, "dist/bench/servers/plain.js")] },
   "effect-tcp-echo": { args: serveArgs },
   idiomatic: { args: [path.join(root, "dist/bench/servers/idiomatic.js")] },
@@ -146,14 +152,22 @@ const load = (mode: string, port: number, duration: number, onReady?: () => void
   new Promise<Record<string, number>>((resolve, reject) => {
     const compiled = loadgen !== undefined && loadgenConnections[mode] !== undefined
     const child = compiled
-      ? spawn(loadgen!, [mode, String(port), String(duration), String(loadgenConnections[mode]), String(warmupSeconds)], {
-        stdio: ["ignore", "pipe", "inherit"]
-      })
+      ? spawn(
+        loadgen!,
+        [mode, String(port), String(duration), String(loadgenConnections[mode]), String(warmupSeconds)],
+        {
+          stdio: ["ignore", "pipe", "inherit"]
+        }
+      )
       : spawn(process.execPath, [path.join(root, "dist/bench/load.js"), mode, String(port), String(duration)], {
         stdio: ["ignore", "pipe", "inherit"]
       })
     readline.createInterface({ input: child.stdout! }).on("line", (line) => {
-      const parsed = JSON.parse(line) as Record<string, number> & { ready?: boolean; measuring?: boolean; error?: string }
+      const parsed = JSON.parse(line) as Record<string, number> & {
+        ready?: boolean
+        measuring?: boolean
+        error?: string
+      }
       if (parsed.ready) onReady?.()
       else if (parsed.measuring) onMeasuring?.()
       else if (parsed.error) reject(new Error(String(parsed.error)))
@@ -195,7 +209,10 @@ const measure = async (scenario: Scenario, name: ServerName | Control): Promise<
       clearInterval(sampler)
       // The growth depends on the baseline too (a smaller process at rest grows its heap under
       // load): the peak is in the note.
-      return { value: (peak - base) / 1024, note: `peak ${(peak / 1024).toFixed(0)} MiB, ${(result.units! / 2 ** 20).toFixed(0)} MiB pushed` }
+      return {
+        value: (peak - base) / 1024,
+        note: `peak ${(peak / 1024).toFixed(0)} MiB, ${(result.units! / 2 ** 20).toFixed(0)} MiB pushed`
+      }
     }
     if (scenario === "idle") {
       const base = rssKiB(pid)
@@ -248,9 +265,8 @@ const main = async () => {
         process.stdout.write(`\r[round ${round + 1}/${rounds}] ${scenario.name.padEnd(8)} ${name.padEnd(22)}`)
         const sample = await measure(scenario.name, name)
         if (!(names as ReadonlyArray<string>).includes(name)) {
-          ((controlSamples[scenario.name] ??= {})[name as Control] ??= []).push(sample)
-        }
-        else samples[scenario.name]![name as ServerName].push(sample)
+          ;((controlSamples[scenario.name] ??= {})[name as Control] ??= []).push(sample)
+        } else samples[scenario.name]![name as ServerName].push(sample)
       }
     }
   }
@@ -268,7 +284,10 @@ const main = async () => {
         notes: [...new Set(list.map((s) => s.note).filter(Boolean))],
         values: list.map((s) => s.value)
       }]
-    })) as Record<ServerName, { median: number; cpuPerUnit?: number; p50?: number; p99?: number; notes: Array<string>; values: Array<number> }>
+    })) as Record<
+      ServerName,
+      { median: number; cpuPerUnit?: number; p50?: number; p99?: number; notes: Array<string>; values: Array<number> }
+    >
     // Ratio to plain Node, pair by pair per round, then the median: >1 is better for every row.
     const pairwise = (name: ServerName) =>
       samples[scenario.name]![name].map((s, i) => {
@@ -293,7 +312,9 @@ const main = async () => {
     node: process.version,
     kernel: os.release(),
     effect: JSON.parse(fs.readFileSync(path.join(root, "node_modules/effect/package.json"), "utf8")).version as string,
-    platformNode: JSON.parse(fs.readFileSync(path.join(root, "node_modules/@effect/platform-node/package.json"), "utf8")).version as string
+    platformNode: JSON.parse(
+      fs.readFileSync(path.join(root, "node_modules/@effect/platform-node/package.json"), "utf8")
+    ).version as string
   }
   const result = {
     date: new Date().toISOString(),
@@ -316,17 +337,25 @@ const main = async () => {
 
   const fmt = (v: number | undefined, digits = 2) => v === undefined ? "" : v >= 100 ? v.toFixed(0) : v.toFixed(digits)
   const spread = ([low, high]: readonly [number, number]) => `${fmt(low)}-${fmt(high)}`
-  const target = (i: number) => `${fmt(rows[i]!.ratio["effect-tcp-echo"])}x (rounds: ${spread(rows[i]!.range["effect-tcp-echo"])})`
+  const target = (i: number) =>
+    `${fmt(rows[i]!.ratio["effect-tcp-echo"])}x (rounds: ${spread(rows[i]!.range["effect-tcp-echo"])})`
   const table = [
     "| load | plain Node | effect-tcp-echo | idiomatic Effect | ratio effect-tcp-echo | ratio idiomatic |",
     "|---|---|---|---|---|---|",
     ...rows.map(({ perServer, range, ratio, scenario }) =>
-      `| ${scenario.title} | ${names.map((n) => fmt(perServer[n].median) + (perServer[n].notes.length ? ` (${perServer[n].notes.join("; ")})` : "")).join(" | ")} | ${fmt(ratio["effect-tcp-echo"])}x (${spread(range["effect-tcp-echo"])}) | ${fmt(ratio.idiomatic)}x (${spread(range.idiomatic)}) |`
+      `| ${scenario.title} | ${
+        names.map((n) =>
+          fmt(perServer[n].median) + (perServer[n].notes.length ? ` (${perServer[n].notes.join("; ")})` : "")
+        ).join(" | ")
+      } | ${fmt(ratio["effect-tcp-echo"])}x (${spread(range["effect-tcp-echo"])}) | ${fmt(ratio.idiomatic)}x (${
+        spread(range.idiomatic)
+      }) |`
     )
   ].join("\n")
   // Server CPU per unit: the median over rounds, the lowest and highest round, and what the load
   // generator itself spent per unit (far less: it is not what sets the pace).
-  const cpuOf = (list: ReadonlyArray<Sample>) => list.map((s) => s.cpuPerUnit).filter((v): v is number => v !== undefined)
+  const cpuOf = (list: ReadonlyArray<Sample>) =>
+    list.map((s) => s.cpuPerUnit).filter((v): v is number => v !== undefined)
   const cpuCell = (list: ReadonlyArray<Sample>) => {
     const cpu = cpuOf(list)
     const load = list.map((s) => s.loadCpuPerUnit).filter((v): v is number => v !== undefined)
@@ -338,7 +367,9 @@ const main = async () => {
     "| load | plain Node | effect-tcp-echo | idiomatic Effect |",
     "|---|---|---|---|",
     ...rows.filter((r) => r.perServer.plain.cpuPerUnit !== undefined).map(({ scenario }) =>
-      `| ${scenario.name} (server CPU ms per ${unitOf(scenario.name)}) | ${names.map((n) => cpuCell(samples[scenario.name]![n])).join(" | ")} |`
+      `| ${scenario.name} (server CPU ms per ${unitOf(scenario.name)}) | ${
+        names.map((n) => cpuCell(samples[scenario.name]![n])).join(" | ")
+      } |`
     )
   ].join("\n")
   // The churn headline: server CPU per connection against plain Node's, round by round.
@@ -352,9 +383,13 @@ const main = async () => {
   const customTable = custom.length === 0 ? "" : [
     "| load | effect-tcp-echo, built-in echo | effect-tcp-echo, a handler of a user's own |",
     "|---|---|---|",
-    `| churn (conns/s) | ${fmt(rows[2]!.perServer["effect-tcp-echo"].median)} | ${fmt(median(custom.map((s) => s.value)))} |`,
+    `| churn (conns/s) | ${fmt(rows[2]!.perServer["effect-tcp-echo"].median)} | ${
+      fmt(median(custom.map((s) => s.value)))
+    } |`,
     `| churn (server CPU ms per connection) | ${cpuCell(samples.churn!["effect-tcp-echo"])} | ${cpuCell(custom)} |`,
-    `| shutdown: SIGTERM with 50 stalled peers, 1 s deadline (s to exit) | ${fmt(rows[5]!.perServer["effect-tcp-echo"].median)} | ${fmt(median(customShutdown.map((s) => s.value)))} |`
+    `| shutdown: SIGTERM with 50 stalled peers, 1 s deadline (s to exit) | ${
+      fmt(rows[5]!.perServer["effect-tcp-echo"].median)
+    } | ${fmt(median(customShutdown.map((s) => s.value)))} |`
   ].join("\n")
   // Stream, decomposed: what the heap costs (the controls) against what the echo path costs.
   const streamSamples = samples.stream!
@@ -363,24 +398,46 @@ const main = async () => {
   const heapAlike = `MALLOC_TRIM_THRESHOLD_=${trimEnv.MALLOC_TRIM_THRESHOLD_}`
   const decomposed = [
     ["plain Node", streamSamples.plain, streamSamples.plain, "plain Node"],
-    ["plain Node, in a process that loaded what `serve` loads", controlOf("stream", "plain-loaded"), streamSamples.plain, "plain Node"],
-    ["effect-tcp-echo (`serve`, with its heap step)", streamSamples["effect-tcp-echo"], streamSamples.plain, "plain Node"],
+    [
+      "plain Node, in a process that loaded what `serve` loads",
+      controlOf("stream", "plain-loaded"),
+      streamSamples.plain,
+      "plain Node"
+    ],
+    [
+      "effect-tcp-echo (`serve`, with its heap step)",
+      streamSamples["effect-tcp-echo"],
+      streamSamples.plain,
+      "plain Node"
+    ],
     [`plain Node, ${heapAlike}`, controlOf("stream", "plain-trim"), streamSamples.plain, "plain Node"],
-    [`effect-tcp-echo, ${heapAlike}`, controlOf("stream", "effect-tcp-echo-trim"), controlOf("stream", "plain-trim"), `plain Node, ${heapAlike}`]
+    [
+      `effect-tcp-echo, ${heapAlike}`,
+      controlOf("stream", "effect-tcp-echo-trim"),
+      controlOf("stream", "plain-trim"),
+      `plain Node, ${heapAlike}`
+    ]
   ] as const
   const streamTable = [
     "| server | MB/s | ratio (rounds) | to | server CPU ms per MB | minor page faults per MB |",
     "|---|---|---|---|---|---|",
     ...decomposed.map(([label, list, base, baseLabel]) => {
       const ratios = byRound(list, base)
-      return `| ${label} | ${fmt(median(list.map((s) => s.value)))} | ${fmt(median(ratios))}x (${spread([Math.min(...ratios), Math.max(...ratios)])}) | ${baseLabel} | ${median(list.map((s) => s.cpuPerUnit!)).toPrecision(3)} | ${fmt(median(list.map((s) => s.faultsPerUnit!)), 0)} |`
+      return `| ${label} | ${fmt(median(list.map((s) => s.value)))} | ${fmt(median(ratios))}x (${
+        spread([Math.min(...ratios), Math.max(...ratios)])
+      }) | ${baseLabel} | ${median(list.map((s) => s.cpuPerUnit!)).toPrecision(3)} | ${
+        fmt(median(list.map((s) => s.faultsPerUnit!)), 0)
+      } |`
     })
   ].join("\n")
   const alike = byRound(controlOf("stream", "effect-tcp-echo-trim"), controlOf("stream", "plain-trim"))
   const alikeRatio = `${fmt(median(alike))}x (rounds: ${spread([Math.min(...alike), Math.max(...alike)])})`
-  const controlLine = `With the heap set alike for both (${heapAlike}), so that only the echo paths differ: effect-tcp-echo streams ${alikeRatio} of plain Node.`
+  const controlLine =
+    `With the heap set alike for both (${heapAlike}), so that only the echo paths differ: effect-tcp-echo streams ${alikeRatio} of plain Node.`
   const rtt = rows.find((r) => r.scenario.name === "rtt")!
-  const latency = names.map((n) => `${n} p50 ${fmt(rtt.perServer[n].p50, 3)} ms, p99 ${fmt(rtt.perServer[n].p99, 3)} ms`).join("; ")
+  const latency = names.map((n) =>
+    `${n} p50 ${fmt(rtt.perServer[n].p50, 3)} ms, p99 ${fmt(rtt.perServer[n].p99, 3)} ms`
+  ).join("; ")
 
   console.log(table)
   console.log()
@@ -391,23 +448,38 @@ const main = async () => {
   console.log(controlLine)
 
   if (!write) {
-    console.log(`\nnothing written (${result.durationSeconds.toFixed(0)} s); npm run bench -- --write records these results`)
+    console.log(
+      `\nnothing written (${result.durationSeconds.toFixed(0)} s); npm run bench -- --write records these results`
+    )
     return
   }
-  fs.writeFileSync(path.join(root, "docs/benchmarks.svg"), chart(rows.map((r) => ({ label: r.scenario.name, ratios: r.ratio }))))
+  fs.writeFileSync(
+    path.join(root, "docs/benchmarks.svg"),
+    chart(rows.map((r) => ({ label: r.scenario.name, ratios: r.ratio })))
+  )
   // The packaging section is bench/packaging.ts's to write: kept as it is.
   const previous = fs.readFileSync(path.join(root, "docs/benchmarks.md"), "utf8")
   const packaging = /<!-- packaging:start -->[\s\S]*<!-- packaging:end -->/.exec(previous)?.[0]
-  fs.writeFileSync(path.join(root, "docs/benchmarks.md"), `# Benchmarks
+  // And the workers section is bench/workers.ts's.
+  const workersSection = /<!-- workers:start -->[\s\S]*<!-- workers:end -->/.exec(previous)?.[0]
+  fs.writeFileSync(
+    path.join(root, "docs/benchmarks.md"),
+    `# Benchmarks
 
 Generated by \`npm run bench -- --write\` (bench/run.ts) on ${result.date.slice(0, 10)}; raw results in
 \`bench/results/latest.json\`. Do not edit by hand: run the bench again.
 
 - Machine: ${machine.cpus}, ${machine.memory}, Linux ${machine.kernel}, Node ${machine.node},
   effect ${machine.effect}, @effect/platform-node ${machine.platformNode}.
-- Command: \`npm run bench -- --write\` (BENCH_ROUNDS=${rounds}, BENCH_SECONDS=${seconds}); took ${result.durationSeconds.toFixed(0)} s.
+- Command: \`npm run bench -- --write\` (BENCH_ROUNDS=${rounds}, BENCH_SECONDS=${seconds}); took ${
+      result.durationSeconds.toFixed(0)
+    } s.
 - Each server is started fresh in its own process for each measurement; the servers take turns,
-  in a rotated order each round; the load runs in a separate process (${result.loadGenerator === "node (bench/load.ts)" ? "bench/load.ts" : "bench/loadgen.c, in C on epoll, for churn and round trips, so that it costs a small part of what the server does and the server sets the pace; bench/load.ts for the rest"}),
+  in a rotated order each round; the load runs in a separate process (${
+      result.loadGenerator === "node (bench/load.ts)"
+        ? "bench/load.ts"
+        : "bench/loadgen.c, in C on epoll, for churn and round trips, so that it costs a small part of what the server does and the server sets the pace; bench/load.ts for the rest"
+    }),
   verifies every echoed byte, and counts (work and server CPU) only after a 0.5 s warm-up
   (BENCH_WARMUP) in which the fresh server compiles its hot path. Values are medians over ${rounds} rounds. Ratios are to plain Node
   (\`net.createServer({ allowHalfOpen: true }, (s) => s.pipe(s))\`), computed pair by pair per
@@ -452,7 +524,9 @@ ${controlLine}
 | churn >= 0.9x plain, with a load that saturates the server | ${target(2)} |
 | server CPU per connection under churn within 1.1x of plain | ${churnCpu} |
 | RSS growth with 50 stalled peers < 96 MiB | ${fmt(rows[3]!.perServer["effect-tcp-echo"].median)} MiB |
-| idle memory per connection within 1.1x of plain | ${fmt(rows[4]!.perServer["effect-tcp-echo"].median)} KiB vs ${fmt(rows[4]!.perServer.plain.median)} KiB |
+| idle memory per connection within 1.1x of plain | ${fmt(rows[4]!.perServer["effect-tcp-echo"].median)} KiB vs ${
+      fmt(rows[4]!.perServer.plain.median)
+    } KiB |
 | shutdown with stalled peers within deadline (1 s) + 0.5 s | ${fmt(rows[5]!.perServer["effect-tcp-echo"].median)} s |
 
 ## Where the time goes (from \`node --cpu-prof\` of \`serve\` under each load)
@@ -492,8 +566,13 @@ ${controlLine}
   connections are set up stays mapped. Measured by hand: about 7.4 KiB per connection with it,
   6.8 before it, 4.1 with \`MALLOC_TRIM_THRESHOLD_=131072\` (the step then does nothing and glibc
   trims at 128 KiB). A server that holds many idle connections and streams little can set that.
-${packaging === undefined ? "" : `\n${packaging}\n`}`)
-  console.log(`\nwrote docs/benchmarks.md, docs/benchmarks.svg, bench/results/latest.json (${result.durationSeconds.toFixed(0)} s)`)
+${packaging === undefined ? "" : `\n${packaging}\n`}${workersSection === undefined ? "" : `\n${workersSection}\n`}`
+  )
+  console.log(
+    `\nwrote docs/benchmarks.md, docs/benchmarks.svg, bench/results/latest.json (${
+      result.durationSeconds.toFixed(0)
+    } s)`
+  )
 }
 
 /** A horizontal bar chart of the ratios to plain Node, with the 1.0 line. */
@@ -510,7 +589,9 @@ const chart = (rows: ReadonlyArray<{ label: string; ratios: Record<string, numbe
     const y = 30 + i * group
     return `<text x="${left - 8}" y="${y + barHeight + 4}" text-anchor="end">${row.label}</text>` +
       Object.entries(row.ratios).map(([name, v], j) =>
-        `<rect x="${left}" y="${y + j * barHeight}" width="${Math.max(1, x(v) - left)}" height="${barHeight - 2}" fill="${colors[name]}"/>` +
+        `<rect x="${left}" y="${y + j * barHeight}" width="${Math.max(1, x(v) - left)}" height="${
+          barHeight - 2
+        }" fill="${colors[name]}"/>` +
         `<text x="${x(v) + 4}" y="${y + j * barHeight + barHeight - 3}">${v.toFixed(2)}x</text>`
       ).join("")
   }).join("\n")
@@ -520,13 +601,27 @@ const chart = (rows: ReadonlyArray<{ label: string; ratios: Record<string, numbe
 ${bars}
 <line x1="${x(1)}" y1="24" x2="${x(1)}" y2="${height - 24}" stroke="#444" stroke-dasharray="4 3"/>
 <text x="${x(1)}" y="${height - 10}" text-anchor="middle">1.0 = plain Node</text>
-<rect x="${width - 200}" y="${height - 22}" width="10" height="10" fill="${colors["effect-tcp-echo"]}"/><text x="${width - 186}" y="${height - 13}">effect-tcp-echo</text>
-<rect x="${width - 100}" y="${height - 22}" width="10" height="10" fill="${colors.idiomatic}"/><text x="${width - 86}" y="${height - 13}">idiomatic</text>
+<rect x="${width - 200}" y="${height - 22}" width="10" height="10" fill="${colors["effect-tcp-echo"]}"/><text x="${
+    width - 186
+  }" y="${height - 13}">effect-tcp-echo</text>
+<rect x="${width - 100}" y="${height - 22}" width="10" height="10" fill="${colors.idiomatic}"/><text x="${
+    width - 86
+  }" y="${height - 13}">idiomatic</text>
 </svg>
 `
 }
 
-main().catch((error) => {
-  console.error(error)
-  process.exit(1)
-})
+if (flags.includes("--workers")) {
+  const child = spawn(process.execPath, [
+    path.join(root, "dist/bench/workers.js"),
+    ...flags.filter((f) => f === "--write")
+  ], {
+    stdio: "inherit"
+  })
+  child.once("exit", (code) => process.exit(code ?? 1))
+} else {
+  main().catch((error) => {
+    console.error(error)
+    process.exit(1)
+  })
+}

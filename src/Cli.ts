@@ -16,18 +16,36 @@ import * as ValidationError from "@effect/cli/ValidationError"
 // Deep imports: the packages' index modules load everything in them (all of HttpApi and its
 // schemas for @effect/platform), some 25 MB of heap a server never uses.
 import * as FileSystem from "@effect/platform/FileSystem"
-import { Cause, Context, Data, Duration, Effect, Exit, FiberRef, HashSet, Layer, Logger, LogLevel, Option, Stream } from "effect"
+import {
+  Cause,
+  Context,
+  Data,
+  Duration,
+  Effect,
+  Either,
+  Exit,
+  FiberRef,
+  HashSet,
+  Layer,
+  Logger,
+  LogLevel,
+  Option,
+  Ref,
+  Stream
+} from "effect"
+import * as os from "node:os"
+import * as Client from "./Client.js"
 import * as Flags from "./internal/flags.js"
 import * as Heap from "./internal/heap.js"
 import * as Options_ from "./internal/options.js"
 import * as Signals from "./internal/signals.js"
 import * as KernelLimits from "./KernelLimits.js"
-import * as Client from "./Client.js"
 import * as Listener from "./Listener.js"
 // A static import: the binary is one bundle, and a dynamic import there would make the bundler
 // wrap every module in a lazy initializer, which measured slower to start than loading this one.
 import * as Prometheus from "./Prometheus.js"
 import * as Server from "./Server.js"
+import * as Workers from "./Workers.js"
 
 const program = "effect-tcp-echo"
 
@@ -56,6 +74,34 @@ export class CliFailure extends Data.TaggedError("CliFailure")<{
   }
 }
 
+/**
+ * A failure of the shutdown that a signal began, once runMain has interrupted the program for
+ * that signal: Effect strips failures from the cause of an interrupted fiber as it passes every
+ * handler above, so the primary reports it itself and keeps it here, for the exit status.
+ */
+let failedAfterInterruption: CliFailure | undefined
+
+/**
+ * Reports how the command failed, if it did: a failure's text on stderr (in a worker, to the
+ * primary instead, which reports it once for the service: `worker 2 could not start: ...`), a
+ * defect as the bug it is. An interruption alone (a signal's graceful shutdown) is no failure.
+ *
+ * @since 0.1.0
+ * @category commands
+ */
+export const reportCause = (cause: Cause.Cause<CliFailure>): Effect.Effect<void> => {
+  const failure = Cause.failureOption(cause)
+  if (Option.isSome(failure)) {
+    return Workers.isWorker
+      ? Workers.reportFailure(failure.value.message)
+      : Effect.sync(() => process.stderr.write(failure.value.text))
+  }
+  const defect = Cause.dieOption(cause)
+  if (Option.isNone(defect)) return Effect.void
+  const text = defect.value instanceof Error ? defect.value.message : String(defect.value)
+  return Effect.sync(() => process.stderr.write(`${program}: unexpected failure (a bug): ${text}\n`))
+}
+
 const usage = (message: string, command?: string) =>
   new CliFailure({ reason: "Usage", message, ...(command === undefined ? {} : { command }) })
 
@@ -69,7 +115,8 @@ const failed = (message: string) => new CliFailure({ reason: "Failed", message }
  * @category commands
  */
 export const exitCode = (exit: Exit.Exit<unknown, unknown>): number => {
-  if (Exit.isSuccess(exit) || Cause.isInterruptedOnly(exit.cause)) return 0
+  if (Exit.isSuccess(exit)) return 0
+  if (Cause.isInterruptedOnly(exit.cause)) return failedAfterInterruption === undefined ? 0 : 1
   const failure = Cause.failureOption(exit.cause)
   return failure._tag === "Some" && failure.value instanceof CliFailure && failure.value.reason === "Usage" ? 2 : 1
 }
@@ -88,59 +135,188 @@ const logLevel = (text: string) => Flags.choice(logLevels)(text.toLowerCase() ==
 const durationFlag = (zero: "zero allowed" | "positive") =>
   Flags.duration((value) => Options_.duration("", value, zero))
 
+/** A number of workers, or `auto`: one per core this process may use. */
+const workersFlag = (text: string): Either.Either<number, string> =>
+  text.toLowerCase() === "auto"
+    ? Either.right(Math.max(1, os.availableParallelism()))
+    : Either.mapLeft(Flags.integer(1, 1024)(text), (expected) => `${expected}, or auto`)
+
 const serveFlags = {
-  host: Flags.value("host", "HOST", Flags.ipv4, "IPv4 address to bind, or localhost. Any address outside 127.0.0.0/8 is reachable from other hosts, and logged as such.", {
-    variable: "ECHO_HOST",
-    default: Listener.defaults.host
-  }),
+  host: Flags.value(
+    "host",
+    "HOST",
+    Flags.ipv4,
+    "IPv4 address to bind, or localhost. Any address outside 127.0.0.0/8 is reachable from other hosts, and logged as such.",
+    {
+      variable: "ECHO_HOST",
+      default: Listener.defaults.host
+    }
+  ),
   port: Flags.value("port", "PORT", port(0), "TCP port; 0 asks the kernel for any free one.", {
     variable: "ECHO_PORT",
     default: "0"
   }),
-  backlog: Flags.value("backlog", "N", Flags.integer(1, maxInt), "Accept queue requested from listen(); the kernel lowers it to net.core.somaxconn.", {
-    variable: "ECHO_BACKLOG",
-    default: String(Listener.defaults.backlog)
-  }),
-  maxConnections: Flags.value("max-connections", "N", Flags.integer(1, maxInt), `Connections served at once; beyond, up to ${Server.defaults.maxPending} more wait unread, and the rest are dropped.`, {
-    variable: "ECHO_MAX_CONNECTIONS",
-    default: String(Server.defaults.maxConnections)
-  }),
-  idleTimeout: Flags.value("idle-timeout", "DURATION", durationFlag("positive"), "Close a connection after this long with nothing moving (500ms, 30s, 5m, 2h).", {
-    variable: "ECHO_IDLE_TIMEOUT",
-    default: "none"
-  }),
-  shutdownTimeout: Flags.value("shutdown-timeout", "DURATION", durationFlag("zero allowed"), "On SIGINT, SIGTERM or SIGHUP, how long connections may finish before they are cut off.", {
-    variable: "ECHO_SHUTDOWN_TIMEOUT",
-    default: Duration.format(Server.defaults.shutdownTimeout)
-  }),
+  backlog: Flags.value(
+    "backlog",
+    "N",
+    Flags.integer(1, maxInt),
+    "Accept queue requested from listen(); the kernel lowers it to net.core.somaxconn.",
+    {
+      variable: "ECHO_BACKLOG",
+      default: String(Listener.defaults.backlog)
+    }
+  ),
+  maxConnections: Flags.value(
+    "max-connections",
+    "N",
+    Flags.integer(1, maxInt),
+    `Connections served at once; beyond, up to ${Server.defaults.maxPending} more wait unread, and the rest are dropped.`,
+    {
+      variable: "ECHO_MAX_CONNECTIONS",
+      default: String(Server.defaults.maxConnections)
+    }
+  ),
+  idleTimeout: Flags.value(
+    "idle-timeout",
+    "DURATION",
+    durationFlag("positive"),
+    "Close a connection after this long with nothing moving (500ms, 30s, 5m, 2h).",
+    {
+      variable: "ECHO_IDLE_TIMEOUT",
+      default: "none"
+    }
+  ),
+  shutdownTimeout: Flags.value(
+    "shutdown-timeout",
+    "DURATION",
+    durationFlag("zero allowed"),
+    "On SIGINT, SIGTERM or SIGHUP, how long connections may finish before they are cut off.",
+    {
+      variable: "ECHO_SHUTDOWN_TIMEOUT",
+      default: Duration.format(Server.defaults.shutdownTimeout)
+    }
+  ),
+  drainDelay: Flags.value(
+    "drain-delay",
+    "DURATION",
+    durationFlag("zero allowed"),
+    "On SIGINT, SIGTERM or SIGHUP, how long the server still accepts while /readyz already answers 503, so that a load balancer stops sending first (Kubernetes' preStop pattern); then the port closes and --shutdown-timeout begins.",
+    {
+      variable: "ECHO_DRAIN_DELAY",
+      default: "0s"
+    }
+  ),
+  proxyProtocol: Flags.switch_(
+    "proxy-protocol",
+    "Every connection starts with a PROXY protocol header (v1 or v2, as HAProxy's send-proxy-v2 sends), from a --trusted-proxies source: the client it names is the peer in the logs. A connection without a valid header in time, or from another source, is refused, logged and counted.",
+    "ECHO_PROXY_PROTOCOL"
+  ),
+  trustedProxies: Flags.value(
+    "trusted-proxies",
+    "CIDRS",
+    Flags.networks,
+    "With --proxy-protocol: the sources allowed to send a header, as comma-separated IPv4 networks or addresses (10.0.0.0/8,192.0.2.7).",
+    {
+      variable: "ECHO_TRUSTED_PROXIES",
+      default: Server.defaults.trustedProxies.join(",")
+    }
+  ),
+  proxyHeaderTimeout: Flags.value(
+    "proxy-header-timeout",
+    "DURATION",
+    durationFlag("positive"),
+    "With --proxy-protocol: how long a connection's header may take to arrive whole before the connection is refused.",
+    {
+      variable: "ECHO_PROXY_HEADER_TIMEOUT",
+      default: Duration.format(Server.defaults.headerTimeout)
+    }
+  ),
+  workers: Flags.value(
+    "workers",
+    "N|auto",
+    workersFlag,
+    "Worker processes serving the port (node:cluster; on Node 22.12 and later each binds it with reusePort), auto for one per available core. Past 1, a primary runs them: it prints the address, serves the metrics and probes for all, restarts a worker that dies (and gives up on a crash loop), and shuts them all down on a signal.",
+    {
+      variable: "ECHO_WORKERS",
+      default: "1"
+    }
+  ),
   noDelay: Flags.switch_("no-delay", "Set TCP_NODELAY: no Nagle delay for small writes.", "ECHO_NO_DELAY"),
-  keepAlive: Flags.switch_("keep-alive", "Set SO_KEEPALIVE: probe connections that stay idle, and close those whose peer is gone.", "ECHO_KEEP_ALIVE"),
-  keepAliveDelay: Flags.value("keep-alive-delay", "DURATION", Flags.duration((value) => Options_.keepAliveDelay("", value)), "Idle time before the first keepalive probe, in whole seconds (1s to 32767s); implies --keep-alive. Probes then follow every net.ipv4.tcp_keepalive_intvl seconds, net.ipv4.tcp_keepalive_probes of them.", {
-    variable: "ECHO_KEEP_ALIVE_DELAY",
-    default: "the kernel's net.ipv4.tcp_keepalive_time (7200s unless changed)"
-  }),
-  logLevel: Flags.value("log-level", "LEVEL", logLevel, `Least severe level logged: ${logLevels.join(", ")} (any case; warn for warning).`, {
-    variable: "ECHO_LOG_LEVEL",
-    default: "info",
-    withheld: true
-  }),
-  logFormat: Flags.value("log-format", "FORMAT", Flags.choice(logFormats), "Log records as pretty text, JSON lines or logfmt lines, on stderr.", {
-    variable: "ECHO_LOG_FORMAT",
-    default: "pretty"
-  }),
-  metricsPort: Flags.value("metrics-port", "PORT", port(0), `Serve Prometheus metrics on http://127.0.0.1:PORT/metrics (0: any free port), at most ${metricsMaxConnections} connections at once.`, {
-    variable: "ECHO_METRICS_PORT",
-    default: "off"
-  }),
-  inspectOnSigusr1: Flags.switch_("inspect-on-sigusr1", "Let SIGUSR1 open Node's inspector on 127.0.0.1:9229, as Node does by default. Off, SIGUSR1 is logged and ignored: the inspector runs any code as this process's user for whoever can connect to it.", "ECHO_INSPECT_ON_SIGUSR1")
+  keepAlive: Flags.switch_(
+    "keep-alive",
+    "Set SO_KEEPALIVE: probe connections that stay idle, and close those whose peer is gone.",
+    "ECHO_KEEP_ALIVE"
+  ),
+  keepAliveDelay: Flags.value(
+    "keep-alive-delay",
+    "DURATION",
+    Flags.duration((value) => Options_.keepAliveDelay("", value)),
+    "Idle time before the first keepalive probe, in whole seconds (1s to 32767s); implies --keep-alive. Probes then follow every net.ipv4.tcp_keepalive_intvl seconds, net.ipv4.tcp_keepalive_probes of them.",
+    {
+      variable: "ECHO_KEEP_ALIVE_DELAY",
+      default: "the kernel's net.ipv4.tcp_keepalive_time (7200s unless changed)"
+    }
+  ),
+  logLevel: Flags.value(
+    "log-level",
+    "LEVEL",
+    logLevel,
+    `Least severe level logged: ${logLevels.join(", ")} (any case; warn for warning).`,
+    {
+      variable: "ECHO_LOG_LEVEL",
+      default: "info",
+      withheld: true
+    }
+  ),
+  logFormat: Flags.value(
+    "log-format",
+    "FORMAT",
+    Flags.choice(logFormats),
+    "Log records as pretty text, JSON lines or logfmt lines, on stderr.",
+    {
+      variable: "ECHO_LOG_FORMAT",
+      default: "pretty"
+    }
+  ),
+  metricsPort: Flags.value(
+    "metrics-port",
+    "PORT",
+    port(0),
+    `Serve Prometheus metrics on http://127.0.0.1:PORT/metrics, and the probes /healthz (alive) and /readyz (accepting) (0: any free port), at most ${metricsMaxConnections} connections at once.`,
+    {
+      variable: "ECHO_METRICS_PORT",
+      default: "off"
+    }
+  ),
+  metricsHost: Flags.value(
+    "metrics-host",
+    "HOST",
+    Flags.ipv4,
+    "With --metrics-port: the IPv4 address it binds, such as a pod's 0.0.0.0 for the kubelet's HTTP probes and a scraper. Outside 127.0.0.0/8, anyone who reaches it reads the metrics; logged as such.",
+    {
+      variable: "ECHO_METRICS_HOST",
+      default: Prometheus.defaults.host
+    }
+  ),
+  inspectOnSigusr1: Flags.switch_(
+    "inspect-on-sigusr1",
+    "Let SIGUSR1 open Node's inspector on 127.0.0.1:9229, as Node does by default. Off, SIGUSR1 is logged and ignored: the inspector runs any code as this process's user for whoever can connect to it.",
+    "ECHO_INSPECT_ON_SIGUSR1"
+  )
 }
 
 const probeFlags = {
   json: Flags.switch_("json", "Print one JSON object instead of a table."),
-  backlog: Flags.value("backlog", "N", Flags.integer(1, maxInt), "Compute the accept queue the kernel would give this backlog.", {
-    variable: "ECHO_BACKLOG",
-    default: String(KernelLimits.defaultBacklog)
-  })
+  backlog: Flags.value(
+    "backlog",
+    "N",
+    Flags.integer(1, maxInt),
+    "Compute the accept queue the kernel would give this backlog.",
+    {
+      variable: "ECHO_BACKLOG",
+      default: String(KernelLimits.defaultBacklog)
+    }
+  )
 }
 
 const clientFlags = {
@@ -149,10 +325,16 @@ const clientFlags = {
     default: "127.0.0.1"
   }),
   port: Flags.value("port", "PORT", port(1), "Server port (required).", { variable: "ECHO_PORT" }),
-  timeout: Flags.value("timeout", "DURATION", durationFlag("positive"), "Give up when the whole exchange takes longer.", {
-    variable: "ECHO_TIMEOUT",
-    default: "10s"
-  }),
+  timeout: Flags.value(
+    "timeout",
+    "DURATION",
+    durationFlag("positive"),
+    "Give up when the whole exchange takes longer.",
+    {
+      variable: "ECHO_TIMEOUT",
+      default: "10s"
+    }
+  ),
   message: Flags.value("message", "TEXT", Flags.text, "Send this text instead of stdin.")
 }
 
@@ -170,7 +352,8 @@ const serveSpec: Flags.Command = {
     title: "Exit status",
     lines: [
       "  0      shut down gracefully, after SIGINT, SIGTERM or SIGHUP",
-      "  1      could not serve (the port is taken, ...)",
+      "  1      could not serve (the port is taken, ...); with --workers, also a",
+      "         crash loop, or a worker still running at the shutdown's deadline",
       "  2      a usage error: a flag, a variable, the command line",
       "  128+N  a second signal N during the shutdown stopped it at once:",
       "         130 SIGINT, 143 SIGTERM, 129 SIGHUP"
@@ -247,8 +430,13 @@ export const loggingLayer = (format: (typeof logFormats)[number], level: LogLeve
   ours.add(logger)
   return Layer.merge(
     // In place of Effect's default logger and of any logger set here before: one record, one line.
-    Layer.scopedDiscard(Effect.locallyScopedWith(FiberRef.currentLoggers, (loggers) =>
-      HashSet.add(HashSet.filter(loggers, (l) => l !== Logger.defaultLogger && !ours.has(l)), logger))),
+    Layer.scopedDiscard(
+      Effect.locallyScopedWith(FiberRef.currentLoggers, (loggers) =>
+        HashSet.add(
+          HashSet.filter(loggers, (l) => l !== Logger.defaultLogger && !ours.has(l)),
+          logger
+        ))
+    ),
     Logger.minimumLogLevel(level)
   )
 }
@@ -346,32 +534,105 @@ const report = (requested: Server.Options, options: Server.Options, limits: Kern
   })
 
 /** Descriptors the process holds now (none known without /proc). */
-const descriptorsInUse = Effect.flatMap(FileSystem.FileSystem, (fs) =>
-  fs.readDirectory("/proc/self/fd").pipe(Effect.map((fds) => fds.length), Effect.orElseSucceed(() => 0)))
+const descriptorsInUse = Effect.flatMap(
+  FileSystem.FileSystem,
+  (fs) => fs.readDirectory("/proc/self/fd").pipe(Effect.map((fds) => fds.length), Effect.orElseSucceed(() => 0))
+)
 
-/** `GET /metrics` on `port`, in the current scope. */
-const serveMetrics = (port: number, source: string, exhausted: (address: string) => string) =>
-  Prometheus.serve({ port, maxConnections: metricsMaxConnections }).pipe(
-    Effect.mapError((error) =>
-      failed(`cannot serve metrics: ${error.code === "EMFILE" ? exhausted(error.address) : error.message} (port from ${source})`)
+/** `GET /metrics`, `/healthz` and `/readyz` on the metrics port, in the current scope; its exposure logged. */
+const serveMetrics = (
+  flags: Values<typeof serveFlags>,
+  sources: Flags.Sources<typeof serveFlags>,
+  ready: Effect.Effect<boolean>,
+  exhausted: (address: string) => string,
+  exposition?: Effect.Effect<string>
+) =>
+  Effect.gen(function*() {
+    const host = Option.getOrElse(flags.metricsHost, () => Prometheus.defaults.host)
+    const bound = yield* Prometheus.serve({
+      host,
+      port: Option.getOrElse(flags.metricsPort, () => 0),
+      maxConnections: metricsMaxConnections,
+      ready,
+      ...(exposition === undefined ? {} : { exposition })
+    }).pipe(
+      Effect.mapError((error) => {
+        const from = [sources.metricsHost, sources.metricsPort].filter((s) => s !== undefined)
+        return failed(
+          `cannot serve metrics: ${error.code === "EMFILE" ? exhausted(error.address) : error.message}` +
+            (from.length === 0
+              ? ""
+              : ` (${from.length === 1 && sources.metricsPort !== undefined ? "port" : "address"} from ${
+                from.join(" and ")
+              })`)
+        )
+      })
     )
-  )
+    if (!bound.host.startsWith("127.")) {
+      yield* Effect.logWarning(
+        `metrics on ${
+          Listener.formatAddress(bound)
+        }: reachable from other hosts, which can read every metric and probe; ` +
+          `--metrics-host 127.0.0.1 (the default) keeps them to this machine`
+      )
+    }
+    return bound
+  })
 
 type Values<T> = Flags.Values<T>
 
-const serveWith = (
-  flags: Values<typeof serveFlags>,
-  sources: Flags.Sources<typeof serveFlags>
-) =>
+/** What the flags cannot say together, refused before anything starts. */
+const checkServeFlags = (flags: Values<typeof serveFlags>, sources: Flags.Sources<typeof serveFlags>) =>
   Effect.gen(function*() {
-    // First, so that it covers everything below: a first signal starts the graceful shutdown, a
-    // second ends the process at once. Released last, once the shutdown is over.
-    const stopped = yield* Signals.guard({ inspector: Option.getOrElse(flags.inspectOnSigusr1, () => false) })
     const port = Option.getOrUndefined(flags.port)
     const metricsPort = Option.getOrUndefined(flags.metricsPort)
     if (metricsPort !== undefined && metricsPort !== 0 && metricsPort === port) {
-      return yield* usage(`${sources.metricsPort} ${metricsPort} is also the echo port (${sources.port}): give each its own`, "serve")
+      return yield* usage(
+        `${sources.metricsPort} ${metricsPort} is also the echo port (${sources.port}): give each its own`,
+        "serve"
+      )
     }
+    if (metricsPort === undefined && sources.metricsHost !== undefined) {
+      return yield* usage(
+        `${sources.metricsHost} takes effect only with --metrics-port (or ECHO_METRICS_PORT): give it too, or drop it`,
+        "serve"
+      )
+    }
+    // Settings of the PROXY protocol without it would be silently ignored: refused instead.
+    if (!Option.getOrElse(flags.proxyProtocol, () => false)) {
+      const without = [sources.trustedProxies, sources.proxyHeaderTimeout].filter((s) => s !== undefined)
+      if (without.length > 0) {
+        return yield* usage(
+          `${without.join(" and ")} take${
+            without.length === 1 ? "s" : ""
+          } effect only with --proxy-protocol (or ECHO_PROXY_PROTOCOL): give it too, or drop ${
+            without.length === 1 ? "it" : "them"
+          }`,
+          "serve"
+        )
+      }
+    }
+  })
+
+/**
+ * One server in this process: alone, or as worker `worker` of a primary (which then prints the
+ * address, serves the metrics and decides the shutdown).
+ */
+const serveWith = (
+  flags: Values<typeof serveFlags>,
+  sources: Flags.Sources<typeof serveFlags>,
+  worker?: { readonly id: number; readonly restarts: number }
+) =>
+  Effect.gen(function*() {
+    // First, so that it covers everything below: a first signal starts the graceful shutdown, a
+    // second ends the process at once. Released last, once the shutdown is over. A worker has it
+    // too: a terminal's Ctrl-C reaches every process of the group.
+    const signals = yield* Signals.guard({ inspector: Option.getOrElse(flags.inspectOnSigusr1, () => false) })
+    yield* checkServeFlags(flags, sources)
+    // A worker's metrics are served by its primary.
+    const metricsPort = worker === undefined ? Option.getOrUndefined(flags.metricsPort) : undefined
+    // Of the first worker's first start only, the report of the limits: the same for all.
+    const reporting = worker === undefined || (worker.id === 1 && worker.restarts === 0)
     // Read before listening (the limits shape the server), logged after: the address comes first.
     const probed = yield* Effect.either(KernelLimits.read).pipe(Logger.withMinimumLogLevel(LogLevel.None))
     const limits = probed._tag === "Right" ? probed.right : {}
@@ -383,30 +644,64 @@ const serveWith = (
       ? { ...requested, keepAliveInitialDelay: Duration.seconds(limits.tcpKeepaliveTime) }
       : requested
     const inUse = yield* descriptorsInUse
-    const { options } = fitToDescriptors(
+    const fitted = fitToDescriptors(
       keepAlive,
       limits,
       inUse,
       metricsPort === undefined ? 0 : metricsMaxConnections
-    )
+    ).options
+    // The port and its sharing, as the primary decided them.
+    const options = worker === undefined ? fitted : Workers.workerOptions(fitted)
     // glibc would otherwise unmap and fault in its heap top at every GC under load (heap.ts).
     yield* Effect.sync(Heap.relaxTrim)
     // Metrics first: a port that cannot be served fails before the server is announced, and the
     // scope releases it last, so that the echo server's drain can be watched to its end.
+    // Ready once the server accepts, until the first signal: from that moment, before the drain
+    // delay ends, /readyz says no, so that a load balancer stops sending while the port is open.
+    const serverReady = yield* Ref.make<Effect.Effect<boolean>>(Effect.succeed(false))
+    const ready = Effect.flatMap(signals.received, (received) =>
+      received ? Effect.succeed(false) : Effect.flatten(Ref.get(serverReady)))
     const metrics = metricsPort === undefined
       ? undefined
-      : yield* serveMetrics(metricsPort, sources.metricsPort!, (address) => outOfDescriptors(address, limits, inUse))
+      : yield* serveMetrics(flags, sources, ready, (address) =>
+        outOfDescriptors(address, limits, inUse))
     const server = yield* Server.make(options).pipe(
       Effect.catchTags({
         ListenError: (error) => Effect.fail(listenFailure(error, sources, limits, inUse)),
         ServerError: (error) => Effect.fail(failed(`${error.message}${setBy(sources, error.option)}`))
       })
     )
+    yield* Ref.set(serverReady, server.ready)
     const address = Listener.formatAddress(server.address)
     // What `serve` gives its caller, alone on stdout. A reader gone (EPIPE) is ignored by the binary.
-    yield* Effect.sync(() => process.stdout.write(`listening on ${address}\n`))
+    // A worker's primary writes it, once for all.
+    if (worker === undefined) yield* Effect.sync(() => process.stdout.write(`listening on ${address}\n`))
     yield* Effect.logInfo(`listening on ${address}`).pipe(Effect.annotateLogs("address", address))
-    const exposed = exposure(server.address.host, address)
+    if (reporting) yield* startReport(flags, server.address.host, address, probed, requested, options, limits)
+    if (metrics !== undefined) {
+      const url = `http://${Listener.formatAddress(metrics)}/metrics`
+      yield* Effect.logInfo(`metrics on ${url}, probes on /healthz and /readyz`).pipe(
+        Effect.annotateLogs("metrics", url)
+      )
+    }
+    if (worker === undefined) return yield* signals.stopped
+    // Until the primary asks (or is gone), or a signal reaches this worker itself.
+    const asked = yield* Workers.attach(server)
+    yield* Effect.raceFirst(signals.stopped, asked)
+  }).pipe(Effect.scoped)
+
+/** What `serve` logs once it listens: exposure, inspector, limits, the PROXY protocol. */
+const startReport = (
+  flags: Values<typeof serveFlags>,
+  host: string,
+  address: string,
+  probed: Either.Either<KernelLimits.Limits, KernelLimits.KernelLimitsError>,
+  requested: Server.Options,
+  options: Server.Options,
+  limits: KernelLimits.Limits
+) =>
+  Effect.gen(function*() {
+    const exposed = exposure(host, address)
     if (exposed !== undefined) yield* Effect.logWarning(exposed)
     if (Option.getOrElse(flags.inspectOnSigusr1, () => false)) {
       yield* Effect.logWarning(
@@ -417,23 +712,45 @@ const serveWith = (
     // A malformed file is reported and treated as unknown, not fatal.
     if (probed._tag === "Left") yield* Effect.logWarning(probed.left.message)
     yield* report(requested, options, limits)
-    if (metrics !== undefined) {
-      const url = `http://${Listener.formatAddress(metrics)}/metrics`
-      yield* Effect.logInfo(`metrics on ${url}`).pipe(Effect.annotateLogs("metrics", url))
+    if (options.proxyProtocol !== undefined) {
+      const trusted = options.proxyProtocol.trustedProxies ?? Server.defaults.trustedProxies
+      const timeout = Duration.format(options.proxyProtocol.headerTimeout ?? Server.defaults.headerTimeout)
+      yield* Effect.logInfo(
+        `PROXY protocol on: a header (v1 or v2) from ${
+          trusted.join(", ")
+        } within ${timeout}, or the connection is refused`
+      )
     }
-    yield* stopped
-  }).pipe(Effect.scoped)
+  })
 
 /** The library's options from the flags: only what was given, so defaults stay in one place. */
 const serverOptions = (flags: Values<typeof serveFlags>): Server.Options => {
   const options: Record<string, unknown> = {}
-  for (const key of ["host", "port", "backlog", "maxConnections", "idleTimeout", "shutdownTimeout", "noDelay", "keepAlive"] as const) {
+  for (
+    const key of [
+      "host",
+      "port",
+      "backlog",
+      "maxConnections",
+      "idleTimeout",
+      "shutdownTimeout",
+      "drainDelay",
+      "noDelay",
+      "keepAlive"
+    ] as const
+  ) {
     const value: Option.Option<unknown> = flags[key]
     if (Option.isSome(value)) options[key] = value.value
   }
   if (Option.isSome(flags.keepAliveDelay)) {
     options.keepAlive = true
     options.keepAliveInitialDelay = flags.keepAliveDelay.value
+  }
+  if (Option.getOrElse(flags.proxyProtocol, () => false)) {
+    options.proxyProtocol = {
+      ...(Option.isSome(flags.trustedProxies) ? { trustedProxies: flags.trustedProxies.value } : {}),
+      ...(Option.isSome(flags.proxyHeaderTimeout) ? { headerTimeout: flags.proxyHeaderTimeout.value } : {})
+    }
   }
   // Each key above is an option of the same name and type.
   return options as Server.Options
@@ -455,7 +772,9 @@ const outOfDescriptors = (address: string, limits: KernelLimits.Limits, inUse: n
     soft === undefined ? undefined : `the open-files limit is ${soft}`,
     inUse > 0 ? `${inUse} were open at start` : undefined
   ].filter((part) => part !== undefined)
-  return `cannot listen on ${address}: no file descriptor left (EMFILE)${held.length > 0 ? `: ${held.join(", ")}` : ""}; ` +
+  return `cannot listen on ${address}: no file descriptor left (EMFILE)${
+    held.length > 0 ? `: ${held.join(", ")}` : ""
+  }; ` +
     `raise the limit with ulimit -n (each connection needs one more)`
 }
 
@@ -476,8 +795,138 @@ const serve = Command.make("serve", cliOptions(serveFlags), (parsed) =>
     const { sources, values } = yield* resolve(serveSpec, serveFlags, parsed)
     const level = LogLevel.fromLiteral(capitalize(Option.getOrElse(values.logLevel, () => "info" as const)))
     const format = Option.getOrElse(values.logFormat, () => "pretty" as const)
-    return yield* serveWith(values, sources).pipe(Effect.provide(loggingLayer(format, level)))
+    const workers = Option.getOrElse(values.workers, () => 1)
+    const run = Option.match(Workers.current, {
+      onSome: ({ id, restarts }) =>
+        // Every record of a worker says which; once done, its channel to the primary lets go.
+        serveWith(values, sources, { id, restarts }).pipe(
+          Effect.annotateLogs("worker", id),
+          Effect.ensuring(Workers.detach)
+        ),
+      onNone: () => workers > 1 ? servePrimary(values, sources, workers) : serveWith(values, sources)
+    })
+    return yield* run.pipe(Effect.provide(loggingLayer(format, level)))
   })).pipe(Command.withDescription(serveSpec.summary))
+
+/** A worker's own cleanup after the server's: the most the primary waits for, beyond its flags. */
+const workerMargin = Duration.seconds(2)
+
+/**
+ * `serve --workers N`, N > 1: the primary. Its workers run this same binary with the same
+ * command line; it prints the one address, serves the metrics and probes of the whole service,
+ * and turns the first signal into one shutdown of all, under one deadline, with one status.
+ */
+const servePrimary = (
+  flags: Values<typeof serveFlags>,
+  sources: Flags.Sources<typeof serveFlags>,
+  count: number
+) =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.gen(function*() {
+      const signals = yield* Signals.guard({ inspector: Option.getOrElse(flags.inspectOnSigusr1, () => false) })
+      yield* checkServeFlags(flags, sources)
+      const requested = serverOptions(flags)
+      const drainDelay = Duration.decode(requested.drainDelay ?? Server.defaults.drainDelay)
+      const shutdownTimeout = Duration.decode(requested.shutdownTimeout ?? Server.defaults.shutdownTimeout)
+      // Each worker drains under its own flags; the primary waits that long, and a margin more.
+      const deadline = Duration.sum(
+        Duration.sum(drainDelay, shutdownTimeout),
+        Duration.sum(Server.defaults.cleanupTimeout, workerMargin)
+      )
+      const running = yield* Ref.make(Option.none<Workers.Workers>())
+      const ready = Effect.flatMap(signals.received, (received) =>
+        received
+          ? Effect.succeed(false)
+          : Effect.flatMap(
+            Ref.get(running),
+            Option.match({ onNone: () => Effect.succeed(false), onSome: (w) => w.ready })
+          ))
+      const exposition = Effect.flatMap(
+        Ref.get(running),
+        Option.match({ onNone: () => Prometheus.exposition, onSome: (w) => w.exposition })
+      )
+      const metricsPort = Option.getOrUndefined(flags.metricsPort)
+      const metrics = metricsPort === undefined
+        ? undefined
+        : yield* restore(
+          serveMetrics(
+            flags,
+            sources,
+            ready,
+            (address) => `cannot listen on ${address}: no file descriptor left (EMFILE)`,
+            exposition
+          )
+        )
+      const sharing = Listener.reusePortSupported ? "reusePort" : "cluster"
+      yield* Effect.logInfo(
+        sharing === "reusePort"
+          ? `${count} workers, each listening on the port itself (reusePort, Node ${process.versions.node}): the kernel spreads connections`
+          : `${count} workers sharing the primary's listening socket (node:cluster, Node ${process.versions.node}, no reusePort before 22.12): ` +
+            (Workers.clusterScheduling() === "roundRobin"
+              ? "the primary accepts each connection and hands it to the next worker (round robin; NODE_CLUSTER_SCHED_POLICY=none lets each worker accept itself)"
+              : "each worker accepts from it itself (NODE_CLUSTER_SCHED_POLICY=none)")
+      )
+      const workers = yield* restore(Workers.make({
+        workers: count,
+        port: Option.getOrElse(flags.port, () => 0),
+        sharing,
+        shutdownTimeout: deadline
+      })).pipe(Effect.mapError((error) => failed(error.message)))
+      yield* Ref.set(running, Option.some(workers))
+      const address = Listener.formatAddress(workers.address)
+      yield* Effect.sync(() => process.stdout.write(`listening on ${address}\n`))
+      const pids = (yield* workers.workers).map((w) => `${w.id} (pid ${w.pid})`).join(", ")
+      yield* Effect.logInfo(`listening on ${address} with workers ${pids}`).pipe(
+        Effect.annotateLogs("address", address)
+      )
+      if (metrics !== undefined) {
+        const url = `http://${Listener.formatAddress(metrics)}/metrics`
+        yield* Effect.logInfo(`metrics of all workers on ${url}, probes on /healthz and /readyz`).pipe(
+          Effect.annotateLogs("metrics", url)
+        )
+      }
+      // Until the first signal (or the interruption runMain makes of it), or a crash loop.
+      let interrupted = false
+      const ended = yield* Effect.either(
+        restore(Effect.raceFirst(signals.stopped, workers.failed)).pipe(
+          Effect.catchAllCause((cause) =>
+            Cause.isInterruptedOnly(cause)
+              ? Effect.sync(() => {
+                interrupted = true
+              })
+              : Effect.failCause(cause)
+          )
+        )
+      )
+      if (Either.isRight(ended)) {
+        yield* Effect.logInfo(`shutting down ${count} workers: each drains, all within ${Duration.format(deadline)}`)
+      }
+      const summary = yield* workers.shutdown
+      const statuses = summary.exits.map((e) =>
+        `worker ${e.id} ${e.signal === null ? `exited ${e.code}` : `ended by ${e.signal}`}`
+      ).join(", ")
+      yield* Effect.logInfo(`workers stopped: ${statuses}`)
+      const failure = Either.isLeft(ended)
+        ? failed(ended.left.message)
+        : summary.clean
+        ? undefined
+        : failed(
+          summary.killed.length > 0
+            ? `shutdown: worker${summary.killed.length > 1 ? "s" : ""} ${summary.killed.join(", ")} still running ${
+              Duration.format(deadline)
+            } after the signal, killed`
+            : `shutdown: not every worker exited cleanly (${statuses})`
+        )
+      if (failure === undefined) return
+      if (interrupted) {
+        yield* Effect.sync(() => {
+          failedAfterInterruption = failure
+          process.stderr.write(failure.text)
+        })
+      }
+      return yield* failure
+    }).pipe(Effect.scoped)
+  )
 
 // --- probe.
 
@@ -497,8 +946,12 @@ const probe = Command.make("probe", cliOptions(probeFlags), (parsed) =>
         synQueue: KernelLimits.synQueue(effective, limits)
       }, (_, v) => (v === Number.POSITIVE_INFINITY ? "unlimited" : v)))
     }
-    const rows = KernelLimits.entries.map((entry) => [entry.key, formatLimit(limits[entry.key]), entry.setting, entry.governs])
-    if (synAck !== undefined) rows.push(["synAckTimeout", `${synAck}s`, "derived", "worst-case wait for a client's final ACK"])
+    const rows = KernelLimits.entries.map((
+      entry
+    ) => [entry.key, formatLimit(limits[entry.key]), entry.setting, entry.governs])
+    if (synAck !== undefined) {
+      rows.push(["synAckTimeout", `${synAck}s`, "derived", "worst-case wait for a client's final ACK"])
+    }
     rows.push(["backlog", KernelLimits.formatBacklog(effective), "--backlog", "accept queue listen() would get"])
     const widths = [0, 1, 2].map((i) => Math.max(...rows.map((row) => row[i]!.length)))
     const table = rows.map((row) => row.map((cell, i) => (i < 3 ? cell.padEnd(widths[i]!) : cell)).join("  "))
@@ -512,7 +965,13 @@ const writeStdout = (chunk: Uint8Array | string) =>
       resume(
         error === null || error === undefined
           ? Effect.void
-          : Effect.fail(failed(`stdout was closed before everything was written (${(error as NodeJS.ErrnoException).code ?? error.message})`))
+          : Effect.fail(
+            failed(
+              `stdout was closed before everything was written (${
+                (error as NodeJS.ErrnoException).code ?? error.message
+              })`
+            )
+          )
       ))
   })
 
@@ -553,8 +1012,7 @@ const echoChecker = () => {
       }
       return undefined
     },
-    complete: () =>
-      verified === sentTotal ? undefined : `the echo ended after ${verified} of ${sentTotal} bytes`
+    complete: () => verified === sentTotal ? undefined : `the echo ended after ${verified} of ${sentTotal} bytes`
   }
 }
 
@@ -621,6 +1079,8 @@ export const command = Command.make(program).pipe(
 
 /** The text of a usage error @effect/cli found itself (rare: the check below finds them first). */
 const validationText = (error: ValidationError.ValidationError): string =>
+  // ANSI colour codes out: the message is one plain line.
+  // eslint-disable-next-line no-control-regex
   HelpDoc.toAnsiText(error.error).replace(/\u001b\[[0-9;]*m/g, "").trim().replace(/\s*\n\s*/g, " ")
 
 /**
@@ -636,7 +1096,9 @@ export const run = (version: string) => (argv: ReadonlyArray<string>) =>
     const checked = Flags.check(specs, argv.slice(2), process.stdin.isTTY === true)
     switch (checked._tag) {
       case "Help":
-        return writeStdout(Flags.help(program, version, "a resource-safe TCP (IPv4) echo server on Effect.", specs, checked.command))
+        return writeStdout(
+          Flags.help(program, version, "a resource-safe TCP (IPv4) echo server on Effect.", specs, checked.command)
+        )
       case "Version":
         return writeLine(`${program} ${version}`)
       case "Usage":

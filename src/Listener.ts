@@ -42,7 +42,30 @@ export interface Options {
    * 32767 s (Linux's `TCP_KEEPIDLE`). Default: the kernel's `net.ipv4.tcp_keepalive_time`.
    */
   readonly keepAliveInitialDelay?: Duration.DurationInput
+  /**
+   * In a `node:cluster` worker: false asks the primary for its listening socket on this address,
+   * shared by every worker that asks for the same one (`Workers` sets it). Default true: this
+   * process binds its own socket, in a worker too.
+   */
+  readonly exclusive?: boolean
+  /**
+   * `SO_REUSEPORT`: several processes bind the same port, each its own socket, and the kernel
+   * spreads new connections among them (`Workers` sets it on Node 22.12 and later, which alone
+   * have it; refused as an invalid option on older Node). Default false.
+   */
+  readonly reusePort?: boolean
 }
+
+/**
+ * Whether the running Node has `net`'s `reusePort` (22.12 and later in 22, 23.1 and later).
+ *
+ * @since 0.1.0
+ * @category constants
+ */
+export const reusePortSupported: boolean = (() => {
+  const [major = 0, minor = 0] = process.versions.node.split(".").map(Number)
+  return major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12)
+})()
 
 /**
  * The defaults of {@link Options}.
@@ -185,6 +208,13 @@ export const validate = (options: Options): Either.Either<Valid, Options_.Invali
     const keepAliveInitialDelay = options.keepAliveInitialDelay === undefined
       ? undefined
       : yield* Options_.keepAliveDelay("keepAliveInitialDelay", options.keepAliveInitialDelay)
+    if (options.reusePort === true && !reusePortSupported) {
+      return yield* Either.left<Options_.Invalid>({
+        option: "reusePort",
+        value: true,
+        expected: `false on Node ${process.versions.node} (reusePort needs Node 22.12 or later)`
+      })
+    }
     return {
       host,
       port,
@@ -192,7 +222,9 @@ export const validate = (options: Options): Either.Either<Valid, Options_.Invali
       maxAccepted,
       noDelay: options.noDelay ?? false,
       keepAlive: options.keepAlive ?? false,
-      keepAliveInitialDelayMs: keepAliveInitialDelay === undefined ? 0 : Duration.toMillis(keepAliveInitialDelay)
+      keepAliveInitialDelayMs: keepAliveInitialDelay === undefined ? 0 : Duration.toMillis(keepAliveInitialDelay),
+      exclusive: options.exclusive ?? true,
+      reusePort: options.reusePort ?? false
     }
   })
 
@@ -205,6 +237,8 @@ export interface Valid {
   readonly noDelay: boolean
   readonly keepAlive: boolean
   readonly keepAliveInitialDelayMs: number
+  readonly exclusive: boolean
+  readonly reusePort: boolean
 }
 
 /** `HOST:PORT` as requested, for errors about these options. @internal */
@@ -328,7 +362,15 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
             ))
           }
           server.once("error", onError)
-          server.listen({ host: valid.host, port: listenPort, backlog: valid.backlog, exclusive: true }, () => {
+          // `reusePort` is Node 22.12's, absent from the types of Node 20; passed only when asked.
+          const listenOptions: net.ListenOptions & { reusePort?: boolean } = {
+            host: valid.host,
+            port: listenPort,
+            backlog: valid.backlog,
+            exclusive: valid.exclusive,
+            ...(valid.reusePort ? { reusePort: true } : {})
+          }
+          server.listen(listenOptions, () => {
             server.off("error", onError)
             resume(Effect.void)
           })

@@ -1,6 +1,8 @@
 /**
  * The process's Effect `Metric`s in Prometheus's text exposition format (version 0.0.4), named
- * by Prometheus's conventions, and a small HTTP listener that serves them on `GET /metrics`.
+ * by Prometheus's conventions, and a small HTTP listener that serves them on `GET /metrics`,
+ * with the probes an orchestrator asks: `/healthz` (the process is alive) and `/readyz` (the
+ * service wants connections).
  * Scoped: the listener is released with the scope that started it, at once: its release closes
  * the port and every HTTP connection still open, so that it never holds up the shutdown of the
  * process it reports on. It holds at most a few connections of its own, so that scrapers (or
@@ -33,6 +35,16 @@ export interface Options {
    * Default 16: a scraper needs one.
    */
   readonly maxConnections?: number
+  /**
+   * What `/readyz` answers: 200 while it is true, 503 while it is false (a server's `ready`,
+   * false from the moment shutdown begins). Default: always ready.
+   */
+  readonly ready?: Effect.Effect<boolean>
+  /**
+   * What `/metrics` serves. Default {@link exposition}: this process's metrics. (A primary
+   * serving the metrics of its workers gives their aggregate here.)
+   */
+  readonly exposition?: Effect.Effect<string>
 }
 
 /**
@@ -113,7 +125,9 @@ export const format = (pairs: ReadonlyArray<MetricPair.MetricPair.Untyped>): str
       const samples = family(base, "summary", description)?.samples
       if (samples === undefined) continue
       for (const [quantile, value] of state.quantiles) {
-        samples.push(sample(base, [...labels, ["quantile", number(quantile)]], value._tag === "Some" ? value.value : NaN))
+        samples.push(
+          sample(base, [...labels, ["quantile", number(quantile)]], value._tag === "Some" ? value.value : NaN)
+        )
       }
       samples.push(sample(`${base}_sum`, labels, state.sum), sample(`${base}_count`, labels, state.count))
     }
@@ -144,25 +158,58 @@ const sample = (name: string, labels: ReadonlyArray<readonly [string, string]>, 
   (labels.length === 0
     ? name
     : `${name}{${
-      labels.map(([key, v]) => `${key}="${v.replaceAll("\\", "\\\\").replaceAll("\"", "\\\"").replaceAll("\n", "\\n")}"`)
+      labels.map(([key, v]) =>
+        `${key}="${v.replaceAll("\\", "\\\\").replaceAll("\"", "\\\"").replaceAll("\n", "\\n")}"`
+      )
         .join(",")
     }}`) + ` ${number(value)}`
 
-/** What each path answers. `/` and everything else tell a visitor where the metrics are. */
-const respond = (request: http.IncomingMessage, response: http.ServerResponse): void => {
+/** What each path answers. `/` and everything else tell a visitor where the pages are. */
+const respond = (
+  run: <A>(effect: Effect.Effect<A>, onDone: (a: A) => void, onFailure: () => void) => void,
+  ready: Effect.Effect<boolean>,
+  metrics: Effect.Effect<string>
+) =>
+(request: http.IncomingMessage, response: http.ServerResponse): void => {
   const path = (request.url ?? "/").split("?")[0]
   const reply = (status: number, text: string, headers: Record<string, string> = {}) => {
-    response.writeHead(status, { "Content-Type": "text/plain; charset=utf-8", ...headers })
-    response.end(text)
+    response.writeHead(status, {
+      "Content-Type": "text/plain; charset=utf-8",
+      "Content-Length": String(Buffer.byteLength(text)),
+      // A probe's answer is true now, not later: no cache may keep it.
+      "Cache-Control": "no-store",
+      ...headers
+    })
+    response.end(request.method === "HEAD" ? undefined : text)
   }
-  if (path !== "/metrics" && path !== "/") return reply(404, `no page at ${path}: the metrics are at /metrics\n`)
+  if (path !== "/metrics" && path !== "/" && path !== "/healthz" && path !== "/readyz") {
+    return reply(404, `no page at ${path}: the metrics are at /metrics, the probes at /healthz and /readyz\n`)
+  }
   if (request.method !== "GET" && request.method !== "HEAD") {
     return reply(405, `${path} answers GET and HEAD, not ${request.method}\n`, { Allow: "GET, HEAD" })
   }
-  if (path === "/") return reply(200, "effect-tcp-echo: the metrics are at /metrics (Prometheus text format)\n")
-  const body = format(Metric.unsafeSnapshot())
-  response.writeHead(200, { "Content-Type": contentType, "Content-Length": String(Buffer.byteLength(body)) })
-  response.end(body)
+  switch (path) {
+    case "/":
+      return reply(
+        200,
+        "effect-tcp-echo: the metrics are at /metrics (Prometheus text format), the probes at /healthz and /readyz\n"
+      )
+    case "/healthz":
+      // Answered by the process's event loop: a process that can answer is alive.
+      return reply(200, "ok\n")
+    case "/readyz":
+      return run(
+        ready,
+        (yes) => yes ? reply(200, "ready\n") : reply(503, "not ready: not accepting, or shutting down\n"),
+        () => reply(503, "not ready: readiness could not be read\n")
+      )
+    default:
+      return run(
+        metrics,
+        (body) => reply(200, body, { "Content-Type": contentType }),
+        () => reply(500, "the metrics could not be gathered\n")
+      )
+  }
 }
 
 /**
@@ -188,12 +235,26 @@ export const serve = (
       return yield* new Listener.ListenError({ reason: "InvalidOption", address, ...valid.left })
     }
     const [bindHost, port, maxConnections] = valid.right
-    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+    const runtime = yield* Effect.runtime<never>()
+    const runFork = Runtime.runFork(runtime)
+    const runCallback = Runtime.runCallback(runtime)
+    // A page's effect, answered when it completes; one that fails or dies answers 500, logged.
+    const run = <A>(effect: Effect.Effect<A>, onDone: (a: A) => void, onFailure: () => void) =>
+      runCallback(effect, {
+        onExit: (exit) => {
+          if (exit._tag === "Success") return onDone(exit.value)
+          onFailure()
+          runFork(Effect.logWarning("metrics: a page could not be made", exit.cause))
+        }
+      })
     const logs = new LogAggregator({ emit: (record) => runFork(record) })
     yield* Effect.addFinalizer(() => Effect.sync(() => logs.flush()))
     const server = yield* Effect.acquireRelease(
       Effect.sync(() => {
-        const server = http.createServer({ connectionsCheckingInterval: 1000 }, respond)
+        const server = http.createServer(
+          { connectionsCheckingInterval: 1000 },
+          respond(run, options.ready ?? Effect.succeed(true), options.exposition ?? exposition)
+        )
         server.maxConnections = maxConnections
         // A connection that sends nothing is closed after 10 s, so the cap cannot be held for long.
         server.headersTimeout = 10_000
@@ -231,7 +292,8 @@ export const serve = (
         resume(Effect.void)
       })
     })
-    server.on("error", (error) => runFork(Effect.logWarning(`metrics on ${address}: ${error.message}`)))
+    server.on("error", (error) =>
+      runFork(Effect.logWarning(`metrics on ${address}: ${error.message}`)))
     const bound = server.address() as { address: string; port: number }
     return { host: bound.address, port: bound.port }
   })

@@ -26,12 +26,7 @@ const { version } = packageJson
 const platform = Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, NodeTerminal.layer)
 
 Cli.run(version)(process.argv).pipe(
-  Effect.tapError((failure) => Effect.sync(() => process.stderr.write(failure.text))),
-  Effect.tapDefect((defect) =>
-    Effect.sync(() =>
-      process.stderr.write(`effect-tcp-echo: unexpected failure (a bug): ${defect instanceof Error ? defect.message : String(defect)}\n`)
-    )
-  ),
+  Effect.tapErrorCause(Cli.reportCause),
   Effect.provide(Layer.provideMerge(KernelLimits.layer, platform)),
   NodeRuntime.runMain({
     disableErrorReporting: true,

@@ -1,5 +1,5 @@
-import { afterEach, describe, expect, it } from "@effect/vitest"
 import { NodeContext } from "@effect/platform-node"
+import { afterEach, describe, expect, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Layer } from "effect"
 import { spawn, spawnSync } from "node:child_process"
 import * as net from "node:net"
@@ -23,8 +23,7 @@ afterEach(() => {
   for (const running of started.splice(0)) running.child.kill("SIGKILL")
 })
 
-const roundTrip = (port: number, payload: Buffer) =>
-  Effect.runPromise(Client.roundTrip({ port }, [payload]))
+const roundTrip = (port: number, payload: Buffer) => Effect.runPromise(Client.roundTrip({ port }, [payload]))
 
 /** A port that was free a moment ago: bound on port 0, then released. */
 const freePort = async () => {
@@ -43,7 +42,10 @@ const takenPort = async () => {
 }
 
 /** Every usage error: one line naming what was wrong, the hint, exit status 2, no stack. */
-const expectUsage = (result: { status: number | null; stderr: string; stdout: string }, ...fragments: Array<string>) => {
+const expectUsage = (
+  result: { status: number | null; stderr: string; stdout: string },
+  ...fragments: Array<string>
+) => {
   expect(result.status).toBe(2)
   const lines = result.stderr.trimEnd().split("\n")
   expect(lines).toHaveLength(2)
@@ -118,7 +120,9 @@ describe("serve: what it writes", () => {
     await roundTrip(server.address.port, Buffer.from("json"))
     server.child.kill("SIGINT")
     expect(await server.exited).toBe(0)
-    const records = server.stderr.map((line) => JSON.parse(line) as { message: string; annotations: Record<string, unknown> })
+    const records = server.stderr.map((line) =>
+      JSON.parse(line) as { message: string; annotations: Record<string, unknown> }
+    )
     expect(records[0]!.annotations.address).toBe(`127.0.0.1:${server.address.port}`)
     // The recipe's per-receive debug line, with the peer annotation.
     const receive = records.find((r) => String(r.message).startsWith("receive data from"))
@@ -167,7 +171,11 @@ describe("serve: signals", () => {
     await server.waitFor(/shutting down: waiting up to 1m/)
     server.child.kill("SIGTERM")
     expect(await server.exited).toBe(143)
-    expect(server.stderr.some((line) => /SIGTERM during the shutdown SIGINT began: stopping at once with exit status 143/.test(line)))
+    expect(
+      server.stderr.some((line) =>
+        /SIGTERM during the shutdown SIGINT began: stopping at once with exit status 143/.test(line)
+      )
+    )
       .toBe(true)
     peer.destroy()
   })
@@ -213,7 +221,11 @@ describe("serve: addresses and ports", () => {
 
   it("a metrics port equal to the echo port is a usage error", async () => {
     const port = await freePort()
-    expectUsage(await usageError(["serve", "--port", String(port), "--metrics-port", String(port)]), "--metrics-port", "--port")
+    expectUsage(
+      await usageError(["serve", "--port", String(port), "--metrics-port", String(port)]),
+      "--metrics-port",
+      "--port"
+    )
   })
 
   it("--metrics-port serves Prometheus text whose counters move with traffic", async () => {
@@ -244,7 +256,9 @@ describe("serve: addresses and ports", () => {
     expect(exposure("127.0.0.1", "127.0.0.1:7")).toBeUndefined()
     expect(exposure("127.3.2.1", "127.3.2.1:7")).toBeUndefined()
     expect(exposure("0.0.0.0", "0.0.0.0:7")).toMatch(/^listening on 0\.0\.0\.0:7: every interface of this machine/)
-    expect(exposure("192.0.2.1", "192.0.2.1:7")).toMatch(/^listening on 192\.0\.2\.1:7: an address other hosts can reach/)
+    expect(exposure("192.0.2.1", "192.0.2.1:7")).toMatch(
+      /^listening on 192\.0\.2\.1:7: an address other hosts can reach/
+    )
   })
 
   // In a network namespace of its own, whose only interface is loopback: 0.0.0.0 reaches nothing else.
@@ -254,12 +268,12 @@ describe("serve: addresses and ports", () => {
       ? "--host 0.0.0.0 binds with a warning naming the exposure (in a loopback-only network namespace)"
       : "--host 0.0.0.0 warning: NOT RUN, no network namespace of its own here (unshare -rn, ip)",
     async () => {
-    const server = await start(["--host", "0.0.0.0"], {}, {
-      wrapper: ["unshare", "-rn", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""]
-    })
-    expect(server.address.host).toBe("0.0.0.0")
-    expect(await server.waitFor(/WARN.*every interface of this machine/)).toContain("--host 127.0.0.1")
-  }
+      const server = await start(["--host", "0.0.0.0"], {}, {
+        wrapper: ["unshare", "-rn", "sh", "-c", "ip link set lo up && exec \"$0\" \"$@\""]
+      })
+      expect(server.address.host).toBe("0.0.0.0")
+      expect(await server.waitFor(/WARN.*every interface of this machine/)).toContain("--host 127.0.0.1")
+    }
   )
 
   it("ECHO_PORT is honoured, and a flag wins over its variable", async () => {
@@ -278,18 +292,20 @@ describe("serve: keep-alive", () => {
       ? "--keep-alive-delay sets the idle time before the first probe (ss shows the timer)"
       : "--keep-alive-delay: NOT RUN, ss (iproute2) is not installed",
     async () => {
-    const server = await start(["--keep-alive-delay", "60s"])
-    const peer = net.connect(server.address.port, "127.0.0.1")
-    peer.on("error", () => {})
-    await new Promise((r) => peer.once("connect", r))
-    // Accepted once the server's side is established; its keepalive timer is armed at accept.
-    await roundTrip(server.address.port, Buffer.from("x"))
-    const out = spawnSync("ss", ["-tnoH", "state", "established", `( sport = :${server.address.port} )`], { encoding: "utf8" })
-    const timer = /timer:\(keepalive,(\d+)sec/.exec(out.stdout)
-    expect(timer, out.stdout).not.toBeNull()
-    expect(Number(timer![1])).toBeLessThanOrEqual(60)
-    peer.destroy()
-  }
+      const server = await start(["--keep-alive-delay", "60s"])
+      const peer = net.connect(server.address.port, "127.0.0.1")
+      peer.on("error", () => {})
+      await new Promise((r) => peer.once("connect", r))
+      // Accepted once the server's side is established; its keepalive timer is armed at accept.
+      await roundTrip(server.address.port, Buffer.from("x"))
+      const out = spawnSync("ss", ["-tnoH", "state", "established", `( sport = :${server.address.port} )`], {
+        encoding: "utf8"
+      })
+      const timer = /timer:\(keepalive,(\d+)sec/.exec(out.stdout)
+      expect(timer, out.stdout).not.toBeNull()
+      expect(Number(timer![1])).toBeLessThanOrEqual(60)
+      peer.destroy()
+    }
   )
 
   it("the keep-alive delay is stated at start", async () => {
@@ -299,46 +315,76 @@ describe("serve: keep-alive", () => {
 
   it("a keep-alive delay TCP_KEEPIDLE cannot hold is refused", async () => {
     for (const delay of ["0s", "1500ms", "40000s"]) {
-      expectUsage(await usageError(["serve", "--keep-alive-delay", delay]), `--keep-alive-delay ${JSON.stringify(delay)}`, "1s to 32767s")
+      expectUsage(
+        await usageError(["serve", "--keep-alive-delay", delay]),
+        `--keep-alive-delay ${JSON.stringify(delay)}`,
+        "1s to 32767s"
+      )
     }
   })
 })
 
 describe("serve: errors name the flag or variable", () => {
   it("a usage error is one line naming the flag, a hint, exit status 2, and nothing on stdout", () => {
-    expectUsage(run(["serve", "--port", "abc"]), 'effect-tcp-echo: invalid --port "abc": expected an integer from 0 to 65535')
-    expectUsage(run(["serve"], { ECHO_LOG_LEVEL: "loud" }), 'invalid ECHO_LOG_LEVEL "loud"', "info")
+    expectUsage(
+      run(["serve", "--port", "abc"]),
+      "effect-tcp-echo: invalid --port \"abc\": expected an integer from 0 to 65535"
+    )
+    expectUsage(run(["serve"], { ECHO_LOG_LEVEL: "loud" }), "invalid ECHO_LOG_LEVEL \"loud\"", "info")
   })
 
   it("integers: decimal only, in range", async () => {
     for (const value of ["abc", "0x50", "1e3", "80.0", "", "70000", "-1"]) {
-      expectUsage(await usageError(["serve", "--port", value]), `invalid --port ${JSON.stringify(value)}`, "an integer from 0 to 65535")
+      expectUsage(
+        await usageError(["serve", "--port", value]),
+        `invalid --port ${JSON.stringify(value)}`,
+        "an integer from 0 to 65535"
+      )
     }
     expectUsage(await usageError(["serve", "--backlog", "99999999999"]), "--backlog", "an integer from 1 to 2147483647")
-    expectUsage(await usageError(["serve"], { ECHO_PORT: "0x50" }), 'invalid ECHO_PORT "0x50"')
-    expectUsage(await usageError(["serve"], { ECHO_MAX_CONNECTIONS: "0" }), 'invalid ECHO_MAX_CONNECTIONS "0"')
+    expectUsage(await usageError(["serve"], { ECHO_PORT: "0x50" }), "invalid ECHO_PORT \"0x50\"")
+    expectUsage(await usageError(["serve"], { ECHO_MAX_CONNECTIONS: "0" }), "invalid ECHO_MAX_CONNECTIONS \"0\"")
   })
 
   it("durations: readable, never negative, never more than a timer holds (naming the maximum)", async () => {
-    expectUsage(await usageError(["serve", "--idle-timeout", "0s"]), 'invalid --idle-timeout "0s"', "from 1ms to 24d 20h 31m 23s 647ms")
+    expectUsage(
+      await usageError(["serve", "--idle-timeout", "0s"]),
+      "invalid --idle-timeout \"0s\"",
+      "from 1ms to 24d 20h 31m 23s 647ms"
+    )
     expectUsage(await usageError(["serve", "--idle-timeout", "1000h"]), "--idle-timeout", "24d 20h 31m 23s 647ms")
-    expectUsage(await usageError(["serve", "--shutdown-timeout", "597h"]), "--shutdown-timeout", "24d 20h 31m 23s 647ms")
-    expectUsage(await usageError(["serve", "--shutdown-timeout", "-5 seconds"]), '"-5 seconds"')
-    expectUsage(await usageError(["serve", "--shutdown-timeout=-1s"]), '"-1s"')
-    expectUsage(await usageError(["serve"], { ECHO_SHUTDOWN_TIMEOUT: "soon" }), 'invalid ECHO_SHUTDOWN_TIMEOUT "soon"')
+    expectUsage(
+      await usageError(["serve", "--shutdown-timeout", "597h"]),
+      "--shutdown-timeout",
+      "24d 20h 31m 23s 647ms"
+    )
+    expectUsage(await usageError(["serve", "--shutdown-timeout", "-5 seconds"]), "\"-5 seconds\"")
+    expectUsage(await usageError(["serve", "--shutdown-timeout=-1s"]), "\"-1s\"")
+    expectUsage(
+      await usageError(["serve"], { ECHO_SHUTDOWN_TIMEOUT: "soon" }),
+      "invalid ECHO_SHUTDOWN_TIMEOUT \"soon\""
+    )
   })
 
   it("log levels and formats that are not known name the variable", async () => {
     for (const level of ["loud", "verbose"]) {
-      expectUsage(await usageError(["serve"], { ECHO_LOG_LEVEL: level }), `invalid ECHO_LOG_LEVEL ${JSON.stringify(level)}`, "info")
+      expectUsage(
+        await usageError(["serve"], { ECHO_LOG_LEVEL: level }),
+        `invalid ECHO_LOG_LEVEL ${JSON.stringify(level)}`,
+        "info"
+      )
     }
-    expectUsage(await usageError(["serve", "--log-level", "chatty"]), 'invalid --log-level "chatty"')
-    expectUsage(await usageError(["serve"], { ECHO_LOG_FORMAT: "xml" }), 'invalid ECHO_LOG_FORMAT "xml"', "pretty, json, logfmt")
-    expectUsage(await usageError(["serve"], { ECHO_NO_DELAY: "sure" }), 'invalid ECHO_NO_DELAY "sure"')
+    expectUsage(await usageError(["serve", "--log-level", "chatty"]), "invalid --log-level \"chatty\"")
+    expectUsage(
+      await usageError(["serve"], { ECHO_LOG_FORMAT: "xml" }),
+      "invalid ECHO_LOG_FORMAT \"xml\"",
+      "pretty, json, logfmt"
+    )
+    expectUsage(await usageError(["serve"], { ECHO_NO_DELAY: "sure" }), "invalid ECHO_NO_DELAY \"sure\"")
   })
 
   it("a host that is not IPv4 names the flag", async () => {
-    expectUsage(await usageError(["serve", "--host", "::1"]), 'invalid --host "::1"', "IPv4")
+    expectUsage(await usageError(["serve", "--host", "::1"]), "invalid --host \"::1\"", "IPv4")
   })
 
   it("the command line itself: unknown, repeated or incomplete flags, stray arguments", async () => {
@@ -346,14 +392,153 @@ describe("serve: errors name the flag or variable", () => {
     expectUsage(await usageError(["serve", "--port", "1", "--port", "2"]), "--port is given more than once")
     expectUsage(await usageError(["serve", "--port"]), "--port needs a value")
     expectUsage(await usageError(["serve", "--keep-alive=yes"]), "--keep-alive takes no value")
-    expectUsage(await usageError(["serve", "8080"]), 'unexpected argument "8080"')
+    expectUsage(await usageError(["serve", "8080"]), "unexpected argument \"8080\"")
     expectUsage(await usageError(["--port", "1", "serve"]), "--port goes after the command")
-    expectUsage(await usageError(["bogus"]), 'unknown command "bogus"')
+    expectUsage(await usageError(["bogus"]), "unknown command \"bogus\"")
     expectUsage(await usageError([]), "a command is needed")
   })
 
   it("--wizard with a stdin that is not a terminal is refused at once", () => {
     expectUsage(run(["serve", "--wizard"], {}, ""), "--wizard", "stdin is not")
+  })
+})
+
+describe("serve: behind a load balancer", () => {
+  it("the PROXY protocol flags are checked, naming the flag or variable", async () => {
+    expectUsage(
+      await usageError(["serve", "--proxy-protocol", "--trusted-proxies", "10.0.0.0/33"]),
+      "invalid --trusted-proxies \"10.0.0.0/33\"",
+      "IPv4 networks"
+    )
+    expectUsage(
+      await usageError(["serve", "--proxy-protocol", "--trusted-proxies", "10.0.0.0/8,"]),
+      "--trusted-proxies",
+      "comma-separated"
+    )
+    expectUsage(
+      await usageError(["serve", "--proxy-protocol"], { ECHO_TRUSTED_PROXIES: "" }),
+      "invalid ECHO_TRUSTED_PROXIES \"\""
+    )
+    expectUsage(
+      await usageError(["serve", "--proxy-protocol", "--proxy-header-timeout", "0s"]),
+      "invalid --proxy-header-timeout \"0s\"",
+      "from 1ms"
+    )
+    expectUsage(await usageError(["serve"], { ECHO_PROXY_PROTOCOL: "maybe" }), "invalid ECHO_PROXY_PROTOCOL \"maybe\"")
+    expectUsage(await usageError(["serve", "--drain-delay", "-1s"]), "invalid --drain-delay \"-1s\"", "from 0ms")
+    expectUsage(await usageError(["serve"], { ECHO_DRAIN_DELAY: "soon" }), "invalid ECHO_DRAIN_DELAY \"soon\"")
+  })
+
+  it("--workers takes a count from 1 to 1024, or auto; anything else names the flag or variable", async () => {
+    for (const value of ["0", "-2", "two", "1.5", "2000"]) {
+      expectUsage(
+        await usageError(["serve", "--workers", value]),
+        `invalid --workers ${JSON.stringify(value)}`,
+        "an integer from 1 to 1024, or auto"
+      )
+    }
+    expectUsage(await usageError(["serve"], { ECHO_WORKERS: "many" }), "invalid ECHO_WORKERS \"many\"", "or auto")
+  })
+
+  it("--metrics-host binds the metrics port there; without --metrics-port it is refused", async () => {
+    expectUsage(
+      await usageError(["serve", "--metrics-host", "127.0.0.2"]),
+      "--metrics-host takes effect only with --metrics-port"
+    )
+    expectUsage(
+      await usageError(["serve", "--metrics-port", "0", "--metrics-host", "::"]),
+      "invalid --metrics-host \"::\"",
+      "IPv4"
+    )
+    const server = await start(["--metrics-port", "0", "--metrics-host", "127.0.0.2"])
+    const base = /http:\/\/127\.0\.0\.2:\d+/.exec(await server.waitFor(/metrics on http/))![0]
+    expect((await fetch(`${base}/readyz`)).status).toBe(200)
+    // Loopback still: no warning about other hosts.
+    expect(server.stderr.some((line) => line.includes("reachable from other hosts"))).toBe(false)
+  })
+
+  it("trusted proxies or a header timeout without --proxy-protocol is refused, not ignored", async () => {
+    expectUsage(
+      await usageError(["serve", "--trusted-proxies", "10.0.0.0/8"]),
+      "--trusted-proxies takes effect only with --proxy-protocol"
+    )
+    expectUsage(
+      await usageError(["serve", "--proxy-header-timeout", "1s"], { ECHO_TRUSTED_PROXIES: "10.0.0.0/8" }),
+      "ECHO_TRUSTED_PROXIES and --proxy-header-timeout take effect only with --proxy-protocol"
+    )
+  })
+
+  it("--proxy-protocol: a header names the client in the logs; none, or an untrusted source, is refused and counted", async () => {
+    const server = await start([
+      "--proxy-protocol",
+      "--proxy-header-timeout",
+      "2s",
+      "--metrics-port",
+      "0",
+      "--log-level",
+      "debug"
+    ])
+    await server.waitFor(/PROXY protocol on: a header \(v1 or v2\) from 127\.0\.0\.0\/8 within 2s/)
+    const url = /http:\/\/\S+\/metrics/.exec(await server.waitFor(/metrics on http/))![0]
+    const port = server.address.port
+    const exchange = (bytes: Buffer) =>
+      new Promise<Buffer>((resolve) => {
+        const socket = net.connect(port, "127.0.0.1", () => socket.end(bytes))
+        const chunks: Array<Buffer> = []
+        socket.on("data", (d: Buffer) => chunks.push(d))
+        socket.on("error", () => {})
+        socket.once("close", () => resolve(Buffer.concat(chunks)))
+      })
+    const echoed = await exchange(Buffer.from("PROXY TCP4 127.9.8.7 127.0.0.1 40000 7\r\nthrough a proxy"))
+    expect(echoed.toString()).toBe("through a proxy")
+    await server.waitFor(/receive data from 127\.9\.8\.7:40000/)
+    expect((await exchange(Buffer.from("no header at all\r\n"))).length).toBe(0)
+    const text = await (await fetch(url)).text()
+    expect(text).toMatch(/^echo_connections_dropped_total\{reason="proxy_malformed"\} 1$/m)
+    server.child.kill("SIGTERM")
+    expect(await server.exited).toBe(0)
+
+    const strict = await start(["--proxy-protocol", "--trusted-proxies", "10.0.0.0/8,192.0.2.7", "--metrics-port", "0"])
+    const strictUrl = /http:\/\/\S+\/metrics/.exec(await strict.waitFor(/metrics on http/))![0]
+    await new Promise<void>((resolve) => {
+      const socket = net.connect(
+        strict.address.port,
+        "127.0.0.1",
+        () => socket.write("PROXY TCP4 127.9.8.7 127.0.0.1 40000 7\r\n")
+      )
+      socket.on("error", () => {})
+      socket.once("close", () => resolve())
+    })
+    await strict.waitFor(/refused connection from 127\.0\.0\.1:\d+: not a trusted proxy/)
+    expect(await (await fetch(strictUrl)).text()).toMatch(
+      /^echo_connections_dropped_total\{reason="proxy_untrusted"\} 1$/m
+    )
+  })
+
+  it("SIGTERM with --drain-delay: /readyz fails at once, the port still accepts during the delay, then it closes", async () => {
+    const server = await start(["--metrics-port", "0", "--drain-delay", "3s"])
+    const base = /http:\/\/\S+(?=\/metrics)/.exec(await server.waitFor(/metrics on http/))![0]
+    expect((await fetch(`${base}/healthz`)).status).toBe(200)
+    expect((await fetch(`${base}/readyz`)).status).toBe(200)
+    server.child.kill("SIGTERM")
+    // Bounded: the first answer after the signal is already 503, unless the signal is still on its way.
+    let status = 200
+    for (let i = 0; i < 200 && status === 200; i++) {
+      status = (await fetch(`${base}/readyz`)).status
+      if (status === 200) await new Promise((r) => setTimeout(r, 10))
+    }
+    expect(status).toBe(503)
+    // Alive, not ready, and still serving: endpoints are being removed, the port is open.
+    expect((await fetch(`${base}/healthz`)).status).toBe(200)
+    const echoed = await roundTrip(server.address.port, Buffer.from("during the drain delay"))
+    expect(Buffer.from(echoed).toString()).toBe("during the drain delay")
+    expect(server.stderr.some((line) => line.includes("accepting for 3s more (drain delay)"))).toBe(true)
+    expect(await server.exited).toBe(0)
+    const refused = await new Promise<string>((resolve) => {
+      const socket = net.connect(server.address.port, "127.0.0.1", () => resolve("connected"))
+      socket.once("error", (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message))
+    })
+    expect(refused).toBe("ECONNREFUSED")
   })
 })
 
@@ -364,12 +549,12 @@ describe("--help", () => {
     const lines = result.stdout.split("\n")
     expect(lines[0]).toBe("Usage: effect-tcp-echo serve [FLAGS]")
     for (const line of lines) expect(line.length, line).toBeLessThanOrEqual(80)
-    const flags = lines.filter((l) => /^  --/.test(l)).map((l) => l.trim().split(" ")[0])
+    const flags = lines.filter((l) => /^ {2}--/.test(l)).map((l) => l.trim().split(" ")[0])
     expect(new Set(flags).size).toBe(flags.length)
     expect(flags).toContain("--log-level")
     // Each flag's paragraph, up to the next flag.
     const text = result.stdout.slice(result.stdout.indexOf("Flags:"), result.stdout.indexOf("Exit status:"))
-    const paragraphs = text.split(/\n(?=  --)/).slice(1).filter((p) => !p.startsWith("  --help"))
+    const paragraphs = text.split(/\n(?= {2}--)/).slice(1).filter((p) => !p.startsWith("  --help"))
     for (const paragraph of paragraphs) {
       const flat = paragraph.replace(/\s+/g, " ")
       expect(flat, paragraph).toMatch(/Variable: ECHO_[A-Z0-9_]+\./)
@@ -383,7 +568,9 @@ describe("--help", () => {
     const result = run(["--help"])
     expect(result.status).toBe(0)
     for (const line of result.stdout.split("\n")) expect(line.length, line).toBeLessThanOrEqual(80)
-    for (const command of ["serve", "probe", "client"]) expect(result.stdout).toMatch(new RegExp(`^  ${command} +\\S`, "m"))
+    for (const command of ["serve", "probe", "client"]) {
+      expect(result.stdout).toMatch(new RegExp(`^  ${command} +\\S`, "m"))
+    }
   })
 
   it("the help is generated from the flags: wrapping keeps every word", () => {
@@ -409,9 +596,12 @@ describe("client", () => {
   })
 
   it("a port out of range, or none, is a usage error naming the flag", async () => {
-    expectUsage(run(["client", "--port", "99999", "--message", "x"]), 'invalid --port "99999"', "1 to 65535")
+    expectUsage(run(["client", "--port", "99999", "--message", "x"]), "invalid --port \"99999\"", "1 to 65535")
     for (const port of ["-1", "0"]) {
-      expectUsage(await usageError(["client", "--port", port, "--message", "x"]), `invalid --port ${JSON.stringify(port)}`)
+      expectUsage(
+        await usageError(["client", "--port", port, "--message", "x"]),
+        `invalid --port ${JSON.stringify(port)}`
+      )
     }
     expectUsage(await usageError(["client", "--message", "x"]), "client needs --port")
   })
@@ -510,8 +700,8 @@ describe("probe", () => {
   })
 
   it("a backlog below 1 is refused, not reported as an effective 0", async () => {
-    expectUsage(await usageError(["probe", "--backlog", "0"]), 'invalid --backlog "0"', "an integer from 1")
-    expectUsage(await usageError(["probe", "--backlog", "-3"]), 'invalid --backlog "-3"')
+    expectUsage(await usageError(["probe", "--backlog", "0"]), "invalid --backlog \"0\"", "an integer from 1")
+    expectUsage(await usageError(["probe", "--backlog", "-3"]), "invalid --backlog \"-3\"")
   })
 })
 

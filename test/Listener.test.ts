@@ -38,6 +38,25 @@ describe("Listener", () => {
       yield* TestKit.expectPortFree(port)
     }))
 
+  it.scoped(
+    Listener.reusePortSupported
+      ? "reusePort: a second listener with it binds the same port (Node 22.12 and later)"
+      : `reusePort is refused as an invalid option on Node ${process.versions.node}, naming the version it needs`,
+    () =>
+      Effect.gen(function*() {
+        if (!Listener.reusePortSupported) {
+          const error = yield* Effect.flip(Listener.make({ reusePort: true }))
+          expect(error.reason).toBe("InvalidOption")
+          expect(error.option).toBe("reusePort")
+          expect(error.message).toContain("reusePort needs Node 22.12 or later")
+          return
+        }
+        const first = yield* Listener.make({ reusePort: true })
+        const second = yield* Listener.make({ reusePort: true, port: first.address.port })
+        expect(second.address.port).toBe(first.address.port)
+      })
+  )
+
   it.scoped("a second listener on a taken port fails with AddressInUse", () =>
     Effect.gen(function*() {
       const first = yield* Listener.make()

@@ -1,12 +1,16 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, FiberRef, HashSet, Logger, Metric, MetricBoundaries, Scope } from "effect"
+import { Effect, Exit, FiberRef, HashSet, Logger, Metric, MetricBoundaries, Ref, Scope } from "effect"
 import { spawnSync } from "node:child_process"
 import * as net from "node:net"
 import { Client, Metrics, Server } from "../src/index.js"
 import * as Prometheus from "../src/Prometheus.js"
 
 // Touched so that every kind the exposition writes has a series, labelled and not.
-const histogram = Metric.histogram("test_wait_seconds", MetricBoundaries.linear({ start: 0.5, width: 0.5, count: 3 }), "A test histogram")
+const histogram = Metric.histogram(
+  "test_wait_seconds",
+  MetricBoundaries.linear({ start: 0.5, width: 0.5, count: 3 }),
+  "A test histogram"
+)
 const upDown = Metric.counter("test_in_flight", { description: "A counter that can go down" })
 const bare = Metric.counter("test_events", { incremental: true })
 
@@ -51,21 +55,28 @@ describe("Prometheus.exposition", () => {
         expect(family.type, name).toMatch(/^(counter|gauge|histogram|summary)$/)
         const labelled = family.samples.filter((s) => /^[^{ ]+\{/.test(s) && !/^[^{ ]+\{le="[^"]*"\}/.test(s))
         const unlabelled = family.samples.filter((s) => /^[^{ ]+ /.test(s) && !/_(sum|count) /.test(s))
-        expect(labelled.length === 0 || unlabelled.length === 0, `${name} mixes labelled and unlabelled series`).toBe(true)
+        expect(labelled.length === 0 || unlabelled.length === 0, `${name} mixes labelled and unlabelled series`).toBe(
+          true
+        )
       }
       // Prometheus names: base units with their suffix, `_total` on counters.
       for (const name of ["echo_received_bytes_total", "echo_sent_bytes_total", "echo_connections_accepted_total"]) {
         expect(all.get(name)?.type, name).toBe("counter")
       }
       expect(all.get("echo_connection_duration_seconds")?.type).toBe("histogram")
-      expect(all.get("echo_connections_dropped_total")?.samples).toContain('echo_connections_dropped_total{reason="max_connections"} 0')
-      expect(all.get("test_events_total")).toMatchObject({ type: "counter", help: "test_events_total (no description given)" })
+      expect(all.get("echo_connections_dropped_total")?.samples).toContain(
+        "echo_connections_dropped_total{reason=\"max_connections\"} 0"
+      )
+      expect(all.get("test_events_total")).toMatchObject({
+        type: "counter",
+        help: "test_events_total (no description given)"
+      })
       expect(all.get("test_in_flight")).toMatchObject({ type: "gauge", samples: ["test_in_flight 2"] })
       // Cumulative buckets up to +Inf, then the sum and the count.
       expect(all.get("test_wait_seconds")?.samples).toEqual([
-        'test_wait_seconds_bucket{le="0.5"} 0',
-        'test_wait_seconds_bucket{le="1"} 1',
-        'test_wait_seconds_bucket{le="+Inf"} 1',
+        "test_wait_seconds_bucket{le=\"0.5\"} 0",
+        "test_wait_seconds_bucket{le=\"1\"} 1",
+        "test_wait_seconds_bucket{le=\"+Inf\"} 1",
         "test_wait_seconds_sum 0.7",
         "test_wait_seconds_count 1"
       ])
@@ -79,7 +90,7 @@ describe("Prometheus.exposition", () => {
       yield* Metric.increment(Metric.tagged(escaped, "path", "a\"b\\c\nd"))
       const text = yield* Prometheus.exposition
       expect(text).toContain("# HELP test_escaped_total back\\\\slash\\nnewline\n")
-      expect(text).toContain('test_escaped_total{path="a\\"b\\\\c\\nd"} 1\n')
+      expect(text).toContain("test_escaped_total{path=\"a\\\"b\\\\c\\nd\"} 1\n")
     }))
 })
 
@@ -121,6 +132,29 @@ describe("Prometheus.serve", () => {
       const other = yield* Effect.promise(() => http(port, "GET", "/stats"))
       expect(other.status).toBe(404)
       expect(other.body).toContain("/metrics")
+    }).pipe(Effect.scoped))
+
+  it.live("/healthz answers 200 while the process runs; /readyz follows its readiness, 503 when not ready", () =>
+    Effect.gen(function*() {
+      const ready = yield* Ref.make(true)
+      const { port } = yield* Prometheus.serve({ port: 0, ready: Ref.get(ready) })
+      expect(yield* Effect.promise(() => http(port, "GET", "/healthz"))).toMatchObject({ status: 200, body: "ok\n" })
+      expect((yield* Effect.promise(() => http(port, "GET", "/readyz"))).status).toBe(200)
+      yield* Ref.set(ready, false)
+      const unready = yield* Effect.promise(() => http(port, "GET", "/readyz"))
+      expect(unready.status).toBe(503)
+      expect(unready.body).toContain("not ready")
+      // Alive all the same: liveness is not readiness.
+      expect((yield* Effect.promise(() => http(port, "HEAD", "/healthz"))).status).toBe(200)
+      expect((yield* Effect.promise(() => http(port, "POST", "/readyz"))).status).toBe(405)
+    }).pipe(Effect.scoped))
+
+  it.live("/metrics serves the exposition it is given; one that fails answers 500 and is logged", () =>
+    Effect.gen(function*() {
+      const given = yield* Prometheus.serve({ port: 0, exposition: Effect.succeed("# given\n") })
+      expect((yield* Effect.promise(() => http(given.port, "GET", "/metrics"))).body).toBe("# given\n")
+      const failing = yield* Prometheus.serve({ port: 0, exposition: Effect.die("broken") })
+      expect((yield* Effect.promise(() => http(failing.port, "GET", "/metrics"))).status).toBe(500)
     }).pipe(Effect.scoped))
 
   it.live("holds at most maxConnections HTTP connections, closes the excess at once and logs it", () =>

@@ -7,8 +7,10 @@
  *
  * @internal
  */
-import { Config, Duration, Effect, Either, Option } from "effect"
+import type { Duration } from "effect"
+import { Config, Effect, Either, Option } from "effect"
 import * as Options_ from "./options.js"
+import * as Proxy from "./proxy.js"
 
 /**
  * One flag. `placeholder` undefined: a switch, given or not.
@@ -83,6 +85,20 @@ export const boolean = (text: string): Either.Either<boolean, string> => {
   if (["true", "1", "yes", "on"].includes(lower)) return Either.right(true)
   if (["false", "0", "no", "off"].includes(lower)) return Either.right(false)
   return Either.left("true or false (also 1/0, yes/no, on/off)")
+}
+
+/**
+ * A comma-separated list of IPv4 networks (`10.0.0.0/8`) or addresses, as the PROXY protocol's
+ * trusted sources: at least one, each checked by the library's own rule.
+ *
+ * @internal
+ */
+export const networks = (text: string): Either.Either<ReadonlyArray<string>, string> => {
+  const expected = "a comma-separated list of IPv4 networks such as 10.0.0.0/8, or addresses"
+  const parts = text.split(",").map((part) => part.trim())
+  if (parts.some((part) => part === "")) return Either.left(expected)
+  for (const part of parts) if (Either.isLeft(Proxy.cidr(part))) return Either.left(expected)
+  return Either.right(parts)
 }
 
 /** Any text. @internal */
@@ -322,7 +338,10 @@ export const help = (
     out.push(`${program} ${version}: ${summary}`, "", `Usage: ${program} COMMAND [FLAGS]`, "", "Commands:")
     const column = Math.max(...commands.map((c) => c.name.length)) + 5
     for (const c of commands) out.push(...wrap(c.summary, " ".repeat(column), `  ${c.name}`.padEnd(column)))
-    out.push("", ...wrap(`'${program} COMMAND --help' lists a command's flags; '${program} --version' prints the version.`, ""))
+    out.push(
+      "",
+      ...wrap(`'${program} COMMAND --help' lists a command's flags; '${program} --version' prints the version.`, "")
+    )
     return out.join("\n") + "\n"
   }
   out.push(`Usage: ${program} ${command.usage}`, "")

@@ -18,11 +18,22 @@ export const shutdownSignals = ["SIGINT", "SIGTERM", "SIGHUP"] as const
 export const forcedExitCode = (signal: NodeJS.Signals): number => 128 + os.constants.signals[signal]
 
 /**
- * Listens for the signals until the scope closes; the effect returned waits for the first.
+ * What {@link guard} gives: `stopped` waits for the first signal; `received` tells, at once,
+ * whether it came (what a readiness probe reads: not ready from that moment on).
  *
  * @internal
  */
-export const guard = (options: { readonly inspector: boolean }): Effect.Effect<Effect.Effect<void>, never, Scope.Scope> =>
+export interface Guard {
+  readonly stopped: Effect.Effect<void>
+  readonly received: Effect.Effect<boolean>
+}
+
+/**
+ * Listens for the signals until the scope closes.
+ *
+ * @internal
+ */
+export const guard = (options: { readonly inspector: boolean }): Effect.Effect<Guard, never, Scope.Scope> =>
   Effect.gen(function*() {
     const runtime = yield* Effect.runtime<never>()
     // Log records from a signal handler, written before it returns (stderr writes are synchronous).
@@ -56,5 +67,5 @@ export const guard = (options: { readonly inspector: boolean }): Effect.Effect<E
           process.off("SIGUSR1", onUsr1)
         })
     )
-    return Deferred.await(first)
+    return { stopped: Deferred.await(first), received: Deferred.isDone(first) }
   })

@@ -16,7 +16,12 @@ export const run = (args: ReadonlyArray<string>, env: Record<string, string> = {
     encoding: "buffer",
     timeout: 30_000
   })
-  return { status: result.status, stdout: result.stdout.toString(), stderr: result.stderr.toString(), raw: result.stdout }
+  return {
+    status: result.status,
+    stdout: result.stdout.toString(),
+    stderr: result.stderr.toString(),
+    raw: result.stdout
+  }
 }
 
 /** Runs the binary to completion without blocking this process (for peers served in-process). */

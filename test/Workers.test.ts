@@ -1,0 +1,348 @@
+/**
+ * Several processes on one port: the library's Workers (a primary in this process, workers of a
+ * script), and `serve --workers N`, the binary's primary. Real processes, real loopback sockets
+ * on port 0; every wait bounded.
+ */
+import { afterEach, describe, expect, it, onTestFinished } from "@effect/vitest"
+import { Effect, Exit, Scope } from "effect"
+import * as net from "node:net"
+import * as path from "node:path"
+import { Client, Listener } from "../src/index.js"
+import * as MetricsWire from "../src/internal/metricsWire.js"
+import * as Prometheus from "../src/Prometheus.js"
+import * as Workers from "../src/Workers.js"
+import { runAsync, type Running, serve } from "./utils/cli.js"
+
+const fixture = path.resolve(import.meta.dirname, "fixtures/worker.mjs")
+
+const run = (options: Partial<Workers.Options> & { readonly mode?: string } = {}) =>
+  Workers.make({
+    workers: 2,
+    exec: fixture,
+    args: [],
+    execArgv: [],
+    env: { FIXTURE: options.mode ?? "serve" },
+    ...options
+  })
+
+describe("the metrics of several processes", () => {
+  it("summed series by series: counters, gauges, histograms and frequencies add up; a summary stays per worker", () => {
+    const histogram = (counts: [number, number, number]) => ({
+      name: "h_seconds",
+      description: "h",
+      tags: [],
+      kind: "histogram" as const,
+      buckets: [[0.1, counts[0]], [1, counts[1]], [Number.POSITIVE_INFINITY, counts[2]]] as const,
+      count: counts[2],
+      min: 0.01,
+      max: 2,
+      sum: 1.5
+    })
+    const worker = (n: number): ReadonlyArray<MetricsWire.Series> => [
+      { name: "c_total", description: "c", tags: [], kind: "counter", incremental: true, value: n },
+      { name: "c_total", description: "c", tags: [["reason", "x"]], kind: "counter", incremental: true, value: 10 * n },
+      { name: "g", description: "g", tags: [], kind: "gauge", value: n },
+      histogram([n, 2 * n, 3 * n]),
+      { name: "f", description: "f", tags: [], kind: "frequency", occurrences: [["a", n]] },
+      {
+        name: "s",
+        description: "s",
+        tags: [],
+        kind: "summary",
+        error: 0.01,
+        quantiles: [[0.5, n]],
+        count: 1,
+        min: n,
+        max: n,
+        sum: n
+      }
+    ]
+    const text = Prometheus.format(MetricsWire.decode(MetricsWire.sum([
+      { label: "1", series: worker(1) },
+      { label: "2", series: worker(2) }
+    ])))
+    expect(text).toMatch(/^c_total 3$/m)
+    expect(text).toMatch(/^c_total\{reason="x"\} 30$/m)
+    expect(text).toMatch(/^g 3$/m)
+    expect(text).toMatch(/^h_seconds_bucket\{le="0\.1"\} 3$/m)
+    expect(text).toMatch(/^h_seconds_bucket\{le="\+Inf"\} 9$/m)
+    expect(text).toMatch(/^h_seconds_sum 3$/m)
+    expect(text).toMatch(/^f_total\{key="a"\} 3$/m)
+    expect(text).toMatch(/^s\{worker="1",quantile="0\.5"\} 1$/m)
+    expect(text).toMatch(/^s\{worker="2",quantile="0\.5"\} 2$/m)
+  })
+})
+
+describe("Workers (the library)", () => {
+  it.live("two workers serve one port: the echo is exact, both serve, and the exposition sums them", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      const workers = yield* Scope.extend(run(), scope)
+      expect(workers.sharing).toBe(Listener.reusePortSupported ? "reusePort" : "cluster")
+      expect((yield* workers.workers).map((w) => w.state)).toEqual(["listening", "listening"])
+      expect(yield* workers.ready).toBe(true)
+      // Enough that both are handed some, in turn (cluster) or by the kernel's hash (reusePort:
+      // all to one has a chance of 2^-23).
+      for (let i = 0; i < 24; i++) {
+        const payload = Buffer.from(`exact ${i} `.repeat(1000))
+        const echoed = yield* Client.roundTrip({ port: workers.address.port }, [payload])
+        expect(Buffer.from(echoed).equals(payload)).toBe(true)
+      }
+      const text = yield* workers.exposition
+      expect(text).toMatch(/^echo_connections_accepted_total 24$/m)
+      for (const worker of ["1", "2"]) {
+        const sample = new RegExp(`^echo_worker_connections_accepted_total\\{worker="${worker}"\\} (\\d+)$`, "m").exec(
+          text
+        )
+        expect(Number(sample?.[1])).toBeGreaterThan(0)
+      }
+      expect(text).toMatch(/^echo_workers_listening 2$/m)
+      const summary = yield* workers.shutdown
+      expect(summary).toMatchObject({ clean: true, killed: [] })
+      expect(summary.exits.map((e) => e.code)).toEqual([0, 0])
+      expect(yield* workers.ready).toBe(false)
+      yield* Scope.close(scope, Exit.void)
+      const refused = yield* Effect.flip(Effect.scoped(Client.connect({ port: workers.address.port })))
+      expect(refused.reason).toBe("Refused")
+    }))
+
+  it.live("as a layer: built once every worker listens, released as the graceful shutdown of all", () =>
+    Effect.gen(function*() {
+      const port = yield* Effect.gen(function*() {
+        const workers = yield* Workers.WorkersService
+        const echoed = yield* Client.roundTrip({ port: workers.address.port }, [Buffer.from("layer")])
+        expect(Buffer.from(echoed).toString()).toBe("layer")
+        return workers.address.port
+      }).pipe(
+        Effect.provide(Workers.layer({ workers: 2, exec: fixture, args: [], execArgv: [], env: { FIXTURE: "serve" } }))
+      )
+      const refused = yield* Effect.flip(Effect.scoped(Client.connect({ port })))
+      expect(refused.reason).toBe("Refused")
+    }))
+
+  it.live("a worker that cannot listen fails the start, naming what it reported", () =>
+    Effect.gen(function*() {
+      const taken = net.createServer()
+      yield* Effect.promise(() => new Promise<void>((r) => taken.listen(0, "127.0.0.1", r)))
+      const port = (taken.address() as net.AddressInfo).port
+      const error = yield* Effect.flip(Effect.scoped(run({ port })))
+      taken.close()
+      expect(error.reason).toBe("StartFailed")
+      expect(error.message).toMatch(
+        new RegExp(`^worker \\d could not start: 127\\.0\\.0\\.1:${port} is already in use$`)
+      )
+    }))
+
+  it.live("workers that keep dying are restarted with a backoff, then the primary gives up on the crash loop", () =>
+    Effect.gen(function*() {
+      const workers = yield* run({ mode: "crash", workers: 1, crashLoop: { restarts: 3, within: "1 minute" } })
+      const error = yield* Effect.flip(workers.failed)
+      expect(error.reason).toBe("CrashLoop")
+      expect(error.message).toMatch(
+        /^workers died 4 times within 1m: giving up \(a crash loop\); the last, worker 1, pid \d+, exited with code 3$/
+      )
+      expect(yield* workers.exposition).toMatch(/^echo_worker_restarts_total\{worker="1"\} 3$/m)
+    }).pipe(Effect.scoped))
+
+  it.effect("options are checked before any process starts", () =>
+    Effect.gen(function*() {
+      expect((yield* Effect.flip(Effect.scoped(run({ workers: 0 })))).message).toBe(
+        "invalid workers: 0 (expected an integer from 1 to 1024)"
+      )
+      if (!Listener.reusePortSupported) {
+        const reuse = yield* Effect.flip(Effect.scoped(run({ sharing: "reusePort" })))
+        expect(reuse.message).toContain("reusePort needs Node 22.12 or later")
+      }
+    }))
+})
+
+// --- serve --workers N: the binary's primary.
+
+const started: Array<Running> = []
+const start = async (args: ReadonlyArray<string>) => {
+  const running = await serve(args)
+  started.push(running)
+  return running
+}
+afterEach(() => {
+  for (const running of started.splice(0)) running.child.kill("SIGKILL")
+})
+
+/** Waits (bounded) until `count` lines of the output match `pattern`; returns them. */
+const lines = async (server: Running, pattern: RegExp, count = 1) => {
+  for (let i = 0; i < 1000; i++) {
+    const found = server.lines.filter((line) => pattern.test(line))
+    if (found.length >= count) return found
+    await new Promise((r) => setTimeout(r, 10))
+  }
+  throw new Error(`fewer than ${count} lines match ${pattern}:\n${server.lines.join("\n")}`)
+}
+
+/** The pid of each worker now, from the primary's records (started, then restarted). */
+const pids = async (server: Running) => {
+  const [line] = await lines(server, /listening on \S+ with workers/)
+  const now = new Map<number, number>()
+  for (const [, id, pid] of line!.matchAll(/(\d+) \(pid (\d+)\)/g)) now.set(Number(id), Number(pid))
+  for (const restarted of server.lines) {
+    const match = /worker (\d+) \(pid (\d+)\) restarted/.exec(restarted)
+    if (match !== null) now.set(Number(match[1]), Number(match[2]))
+  }
+  return now
+}
+
+const scrape = async (url: string) => (await fetch(url)).text()
+const metricsUrl = async (server: Running) =>
+  /http:\/\/\S+\/metrics/.exec((await lines(server, /metrics of all workers on http/))[0]!)![0]
+const sample = (text: string, series: string) => {
+  const line = text.split("\n").find((l) => l.startsWith(`${series} `))
+  return line === undefined ? undefined : Number(line.split(" ").pop())
+}
+
+const echo = (port: number, text: string) =>
+  Effect.runPromise(Client.roundTrip({ port }, [Buffer.from(text)])).then((bytes) => Buffer.from(bytes).toString())
+
+/** A peer that writes 4 MiB and never reads: its echo stalls once the buffers are full. */
+const stalled = (port: number) =>
+  new Promise<net.Socket>((resolve) => {
+    const socket = net.connect(port, "127.0.0.1", () => {
+      socket.pause()
+      socket.write(Buffer.alloc(4 << 20, 7))
+      resolve(socket)
+    })
+    socket.on("error", () => {})
+  })
+
+describe("serve --workers N", () => {
+  it("two workers on one port (0 asked): one stdout line, the echo exact, one /metrics summing both", async () => {
+    const server = await start(["--workers", "2", "--metrics-port", "0"])
+    expect(
+      await lines(
+        server,
+        /2 workers sharing the primary's listening socket \(node:cluster|2 workers, each listening on the port itself \(reusePort/
+      )
+    ).toHaveLength(1)
+    // Both workers bound the one port the primary announced.
+    const bound = await lines(server, /listening on 127\.0\.0\.1:\d+$/, 2)
+    for (const line of bound) expect(line).toContain(`127.0.0.1:${server.address.port}`)
+    for (let i = 0; i < 24; i++) expect(await echo(server.address.port, `exact ${i % 10}`)).toBe(`exact ${i % 10}`)
+    const text = await scrape(await metricsUrl(server))
+    expect(sample(text, "echo_connections_accepted_total")).toBe(24)
+    expect(sample(text, "echo_sent_bytes_total")).toBe(24 * "exact 0".length)
+    const each = [1, 2].map((id) => sample(text, `echo_worker_connections_accepted_total{worker="${id}"}`)!)
+    // Handed to each in turn (or by the kernel's hash, with reusePort): both served.
+    expect(each[0]! + each[1]!).toBe(24)
+    for (const served of each) expect(served).toBeGreaterThan(0)
+    server.child.kill("SIGTERM")
+    expect(await server.exited).toBe(0)
+    expect(server.stdout).toEqual([`listening on 127.0.0.1:${server.address.port}`])
+    expect(await lines(server, /workers stopped: worker 1 exited 0, worker 2 exited 0/)).toHaveLength(1)
+  })
+
+  it("a port in use: the workers cannot start, and the primary says so in one line, status 1", async () => {
+    const taken = net.createServer()
+    await new Promise<void>((r) => taken.listen(0, "127.0.0.1", r))
+    const port = (taken.address() as net.AddressInfo).port
+    const result = await runAsync(["serve", "--workers", "2", "--port", String(port)])
+    taken.close()
+    expect(result.status).toBe(1)
+    expect(result.stdout).toBe("")
+    const lines = result.stderr.split("\n").filter((line) => line.startsWith("effect-tcp-echo: "))
+    expect(lines).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^effect-tcp-echo: worker \\d could not start: 127\\.0\\.0\\.1:${port} is already in use \\(address from --port\\)$`
+        )
+      )
+    ])
+  })
+
+  it("SIGTERM to the primary with stalled peers: every worker drains under the deadline, one exit status", async () => {
+    const server = await start(["--workers", "2", "--shutdown-timeout", "1s", "--metrics-port", "0"])
+    const url = await metricsUrl(server)
+    // Peers that send and never read: their echo stalls, and the shutdown must cut them off.
+    const held = await Promise.all(Array.from({ length: 4 }, () => stalled(server.address.port)))
+    for (let i = 0; i < 200 && sample(await scrape(url), "echo_connections_active") !== 4; i++) {
+      await new Promise((r) => setTimeout(r, 10))
+    }
+    server.child.kill("SIGTERM")
+    expect(await server.exited).toBe(0)
+    // Each worker cut its own off at its deadline; the primary stopped once, after the last.
+    expect((await lines(server, /shutdown deadline passed: cutting off/)).length).toBeGreaterThanOrEqual(1)
+    expect(await lines(server, /workers stopped: /)).toHaveLength(1)
+    for (const socket of held) socket.destroy()
+  })
+
+  it("SIGTERM with --drain-delay: the primary's /readyz fails at once, the workers still serve during the delay, then one exit", async () => {
+    const server = await start(["--workers", "2", "--metrics-port", "0", "--drain-delay", "3s"])
+    const base = (await metricsUrl(server)).replace(/\/metrics$/, "")
+    expect((await fetch(`${base}/readyz`)).status).toBe(200)
+    server.child.kill("SIGTERM")
+    let status = 200
+    for (let i = 0; i < 200 && status === 200; i++) {
+      status = (await fetch(`${base}/readyz`)).status
+      if (status === 200) await new Promise((r) => setTimeout(r, 10))
+    }
+    expect(status).toBe(503)
+    expect((await fetch(`${base}/healthz`)).status).toBe(200)
+    // Both workers still take connections: in turn, so two in a row reach each.
+    for (let i = 0; i < 2; i++) expect(await echo(server.address.port, `draining ${i}`)).toBe(`draining ${i}`)
+    expect(await server.exited).toBe(0)
+    expect(await lines(server, /accepting for 3s more \(drain delay\)/, 2)).toHaveLength(2)
+  })
+
+  it("a worker killed (SIGKILL) is restarted on the same port, logged and counted; the service goes on", async () => {
+    const server = await start(["--workers", "2", "--metrics-port", "0"])
+    const url = await metricsUrl(server)
+    const before = await pids(server)
+    process.kill(before.get(1)!, "SIGKILL")
+    await lines(server, /worker 1 \(pid \d+\) was killed by SIGKILL: restarting it/)
+    const [restarted] = await lines(server, /worker 1 \(pid \d+\) restarted, listening on/)
+    expect(restarted).toContain(`127.0.0.1:${server.address.port}`)
+    const after = await pids(server)
+    expect(after.get(1)).not.toBe(before.get(1))
+    expect(after.get(2)).toBe(before.get(2))
+    const text = await scrape(url)
+    expect(sample(text, "echo_worker_restarts_total{worker=\"1\"}")).toBe(1)
+    expect(sample(text, "echo_worker_restarts_total{worker=\"2\"}")).toBe(0)
+    expect(sample(text, "echo_workers_listening")).toBe(2)
+    for (let i = 0; i < 4; i++) expect(await echo(server.address.port, `after ${i}`)).toBe(`after ${i}`)
+    server.child.kill("SIGTERM")
+    expect(await server.exited).toBe(0)
+  })
+
+  it("workers killed again and again: the primary gives up on the crash loop with one line and status 1", async () => {
+    const server = await start(["--workers", "2"])
+    // Both workers, three rounds: the fifth restart is the last allowed, the sixth death ends it.
+    for (let round = 1; round <= 3; round++) {
+      const now = await pids(server)
+      for (const pid of now.values()) process.kill(pid, "SIGKILL")
+      if (round < 3) await lines(server, /restarted, listening on/, 2 * round)
+    }
+    expect(await server.exited).toBe(1)
+    expect(server.stderr.filter((line) => line.startsWith("effect-tcp-echo: "))).toEqual([
+      expect.stringMatching(
+        /^effect-tcp-echo: workers died 6 times within 1m: giving up \(a crash loop\); the last, worker \d, pid \d+, was killed by SIGKILL$/
+      )
+    ])
+  })
+
+  it("a worker that hangs (SIGSTOP) is killed at the shutdown's one deadline: status 1, naming it", async () => {
+    const server = await start(["--workers", "2", "--shutdown-timeout", "0s"])
+    const hung = (await pids(server)).get(2)!
+    process.kill(hung, "SIGSTOP")
+    // Whatever happens, no stopped process is left behind.
+    onTestFinished(() => {
+      try {
+        process.kill(hung, "SIGKILL")
+      } catch {
+        // Gone already: the primary killed it.
+      }
+    })
+    server.child.kill("SIGTERM")
+    expect(await server.exited).toBe(1)
+    expect(server.stderr.filter((line) => line.startsWith("effect-tcp-echo: "))).toEqual([
+      "effect-tcp-echo: shutdown: worker 2 still running 3s after the signal, killed"
+    ])
+    expect(await lines(server, /shutdown deadline \(3s\) passed: killed worker 2/)).toHaveLength(1)
+  })
+})
