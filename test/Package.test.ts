@@ -11,7 +11,7 @@ import { isBuiltin } from "node:module"
 import * as os from "node:os"
 import * as path from "node:path"
 import { publint } from "publint"
-import { bin, run, serve } from "./utils/cli.js"
+import { bin, hasPrlimit, run, serve } from "./utils/cli.js"
 
 const root = path.resolve(import.meta.dirname, "..")
 const pkg = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8")) as {
@@ -145,15 +145,6 @@ describe("the core entry", () => {
     expect(result.stdout.trim()).toBe("")
   })
 })
-
-const hasPrlimit = (() => {
-  try {
-    execFileSync("prlimit", ["--version"], { stdio: "ignore" })
-    return true
-  } catch {
-    return false
-  }
-})()
 
 /** Runs the binary under an open-files limit until it exits, or until it listens (then stopped). */
 const startUnder = (limit: number, args: ReadonlyArray<string>) =>

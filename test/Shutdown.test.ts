@@ -1,19 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, FastCheck as fc } from "effect"
-import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import { Client, Server, TestKit } from "../src/index.js"
-import { serve } from "./utils/cli.js"
-
-const hasPrlimit = (() => {
-  try {
-    execFileSync("prlimit", ["--version"], { stdio: "ignore" })
-    return true
-  } catch {
-    return false
-  }
-})()
+import { hasPrlimit, serve } from "./utils/cli.js"
 
 const runs = Number(process.env.ECHO_PROPERTY_RUNS ?? 12)
 // A failure prints its seed, path and the commands' replayPath: set them here to replay it

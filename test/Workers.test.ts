@@ -11,7 +11,7 @@ import { Client, Listener } from "../src/index.js"
 import * as MetricsWire from "../src/internal/metricsWire.js"
 import * as Prometheus from "../src/Prometheus.js"
 import * as Workers from "../src/Workers.js"
-import { runAsync, type Running, serve } from "./utils/cli.js"
+import { runAsync, type Running, serve, untilNotReady } from "./utils/cli.js"
 
 const fixture = path.resolve(import.meta.dirname, "fixtures/worker.mjs")
 
@@ -277,12 +277,7 @@ describe("serve --workers N", () => {
     const base = (await metricsUrl(server)).replace(/\/metrics$/, "")
     expect((await fetch(`${base}/readyz`)).status).toBe(200)
     server.child.kill("SIGTERM")
-    let status = 200
-    for (let i = 0; i < 200 && status === 200; i++) {
-      status = (await fetch(`${base}/readyz`)).status
-      if (status === 200) await new Promise((r) => setTimeout(r, 10))
-    }
-    expect(status).toBe(503)
+    expect(await untilNotReady(base)).toBe(503)
     expect((await fetch(`${base}/healthz`)).status).toBe(200)
     // Both workers still take connections: in turn, so two in a row reach each.
     for (let i = 0; i < 2; i++) expect(await echo(server.address.port, `draining ${i}`)).toBe(`draining ${i}`)

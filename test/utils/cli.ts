@@ -2,7 +2,7 @@
  * The built binary as a user runs it: a subprocess, its output read line by line. `serve` writes
  * one line on stdout (`listening on HOST:PORT`) and its logs on stderr.
  */
-import { type ChildProcess, spawn, spawnSync } from "node:child_process"
+import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_process"
 import * as path from "node:path"
 import * as readline from "node:readline"
 
@@ -111,3 +111,26 @@ export const serve = (
       })
     })
   })
+
+/** Whether util-linux's `prlimit` is here, to start a process under a lower open-files limit. */
+export const hasPrlimit = (() => {
+  try {
+    execFileSync("prlimit", ["--version"], { stdio: "ignore" })
+    return true
+  } catch {
+    return false
+  }
+})()
+
+/**
+ * `/readyz` at `base`, asked until it fails (bounded: 200 tries, 10 ms apart): its status then,
+ * 200 if it never failed. Right after a signal, the first answers may still come before it.
+ */
+export const untilNotReady = async (base: string): Promise<number> => {
+  let status = 200
+  for (let i = 0; i < 200 && status === 200; i++) {
+    status = (await fetch(`${base}/readyz`)).status
+    if (status === 200) await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+  return status
+}
