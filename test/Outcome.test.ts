@@ -7,7 +7,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Cause, Duration, Either, LogLevel } from "effect"
 import * as net from "node:net"
-import { Connection, Server } from "../src/index.js"
+import { Connection, Listener, Server } from "../src/index.js"
 import * as Options from "../src/internal/options.js"
 import * as Outcome from "../src/internal/outcome.js"
 import * as Socket from "../src/internal/socket.js"
@@ -178,6 +178,31 @@ describe("the verdict on a connection's end (outcome.ts)", () => {
       cause,
       release: "close"
     })
+  })
+
+  it("a connection's error says what happened, naming the peer and the kernel's code", () => {
+    const error = (fields: Partial<ConstructorParameters<typeof Connection.ConnectionError>[0]>) =>
+      new Connection.ConnectionError({ reason: "Unknown", peer: "1.2.3.4:5", ...fields }).message
+    expect(error({ reason: "Reset" })).toBe("1.2.3.4:5 reset the connection")
+    expect(error({ reason: "BrokenPipe" })).toBe("1.2.3.4:5 is gone: write on a closed connection")
+    expect(error({ reason: "Timeout" })).toBe("1.2.3.4:5 timed out (idle)")
+    expect(error({ reason: "Timeout", code: "ETIMEDOUT" })).toBe("1.2.3.4:5 timed out (ETIMEDOUT)")
+    expect(error({ code: "EHOSTUNREACH" })).toBe("connection with 1.2.3.4:5 failed: EHOSTUNREACH")
+    expect(error({ cause: "gone" })).toBe("connection with 1.2.3.4:5 failed: gone")
+  })
+
+  it("a listen error says what happened, naming the address", () => {
+    const error = (fields: Partial<ConstructorParameters<typeof Listener.ListenError>[0]>) =>
+      new Listener.ListenError({ reason: "Unknown", address: "127.0.0.1:80", ...fields }).message
+    expect(error({ reason: "AddressInUse" })).toBe("127.0.0.1:80 is already in use")
+    expect(error({ reason: "PermissionDenied" })).toBe(
+      "permission denied to listen on 127.0.0.1:80 (ports below 1024 need privileges)"
+    )
+    expect(error({ reason: "AddressNotAvailable" })).toBe("127.0.0.1:80 is not an address of this machine")
+    expect(error({ reason: "InvalidOption", option: "port", value: 70000, expected: "an integer from 0 to 65535" }))
+      .toBe("invalid port: 70000 (expected an integer from 0 to 65535)")
+    expect(error({ code: "EMFILE" })).toBe("cannot listen on 127.0.0.1:80: EMFILE")
+    expect(error({ cause: "boom" })).toBe("cannot listen on 127.0.0.1:80: boom")
   })
 
   it("interruption alone: Interrupted, at info, reset", () => {

@@ -252,6 +252,17 @@ describe("what an operator controls while the server runs", () => {
       expect(yield* server.pending).toBe(0)
       const invalid = yield* Effect.flip(server.setMaxConnections(0))
       expect(invalid.option).toBe("maxConnections")
+      // With the waiting queue (maxPending, default 1,000), at most 2^31 - 2 in all: a timer's and
+      // Node's maxConnections' range.
+      const highest = 2 ** 31 - 2 - Server.defaults.maxPending
+      const over = yield* Effect.flip(server.setMaxConnections(highest + 1))
+      expect([over.option, over.value, over.expected]).toEqual([
+        "maxConnections",
+        highest + 1,
+        "maxConnections + maxPending below 2^31 - 1"
+      ])
+      yield* server.setMaxConnections(highest)
+      yield* server.setMaxConnections(3)
       yield* Deferred.succeed(go, undefined)
     }))
 

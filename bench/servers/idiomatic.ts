@@ -1,5 +1,5 @@
 /**
- * The idiomatic Effect echo, as @effect/platform-node's docs write it: `NodeSocketServer` with `socket.run` and `writer`.
+ * The idiomatic Effect echo: @effect/platform-node's `NodeSocketServer`, with `socket.run` and `writer`.
  * Prints `HOST:PORT` first.
  */
 import { NodeRuntime, NodeSocketServer } from "@effect/platform-node"
