@@ -73,6 +73,23 @@ describe("the metrics of several processes", () => {
   })
 })
 
+describe("metrics across processes, decoded", () => {
+  it("bigint counters and gauges stay bigint, and a counter keeps whether it only grows", () => {
+    const [counter, gauge, plain] = MetricsWire.decode([
+      { name: "b_total", description: undefined, tags: [], kind: "counter", incremental: true, value: 5n },
+      { name: "bg", description: "b", tags: [], kind: "gauge", value: 7n },
+      { name: "n_total", description: undefined, tags: [["k", "v"]], kind: "counter", incremental: false, value: 3 }
+    ])
+    expect(counter!.metricState).toMatchObject({ count: 5n })
+    expect(counter!.metricKey.keyType).toMatchObject({ bigint: true, incremental: true })
+    expect(gauge!.metricState).toMatchObject({ value: 7n })
+    expect(gauge!.metricKey.keyType).toMatchObject({ bigint: true })
+    expect(plain!.metricState).toMatchObject({ count: 3 })
+    expect(plain!.metricKey.keyType).toMatchObject({ bigint: false, incremental: false })
+    expect(plain!.metricKey.tags.map((tag) => [tag.key, tag.value])).toEqual([["k", "v"]])
+  })
+})
+
 describe("Workers (the library)", () => {
   it.live("two workers serve one port: the echo is exact, both serve, and the exposition sums them", () =>
     Effect.gen(function*() {

@@ -140,18 +140,28 @@ export const decode = (all: ReadonlyArray<Series>): Array<MetricPair.MetricPair.
     const options = series.description === undefined ? {} : { description: series.description }
     switch (series.kind) {
       case "counter": {
-        const bigint = typeof series.value === "bigint"
-        const key = MetricKey.counter(series.name, {
-          ...options,
-          incremental: series.incremental,
-          bigint: bigint as any
-        })
-        return MetricPair.unsafeMake(MetricKey.taggedWithLabels(key, labels), MetricState.counter(series.value as any))
+        const { incremental, name, value } = series
+        return typeof value === "bigint"
+          ? MetricPair.unsafeMake(
+            MetricKey.taggedWithLabels(MetricKey.counter(name, { ...options, incremental, bigint: true }), labels),
+            MetricState.counter(value)
+          )
+          : MetricPair.unsafeMake(
+            MetricKey.taggedWithLabels(MetricKey.counter(name, { ...options, incremental }), labels),
+            MetricState.counter(value)
+          )
       }
       case "gauge": {
-        const bigint = typeof series.value === "bigint"
-        const key = MetricKey.gauge(series.name, { ...options, bigint: bigint as any })
-        return MetricPair.unsafeMake(MetricKey.taggedWithLabels(key, labels), MetricState.gauge(series.value as any))
+        const { name, value } = series
+        return typeof value === "bigint"
+          ? MetricPair.unsafeMake(
+            MetricKey.taggedWithLabels(MetricKey.gauge(name, { ...options, bigint: true }), labels),
+            MetricState.gauge(value)
+          )
+          : MetricPair.unsafeMake(
+            MetricKey.taggedWithLabels(MetricKey.gauge(name, options), labels),
+            MetricState.gauge(value)
+          )
       }
       case "histogram": {
         const boundaries = MetricBoundaries.fromIterable(series.buckets.map(([le]) => le))
