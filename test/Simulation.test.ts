@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import type { Scope } from "effect"
-import { Effect, Exit, FastCheck as fc, Stream } from "effect"
+import { Effect, Exit, FastCheck as fc, Queue, Stream } from "effect"
 import type { Connection, Server } from "../src/index.js"
 import { TestKit } from "../src/index.js"
 
@@ -52,6 +52,22 @@ describe("the shutdown property on the simulated network", () => {
     { timeout: 120_000, fastCheck: { numRuns: Math.ceil(runs / 4), ...replay } }
   )
 
+  it.effect("a burst of connects interrupted before it starts does not leave the run stuck (fiber turns in order)", () =>
+    Effect.gen(function*() {
+      // Shrunk by the property: with fiber turns in a random order, the interruption of the
+      // Flood's forEach ran before the fiber that starts its children, which then waited forever.
+      const scenario: TestKit.Scenario = {
+        operations: [{ _tag: "Open" }, { _tag: "HalfClose", peer: 0 }, { _tag: "Flood", peers: 1 }]
+      }
+      const network = { receiveBuffer: 1024, sendBuffer: 1024, maxRead: 64, somaxconn: 1 }
+      const handler: Server.Handler<Connection.ConnectionError, Scope.Scope> = (connection) =>
+        Effect.zipRight(Effect.addFinalizer(() => Effect.void), Stream.runForEach(connection.stream, connection.write))
+      for (const chosen of [undefined, handler]) {
+        const outcome = yield* TestKit.simulate(scenario, { ...timeouts, seed: 2147483628, network }, chosen)
+        expect(outcome.peers[0]).toMatchObject({ ending: "eof", halfClosed: "while serving" })
+      }
+    }))
+
   it.effect("the same seed and scenario replay the same run: the same trace, event for event", () =>
     Effect.gen(function*() {
       const [run] = fc.sample(TestKit.simulated(generation), { seed: 3, numRuns: 1 })
@@ -77,9 +93,14 @@ describe("the shutdown property on the simulated network", () => {
 
   it.effect("a failure names its seed and trace, and ends with the events that led to it", () =>
     Effect.gen(function*() {
-      // A handler that forks its writes and returns: the server's half-close can overtake them.
-      const forking: Server.Handler<Connection.ConnectionError> = (connection) =>
-        Stream.runForEach(connection.stream, (chunk) => Effect.asVoid(Effect.forkDaemon(connection.write(chunk))))
+      // A handler whose writer fiber nothing waits for: it returns when its input ends, and the
+      // connection's scope then interrupts the writer with chunks still queued.
+      const forking: Server.Handler<Connection.ConnectionError, Scope.Scope> = (connection) =>
+        Effect.gen(function*() {
+          const pending = yield* Queue.unbounded<Uint8Array>()
+          yield* Effect.forkScoped(Effect.forever(Effect.flatMap(Queue.take(pending), connection.write)))
+          yield* Stream.runForEach(connection.stream, (chunk) => Queue.offer(pending, chunk))
+        })
       const scenario: TestKit.Scenario = {
         operations: [{ _tag: "Exchange", data: new Uint8Array(20_000).fill(7) }]
       }

@@ -81,6 +81,8 @@ export class Simulation {
     const stop = this.world.run(() => fiber.unsafePoll() !== null, budget)
     const exit = fiber.unsafePoll()
     if (exit !== null) return exit
+    // What follows in the trace is the interruption's own cleanup, not the run.
+    this.world.trace.add(this.world.now, stop === "budget" ? "(out of steps: interrupted)" : "(stuck: interrupted)")
     fiber.unsafeInterruptAsFork(fiber.id())
     this.world.run(() => fiber.unsafePoll() !== null, 100_000)
     throw new Stuck(stop === "budget" ? "budget" : "quiet", this.world.trace.lines)

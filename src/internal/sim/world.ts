@@ -107,6 +107,8 @@ interface Timer {
 }
 
 /** Something that is ready to happen: a network event, or a fiber's turn. */
+const noTurn = (): void => {}
+
 interface Ready {
   readonly label: string
   readonly run: () => void
@@ -122,8 +124,17 @@ export type Stop = "done" | "quiet" | "budget"
 
 /**
  * The world. Everything that happens is posted to it (`post` for what is ready now, `schedule`
- * for what happens later in virtual time); `run` then plays it, one thing at a time, each chosen
- * by the seed among everything ready.
+ * for what happens later in virtual time, `scheduler` for fiber turns); `run` then plays it, one
+ * thing at a time, each chosen by the seed among everything ready.
+ *
+ * Fiber turns run in the order they were scheduled, as Effect's own scheduler runs them: the
+ * seed chooses between the next fiber turn and each ready network event, never among fiber turns.
+ * Effect's runtime relies on that order. A world that picked among fiber turns at random
+ * deadlocked `Effect.forEach` with `concurrency: "unbounded"`: when the parent's interruption ran
+ * before the start of the fiber that forks the children, that fiber waited forever for children it
+ * would never fork (found by the shutdown property, shrunk to `Open, HalfClose(0), Flood(1)`).
+ * On Node, likewise, the interleavings come from when I/O arrives, not from fibers overtaking one
+ * another.
  *
  * @internal
  */
@@ -133,6 +144,9 @@ export class World {
   /** Virtual milliseconds since the world began. */
   now = 0
   private readonly ready: Array<Ready> = []
+  /** Fiber turns, first in first out (from `turnsHead` on). */
+  private readonly turns: Array<() => void> = []
+  private turnsHead = 0
   private readonly timers: Array<Timer> = []
   private seq = 0
   steps = 0
@@ -170,12 +184,26 @@ export class World {
    * timer, with the clock moved to its time. Returns false when nothing is left.
    */
   step(): boolean {
-    const n = this.ready.length
+    const events = this.ready.length
+    const turn = this.turnsHead < this.turns.length ? 1 : 0
+    const n = events + turn
     if (n > 0) {
       const i = n === 1 ? 0 : this.random.next() % n
+      if (i === events) {
+        const run = this.turns[this.turnsHead]!
+        this.turns[this.turnsHead++] = noTurn
+        if (this.turnsHead === this.turns.length) {
+          this.turns.length = 0
+          this.turnsHead = 0
+        }
+        this.steps++
+        this.trace.add(this.now, "fiber")
+        run()
+        return true
+      }
       const chosen = this.ready[i]!
       // Swap-remove: order among the ready ones is the seed's choice anyway.
-      this.ready[i] = this.ready[n - 1]!
+      this.ready[i] = this.ready[events - 1]!
       this.ready.pop()
       this.steps++
       this.trace.add(this.now, chosen.label)
@@ -213,12 +241,14 @@ export class World {
 
   /** Whether anything could still happen. */
   get idle(): boolean {
-    return this.ready.length === 0 && this.timers.every((t) => t.cancelled)
+    return this.ready.length === 0 && this.turnsHead === this.turns.length && this.timers.every((t) => t.cancelled)
   }
 
   /** Effect's scheduler for fibers of this world: every fiber turn is a ready thing of the world. */
   readonly scheduler: Scheduler.Scheduler = {
-    scheduleTask: (task, _priority, _fiber?: Fiber.RuntimeFiber<unknown, unknown>) => this.post("fiber", task),
+    scheduleTask: (task, _priority, _fiber?: Fiber.RuntimeFiber<unknown, unknown>) => {
+      this.turns.push(task)
+    },
     // Fibers yield as Effect's default scheduler makes them (every 2,048 operations): often enough
     // for the seed to interleave them, rarely enough to keep runs fast.
     shouldYield: (fiber) => fiber.currentOpCount > 2048 ? 0 : false
