@@ -174,8 +174,6 @@ class Server implements Live {
   private readonly drain = Deferred.unsafeMake<void>(FiberId.none)
   private readonly drainNotice = Deferred.await(this.drain)
   private readonly debug: boolean
-  // A waiting socket that closes (its peer left, or a sweep found it reset) gives up its place.
-  private readonly forgetWaiting: (this: Listener.Socket) => void
   // Drops and connection ends come in floods: the first of each kind is logged, the rest summed up.
   readonly logs: LogAggregator
 
@@ -198,22 +196,13 @@ class Server implements Live {
       // Its window on the transport's clock: virtual in a simulation.
       schedule: (f, millis) => transport.schedule(millis, f)
     })
-    // One listener for every waiting socket: Node calls it with the socket as `this`.
-    // eslint-disable-next-line @typescript-eslint/no-this-alias
-    const server = this
-    this.forgetWaiting = function(this: Listener.Socket) {
-      server.dequeue(this)
-    }
   }
 
   // --- Admission, on Node's 'connection' callback: a slot, a place in the queue, or dropped.
 
+  // None comes once shutdown has begun: the drain notice and the listener's close are one
+  // synchronous step, and a closed listener hands out nothing.
   admit(socket: Listener.Socket): void {
-    // Between the drain notice and the listener's close, a newcomer is turned away.
-    if (this.draining) {
-      Metrics.connectionsDropped.unsafeModify(1, this.labels.reason("shutdown"))
-      return Socket.close(socket, "reset")
-    }
     // Behind a load balancer: only a trusted proxy may connect (its header is read when served).
     if (this.policy.proxy !== undefined && !Proxy.isTrusted(this.policy.proxy, socket.remoteAddress)) {
       return this.refuse(socket, "proxy_untrusted")
@@ -221,8 +210,7 @@ class Server implements Live {
     if (this.live.size < this.maxConnections) return this.start(socket)
     if (this.waiting.length >= this.policy.maxPending && !this.makeRoom()) return this.drop(socket)
     this.waiting.push({ socket, since: this.transport.now() })
-    socket.once("close", this.forgetWaiting)
-    if (this.waiting.length === 1) this.armWaitTimer()
+    this.armWaitTimer()
   }
 
   // Not re-entered: a connection whose handler ends at once is finished inside `start` (runFork
@@ -234,21 +222,11 @@ class Server implements Live {
     try {
       while (!this.draining && this.live.size < this.maxConnections && this.waiting.length > 0) {
         const { socket } = this.waiting.shift()!
-        socket.off("close", this.forgetWaiting)
         this.start(socket)
       }
     } finally {
       this.admitting = false
     }
-    if (this.waiting.length === 0) this.disarmWaitTimer()
-  }
-
-  // A waiting socket closed by itself: its peer left (a reset the kernel reported, or a write).
-  private dequeue(socket: Listener.Socket): void {
-    const i = this.waiting.findIndex((entry) => entry.socket === socket)
-    if (i < 0) return
-    this.waiting.splice(i, 1)
-    Metrics.connectionsDropped.unsafeModify(1, this.labels.reason("gone"))
     if (this.waiting.length === 0) this.disarmWaitTimer()
   }
 
@@ -259,7 +237,8 @@ class Server implements Live {
    * and Node marks the socket `errored` before `write` returns. So when the queue is full, a
    * newcomer first checks a few waiting sockets, the next ones in turn, and all of them at most
    * every 100 ms: a flood costs a few writes per connection dropped. Returns whether a place
-   * freed.
+   * freed. This is the only way a waiting socket leaves the queue early: a paused socket never
+   * reads, so Node sees neither its peer's FIN nor its reset and never closes it by itself.
    */
   private makeRoom(): boolean {
     const now = this.transport.now()
@@ -276,7 +255,6 @@ class Server implements Live {
         continue
       }
       this.waiting.splice(this.cursor, 1)
-      socket.off("close", this.forgetWaiting)
       Metrics.connectionsDropped.unsafeModify(1, this.labels.reason("gone"))
       Socket.close(socket, "reset")
       freed = true
@@ -318,6 +296,7 @@ class Server implements Live {
   private armWaitTimer(): void {
     const maxWait = this.policy.maxWait
     const oldest = this.waiting[0]
+    // Already armed: for the oldest, which is older than any newcomer.
     if (maxWait === undefined || oldest === undefined || this.cancelWaitTimer !== undefined) return
     // Whole milliseconds: Node keeps one timer list per distinct delay.
     const delay = Math.max(0, Math.ceil(oldest.since + Duration.toMillis(maxWait) - this.transport.now()))
@@ -335,7 +314,6 @@ class Server implements Live {
     const deadline = this.transport.now() - Duration.toMillis(this.policy.maxWait!)
     while (this.waiting.length > 0 && this.waiting[0]!.since <= deadline) {
       const { socket } = this.waiting.shift()!
-      socket.off("close", this.forgetWaiting)
       Metrics.connectionsDropped.unsafeModify(1, this.labels.reason("wait_timeout"))
       Socket.close(socket, "reset")
     }
@@ -440,6 +418,7 @@ class Server implements Live {
         () => Effect.logWithLevel(level, message, ...(cause === undefined ? [] : [cause]))
       )
     }
+    // Stryker disable next-line ConditionalExpression: equivalent when true (Effect's logger drops a record below the minimum level; the check saves building it)
     if (this.debug) this.log(peer, closedRecord(slot))
     Socket.close(slot.socket, verdict.release === "reset" ? "reset" : "close")
     this.live.delete(slot)
@@ -486,13 +465,8 @@ class Server implements Live {
       Deferred.unsafeDone(this.drain, Exit.void)
       // Stop accepting: the port is free from here on.
       yield* this.listener.close
-      if (this.waiting.length > 0) {
-        Metrics.connectionsDropped.unsafeModify(this.waiting.length, this.labels.reason("shutdown"))
-      }
-      for (const { socket } of this.waiting.splice(0)) {
-        socket.off("close", this.forgetWaiting)
-        Socket.close(socket, "reset")
-      }
+      Metrics.connectionsDropped.unsafeModify(this.waiting.length, this.labels.reason("shutdown"))
+      for (const { socket } of this.waiting.splice(0)) Socket.close(socket, "reset")
       this.disarmWaitTimer()
       if (this.live.size === 0) return
       const { cleanupTimeout, shutdownTimeout } = this.policy

@@ -285,9 +285,11 @@ export class SimSocket extends EventEmitter {
     this.touch()
     if (this.in.resetArrived) {
       // The kernel knows the connection is gone: the write fails (ECONNRESET once, EPIPE after).
+      // As in Node, the socket is errored and destroyed before `write` returns (a waiting
+      // socket's zero-byte probe relies on it); its 'error' and 'close' come later.
       const code = this.resetReported || this.in.finArrived ? "EPIPE" : "ECONNRESET"
       this.resetReported = true
-      this.net.world.post(`${this.name} write-error`, () => this.fail(code, "write"))
+      this.fail(code, "write")
       return false
     }
     if (chunk.length > 0) {
