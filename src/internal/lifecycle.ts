@@ -442,6 +442,7 @@ class Server implements Live {
    * nothing off: the socket is only closed.
    */
   cutOff(slot: Slot, cut: Outcome.Cut): void {
+    // Stryker disable next-line ConditionalExpression: equivalent when false (a second cut finds the fiber interrupted and the socket closed; the shutdown cuts only those not cut yet)
     if (slot.cut !== undefined) return
     if (cut === "Timeout" && slot.answered) return Socket.close(slot.socket, "close")
     slot.cut = cut
@@ -478,6 +479,7 @@ class Server implements Live {
       // Those an idle timeout cut off already are not cut again, nor named here.
       const cut = Array.from(this.live).filter((slot) => slot.cut === undefined)
       yield* Effect.logWarning(`shutdown deadline passed: cutting off ${cut.length} connection(s)`)
+      // Stryker disable next-line StringLiteral: equivalent (any cut but "Timeout" is judged as the deadline's)
       for (const slot of cut) this.cutOff(slot, "ShutdownDeadline")
       const cleaned = yield* Effect.timeoutOption(Effect.interruptible(this.allClosed), cleanupTimeout)
       // Name a few peers, not ten thousand: one log record must stay readable.
@@ -497,6 +499,7 @@ class Server implements Live {
     return Effect.async<void>((resume) => {
       if (this.live.size === 0) return resume(Effect.void)
       this.onEmpty = () => resume(Effect.void)
+      // Stryker disable next-line BlockStatement: equivalent (a resume after the wait was interrupted is ignored, and the next wait replaces it)
       return Effect.sync(() => {
         this.onEmpty = undefined
       })
