@@ -178,7 +178,12 @@ export const make = (
     Effect.suspend(() =>
       kWrapped in socket
         ? Effect.dieMessage("Connection.make: this socket already belongs to a connection")
-        : Effect.sync(() => wrap(socket, options))
+        : Effect.sync(() => {
+          const connection = wrap(socket, options)
+          // Named now, while the socket is open: a peer that resets later is still named in its errors.
+          void connection.peer
+          return connection
+        })
     ),
     (wrapped) => wrapped.close("close")
   )

@@ -519,6 +519,40 @@ describe("a peer's fault", () => {
   })
 })
 
+describe("a peer that resets", () => {
+  it("wakes a write waiting for room, though the handler does not read: it fails as a reset", () => {
+    const { value } = inWorld(() =>
+      Effect.gen(function*() {
+        const failed = yield* Deferred.make<string>()
+        // Writes more than the buffers hold and never reads.
+        const writer: Server.Handler<Connection.ConnectionError> = (connection) =>
+          connection.write(new Uint8Array(1024 * 1024)).pipe(
+            Effect.tapError((error) => Deferred.succeed(failed, error.reason))
+          )
+        const server = yield* Server.make({}, writer)
+        const peer = yield* TestKit.connect(server.address.port)
+        yield* Effect.sleep("10 millis")
+        yield* peer.reset
+        return yield* Deferred.await(failed)
+      }), { receiveBuffer: 8192, sendBuffer: 8192 })
+    expect(value).toBe("Reset")
+  })
+
+  it.scopedLive("on loopback too: the simulation models what a paused socket with writes waiting sees", () =>
+    Effect.gen(function*() {
+      const failed = yield* Deferred.make<string>()
+      const writer: Server.Handler<Connection.ConnectionError> = (connection) =>
+        connection.write(new Uint8Array(32 * 1024 * 1024)).pipe(
+          Effect.tapError((error) => Deferred.succeed(failed, error.reason))
+        )
+      const server = yield* Server.make({}, writer)
+      const peer = yield* TestKit.connect(server.address.port)
+      yield* until(Effect.map(server.connections, (live) => live.length === 1))
+      yield* peer.reset
+      expect(yield* Deferred.await(failed)).toBe("Reset")
+    }))
+})
+
 describe("behind a proxy (loopback)", () => {
   it.scopedLive("the built-in echo reads the PROXY header first: it echoes what came after it, and logs under the client", () =>
     Effect.gen(function*() {

@@ -121,6 +121,11 @@ class Direction {
         return false
       }
       if (this.finArrived) to.sawEnd()
+    } else if (this.resetArrived && to.writableLength > 0) {
+      // Not reading, but with writes waiting for room: libuv polls for it, and the reset wakes that
+      // poll, so the waiting write fails (as a paused socket on loopback does).
+      to.sawWriteReset()
+      return false
     }
     return moved && this.sendBytes + this.receiveBytes > 0
   }
@@ -258,6 +263,12 @@ export class SimSocket extends EventEmitter {
     if (this.resetReported || this.destroyed) return
     this.resetReported = true
     this.fail("ECONNRESET", "read")
+  }
+
+  sawWriteReset(): void {
+    if (this.resetReported || this.destroyed) return
+    this.resetReported = true
+    this.fail("ECONNRESET", "write")
   }
 
   /** The peer's kernel answered with a reset (we wrote to a closed socket). */

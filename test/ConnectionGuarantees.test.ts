@@ -1,0 +1,632 @@
+/**
+ * What a connection guarantees, one behaviour at a time: its typed errors, read-side backpressure
+ * at the high-water mark, a write that waits for 'drain', an end that is idempotent, the echo and
+ * how it stops, the idle timeout, and what its owner can do (discard input, put bytes back, tell
+ * when both FINs are done). Most run on the simulated network: deterministic, on virtual time, and
+ * a run that would wait forever fails at once as stuck.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Cause, Chunk, Clock, Duration, Effect, Exit, Fiber, Option } from "effect"
+import type { Scope } from "effect"
+import * as Connection from "../src/Connection.js"
+import { Listener, TestKit } from "../src/index.js"
+import type * as Net from "../src/internal/sim/net.js"
+import { Simulation } from "../src/internal/sim/run.js"
+import * as Transport from "../src/internal/transport.js"
+import { eventually, readToEnd, settled } from "./utils/peers.js"
+
+const bytes = (text: string) => new Uint8Array(Buffer.from(text))
+
+const pattern = (n: number, seed = 0) => {
+  const data = Buffer.alloc(n)
+  for (let i = 0; i < n; i++) data[i] = (i * 31 + seed) & 0xff
+  return data
+}
+
+/** Plays `program` in a simulated world of its own: same seed, same run. */
+const simulated = <A, E>(program: Effect.Effect<A, E, Scope.Scope>, net?: Partial<Net.NetOptions>): A =>
+  new Simulation({ seed: 7, ...(net === undefined ? {} : { net }) }).runSync(Effect.scoped(program))
+
+/** What an owner heard from its connection. */
+const recordingOwner = () => {
+  const heard = { received: 0, sent: 0, idle: 0, echoed: [] as Array<Connection.ConnectionError | undefined> }
+  const owner: Connection.Owner = {
+    received: (n) => {
+      heard.received += n
+    },
+    sent: (n) => {
+      heard.sent += n
+    },
+    idle: () => {
+      heard.idle++
+    },
+    echoed: (error) => {
+      heard.echoed.push(error)
+    }
+  }
+  return { heard, owner }
+}
+
+interface Setup {
+  readonly options?: Connection.Options
+  readonly owner?: Connection.Owner
+  readonly verifyEnd?: (socket: Listener.Socket) => Connection.VerifyEnd
+}
+
+/** A listener, a test peer connected to it, and the accepted socket as a connection. */
+const accepted = (setup: Setup = {}) =>
+  Effect.gen(function*() {
+    const listener = yield* Listener.make()
+    const peer = yield* TestKit.connect(listener.address.port)
+    const socket = yield* listener.accept
+    const connection = yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        Connection.wrap(
+          socket,
+          setup.options,
+          setup.owner,
+          undefined,
+          setup.verifyEnd === undefined ? undefined : setup.verifyEnd(socket)
+        )
+      ),
+      (connection) => connection.close("close")
+    )
+    return { peer, socket, connection }
+  })
+
+const stats = (connection: Connection.Connection) => connection.stats
+
+/** Waits until the socket has emitted 'close' (in the world, posted events run before time moves). */
+const closed = (socket: Listener.Socket) =>
+  Effect.zipRight(eventually(Effect.sync(() => socket.destroyed), (destroyed) => destroyed), Effect.sleep("10 millis"))
+
+const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
+  if (Exit.isSuccess(exit)) throw new Error("expected a failure")
+  const failure = Cause.failureOption(exit.cause)
+  if (Option.isNone(failure)) throw new Error(`expected a typed failure, got ${Cause.pretty(exit.cause)}`)
+  return failure.value
+}
+
+const readFailure = (exit: Exit.Exit<unknown, Option.Option<Connection.ConnectionError>>) =>
+  Option.getOrThrowWith(failureOf(exit), () => new Error("expected an error, got the end of input"))
+
+const concat = (chunk: Chunk.Chunk<Uint8Array>) => Buffer.concat(Chunk.toReadonlyArray(chunk))
+
+describe("ConnectionError says what happened, and to whom", () => {
+  const peer = "127.0.0.1:4242"
+
+  it("each reason has its own message naming the peer", () => {
+    expect(new Connection.ConnectionError({ reason: "Reset", peer }).message).toBe(
+      "127.0.0.1:4242 reset the connection"
+    )
+    expect(new Connection.ConnectionError({ reason: "BrokenPipe", peer, code: "EPIPE" }).message).toBe(
+      "127.0.0.1:4242 is gone: write on a closed connection"
+    )
+    expect(new Connection.ConnectionError({ reason: "Timeout", peer }).message).toBe("127.0.0.1:4242 timed out (idle)")
+    expect(new Connection.ConnectionError({ reason: "Timeout", peer, code: "ETIMEDOUT" }).message).toBe(
+      "127.0.0.1:4242 timed out (ETIMEDOUT)"
+    )
+  })
+
+  it("an unknown failure names its errno code, or else its cause", () => {
+    const cause = new Error("boom")
+    expect(new Connection.ConnectionError({ reason: "Unknown", peer, code: "EHOSTUNREACH", cause }).message).toBe(
+      "connection with 127.0.0.1:4242 failed: EHOSTUNREACH"
+    )
+    expect(new Connection.ConnectionError({ reason: "Unknown", peer, cause }).message).toBe(
+      "connection with 127.0.0.1:4242 failed: Error: boom"
+    )
+  })
+})
+
+describe("a socket has one owner", () => {
+  it.scopedLive("making a second connection of the same socket is a defect that says so", () =>
+    Effect.gen(function*() {
+      const listener = yield* Listener.make()
+      yield* TestKit.connect(listener.address.port)
+      const socket = yield* listener.accept
+      yield* Connection.make(socket)
+      const exit = yield* Effect.exit(Connection.make(socket))
+      expect(Exit.isFailure(exit) && Cause.isDie(exit.cause)).toBe(true)
+      if (Exit.isFailure(exit)) {
+        expect(Cause.pretty(exit.cause)).toContain("Connection.make: this socket already belongs to a connection")
+      }
+    }))
+
+  it.scopedLive("a connection of a socket whose peer is already gone names it as such", () =>
+    Effect.gen(function*() {
+      const listener = yield* Listener.make()
+      yield* TestKit.connect(listener.address.port)
+      const socket = yield* listener.accept
+      socket.destroy()
+      yield* Effect.async<void>((resume) => {
+        if (socket.destroyed && socket.remoteAddress === undefined) return resume(Effect.void)
+        socket.once("close", () => resume(Effect.void))
+      })
+      const connection = yield* Connection.make(socket)
+      expect(connection.peer).toBe("a peer gone before accept")
+    }))
+})
+
+describe("the read side is backpressured", () => {
+  it("a read interrupted while it waits leaves the connection usable: the next read gets the bytes", () =>
+    simulated(Effect.gen(function*() {
+      const { connection, peer } = yield* accepted()
+      for (let i = 0; i < 3; i++) {
+        expect(Option.isNone(yield* Effect.timeoutOption(connection.read, "100 millis"))).toBe(true)
+      }
+      const reading = yield* Effect.fork(connection.read)
+      const waiting = yield* Effect.fork(Effect.timeoutOption(connection.read, "100 millis"))
+      expect(Option.isNone(yield* Fiber.join(waiting))).toBe(true)
+      yield* peer.send(bytes("late"))
+      expect(concat(yield* Fiber.join(reading)).toString()).toBe("late")
+    })))
+
+  it("a consumer that stops pulling stops reading at the high-water mark, and counts what it holds", () =>
+    simulated(Effect.gen(function*() {
+      const { connection, peer } = yield* accepted({ options: { highWaterMark: 1 } })
+      const sent = pattern(256 * 1024)
+      yield* peer.send(sent)
+      const first = concat(yield* connection.read)
+      // Nothing pulls now: at most one more read arrives before the socket is paused.
+      const held = yield* settled(stats(connection))
+      expect(held.bytesIn).toBeLessThan(sent.length)
+      expect(held.buffered).toBe(held.bytesIn - first.length)
+      expect(held.buffered).toBeGreaterThan(0)
+      // Pulling again lets it flow, in order.
+      const rest: Array<Buffer> = [first]
+      let total = first.length
+      for (let i = 0; i < 10_000 && total < sent.length; i++) {
+        const got = concat(yield* connection.read)
+        rest.push(got)
+        total += got.length
+      }
+      expect(Buffer.concat(rest).equals(sent)).toBe(true)
+    })))
+
+  it("writing while the read side is paused at the high-water mark does not resume reading", () =>
+    simulated(Effect.gen(function*() {
+      const { connection, peer } = yield* accepted({ options: { highWaterMark: 1 } })
+      yield* peer.startReading
+      yield* peer.send(pattern(256 * 1024))
+      yield* connection.read
+      const before = yield* settled(stats(connection))
+      // Each of these fills Node's buffer (16 KiB): the write waits for 'drain' every time.
+      const answer = pattern(64 * 1024, 3)
+      for (let i = 0; i < 8; i++) yield* connection.write(answer)
+      yield* eventually(Effect.sync(() => peer.received().length), (n) => n === 8 * answer.length)
+      const after = yield* settled(stats(connection))
+      expect(after.bytesIn).toBe(before.bytesIn)
+      expect(after.bytesOut).toBe(8 * answer.length)
+    })))
+
+  it("an end of input that the kernel says was a reset fails the read as Reset, not as a clean end", () =>
+    simulated(Effect.gen(function*() {
+      const verifyEnd = (socket: Listener.Socket): Connection.VerifyEnd => ({
+        ends: { localAddress: "127.0.0.1", localPort: 1, remoteAddress: "127.0.0.1", remotePort: 2 },
+        transport: { ...Transport.node, endWasReset: (s) => s === socket }
+      })
+      const { connection, peer } = yield* accepted({ verifyEnd })
+      yield* peer.halfClose
+      const error = readFailure(yield* Effect.exit(connection.read))
+      expect(error.reason).toBe("Reset")
+      expect(error.code).toBe("ECONNRESET")
+      expect(Connection.raisedBy(error)).toBe(connection)
+    })))
+
+  it("an end of input the kernel confirms as a FIN is a clean end", () =>
+    simulated(Effect.gen(function*() {
+      const verifyEnd = (): Connection.VerifyEnd => ({
+        ends: { localAddress: "127.0.0.1", localPort: 1, remoteAddress: "127.0.0.1", remotePort: 2 },
+        transport: { ...Transport.node, endWasReset: () => false }
+      })
+      const { connection, peer } = yield* accepted({ verifyEnd })
+      yield* peer.halfClose
+      expect(failureOf(yield* Effect.exit(connection.read))).toEqual(Option.none())
+    })))
+})
+
+describe("a write waits for 'drain'", () => {
+  it("a write to a peer that does not read stays pending, and completes with every byte once it reads", () =>
+    simulated(Effect.gen(function*() {
+      const { connection, peer } = yield* accepted()
+      const big = pattern(1024 * 1024)
+      const writing = yield* Effect.fork(connection.write(big))
+      yield* Effect.sleep("1 second")
+      expect(writing.unsafePoll()).toBeNull()
+      // What the process holds is bounded by what did not fit in the kernel.
+      expect((yield* connection.stats).buffered).toBeGreaterThan(0)
+      yield* peer.startReading
+      yield* Fiber.join(writing)
+      yield* connection.end
+      expect(yield* peer.readToEnd).toBe("eof")
+      expect(peer.received().equals(big)).toBe(true)
+    })))
+
+  it("writeAll waits for 'drain' between buffers, and writes each buffer once, in order", () =>
+    simulated(Effect.gen(function*() {
+      const { connection, peer } = yield* accepted()
+      const parts = [pattern(300 * 1024, 1), bytes("middle"), pattern(40 * 1024, 2), bytes("tail")]
+      const writing = yield* Effect.fork(connection.writeAll(Chunk.fromIterable(parts)))
+      yield* Effect.sleep("1 second")
+      expect(writing.unsafePoll()).toBeNull()
+      yield* peer.startReading
+      yield* Fiber.join(writing)
+      yield* connection.end
+      expect(yield* peer.readToEnd).toBe("eof")
+      expect(peer.received().equals(Buffer.concat(parts))).toBe(true)
+      expect((yield* connection.stats).bytesOut).toBe(Buffer.concat(parts).length)
+    })))
+
+  it("a writeAll whose last buffer fills Node's buffer still waits for 'drain'", () =>
+    simulated(Effect.gen(function*() {
+      const { connection, peer } = yield* accepted()
+      const parts = [bytes("head"), pattern(300 * 1024, 4)]
+      const writing = yield* Effect.fork(connection.writeAll(Chunk.fromIterable(parts)))
+      yield* Effect.sleep("1 second")
+      expect(writing.unsafePoll()).toBeNull()
+      yield* peer.startReading
+      yield* Fiber.join(writing)
+      yield* connection.end
+      expect(yield* peer.readToEnd).toBe("eof")
+      expect(peer.received().equals(Buffer.concat(parts))).toBe(true)
+    })))
+
+  it("a write waiting for 'drain' fails with Reset when the peer resets, and so does every later call", () =>
+    simulated(Effect.gen(function*() {
+      const { connection, peer, socket } = yield* accepted()
+      // Reading too, so that the reset is seen.
+      yield* Effect.fork(connection.read)
+      const writing = yield* Effect.fork(connection.write(pattern(1024 * 1024)))
+      yield* Effect.sleep("1 second")
+      expect(writing.unsafePoll()).toBeNull()
+      yield* peer.reset
+      const error = failureOf(yield* Fiber.await(writing))
+      expect(error.reason).toBe("Reset")
+      expect(Connection.raisedBy(error)).toBe(connection)
+      // Once the socket is closed, the connection still tells why it ended.
+      yield* closed(socket)
+      const out = (yield* connection.stats).bytesOut
+      const again = failureOf(yield* Effect.exit(connection.write(bytes("more"))))
+      expect(again.reason).toBe("Reset")
+      expect((yield* connection.stats).bytesOut).toBe(out)
+      expect(failureOf(yield* Effect.exit(connection.writeAll(Chunk.of(bytes("more"))))).reason).toBe("Reset")
+      expect(readFailure(yield* Effect.exit(connection.read)).reason).toBe("Reset")
+      expect(failureOf(yield* Effect.exit(connection.end)).reason).toBe("Reset")
+    })))
+})
+
+describe("writing after the end fails instead of vanishing", () => {
+  it("a write after our own end fails as BrokenPipe (write after end), and the peer gets no extra byte", () =>
+    simulated(Effect.gen(function*() {
+      const { connection, peer } = yield* accepted()
+      yield* peer.startReading
+      yield* connection.write(bytes("answer"))
+      yield* connection.end
+      const error = failureOf(yield* Effect.exit(connection.write(bytes("late"))))
+      expect(error.reason).toBe("BrokenPipe")
+      expect(error.code).toBe("ERR_STREAM_WRITE_AFTER_END")
+      expect(error.message).toBe(`${connection.peer} is gone: write on a closed connection`)
+      expect(Connection.raisedBy(error)).toBe(connection)
+      expect(failureOf(yield* Effect.exit(connection.writeAll(Chunk.of(bytes("late"))))).reason).toBe("BrokenPipe")
+      expect(yield* peer.readToEnd).toBe("eof")
+      expect(peer.received().toString()).toBe("answer")
+      expect((yield* connection.stats).bytesOut).toBe(6)
+    })))
+
+  it("a write right after the socket was destroyed fails as BrokenPipe, before its 'close'", () =>
+    simulated(Effect.gen(function*() {
+      const { connection, socket } = yield* accepted()
+      const exit = yield* Effect.sync(() => {
+        socket.destroy()
+        return Effect.runSyncExit(connection.write(bytes("late")))
+      })
+      const error = failureOf(exit)
+      expect(error.reason).toBe("BrokenPipe")
+      expect(error.code).toBe("ERR_STREAM_WRITE_AFTER_END")
+      expect((yield* connection.stats).bytesOut).toBe(0)
+    })))
+
+  it("after both FINs the socket closes: writes fail as BrokenPipe (closed), end and read stay clean", () =>
+    simulated(Effect.gen(function*() {
+      const { connection, peer, socket } = yield* accepted()
+      yield* peer.startReading
+      yield* peer.send(bytes("ping"))
+      yield* peer.halfClose
+      expect(concat(yield* connection.read).toString()).toBe("ping")
+      expect(failureOf(yield* Effect.exit(connection.read))).toEqual(Option.none())
+      yield* connection.write(bytes("pong"))
+      yield* connection.end
+      yield* closed(socket)
+      const error = failureOf(yield* Effect.exit(connection.write(bytes("late"))))
+      expect(error.reason).toBe("BrokenPipe")
+      expect(error.code).toBe("ECLOSED")
+      expect(error.peer).toBe(connection.peer)
+      expect(error.message).toBe(`${connection.peer} is gone: write on a closed connection`)
+      // end is idempotent, even once the socket is closed; the input ended cleanly.
+      yield* connection.end
+      expect(failureOf(yield* Effect.exit(connection.read))).toEqual(Option.none())
+      expect(yield* peer.readToEnd).toBe("eof")
+      expect(peer.received().toString()).toBe("pong")
+    })))
+})
+
+describe("the echo", () => {
+  it("echoes what was read ahead first, then everything after, half-closes after the peer's FIN, and succeeds", () =>
+    simulated(Effect.gen(function*() {
+      const { connection, peer } = yield* accepted()
+      yield* peer.startReading
+      yield* peer.send(bytes("pulled"))
+      expect(concat(yield* connection.read).toString()).toBe("pulled")
+      yield* peer.send(bytes("ahead"))
+      yield* eventually(stats(connection), (s) => s.bytesIn === 11)
+      const echoing = yield* Effect.fork(connection.echo)
+      yield* eventually(Effect.sync(() => peer.received().toString()), (got) => got === "ahead")
+      const later = pattern(200 * 1024, 5)
+      yield* peer.send(later)
+      yield* peer.halfClose
+      const exit = yield* Fiber.await(echoing)
+      expect(Exit.isSuccess(exit)).toBe(true)
+      expect(yield* peer.readToEnd).toBe("eof")
+      expect(peer.received().equals(Buffer.concat([Buffer.from("ahead"), later]))).toBe(true)
+      // Nothing is left for a read: the input ended.
+      expect(failureOf(yield* Effect.exit(connection.read))).toEqual(Option.none())
+      const final = yield* connection.stats
+      expect(final.bytesOut).toBe(5 + later.length)
+      expect(final.buffered).toBe(0)
+    })))
+
+  it("an echo that starts with read-ahead paused at the high-water mark lets reading go on", () =>
+    simulated(Effect.gen(function*() {
+      const { connection, peer } = yield* accepted({ options: { highWaterMark: 1 } })
+      yield* peer.startReading
+      yield* peer.send(bytes("pulled"))
+      expect(concat(yield* connection.read).toString()).toBe("pulled")
+      yield* peer.send(bytes("ahead"))
+      yield* eventually(stats(connection), (s) => s.bytesIn === 11)
+      const echoing = yield* Effect.fork(connection.echo)
+      yield* peer.send(bytes(" and after"))
+      yield* peer.halfClose
+      yield* Fiber.join(echoing)
+      expect(yield* peer.readToEnd).toBe("eof")
+      expect(peer.received().toString()).toBe("ahead and after")
+    })))
+
+  it("an echo started after the peer's FIN sends back what was read ahead, then the FIN", () =>
+    simulated(Effect.gen(function*() {
+      const { connection, peer, socket } = yield* accepted()
+      yield* peer.startReading
+      yield* peer.send(bytes("first"))
+      expect(concat(yield* connection.read).toString()).toBe("first")
+      yield* peer.send(bytes("rest"))
+      yield* peer.halfClose
+      yield* eventually(Effect.sync(() => socket.readableEnded), (ended) => ended)
+      yield* connection.echo
+      expect(yield* peer.readToEnd).toBe("eof")
+      expect(peer.received().toString()).toBe("rest")
+    })))
+
+  it("an echo after our own end and the peer's FIN has nothing left to do", () =>
+    simulated(Effect.gen(function*() {
+      const { connection, peer, socket } = yield* accepted()
+      yield* peer.startReading
+      yield* peer.halfClose
+      expect(failureOf(yield* Effect.exit(connection.read))).toEqual(Option.none())
+      yield* connection.end
+      yield* eventually(Effect.sync(() => socket.writableFinished), (done) => done)
+      yield* connection.echo
+      expect(yield* peer.readToEnd).toBe("eof")
+    })))
+
+  it("an echo to a peer that does not read stops reading once Node's buffer is full", () =>
+    simulated(
+      Effect.gen(function*() {
+        const { connection, peer } = yield* accepted()
+        const sent = pattern(512 * 1024, 6)
+        yield* peer.send(sent)
+        const pulled = concat(yield* connection.read)
+        // Paused at the high-water mark (64 KiB) with what it read ahead.
+        const ahead = yield* settled(stats(connection))
+        expect(ahead.buffered).toBeGreaterThanOrEqual(16 * 1024)
+        const echoing = yield* Effect.fork(connection.echo)
+        const stalled = yield* settled(stats(connection))
+        // Written back (and held by Node, the peer not reading), but nothing more was read.
+        expect(stalled.bytesIn).toBe(ahead.bytesIn)
+        expect(stalled.bytesOut).toBe(ahead.bytesIn - pulled.length)
+        yield* peer.startReading
+        yield* peer.halfClose
+        yield* Fiber.join(echoing)
+        expect(yield* peer.readToEnd).toBe("eof")
+        expect(peer.received().equals(sent.subarray(pulled.length))).toBe(true)
+      }),
+      { sendBuffer: 1024, receiveBuffer: 1024 }
+    ))
+
+  it("interrupting the echo stops it: later bytes wait for a read", () =>
+    simulated(Effect.gen(function*() {
+      const { connection, peer } = yield* accepted()
+      yield* peer.startReading
+      const echoing = yield* Effect.fork(connection.echo)
+      yield* peer.send(bytes("one"))
+      yield* eventually(Effect.sync(() => peer.received().toString()), (got) => got === "one")
+      yield* Fiber.interrupt(echoing)
+      yield* peer.send(bytes("two"))
+      expect(concat(yield* connection.read).toString()).toBe("two")
+      yield* Effect.sleep("100 millis")
+      expect(peer.received().toString()).toBe("one")
+    })))
+
+  it("echoOwned echoes like echo, and keeps echoing on Node's callbacks after its fiber is interrupted", () =>
+    simulated(Effect.gen(function*() {
+      const { connection, peer } = yield* accepted()
+      yield* peer.startReading
+      const echoing = yield* Effect.fork(connection.echoOwned)
+      yield* peer.send(bytes("one"))
+      yield* eventually(Effect.sync(() => peer.received().toString()), (got) => got === "one")
+      yield* Fiber.interrupt(echoing)
+      yield* peer.send(bytes("two"))
+      yield* peer.halfClose
+      expect(yield* peer.readToEnd).toBe("eof")
+      expect(peer.received().toString()).toBe("onetwo")
+    })))
+
+  it("echoOwned completes once its FIN is out", () =>
+    simulated(Effect.gen(function*() {
+      const { connection, peer } = yield* accepted()
+      yield* peer.startReading
+      const echoing = yield* Effect.fork(connection.echoOwned)
+      yield* peer.send(bytes("hello"))
+      yield* peer.halfClose
+      expect(Exit.isSuccess(yield* Fiber.await(echoing))).toBe(true)
+      expect(yield* peer.readToEnd).toBe("eof")
+      expect(peer.received().toString()).toBe("hello")
+    })))
+
+  it("an echo on a connection that already failed fails with its error and writes nothing", () =>
+    simulated(Effect.gen(function*() {
+      const { connection, peer, socket } = yield* accepted()
+      yield* peer.send(bytes("x"))
+      expect(concat(yield* connection.read).toString()).toBe("x")
+      yield* peer.send(bytes("unread"))
+      yield* eventually(stats(connection), (s) => s.bytesIn === 7)
+      yield* peer.reset
+      yield* closed(socket)
+      const error = failureOf(yield* Effect.exit(connection.echo))
+      expect(error.reason).toBe("Reset")
+      expect((yield* connection.stats).bytesOut).toBe(0)
+    })))
+})
+
+describe("the idle timeout", () => {
+  it("without an owner, an idle connection fails as Timeout and closes itself with a FIN", () =>
+    simulated(Effect.gen(function*() {
+      const listener = yield* Listener.make()
+      const peer = yield* TestKit.connect(listener.address.port)
+      const socket = yield* listener.accept
+      const connection = yield* Connection.make(socket, { idleTimeout: "1 second" })
+      const error = readFailure(yield* Effect.exit(connection.read))
+      expect(error.reason).toBe("Timeout")
+      expect(error.message).toBe(`${connection.peer} timed out (idle)`)
+      expect(yield* peer.readToEnd).toBe("eof")
+    })))
+
+  it("with an owner, the owner is told and decides: the connection stays open, refuses to end, discards nothing", () =>
+    simulated(Effect.gen(function*() {
+      const { heard, owner } = recordingOwner()
+      const { connection, peer } = yield* accepted({ options: { idleTimeout: Duration.seconds(1) }, owner })
+      yield* peer.startReading
+      yield* peer.send(bytes("hi"))
+      expect(concat(yield* connection.read).toString()).toBe("hi")
+      const error = readFailure(yield* Effect.exit(connection.read))
+      expect(error.reason).toBe("Timeout")
+      expect(heard.idle).toBe(1)
+      expect(heard.received).toBe(2)
+      // Failed already: discarding returns at once, without holding the connection for atMost.
+      const atMost = Duration.hours(1)
+      const before = yield* Clock.currentTimeMillis
+      yield* connection.discardInput(atMost)
+      expect((yield* Clock.currentTimeMillis) - before).toBeLessThan(Duration.toMillis(atMost))
+      // No FIN after a failure: the owner decides how the connection ends.
+      expect(failureOf(yield* Effect.exit(connection.end)).reason).toBe("Timeout")
+      yield* Effect.sleep("100 millis")
+      expect(peer.endedAt()).toBeUndefined()
+      yield* connection.close("close")
+      expect(yield* peer.readToEnd).toBe("eof")
+    })))
+})
+
+describe("what the owner can do", () => {
+  it("discardInput drops input until the peer's FIN, and a closed connection has nothing to discard", () =>
+    simulated(Effect.gen(function*() {
+      const { connection, peer } = yield* accepted()
+      yield* peer.send(pattern(100 * 1024))
+      yield* peer.halfClose
+      yield* connection.discardInput(Duration.infinity)
+      expect(failureOf(yield* Effect.exit(connection.read))).toEqual(Option.none())
+      expect((yield* connection.stats).buffered).toBe(0)
+      // Discarding again, or after the close, returns at once.
+      yield* connection.discardInput(Duration.infinity)
+      yield* connection.close("close")
+      yield* connection.discardInput(Duration.infinity)
+    })))
+
+  it("discardInput on a connection closed from this side returns at once", () =>
+    simulated(Effect.gen(function*() {
+      const { connection, peer } = yield* accepted()
+      yield* peer.startReading
+      yield* connection.close("close")
+      yield* connection.discardInput(Duration.infinity)
+      expect(failureOf(yield* Effect.exit(connection.write(bytes("late")))).reason).toBe("BrokenPipe")
+      expect(yield* peer.readToEnd).toBe("eof")
+    })))
+
+  it("unread puts bytes back ahead of the next read and counts them as held; an empty one is nothing", () =>
+    simulated(Effect.gen(function*() {
+      const { connection, peer } = yield* accepted()
+      connection.unread(new Uint8Array(0))
+      connection.unread(bytes("back"))
+      expect((yield* connection.stats).buffered).toBe(4)
+      expect(Chunk.toReadonlyArray(yield* connection.read).map((b) => Buffer.from(b).toString())).toEqual(["back"])
+      connection.unread(new Uint8Array(0))
+      const reading = yield* Effect.fork(connection.read)
+      yield* peer.send(bytes("next"))
+      const next = Chunk.toReadonlyArray(yield* Fiber.join(reading))
+      expect(next.every((b) => b.length > 0)).toBe(true)
+      expect(Buffer.concat(next).toString()).toBe("next")
+    })))
+
+  it("finished holds once both FINs are done", () =>
+    simulated(Effect.gen(function*() {
+      const { connection, peer } = yield* accepted()
+      expect(connection.finished).toBe(false)
+      yield* peer.startReading
+      yield* peer.halfClose
+      expect(failureOf(yield* Effect.exit(connection.read))).toEqual(Option.none())
+      expect(connection.finished).toBe(false)
+      yield* connection.end
+      expect(connection.finished).toBe(true)
+    })))
+
+  it("finished holds once our FIN is out and the peer reset the connection instead of its FIN", () =>
+    simulated(Effect.gen(function*() {
+      const { connection, peer, socket } = yield* accepted()
+      yield* peer.startReading
+      const reading = yield* Effect.fork(connection.read)
+      yield* connection.end
+      expect(connection.finished).toBe(false)
+      yield* peer.reset
+      expect(readFailure(yield* Fiber.await(reading)).reason).toBe("Reset")
+      yield* closed(socket)
+      expect(connection.finished).toBe(true)
+    })))
+})
+
+describe("on loopback too", () => {
+  it.scopedLive("an error of a connection made with Connection.make names the peer it had, after Node closed the socket", () =>
+    Effect.gen(function*() {
+      const listener = yield* Listener.make()
+      const peer = yield* TestKit.connect(listener.address.port)
+      const connection = yield* Connection.make(yield* listener.accept)
+      const name = `127.0.0.1:${peer.socket.localPort}`
+      yield* peer.send(new Uint8Array([1]))
+      yield* connection.read
+      yield* peer.reset
+      const exit = yield* Effect.exit(connection.read)
+      const error = Exit.isFailure(exit) ? Option.flatten(Cause.failureOption(exit.cause)) : Option.none()
+      expect(Option.map(error, (e) => e.reason)).toEqual(Option.some("Reset"))
+      expect(Option.map(error, (e) => e.peer)).toEqual(Option.some(name))
+    }))
+
+  it.scopedLive("a write after our own end fails, and the peer sees exactly the answer and EOF", () =>
+    Effect.gen(function*() {
+      const listener = yield* Listener.make()
+      const peer = yield* TestKit.connect(listener.address.port)
+      const connection = yield* Connection.make(yield* listener.accept)
+      yield* connection.write(bytes("answer"))
+      yield* connection.end
+      expect(failureOf(yield* Effect.exit(connection.write(bytes("late")))).code).toBe("ERR_STREAM_WRITE_AFTER_END")
+      const end = yield* readToEnd(peer.socket)
+      expect(end.data.toString()).toBe("answer")
+      expect(end.error).toBeUndefined()
+    }))
+})
