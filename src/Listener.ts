@@ -260,7 +260,8 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
       new ListenError({ reason: "InvalidOption", address: requestedAddress(options), ...invalid })),
     (valid) =>
       Effect.gen(function*() {
-        const address = `${valid.host}:${valid.port}`
+        // The address as asked, then as bound (the port the kernel chose for 0): what errors and logs name.
+        let address = `${valid.host}:${valid.port}`
         const runtime = yield* Effect.runtime<never>()
         const log = Runtime.runFork(runtime)
         // The metric labels of the fiber that starts the listener are on everything it counts.
@@ -347,8 +348,12 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
 
         // Listening, first and after a pause: the port asked for, then the one the kernel gave.
         let listenPort = valid.port
+        // While a listen is under way its own handler reports its failure, not the one below.
+        let listening = false
         const listen = Effect.async<void, ListenError>((resume) => {
+          listening = true
           const onError = (error: Error) => {
+            listening = false
             const code = errno.errnoCode(error)
             const syscall = errno.errnoSyscall(error)
             resume(Effect.fail(
@@ -371,6 +376,7 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
             ...(valid.reusePort ? { reusePort: true } : {})
           }
           server.listen(listenOptions, () => {
+            listening = false
             server.off("error", onError)
             resume(Effect.void)
           })
@@ -378,11 +384,12 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
         yield* listen
         // After listening, a server-level error (accept failing) must be seen, not crash the process.
         server.on("error", (error) => {
-          log(Effect.logWarning(`listener on ${address}: ${error.message}`))
+          if (!listening) log(Effect.logWarning(`listener on ${address}: ${error.message}`))
         })
 
         const bound = server.address() as net.AddressInfo
         listenPort = bound.port
+        address = `${valid.host}:${bound.port}`
         const close = Effect.sync(stopAccepting)
         let paused = false
         const pause = Effect.sync(() => {
