@@ -5,55 +5,24 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 
-import {
-  Cause,
-  Data,
-  Deferred,
-  Effect,
-  Exit,
-  Fiber,
-  FiberRef,
-  HashSet,
-  Logger,
-  LogLevel,
-  Metric,
-  MetricLabel,
-  Scope
-} from "effect"
+import { Data, Deferred, Effect, Exit, Fiber, FiberRef, HashSet, LogLevel, Metric, Scope } from "effect"
 import type { Connection } from "../src/index.js"
 import { Metrics, Server, TestKit } from "../src/index.js"
 import * as Sim from "../src/internal/sim/run.js"
-
-const counter = (metric: Metric.Metric.Counter<number>, reason?: string) =>
-  Metric.value(reason === undefined ? metric : Metric.taggedWithLabels(metric, [MetricLabel.make("reason", reason)]))
-    .pipe(Effect.map((state) => state.count))
-
-/** Every record logged in the world, with its level, text, cause and annotations. */
-interface Record {
-  readonly level: string
-  readonly message: string
-  readonly cause: string
-  readonly annotations: { readonly [key: string]: unknown }
-}
+import type { LogRecord } from "./utils/observe.js"
+import { capturing, counter, recording } from "./utils/observe.js"
 
 /**
  * Plays `body` in a simulated world (seed 1, small buffers unless told otherwise) and returns
  * what it returned, with the log records of the run. An assertion that fails inside fails the test.
  */
 const inWorld = <A>(
-  body: (world: Sim.Simulation, records: ReadonlyArray<Record>) => Effect.Effect<A, unknown, Scope.Scope>,
+  body: (world: Sim.Simulation, records: ReadonlyArray<LogRecord>) => Effect.Effect<A, unknown, Scope.Scope>,
   net: Sim.Setup["net"] = {},
   logLevel: LogLevel.LogLevel = LogLevel.Info
-): { readonly value: A; readonly records: ReadonlyArray<Record> } => {
-  const records: Array<Record> = []
-  const logger = Logger.make<unknown, void>(({ annotations, cause, logLevel, message }) => {
-    records.push({
-      level: logLevel.label,
-      message: Array.isArray(message) ? message.map(String).join(" ") : String(message),
-      cause: Cause.isEmpty(cause) ? "" : Cause.pretty(cause),
-      annotations: Object.fromEntries(annotations)
-    })
-  })
+): { readonly value: A; readonly records: ReadonlyArray<LogRecord> } => {
+  const records: Array<LogRecord> = []
+  const logger = recording(records)
   const world = new Sim.Simulation({ seed: 1, net, logLevel })
   const value = world.runSync(
     Effect.scoped(Effect.suspend(() => body(world, records))).pipe(
@@ -233,7 +202,7 @@ const started = <E, R>(options: Server.Options, handler: Server.Handler<E, R>) =
     return { server, shutdown: Effect.fork(Scope.close(scope, Exit.void)) }
   })
 
-const messages = (records: ReadonlyArray<Record>) => records.map((r) => `${r.level} ${r.message}`)
+const messages = (records: ReadonlyArray<LogRecord>) => records.map((r) => `${r.level} ${r.message}`)
 
 describe("shutdown", () => {
   it("resets every waiting peer and counts it", () => {
@@ -556,21 +525,11 @@ describe("a peer that resets", () => {
 describe("behind a proxy (loopback)", () => {
   it.scopedLive("the built-in echo reads the PROXY header first: it echoes what came after it, and logs under the client", () =>
     Effect.gen(function*() {
-      const records: Array<Record> = []
-      const logger = Logger.make<unknown, void>(({ annotations, logLevel, message }) => {
-        records.push({
-          level: logLevel.label,
-          message: Array.isArray(message) ? message.map(String).join(" ") : String(message),
-          cause: "",
-          annotations: Object.fromEntries(annotations)
-        })
-      })
+      const log = capturing()
       const logging: Server.Handler<Connection.ConnectionError> = (connection) =>
         Effect.zipRight(Effect.logInfo("serving"), connection.echo)
-      const withLogs = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-        Effect.locallyWith(effect, FiberRef.currentLoggers, HashSet.add(logger))
       const echo = yield* Server.make({ proxyProtocol: {} })
-      const custom = yield* withLogs(Server.make({ proxyProtocol: {} }, logging))
+      const custom = yield* log.around(Server.make({ proxyProtocol: {} }, logging))
       const exchange = (port: number, header: string) =>
         Effect.scoped(Effect.gen(function*() {
           const peer = yield* TestKit.connect(port)
@@ -584,7 +543,7 @@ describe("behind a proxy (loopback)", () => {
       expect(yield* exchange(custom.address.port, "PROXY TCP4 127.9.8.7 127.0.0.1 40000 7\r\n")).toBe("hello")
       // A header that names no client (a health check): the socket's own peer.
       expect(yield* exchange(custom.address.port, "PROXY UNKNOWN\r\n")).toBe("hello")
-      const serving = records.filter((r) => r.message === "serving").map((r) => r.annotations.peer)
+      const serving = log.records.filter((r) => r.message === "serving").map((r) => r.annotations.peer)
       expect(serving).toHaveLength(2)
       expect(serving[0]).toBe("127.9.8.7:40000")
       expect(serving[1]).toMatch(/^127\.0\.0\.1:\d+$/)

@@ -15,19 +15,14 @@ import {
   HashSet,
   Logger,
   LogLevel,
-  Metric,
-  MetricLabel,
   Ref,
   Scope,
   Stream
 } from "effect"
 import { Client, Connection, Metrics, Server, TestKit } from "../src/index.js"
 import { serverSockets } from "./utils/kernel.js"
+import { capturing as capturingLogs, counter } from "./utils/observe.js"
 import { eventually, rawConnect, readToEnd, stallingPeer } from "./utils/peers.js"
-
-const counter = (metric: Metric.Metric.Counter<number>, reason?: string) =>
-  Metric.value(reason === undefined ? metric : Metric.taggedWithLabels(metric, [MetricLabel.make("reason", reason)]))
-    .pipe(Effect.map((state) => state.count))
 
 const bytes = (text: string) => new Uint8Array(Buffer.from(text))
 
@@ -35,20 +30,7 @@ const bytes = (text: string) => new Uint8Array(Buffer.from(text))
 const big = Buffer.alloc(32 * 1024 * 1024, 5)
 
 /** Every record logged while `effect` runs, with its level. */
-const capturing = Effect.gen(function*() {
-  const records: Array<{ level: string; message: string }> = []
-  const logger = Logger.make(({ logLevel, message }) =>
-    records.push({
-      level: logLevel.label,
-      message: globalThis.Array.isArray(message) ? message.join(" ") : String(message)
-    })
-  )
-  return {
-    records,
-    around: <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-      Effect.locallyWith(effect, FiberRef.currentLoggers, HashSet.add(logger))
-  }
-})
+const capturing = Effect.sync(() => capturingLogs())
 
 /** Starts a server in a scope of its own, for tests that shut it down themselves. */
 const started = <E, R>(options: Server.Options, handler: Server.Handler<E, R>) =>

@@ -5,61 +5,20 @@
  * that fake what loopback cannot produce (a refused bind, a late accept, an accept error).
  */
 import { describe, expect, it } from "@effect/vitest"
-import {
-  Context,
-  Deferred,
-  Effect,
-  Exit,
-  Fiber,
-  FiberRef,
-  HashSet,
-  Layer,
-  Logger,
-  LogLevel,
-  Metric,
-  MetricLabel,
-  Scope,
-  Supervisor
-} from "effect"
+import { Context, Deferred, Effect, Exit, Fiber, FiberRef, Layer, LogLevel, Scope, Supervisor } from "effect"
 import * as net from "node:net"
 import * as v8 from "node:v8"
 import * as vm from "node:vm"
 import { Client, Listener, Metrics, Server, TestKit } from "../src/index.js"
 import * as Transport from "../src/internal/transport.js"
+import { capturing, counter } from "./utils/observe.js"
 import { eventually, settled, stallingPeer } from "./utils/peers.js"
-
-const counter = (metric: Metric.Metric.Counter<number>, reason?: string) =>
-  Metric.value(reason === undefined ? metric : Metric.taggedWithLabels(metric, [MetricLabel.make("reason", reason)]))
-    .pipe(Effect.map((state) => state.count))
 
 const bytes = (text: string) => new Uint8Array(Buffer.from(text))
 
 /** A bound on what must end by itself: a hang fails the test instead of stalling the run. */
 const bounded = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
   Effect.timeoutFail(effect, { duration: "10 seconds", onTimeout: () => new Error("did not end") })
-
-interface Record_ {
-  readonly level: string
-  readonly message: string
-  readonly annotations: Readonly<Record<string, unknown>>
-}
-
-/** The records logged by what `around` runs (and by what it starts), and nothing else's. */
-const capturing = () => {
-  const records: Array<Record_> = []
-  const logger = Logger.make(({ annotations, logLevel, message }) => {
-    records.push({
-      level: logLevel.label,
-      message: globalThis.Array.isArray(message) ? message.join(" ") : String(message),
-      annotations: Object.fromEntries(annotations)
-    })
-  })
-  return {
-    records,
-    around: <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-      Effect.locally(effect, FiberRef.currentLoggers, HashSet.make<Array<Logger.Logger<unknown, unknown>>>(logger))
-  }
-}
 
 /** `node:net`, with every server it creates kept, for a test to make it say what loopback will not. */
 const keepingServers = () => {
@@ -272,7 +231,7 @@ describe("Listener guarantees", () => {
     Effect.gen(function*() {
       // The summary window never ends by itself here: only the release writes the summary.
       const transport: Transport.Transport = { ...Transport.node, schedule: () => () => {} }
-      const logs = capturing()
+      const logs = capturing(true)
       const scope = yield* Scope.make()
       const listener = yield* Scope.extend(
         withTransport(logs.around(Listener.make({ maxAccepted: 1 })), transport),
@@ -298,6 +257,7 @@ describe("Listener guarantees", () => {
       expect(logs.records).toEqual([{
         level: "WARN",
         message: `dropped connection from 127.0.0.1:${newcomers[0]}: 1 connections held`,
+        cause: "",
         annotations: {}
       }])
       yield* bounded(Scope.close(scope, Exit.void))
@@ -363,7 +323,7 @@ describe("Listener guarantees", () => {
 
   it.scopedLive("resume fails with AddressInUse when the port was taken while paused, naming that port, once", () =>
     Effect.gen(function*() {
-      const log = capturing()
+      const log = capturing(true)
       const listener = yield* log.around(Listener.make())
       const port = listener.address.port
       yield* listener.pause
@@ -412,7 +372,7 @@ describe("Listener guarantees", () => {
   it.scopedLive("an error of the listening socket after listening is logged as a warning, and accepting goes on", () =>
     Effect.gen(function*() {
       const { servers, transport } = keepingServers()
-      const logs = capturing()
+      const logs = capturing(true)
       const listener = yield* withTransport(logs.around(Listener.make()), transport)
       servers[0]!.emit("error", errnoError("accept EMFILE", { code: "EMFILE", syscall: "accept" }))
       yield* eventually(Effect.sync(() => logs.records.length), (n) => n >= 1)
@@ -508,7 +468,7 @@ describe("Server guarantees", () => {
 
   it.scopedLive("at debug level the default echo logs every receive with its size, and the half-close", () =>
     Effect.gen(function*() {
-      const logs = capturing()
+      const logs = capturing(true)
       const server = yield* logs.around(Server.make()).pipe(
         Effect.locally(FiberRef.currentMinimumLogLevel, LogLevel.Debug)
       )
