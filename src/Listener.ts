@@ -318,6 +318,7 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
         if (valid.maxAccepted !== undefined) server.maxConnections = valid.maxAccepted
         server.on("drop", (drop?: net.DropArgument) => {
           Metrics.connectionsDropped.unsafeUpdate(1, labels.reason("max_connections"))
+          // Stryker disable next-line OptionalChaining: equivalent (Node 20 and the simulation always pass the drop argument)
           const peer = `${drop?.remoteAddress}:${drop?.remotePort}`
           logs.add(
             "drop",

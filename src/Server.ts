@@ -284,12 +284,15 @@ const validate = (options: Options): Either.Either<Lifecycle.Policy, ServerError
         : yield* Options_.duration("idleTimeout", options.idleTimeout, "positive")
       const shutdownTimeout = options.shutdownTimeout === undefined
         ? defaults.shutdownTimeout
+        // Stryker disable next-line StringLiteral: equivalent (the duration check tells "positive" from anything else)
         : yield* Options_.duration("shutdownTimeout", options.shutdownTimeout, "zero allowed")
       const cleanupTimeout = options.cleanupTimeout === undefined
         ? defaults.cleanupTimeout
+        // Stryker disable next-line StringLiteral: equivalent (the duration check tells "positive" from anything else)
         : yield* Options_.duration("cleanupTimeout", options.cleanupTimeout, "zero allowed")
       const drainDelay = options.drainDelay === undefined
         ? defaults.drainDelay
+        // Stryker disable next-line StringLiteral: equivalent (the duration check tells "positive" from anything else)
         : yield* Options_.duration("drainDelay", options.drainDelay, "zero allowed")
       const proxy = options.proxyProtocol === undefined ? undefined : yield* proxyPolicy(options.proxyProtocol)
       return {
