@@ -11,6 +11,7 @@ import { Metrics, Server, TestKit } from "../src/index.js"
 import * as Sim from "../src/internal/sim/run.js"
 import type { LogRecord } from "./utils/observe.js"
 import { capturing, counter, recording } from "./utils/observe.js"
+import { eventually } from "./utils/peers.js"
 
 /**
  * Plays `body` in a simulated world (seed 1, small buffers unless told otherwise) and returns
@@ -47,15 +48,11 @@ const arrive = (server: Server.Server, live: number, waiting: number) =>
     return peer
   })
 
-/** Steps the world until `done` holds: a millisecond of virtual time per try, 10 s at most. */
-const until = (done: Effect.Effect<boolean>) =>
-  Effect.gen(function*() {
-    for (let i = 0; i < 10_000; i++) {
-      if (yield* done) return
-      yield* Effect.sleep("1 millis")
-    }
-    return yield* Effect.dieMessage("never happened")
-  })
+/** Steps the world until `done` holds: 10 ms of virtual time per try, 10 s at most. */
+const until = (done: Effect.Effect<boolean>) => eventually(done, (holds) => holds, 1_000)
+
+/** Until the server holds no connection. */
+const allEnded = (server: Server.Server) => until(Effect.map(server.connections, (live) => live.length === 0))
 
 const now = (world: Sim.Simulation) => Effect.sync(() => world.world.now)
 
@@ -328,7 +325,7 @@ describe("what a connection leaves in the logs and metrics", () => {
         yield* peer.startReading
         yield* peer.halfClose
         const ending = yield* peer.readToEnd
-        yield* until(Effect.map(server.connections, (live) => live.length === 0))
+        yield* allEnded(server)
         const after = yield* Metric.value(Metrics.connectionDuration)
         return {
           ending,
@@ -354,7 +351,7 @@ describe("what a connection leaves in the logs and metrics", () => {
         const peer = yield* TestKit.connect(server.address.port)
         yield* peer.startReading
         yield* peer.readToEnd
-        yield* until(Effect.map(server.connections, (live) => live.length === 0))
+        yield* allEnded(server)
       })
     )
     expect(records).toHaveLength(1)
@@ -402,7 +399,7 @@ describe("what a connection leaves in the logs and metrics", () => {
         const peer = yield* TestKit.connect(server.address.port)
         yield* peer.startReading
         yield* peer.readToEnd
-        yield* until(Effect.map(server.connections, (live) => live.length === 0))
+        yield* allEnded(server)
       })
     )
     expect(records).toHaveLength(1)
@@ -424,7 +421,7 @@ describe("what a connection leaves in the logs and metrics", () => {
           yield* peer.send(bytes("abc"))
           yield* peer.halfClose
           yield* peer.readToEnd
-          yield* until(Effect.map(server.connections, (live) => live.length === 0))
+          yield* allEnded(server)
         }),
       {},
       LogLevel.Debug
@@ -446,7 +443,7 @@ describe("what a connection leaves in the logs and metrics", () => {
         yield* peer.startReading
         // The peer reads the answer and its FIN, and never sends its own.
         const ending = yield* peer.readToEnd
-        yield* until(Effect.map(server.connections, (live) => live.length === 0))
+        yield* allEnded(server)
         return {
           ending,
           received: peer.received().toString(),
@@ -476,7 +473,7 @@ describe("a peer's fault", () => {
         // The peer half-closes only once it has the answer and its end.
         const ending = yield* peer.readToEnd
         yield* peer.halfClose
-        yield* until(Effect.map(server.connections, (live) => live.length === 0))
+        yield* allEnded(server)
         return {
           ending,
           received: peer.received().toString(),

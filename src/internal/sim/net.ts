@@ -117,14 +117,14 @@ class Direction {
         return true
       }
       if (this.resetArrived) {
-        to.sawReset()
+        to.sawReset("read")
         return false
       }
       if (this.finArrived) to.sawEnd()
     } else if (this.resetArrived && to.writableLength > 0) {
       // Not reading, but with writes waiting for room: libuv polls for it, and the reset wakes that
       // poll, so the waiting write fails (as a paused socket on loopback does).
-      to.sawWriteReset()
+      to.sawReset("write")
       return false
     }
     return moved && this.sendBytes + this.receiveBytes > 0
@@ -259,16 +259,11 @@ export class SimSocket extends EventEmitter {
     })
   }
 
-  sawReset(): void {
+  /** The reset, reported by a read, or by a write waiting for room on a socket that does not read. */
+  sawReset(syscall: "read" | "write"): void {
     if (this.resetReported || this.destroyed) return
     this.resetReported = true
-    this.fail("ECONNRESET", "read")
-  }
-
-  sawWriteReset(): void {
-    if (this.resetReported || this.destroyed) return
-    this.resetReported = true
-    this.fail("ECONNRESET", "write")
+    this.fail("ECONNRESET", syscall)
   }
 
   /** The peer's kernel answered with a reset (we wrote to a closed socket). */

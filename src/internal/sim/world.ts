@@ -192,8 +192,9 @@ export class World {
       if (i === events) {
         const run = this.turns[this.turnsHead]!
         this.turns[this.turnsHead++] = noTurn
-        if (this.turnsHead === this.turns.length) {
-          this.turns.length = 0
+        // Emptied, or a long run of turns consumed: drop what is behind the head.
+        if (this.turnsHead === this.turns.length || this.turnsHead >= 4096) {
+          this.turns.splice(0, this.turnsHead)
           this.turnsHead = 0
         }
         this.steps++
