@@ -285,8 +285,8 @@ type Mode = "pull" | "echo" | "discard" | "closed"
 
 class Wrapped implements Owned {
   private mode: Mode = "pull"
-  // Asked of the kernel (getpeername) when first needed; the server asks at once, while the
-  // socket is open, so that a peer that resets later is still named.
+  // Asked of the kernel (getpeername) when first needed, and the kernel forgets it at a reset:
+  // the server asks at once, while the socket is open, whenever a record could name the peer.
   private peerName: string | undefined = undefined
   private received: Array<Uint8Array> = []
   private receivedBytes = 0
@@ -331,7 +331,7 @@ class Wrapped implements Owned {
 
   get peer(): string {
     return this.peerName ??= this.socket.remoteAddress === undefined
-      ? "a peer gone before accept"
+      ? "a peer gone before its address was read"
       : `${this.socket.remoteAddress}:${this.socket.remotePort}`
   }
 

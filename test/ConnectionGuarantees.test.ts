@@ -144,7 +144,7 @@ describe("a socket has one owner", () => {
         socket.once("close", () => resume(Effect.void))
       })
       const connection = yield* Connection.make(socket)
-      expect(connection.peer).toBe("a peer gone before accept")
+      expect(connection.peer).toBe("a peer gone before its address was read")
     }))
 })
 

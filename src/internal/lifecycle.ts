@@ -174,6 +174,8 @@ class Server implements Live {
   private readonly drain = Deferred.unsafeMake<void>(FiberId.none)
   private readonly drainNotice = Deferred.await(this.drain)
   private readonly debug: boolean
+  // Whether a record can name a connection's peer (its end is logged at `Info` or `Warning`).
+  private readonly namesPeers: boolean
   // Drops and connection ends come in floods: the first of each kind is logged, the rest summed up.
   readonly logs: LogAggregator
 
@@ -190,6 +192,7 @@ class Server implements Live {
     readonly transport: Transport.Transport
   ) {
     this.debug = LogLevel.lessThanEqual(minimumLevel, LogLevel.Debug)
+    this.namesPeers = LogLevel.lessThanEqual(minimumLevel, LogLevel.Warning)
     this.maxConnections = policy.maxConnections
     this.logs = new LogAggregator({
       emit: (record, peer) => peer === undefined ? this.runFork(record) : this.log(peer, record),
@@ -333,7 +336,14 @@ class Server implements Live {
     // is the same as for a fiber: the slot is in `live`, which the server's scope owns; the
     // shutdown cuts what is still there at the deadline (closing its socket ends its echo), and
     // the idle timeout cuts it the same way.
-    if (this.handle._tag === "Echo" && this.policy.proxy === undefined) return slot.connection.echoForOwner()
+    if (this.handle._tag === "Echo" && this.policy.proxy === undefined) {
+      // Named now, while the socket is open, if a record could name it: a peer that resets later
+      // is still named in it. At `Error` and above no record names an echo's peer, and the
+      // address (a getpeername) is read only if something asks.
+      // Stryker disable next-line ConditionalExpression: equivalent when true (the address read early costs only a getpeername)
+      if (this.namesPeers) void slot.connection.peer
+      return slot.connection.echoForOwner()
+    }
     const fiber = this.runFork(this.serve(slot), { updateRefs: annotate(slot.connection.peer) })
     slot.fiber = fiber
     fiber.addObserver((exit) => this.finish(slot, exit))
@@ -393,13 +403,12 @@ class Server implements Live {
   }
 
   private finish(slot: Slot, exit: Exit.Exit<void, unknown>): void {
-    const peer = slot.connection.peer
     // The handler's own end, judged before any cut, stands; a cut-off connection is judged by the
     // cut, whatever its handler did next (a failed write, an `orDie`: they followed from it); a
     // fiber that failed by itself (a finalizer of the handler's scope died) by that cause.
     const verdict = slot.verdict ??
       (slot.cut !== undefined
-        ? Outcome.cut(slot.cut, peer)
+        ? Outcome.cut(slot.cut, slot.connection.peer)
         : Exit.isFailure(exit)
         ? Outcome.classify(exit.cause, slot.connection)
         : Outcome.normal)
@@ -412,14 +421,14 @@ class Server implements Live {
       const kind = dropped === undefined ? `connections ended (${reason})` : `refused connections (${dropped})`
       this.logs.add(
         kind,
-        peer,
+        slot.connection.peer,
         level,
         kind,
         () => Effect.logWithLevel(level, message, ...(cause === undefined ? [] : [cause]))
       )
     }
     // Stryker disable next-line ConditionalExpression: equivalent when true (Effect's logger drops a record below the minimum level; the check saves building it)
-    if (this.debug) this.log(peer, closedRecord(slot))
+    if (this.debug) this.log(slot.connection.peer, closedRecord(slot))
     Socket.close(slot.socket, verdict.release === "reset" ? "reset" : "close")
     this.live.delete(slot)
     Metrics.connectionsActive.unsafeModify(-1, labels.base)
