@@ -41,17 +41,17 @@ type ServerName = "plain" | "effect-tcp-echo" | "idiomatic"
  * shutdown: the server with a handler of a user's own, which has a fiber, a scope and a cleanup
  * that waits on its peer (bench/servers/custom.ts).
  */
-type Control = "plain-loaded" | "plain-trim" | "effect-tcp-echo-trim" | "custom-handler"
+type Control = "plain-loaded" | "plain-trim" | "effect-tcp-echo-trim" | "custom-handler" | "effect-tcp-echo-info"
 const controlsOf: Partial<Record<Scenario, ReadonlyArray<Control>>> = {
   stream: ["plain-loaded", "plain-trim", "effect-tcp-echo-trim"],
-  churn: ["custom-handler"],
+  churn: ["custom-handler", "effect-tcp-echo-info"],
   shutdown: ["custom-handler"]
 }
 const trimEnv = { MALLOC_TRIM_THRESHOLD_: String(64 * 2 ** 20) }
 const serveArgs = [path.join(root, "dist/src/bin.js"), "serve", "--log-level", "error", "--shutdown-timeout", "1s"]
 const servers: Record<
   ServerName | Control,
-  { readonly args: ReadonlyArray<string>; readonly env?: Record<string, string> }
+  { readonly args: ReadonlyArray<string>; readonly env?: Record<string, string>; readonly quiet?: boolean }
 > = {
   plain: { args: [path.join(root, "dist/bench/servers/plain.js")] },
   "effect-tcp-echo": { args: serveArgs },
@@ -59,7 +59,14 @@ const servers: Record<
   "plain-loaded": { args: [path.join(root, "dist/bench/servers/plain-loaded.js")] },
   "plain-trim": { args: [path.join(root, "dist/bench/servers/plain.js")], env: trimEnv },
   "effect-tcp-echo-trim": { args: serveArgs, env: trimEnv },
-  "custom-handler": { args: [path.join(root, "dist/bench/servers/custom.js")] }
+  "custom-handler": { args: [path.join(root, "dist/bench/servers/custom.js")] },
+  // `serve` at its default log level: it then reads each peer's address at accept (getpeername),
+  // so that a peer that resets is named in the record (src/internal/lifecycle.ts). Its own records
+  // (startup only, under churn) are not shown.
+  "effect-tcp-echo-info": {
+    args: [path.join(root, "dist/src/bin.js"), "serve", "--shutdown-timeout", "1s"],
+    quiet: true
+  }
 }
 const names: ReadonlyArray<ServerName> = ["plain", "effect-tcp-echo", "idiomatic"]
 
@@ -108,7 +115,7 @@ interface Started {
 const startServer = (name: ServerName | Control): Promise<Started> =>
   new Promise((resolve, reject) => {
     const child = spawn(process.execPath, servers[name].args as Array<string>, {
-      stdio: ["ignore", "pipe", "inherit"],
+      stdio: ["ignore", "pipe", servers[name].quiet === true ? "ignore" : "inherit"],
       env: { ...process.env, NO_COLOR: "1", ...servers[name].env }
     })
     const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)))
@@ -380,16 +387,22 @@ const main = async () => {
   const churnCpu = cpuRatio(samples.churn!["effect-tcp-echo"], samples.churn!.plain)
   const custom = controlOf("churn", "custom-handler")
   const customShutdown = controlOf("shutdown", "custom-handler")
+  const atInfo = controlOf("churn", "effect-tcp-echo-info")
   const customTable = custom.length === 0 ? "" : [
-    "| load | effect-tcp-echo, built-in echo | effect-tcp-echo, a handler of a user's own |",
-    "|---|---|---|",
+    "| load | effect-tcp-echo, built-in echo | the same at --log-level info (the default) | a handler of a user's own |",
+    "|---|---|---|---|",
     `| churn (conns/s) | ${fmt(rows[2]!.perServer["effect-tcp-echo"].median)} | ${
-      fmt(median(custom.map((s) => s.value)))
+      fmt(median(atInfo.map((s) => s.value)))
+    } | ${fmt(median(custom.map((s) => s.value)))} |`,
+    `| churn (server CPU ms per connection) | ${cpuCell(samples.churn!["effect-tcp-echo"])} | ${cpuCell(atInfo)} | ${
+      cpuCell(custom)
     } |`,
-    `| churn (server CPU ms per connection) | ${cpuCell(samples.churn!["effect-tcp-echo"])} | ${cpuCell(custom)} |`,
+    `| churn: server CPU per connection to plain Node's, round by round | ${churnCpu} | ${
+      cpuRatio(atInfo, samples.churn!.plain)
+    } | ${cpuRatio(custom, samples.churn!.plain)} |`,
     `| shutdown: SIGTERM with 50 stalled peers, 1 s deadline (s to exit) | ${
       fmt(rows[5]!.perServer["effect-tcp-echo"].median)
-    } | ${fmt(median(customShutdown.map((s) => s.value)))} |`
+    } | | ${fmt(median(customShutdown.map((s) => s.value)))} |`
   ].join("\n")
   // Stream, decomposed: what the heap costs (the controls) against what the echo path costs.
   const streamSamples = samples.stream!
@@ -499,8 +512,12 @@ compete for the same cores):
 
 ${cpuTable}
 
-A handler of a user's own (bench/servers/custom.ts: a stream echo with a fiber, a scope and a
-cleanup that waits on its peer) against the built-in echo, in the same rounds:
+The built-in echo at the default log level, and a handler of a user's own
+(bench/servers/custom.ts: a stream echo with a fiber, a scope and a cleanup that waits on its
+peer), against the built-in echo at \`--log-level error\` (the rows above), in the same rounds. At
+\`info\` and below the server reads each peer's address when it accepts it (a getpeername), so
+that a peer that resets is still named in its record; at \`error\` no record names it, and the
+address is not read:
 
 ${customTable}
 

@@ -585,25 +585,29 @@ describe("what the server tells an operator", () => {
     }))
 
   it.scopedLive("a peer that resets is named in its record, with the built-in echo and with a handler", () =>
-    Effect.forEach([Server.echo, (connection: Connection.Connection) => connection.echo], (handler) =>
-      Effect.gen(function*() {
-        const log = yield* capturing
-        const server = yield* log.around(Server.make({}, handler))
-        const peer = yield* TestKit.connect(server.address.port)
-        const name = `127.0.0.1:${peer.socket.localPort}`
-        yield* peer.startReading
-        yield* peer.send(bytes("abc"))
-        // Echoed before the reset, so it was served (by its callbacks, or its fiber). Nothing here
-        // asks for its peer (server.connections would): the server must have named it by itself.
-        yield* eventually(Effect.sync(() => peer.received().length), (n) => n === 3)
-        yield* peer.reset
-        const record = yield* eventually(
-          Effect.sync(() => log.records.find((r) => r.message.endsWith("reset the connection"))),
-          (found) => found !== undefined
-        )
-        expect(record).toMatchObject({ level: "INFO", message: `${name} reset the connection` })
-        expect(record!.annotations.peer).toBe(name)
-      }), { discard: true }))
+    Effect.forEach(
+      [Server.echo, (connection: Connection.Connection) => connection.echo],
+      (handler) =>
+        Effect.gen(function*() {
+          const log = yield* capturing
+          const server = yield* log.around(Server.make({}, handler))
+          const peer = yield* TestKit.connect(server.address.port)
+          const name = `127.0.0.1:${peer.socket.localPort}`
+          yield* peer.startReading
+          yield* peer.send(bytes("abc"))
+          // Echoed before the reset, so it was served (by its callbacks, or its fiber). Nothing here
+          // asks for its peer (server.connections would): the server must have named it by itself.
+          yield* eventually(Effect.sync(() => peer.received().length), (n) => n === 3)
+          yield* peer.reset
+          const record = yield* eventually(
+            Effect.sync(() => log.records.find((r) => r.message.endsWith("reset the connection"))),
+            (found) => found !== undefined
+          )
+          expect(record).toMatchObject({ level: "INFO", message: `${name} reset the connection` })
+          expect(record!.annotations.peer).toBe(name)
+        }),
+      { discard: true }
+    ))
 
   it.scopedLive("a newcomer dropped for want of room is named, with what the server holds", () =>
     Effect.gen(function*() {
