@@ -625,8 +625,6 @@ export const make = (options: Options): Effect.Effect<Workers, WorkersError, Sco
             return yield* Deferred.fail(giveUp, error)
           }
           deaths.push(now)
-          restarts[id - 1]! += 1
-          yield* Metric.increment(Metric.tagged(restartsMetric, "worker", String(id)))
           yield* Effect.logWarning(
             `worker ${id} (pid ${p.pid}) ${detail}: restarting it (restart ${deaths.length} within ` +
               `${Duration.format(valid.within)}; the primary gives up past ${valid.restarts})`
@@ -644,6 +642,9 @@ export const make = (options: Options): Effect.Effect<Workers, WorkersError, Sco
               })
             )
           }
+          // Counted once the schedule allowed it: a restart the schedule refused did not happen.
+          restarts[id - 1]! += 1
+          yield* Metric.increment(Metric.tagged(restartsMetric, "worker", String(id)))
           const next = yield* fork(id)
           if (next === undefined) return
           p = next

@@ -4,7 +4,7 @@
  * on port 0; every wait bounded.
  */
 import { afterEach, describe, expect, it, onTestFinished } from "@effect/vitest"
-import { Effect, Exit, Scope } from "effect"
+import { Effect, Exit, Schedule, Scope } from "effect"
 import * as net from "node:net"
 import * as path from "node:path"
 import { Client, Listener } from "../src/index.js"
@@ -159,6 +159,29 @@ describe("Workers (the library)", () => {
         /^workers died 4 times within 1m: giving up \(a crash loop\); the last, worker 1, pid \d+, exited with code 3$/
       )
       expect(yield* workers.exposition).toMatch(/^echo_worker_restarts_total\{worker="1"\} 3$/m)
+    }).pipe(Effect.scoped))
+
+  it.live("the restart schedule decides: each restart is one of its steps, and when it ends the primary gives up", () =>
+    Effect.gen(function*() {
+      // The counters are the process's (earlier tests restarted worker 1 too): read the delta.
+      const restartsOf = (text: string) =>
+        Number(/^echo_worker_restarts_total\{worker="1"\} (\d+)$/m.exec(text)?.[1] ?? 0)
+      const before = restartsOf(yield* Prometheus.exposition)
+      const steps: Array<number> = []
+      // Two restarts, then the schedule is done: well below the crash loop's count.
+      const restart = Schedule.recurs(2).pipe(Schedule.tapOutput((n) => Effect.sync(() => steps.push(n))))
+      const workers = yield* run({
+        mode: "crash",
+        workers: 1,
+        restart,
+        crashLoop: { restarts: 10, within: "1 minute" }
+      })
+      const error = yield* Effect.flip(workers.failed)
+      expect(steps).toEqual([0, 1, 2])
+      expect(error.reason).toBe("CrashLoop")
+      expect(error.message).toMatch(/worker 1, exited with code 3, and the restart schedule ended$/)
+      // Two restarts happened; the third death found the schedule done.
+      expect(restartsOf(yield* workers.exposition) - before).toBe(2)
     }).pipe(Effect.scoped))
 
   it.effect("options are checked before any process starts", () =>
