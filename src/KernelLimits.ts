@@ -147,11 +147,16 @@ export const entries: ReadonlyArray<Entry> = [
   ),
   sysctl("tcpFinTimeout", "net.ipv4.tcp_fin_timeout", "seconds an orphaned connection waits in FIN-WAIT-2", int),
   sysctl("tcpKeepaliveTime", "net.ipv4.tcp_keepalive_time", "idle seconds before the first keepalive probe", int),
-  sysctl("tcpKeepaliveIntvl", "net.ipv4.tcp_keepalive_intvl", "seconds between keepalive probes", int),
+  sysctl(
+    "tcpKeepaliveIntvl",
+    "net.ipv4.tcp_keepalive_intvl",
+    "seconds between keepalive probes (Node's sockets: 1, set by libuv)",
+    int
+  ),
   sysctl(
     "tcpKeepaliveProbes",
     "net.ipv4.tcp_keepalive_probes",
-    "unanswered probes before the connection is dropped",
+    "unanswered probes before the connection is dropped (Node's sockets: 10, set by libuv)",
     int
   ),
   {

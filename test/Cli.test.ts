@@ -74,13 +74,15 @@ const usageError = (args: ReadonlyArray<string>, env: Record<string, string> = {
     return { status: 2, stdout: "", stderr: text }
   })
 
+/** Connects, gets one byte echoed, resets; resolves with the peer's own address (`127.0.0.1:PORT`). */
 const peerReset = (port: number) =>
-  new Promise<void>((resolve) => {
+  new Promise<string>((resolve) => {
     const socket = net.connect(port, "127.0.0.1", () => {
+      const name = `127.0.0.1:${socket.localPort}`
       socket.write("x")
       socket.once("data", () => {
         socket.resetAndDestroy()
-        resolve()
+        resolve(name)
       })
     })
     socket.on("error", () => {})
@@ -95,10 +97,12 @@ describe("serve: what it writes", () => {
     expect(await server.waitFor(/SYN queue/)).toMatch(/net\.ipv4\.tcp_syncookies=\d/)
     const echoed = await roundTrip(server.address.port, Buffer.from("hello"))
     expect(Buffer.from(echoed).toString()).toBe("hello")
-    await peerReset(server.address.port)
-    await server.waitFor(/reset the connection/)
+    // The server names the peer that reset, with the built-in echo too (no fiber, no handler).
+    const peer = await peerReset(server.address.port)
+    expect(await server.waitFor(/reset the connection/)).toContain(`${peer} reset the connection`)
     server.child.kill("SIGINT")
     expect(await server.exited).toBe(0)
+    expect(server.stderr.at(-1)).toMatch(/stopped: the port is closed, and no connection is left open$/)
     expect(server.stdout).toEqual([`listening on 127.0.0.1:${server.address.port}`])
     expect(server.stderr.some((line) => line.includes(`listening on 127.0.0.1:${server.address.port}`))).toBe(true)
   })
@@ -310,7 +314,9 @@ describe("serve: keep-alive", () => {
 
   it("the keep-alive delay is stated at start", async () => {
     const server = await start(["--keep-alive"])
-    expect(await server.waitFor(/keep-alive on: first probe after/)).toMatch(/first probe after (\d+s idle|the kernel)/)
+    expect(await server.waitFor(/keep-alive on: first probe after/)).toMatch(
+      /first probe after (\d+s idle|the kernel)[^,]*, then every 1s; a peer that answers none of 10 probes is closed/
+    )
   })
 
   it("a keep-alive delay TCP_KEEPIDLE cannot hold is refused", async () => {
