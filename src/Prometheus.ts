@@ -59,6 +59,18 @@ export const defaults = {
 } as const
 
 /**
+ * HTTP connections to the metrics port closed at once because it held `maxConnections` already
+ * (registered, at zero, when {@link serve} starts).
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const connectionsDropped = Metric.counter("echo_metrics_connections_dropped_total", {
+  description: "HTTP connections to the metrics port closed at its connection cap",
+  incremental: true
+})
+
+/**
  * The `Content-Type` of the text exposition format.
  *
  * @since 0.1.0
@@ -269,7 +281,9 @@ export const serve = (
           server.closeAllConnections()
         })
     )
+    connectionsDropped.register()
     server.on("drop", (drop?: DropArgument) => {
+      connectionsDropped.unsafeUpdate(1, [])
       const peer = `${drop?.remoteAddress}:${drop?.remotePort}`
       logs.add("drop", peer, LogLevel.Warning, `metrics: dropped HTTP connections (${maxConnections} open)`, () =>
         Effect.logWarning(`metrics: dropped HTTP connection from ${peer}: ${maxConnections} open, the most it holds`))

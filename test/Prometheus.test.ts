@@ -169,6 +169,7 @@ describe("Prometheus.serve", () => {
           const socket = net.connect(port, "127.0.0.1", () => resolve(socket))
           socket.on("error", () => {})
         })
+      const droppedBefore = (yield* Metric.value(Prometheus.connectionsDropped)).count
       const held = [yield* Effect.promise(open), yield* Effect.promise(open)]
       // Both are served: a request on each gets its answer.
       for (const socket of held) {
@@ -192,6 +193,9 @@ describe("Prometheus.serve", () => {
       )
       expect(received).toBe(0)
       expect(logged.some((m) => /^metrics: dropped HTTP connection from 127\.0\.0\.1:\d+: 2 open/.test(m))).toBe(true)
+      // And counted, in the exposition the metrics port serves.
+      expect((yield* Metric.value(Prometheus.connectionsDropped)).count - droppedBefore).toBe(1)
+      expect(yield* Prometheus.exposition).toMatch(/^echo_metrics_connections_dropped_total \d+$/m)
       for (const socket of held) socket.destroy()
     }).pipe(Effect.scoped))
 
