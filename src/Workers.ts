@@ -114,8 +114,11 @@ export const defaults = {
  * @category errors
  */
 export class WorkersError extends Data.TaggedError("WorkersError")<{
-  readonly reason: "InvalidOption" | "StartFailed" | "CrashLoop"
-  /** The worker at fault (1 to N), for `StartFailed` and `CrashLoop` (the last to die). */
+  readonly reason: "InvalidOption" | "StartFailed" | "CrashLoop" | "ControlFailed"
+  /**
+   * The worker at fault (1 to N), for `StartFailed`, `CrashLoop` (the last to die) and
+   * `ControlFailed` (the first that refused, or did not answer).
+   */
   readonly worker?: number
   /** What the worker reported, or how it ended (`exited with code 1`, `killed by SIGKILL`). */
   readonly detail?: string
@@ -135,6 +138,8 @@ export class WorkersError extends Data.TaggedError("WorkersError")<{
       case "CrashLoop":
         return `workers died ${this.deaths} times within ${Duration.format(this.within ?? Duration.zero)}: giving up ` +
           `(a crash loop); the last, worker ${this.worker}, ${this.detail}`
+      case "ControlFailed":
+        return `worker ${this.worker} could not ${this.detail}`
     }
   }
 }
@@ -199,6 +204,22 @@ export interface Workers {
    * Idempotent: a second call waits for the first.
    */
   readonly shutdown: Effect.Effect<Shutdown>
+  /**
+   * Stops accepting in every worker (each one's `Server.suspend`): the port refuses new
+   * connections once all have closed it, and `ready` is false; connections already served go on.
+   * A worker restarted meanwhile is suspended as soon as it listens. Returns once every worker
+   * listening has answered, at most `scrapeTimeout` each; fails with `ControlFailed` naming the
+   * first that refused or did not answer. Idempotent.
+   */
+  readonly suspend: Effect.Effect<void, WorkersError>
+  /** Accepts again in every worker, on the same port (each one's `Server.resume`), as `suspend` does. */
+  readonly resume: Effect.Effect<void, WorkersError>
+  /**
+   * Sets every worker's `maxConnections` (each one's `Server.setMaxConnections`: the limit is per
+   * worker, as the option is), also for workers restarted later. Fails with `InvalidOption` for a
+   * value below 1, and as `suspend` does.
+   */
+  readonly setMaxConnections: (maxConnections: number) => Effect.Effect<void, WorkersError>
 }
 
 /**
@@ -218,14 +239,22 @@ export const clusterScheduling = (): "roundRobin" | "none" =>
 
 const tag = "effect-tcp-echo/Workers"
 
+/** What the primary can change in every worker while they run: each one's own `Server` control. */
+type Control =
+  | { readonly action: "suspend" }
+  | { readonly action: "resume" }
+  | { readonly action: "setMaxConnections"; readonly maxConnections: number }
+
 type ToWorker =
   | { readonly [tag]: "shutdown" }
   | { readonly [tag]: "metrics"; readonly request: number }
+  | { readonly [tag]: "control"; readonly request: number; readonly control: Control }
 
 type ToPrimary =
   | { readonly [tag]: "listening"; readonly address: Listener.Address }
   | { readonly [tag]: "failed"; readonly message: string }
   | { readonly [tag]: "metrics"; readonly request: number; readonly series: ReadonlyArray<MetricsWire.Series> }
+  | { readonly [tag]: "controlled"; readonly request: number; readonly error?: string }
 
 const isMessage = (message: unknown): message is ToWorker | ToPrimary =>
   typeof message === "object" && message !== null && tag in message
@@ -298,7 +327,8 @@ const send = (message: ToPrimary): Effect.Effect<void> =>
   })
 
 /**
- * In a worker: tells the primary that `server` listens, answers its scrapes for as long as the
+ * In a worker: tells the primary that `server` listens, answers its scrapes and applies its
+ * controls (`suspend`, `resume`, `setMaxConnections`, when `server` has them) for as long as the
  * scope lasts, and returns an effect that waits for the primary to ask for the shutdown (or for
  * the primary to be gone). Outside a worker the effect returned never completes.
  *
@@ -306,7 +336,9 @@ const send = (message: ToPrimary): Effect.Effect<void> =>
  * @category worker
  */
 export const attach = (
-  server: { readonly address: Listener.Address }
+  server:
+    & Pick<Server.Server, "address">
+    & Partial<Pick<Server.Server, "suspend" | "resume" | "setMaxConnections">>
 ): Effect.Effect<Effect.Effect<void>, never, Scope.Scope> =>
   Effect.gen(function*() {
     const stop = yield* Deferred.make<void>()
@@ -318,6 +350,14 @@ export const attach = (
       else if (message[tag] === "metrics" && "request" in message) {
         runFork(
           send({ [tag]: "metrics", request: message.request, series: MetricsWire.encode(Metric.unsafeSnapshot()) })
+        )
+      } else if (message[tag] === "control" && "control" in message) {
+        const request = message.request
+        runFork(
+          Effect.matchEffect(control(server, message.control), {
+            onFailure: (error) => send({ [tag]: "controlled", request, error }),
+            onSuccess: () => send({ [tag]: "controlled", request })
+          })
         )
       }
     }
@@ -336,6 +376,25 @@ export const attach = (
     yield* send({ [tag]: "listening", address: server.address })
     return Deferred.await(stop)
   })
+
+/** A control applied to this worker's server: fails with what to tell the primary. */
+const control = (
+  server: Partial<Pick<Server.Server, "suspend" | "resume" | "setMaxConnections">>,
+  asked: Control
+): Effect.Effect<void, string> => {
+  switch (asked.action) {
+    case "suspend":
+      return server.suspend ?? Effect.fail("its server cannot suspend accepting")
+    case "resume":
+      return server.resume === undefined
+        ? Effect.fail("its server cannot resume accepting")
+        : Effect.mapError(server.resume, (error) => error.message)
+    case "setMaxConnections":
+      return server.setMaxConnections === undefined
+        ? Effect.fail("its server cannot change maxConnections")
+        : Effect.mapError(server.setMaxConnections(asked.maxConnections), (error) => error.message)
+  }
+}
 
 /**
  * In a worker: tells the primary why it could not start, before it exits.
@@ -461,6 +520,8 @@ interface Process {
   failure: string | undefined
   listeningAt: number | undefined
   readonly scrapes: Map<number, Deferred.Deferred<ReadonlyArray<MetricsWire.Series>>>
+  /** Controls sent and not answered yet: the worker's refusal, or undefined once applied. */
+  readonly controls: Map<number, Deferred.Deferred<string | undefined>>
 }
 
 const describe = (ended: Ended): string =>
@@ -511,7 +572,11 @@ export const make = (options: Options): Effect.Effect<Workers, WorkersError, Sco
     // the primary's socket, which lives while one of them holds it: a newcomer asks for what the
     // others asked for (port 0 included), unless none is left, when it asks for the bound port.
     let asked = valid.port
-    const holding = () => slots.some((p) => p !== undefined && p.state === "listening")
+    // What the controls set, applied to every worker, and again to each one restarted later.
+    let suspended = false
+    let maxConnections: number | undefined
+    // Suspended workers hold nothing of the primary's socket: a newcomer asks for the bound port.
+    const holding = () => !suspended && slots.some((p) => p !== undefined && p.state === "listening")
     const portFor = () => {
       if (bound === undefined) return valid.port
       if (valid.sharing === "reusePort") return bound.port
@@ -520,7 +585,7 @@ export const make = (options: Options): Effect.Effect<Workers, WorkersError, Sco
     }
     const giveUp = yield* Deferred.make<never, WorkersError>()
     const deaths: Array<number> = []
-    let scrapeIds = 0
+    let requestIds = 0
 
     // If this process exits with workers left (a second signal, a crash), they go with it.
     const orphans = () => {
@@ -549,7 +614,8 @@ export const make = (options: Options): Effect.Effect<Workers, WorkersError, Sco
           exited: Deferred.unsafeMake(FiberId.none),
           failure: undefined,
           listeningAt: undefined,
-          scrapes: new Map()
+          scrapes: new Map(),
+          controls: new Map()
         }
         slots[id - 1] = p
         worker.on("message", (message: unknown) => {
@@ -573,6 +639,12 @@ export const make = (options: Options): Effect.Effect<Workers, WorkersError, Sco
                 if (waiting !== undefined) Deferred.unsafeDone(waiting, Exit.succeed(message.series))
               }
               return
+            case "controlled": {
+              const waiting = p.controls.get(message.request)
+              p.controls.delete(message.request)
+              if (waiting !== undefined) Deferred.unsafeDone(waiting, Exit.succeed(message.error))
+              return
+            }
           }
         })
         // A send to a worker that just died: its exit tells the rest.
@@ -585,6 +657,9 @@ export const make = (options: Options): Effect.Effect<Workers, WorkersError, Sco
           Deferred.unsafeDone(p.exited, Exit.succeed(ended))
           for (const waiting of p.scrapes.values()) Deferred.unsafeDone(waiting, Exit.succeed([]))
           p.scrapes.clear()
+          // A worker that died has nothing left to apply: its restart gets the controls in force.
+          for (const waiting of p.controls.values()) Deferred.unsafeDone(waiting, Exit.succeed(undefined))
+          p.controls.clear()
         })
         return p
       })
@@ -598,6 +673,43 @@ export const make = (options: Options): Effect.Effect<Workers, WorkersError, Sco
         }),
         Effect.tapError(() => Effect.sync(() => p.state !== "exited" && p.worker.process.kill("SIGKILL")))
       )
+
+    /** Sends `control` to `p` and waits for its answer, at most `scrapeTimeout`: why not, if not. */
+    const apply = (p: Process, control: Control): Effect.Effect<string | undefined> =>
+      Effect.suspend(() => {
+        if (p.state !== "listening" || !p.worker.isConnected()) return Effect.succeed(undefined)
+        const request = ++requestIds
+        const reply = Deferred.unsafeMake<string | undefined>(FiberId.none)
+        p.controls.set(request, reply)
+        p.worker.send({ [tag]: "control", request, control } satisfies ToWorker)
+        return Deferred.await(reply).pipe(
+          Effect.timeoutOption(valid.scrapeTimeout),
+          Effect.map(Option.getOrElse(() => {
+            p.controls.delete(request)
+            return `did not answer within ${Duration.format(valid.scrapeTimeout)}`
+          }))
+        )
+      })
+    /** The controls in force, applied to a worker that just listened (restarted). */
+    const inForce = (): ReadonlyArray<Control> => [
+      ...(suspended ? [{ action: "suspend" } as const] : []),
+      ...(maxConnections === undefined ? [] : [{ action: "setMaxConnections", maxConnections } as const])
+    ]
+    /** `control`, set for every worker listening now; the first refusal fails it. */
+    const controlAll = (control: Control): Effect.Effect<void, WorkersError> =>
+      Effect.gen(function*() {
+        const live = slots.filter((p): p is Process => p !== undefined && p.state === "listening")
+        const answers = yield* Effect.forEach(live, (p) => apply(p, control), { concurrency: "unbounded" })
+        const refused = answers.findIndex((answer) => answer !== undefined)
+        if (refused < 0) return
+        return yield* new WorkersError({
+          reason: "ControlFailed",
+          worker: live[refused]!.id,
+          detail: `${control.action === "setMaxConnections" ? "set maxConnections" : control.action}: ${
+            answers[refused]
+          }`
+        })
+      })
 
     const supervise = (first: Process): Effect.Effect<void> =>
       Effect.gen(function*() {
@@ -654,6 +766,15 @@ export const make = (options: Options): Effect.Effect<Workers, WorkersError, Sco
               `worker ${id} (pid ${p.pid}) restarted, listening on ${Listener.formatAddress(address.right)}`
             )
               .pipe(Effect.annotateLogs({ worker: id, pid: p.pid }))
+            // What the others were told since they started, this one is told now.
+            for (const control of inForce()) {
+              const refused = yield* apply(p, control)
+              if (refused !== undefined) {
+                yield* Effect.logWarning(
+                  `worker ${id} (pid ${p.pid}), restarted, could not ${control.action}: ${refused}`
+                )
+              }
+            }
           }
         }
       })
@@ -735,7 +856,7 @@ export const make = (options: Options): Effect.Effect<Workers, WorkersError, Sco
     const scrape = (p: Process): Effect.Effect<ReadonlyArray<MetricsWire.Series> | undefined> =>
       Effect.suspend(() => {
         if (p.state !== "listening" || !p.worker.isConnected()) return Effect.succeed(undefined)
-        const request = ++scrapeIds
+        const request = ++requestIds
         const reply = Deferred.unsafeMake<ReadonlyArray<MetricsWire.Series>>(FiberId.none)
         p.scrapes.set(request, reply)
         p.worker.send({ [tag]: "metrics", request } satisfies ToWorker)
@@ -802,7 +923,25 @@ export const make = (options: Options): Effect.Effect<Workers, WorkersError, Sco
       ),
       exposition,
       failed: Deferred.await(giveUp),
-      shutdown
+      shutdown,
+      suspend: Effect.suspend(() => {
+        suspended = true
+        return controlAll({ action: "suspend" })
+      }),
+      resume: Effect.suspend(() => {
+        suspended = false
+        return controlAll({ action: "resume" })
+      }),
+      setMaxConnections: (n) =>
+        Effect.flatMap(
+          Effect.mapError(Options_.integer("maxConnections", n, 1), (invalid) =>
+            new WorkersError({ reason: "InvalidOption", ...invalid })),
+          (valid) =>
+            Effect.suspend(() => {
+              maxConnections = valid
+              return controlAll({ action: "setMaxConnections", maxConnections: valid })
+            })
+        )
     } satisfies Workers
   })
 

@@ -12,6 +12,7 @@ import * as MetricsWire from "../src/internal/metricsWire.js"
 import * as Prometheus from "../src/Prometheus.js"
 import * as Workers from "../src/Workers.js"
 import { runAsync, type Running, serve, untilNotReady } from "./utils/cli.js"
+import { eventually, rawConnect } from "./utils/peers.js"
 
 const fixture = path.resolve(import.meta.dirname, "fixtures/worker.mjs")
 
@@ -182,6 +183,61 @@ describe("Workers (the library)", () => {
       expect(error.message).toMatch(/worker 1, exited with code 3, and the restart schedule ended$/)
       // Two restarts happened; the third death found the schedule done.
       expect(restartsOf(yield* workers.exposition) - before).toBe(2)
+    }).pipe(Effect.scoped))
+
+  it.live("suspend and resume reach every worker: the port refuses newcomers, then serves them on the same port", () =>
+    Effect.gen(function*() {
+      const workers = yield* run()
+      const port = workers.address.port
+      yield* workers.suspend
+      expect(yield* workers.ready).toBe(false)
+      // Both workers closed it: with node:cluster the port stays open while any one holds it.
+      const refused = yield* Effect.flip(Effect.scoped(Client.connect({ port })))
+      expect(refused.reason).toBe("Refused")
+      yield* workers.suspend
+      yield* workers.resume
+      expect(yield* workers.ready).toBe(true)
+      for (let i = 0; i < 4; i++) {
+        const payload = Buffer.from(`again ${i}`)
+        expect(Buffer.from(yield* Client.roundTrip({ port }, [payload])).equals(payload)).toBe(true)
+      }
+    }).pipe(Effect.scoped))
+
+  it.live("a worker restarted while suspended is suspended too, and resumes on the same port", () =>
+    Effect.gen(function*() {
+      const workers = yield* run({ workers: 1 })
+      const port = workers.address.port
+      yield* workers.suspend
+      const [before] = yield* workers.workers
+      process.kill(before!.pid, "SIGKILL")
+      yield* eventually(workers.workers, ([w]) => w?.restarts === 1 && w.state === "listening")
+      // Told once it listens: until the primary's control arrives it may accept, so wait for the refusal.
+      yield* eventually(
+        Effect.either(Effect.scoped(Client.connect({ port }))),
+        (attempt) => attempt._tag === "Left" && attempt.left.reason === "Refused"
+      )
+      expect(yield* workers.ready).toBe(false)
+      yield* workers.resume
+      const payload = Buffer.from("after the restart")
+      expect(Buffer.from(yield* Client.roundTrip({ port }, [payload])).equals(payload)).toBe(true)
+    }).pipe(Effect.scoped))
+
+  it.live("setMaxConnections reaches the workers: past it, a newcomer is accepted and waits", () =>
+    Effect.gen(function*() {
+      const workers = yield* run({ workers: 1 })
+      const port = workers.address.port
+      const invalid = yield* Effect.flip(workers.setMaxConnections(0))
+      expect(invalid.message).toBe("invalid maxConnections: 0 (expected a positive integer below 2^31)")
+      yield* workers.setMaxConnections(1)
+      const seriesOf = (text: string, name: string) => Number(new RegExp(`^${name} (\\d+)$`, "m").exec(text)?.[1])
+      const before = seriesOf(yield* workers.exposition, "echo_connections_accepted_total")
+      yield* rawConnect(port)
+      yield* rawConnect(port)
+      const text = yield* eventually(
+        workers.exposition,
+        (t) => seriesOf(t, "echo_connections_accepted_total") - before === 2
+      )
+      expect(seriesOf(text, "echo_connections_active")).toBe(1)
     }).pipe(Effect.scoped))
 
   it.effect("options are checked before any process starts", () =>
