@@ -44,6 +44,7 @@ describe("package", () => {
   it("ships LICENSE, the bundled binary and every export's file, and none of the CLI's modules", () => {
     expect(files).toContain("LICENSE")
     expect(files).toContain(pkg.bin["effect-tcp-echo"]!.replace(/^\.\//, ""))
+    expect(files).toContain("dist/src/bin.js")
     for (const target of Object.values(pkg.exports)) {
       for (const file of typeof target === "string" ? [target] : [target.types, target.default]) {
         expect(files).toContain(file.replace(/^\.\//, ""))
@@ -193,6 +194,31 @@ describe("the binary", () => {
     expect(server.address.host).toBe("127.0.0.1")
     server.child.kill("SIGTERM")
     expect(await server.exited).toBe(0)
+  })
+
+  it.runIf(hasPrlimit)("the command says in one line when the limit is below what Node needs to start", () => {
+    // As npm installs it: a link in node_modules/.bin, node found on PATH.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "echo-bin-"))
+    const link = path.join(dir, "effect-tcp-echo")
+    fs.symlinkSync(path.join(root, pkg.bin["effect-tcp-echo"]!), link)
+    const env = { ...process.env, PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH}` }
+    const under = (limit: number) =>
+      spawnSync("prlimit", [`--nofile=${limit}:${limit}`, link, "--help"], { encoding: "utf8", env, timeout: 30_000 })
+    try {
+      // Below 19 descriptors Node 20 dies while it loads (a stack, or a crash and no word).
+      for (const limit of [16, 18, 24, 31]) {
+        const result = under(limit)
+        expect(result.status).toBe(1)
+        expect(result.stderr).toBe(
+          `effect-tcp-echo: the open-files limit is ${limit}, and Node needs at least 32 to start; raise it (ulimit -n 1024)\n`
+        )
+      }
+      const help = under(32)
+      expect(help.status, help.stderr).toBe(0)
+      expect(help.stdout).toContain("Usage: effect-tcp-echo")
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   it.runIf(hasPrlimit)("below what serve needs to listen, it says so in one line, not a stack", async () => {

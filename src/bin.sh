@@ -1,0 +1,14 @@
+#!/bin/sh
+# The `effect-tcp-echo` command (package.json's bin): Node with the binary, dist/src/bin.js, once
+# the open-files limit lets Node start at all. Below about 19 descriptors (Node 20) or 24 (Node 22
+# and 24) Node dies while it loads, with a stack or a crash and no word on why; this says so in
+# one line instead. From 32 on, the binary reports what it cannot open itself, also in one line.
+# Copied to dist/src/effect-tcp-echo by `npm run build`; `exec`, so that signals reach Node.
+need=32
+limit=$(ulimit -n)
+if [ "$limit" != unlimited ] && [ "$limit" -lt "$need" ]; then
+  echo "effect-tcp-echo: the open-files limit is $limit, and Node needs at least $need to start; raise it (ulimit -n 1024)" >&2
+  exit 1
+fi
+self=$(readlink -f -- "$0" 2>/dev/null) || self=$0
+exec node "${self%/*}/bin.js" "$@"
