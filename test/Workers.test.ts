@@ -203,10 +203,31 @@ describe("Workers (the library)", () => {
       }
     }).pipe(Effect.scoped))
 
-  it.live("a worker restarted while suspended is suspended too, and resumes on the same port", () =>
+  it.live("a control a worker refuses fails, naming the worker and why: a resume on a port taken meanwhile", () =>
     Effect.gen(function*() {
       const workers = yield* run({ workers: 1 })
       const port = workers.address.port
+      yield* workers.suspend
+      const taken = net.createServer()
+      yield* Effect.acquireRelease(
+        Effect.async<void>((resume) => {
+          taken.listen(port, "127.0.0.1", () => resume(Effect.void))
+        }),
+        () =>
+          Effect.async<void>((resume) => {
+            taken.close(() => resume(Effect.void))
+          })
+      )
+      const error = yield* Effect.flip(workers.resume)
+      expect(error.reason).toBe("ControlFailed")
+      expect(error.message).toBe(`worker 1 could not resume: 127.0.0.1:${port} is already in use`)
+    }).pipe(Effect.scoped))
+
+  it.live("a worker restarted while suspended is suspended too, and resumes on the same port, with the limit in force", () =>
+    Effect.gen(function*() {
+      const workers = yield* run({ workers: 1 })
+      const port = workers.address.port
+      yield* workers.setMaxConnections(1)
       yield* workers.suspend
       const [before] = yield* workers.workers
       process.kill(before!.pid, "SIGKILL")
@@ -220,6 +241,16 @@ describe("Workers (the library)", () => {
       yield* workers.resume
       const payload = Buffer.from("after the restart")
       expect(Buffer.from(yield* Client.roundTrip({ port }, [payload])).equals(payload)).toBe(true)
+      // The limit set before the restart holds in the new process: of two peers, one is served.
+      const seriesOf = (text: string, name: string) => Number(new RegExp(`^${name} (\\d+)$`, "m").exec(text)?.[1])
+      const accepted = seriesOf(yield* workers.exposition, "echo_connections_accepted_total")
+      yield* rawConnect(port)
+      yield* rawConnect(port)
+      const text = yield* eventually(
+        workers.exposition,
+        (t) => seriesOf(t, "echo_connections_accepted_total") - accepted === 2
+      )
+      expect(seriesOf(text, "echo_connections_active")).toBe(1)
     }).pipe(Effect.scoped))
 
   it.live("setMaxConnections reaches the workers: past it, a newcomer is accepted and waits", () =>
