@@ -340,7 +340,6 @@ class Server implements Live {
       // Named now, while the socket is open, if a record could name it: a peer that resets later
       // is still named in it. At `Error` and above no record names an echo's peer, and the
       // address (a getpeername) is read only if something asks.
-      // Stryker disable next-line ConditionalExpression: equivalent when true (the address read early costs only a getpeername)
       if (this.namesPeers) void slot.connection.peer
       return slot.connection.echoForOwner()
     }
