@@ -207,17 +207,24 @@ export interface Workers {
   /**
    * Stops accepting in every worker (each one's `Server.suspend`): the port refuses new
    * connections once all have closed it, and `ready` is false; connections already served go on.
-   * A worker restarted meanwhile is suspended as soon as it listens. Returns once every worker
-   * listening has answered, at most `scrapeTimeout` each; fails with `ControlFailed` naming the
-   * first that refused or did not answer. Idempotent.
+   * A worker that dies meanwhile is restarted once they resume; one still starting is suspended
+   * as soon as it listens. Controls are applied one at a time, in the order asked. Returns once
+   * every worker listening has answered (or died: its restart is told what is in force), at most
+   * `scrapeTimeout` each; fails with `ControlFailed` naming a worker that refused or did not
+   * answer. Idempotent.
    */
   readonly suspend: Effect.Effect<void, WorkersError>
-  /** Accepts again in every worker, on the same port (each one's `Server.resume`), as `suspend` does. */
+  /**
+   * Accepts again in every worker, on the same port (each one's `Server.resume`), as `suspend`
+   * does, then restarts the workers that died meanwhile. After a refusal the workers that did
+   * resume accept (and `ready` says so), the others not; restarts wait for a resume that succeeds.
+   */
   readonly resume: Effect.Effect<void, WorkersError>
   /**
    * Sets every worker's `maxConnections` (each one's `Server.setMaxConnections`: the limit is per
-   * worker, as the option is), also for workers restarted later. Fails with `InvalidOption` for a
-   * value below 1, and as `suspend` does.
+   * worker, as the option is), and, once every worker took it, for workers restarted later. Fails
+   * with `InvalidOption` for a value below 1, and as `suspend` does (a worker's server refuses
+   * what its own `setMaxConnections` would, such as a sum with `maxPending` past 2^31 - 2).
    */
   readonly setMaxConnections: (maxConnections: number) => Effect.Effect<void, WorkersError>
 }
@@ -344,6 +351,8 @@ export const attach = (
     const stop = yield* Deferred.make<void>()
     if (!isWorker) return Deferred.await(stop)
     const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+    // Applied one at a time, in the order they came.
+    const serially = Effect.unsafeMakeSemaphore(1).withPermits(1)
     const onMessage = (message: unknown) => {
       if (!isMessage(message)) return
       if (message[tag] === "shutdown") Deferred.unsafeDone(stop, Exit.void)
@@ -353,12 +362,12 @@ export const attach = (
         )
       } else if (message[tag] === "control" && "control" in message) {
         const request = message.request
-        runFork(
+        runFork(serially(
           Effect.matchEffect(control(server, message.control), {
             onFailure: (error) => send({ [tag]: "controlled", request, error }),
             onSuccess: () => send({ [tag]: "controlled", request })
           })
-        )
+        ))
       }
     }
     const onDisconnect = () => Deferred.unsafeDone(stop, Exit.void)
@@ -522,6 +531,8 @@ interface Process {
   readonly scrapes: Map<number, Deferred.Deferred<ReadonlyArray<MetricsWire.Series>>>
   /** Controls sent and not answered yet: the worker's refusal, or undefined once applied. */
   readonly controls: Map<number, Deferred.Deferred<string | undefined>>
+  /** Whether its server accepts: from the moment it listens, until a suspend it applied. */
+  accepting: boolean
 }
 
 const describe = (ended: Ended): string =>
@@ -572,11 +583,14 @@ export const make = (options: Options): Effect.Effect<Workers, WorkersError, Sco
     // the primary's socket, which lives while one of them holds it: a newcomer asks for what the
     // others asked for (port 0 included), unless none is left, when it asks for the bound port.
     let asked = valid.port
-    // What the controls set, applied to every worker, and again to each one restarted later.
+    // What the controls set, applied to every worker, and again to each one started later. One
+    // control at a time, so that each worker applies them in the order they were asked for.
     let suspended = false
     let maxConnections: number | undefined
-    // Suspended workers hold nothing of the primary's socket: a newcomer asks for the bound port.
-    const holding = () => !suspended && slots.some((p) => p !== undefined && p.state === "listening")
+    const controlling = yield* Effect.makeSemaphore(1)
+    // Open unless suspended: a worker that dies while suspended is restarted once they resume.
+    const resumed = yield* Effect.makeLatch(true)
+    const holding = () => slots.some((p) => p !== undefined && p.state === "listening" && p.accepting)
     const portFor = () => {
       if (bound === undefined) return valid.port
       if (valid.sharing === "reusePort") return bound.port
@@ -615,7 +629,8 @@ export const make = (options: Options): Effect.Effect<Workers, WorkersError, Sco
           failure: undefined,
           listeningAt: undefined,
           scrapes: new Map(),
-          controls: new Map()
+          controls: new Map(),
+          accepting: false
         }
         slots[id - 1] = p
         worker.on("message", (message: unknown) => {
@@ -624,6 +639,7 @@ export const make = (options: Options): Effect.Effect<Workers, WorkersError, Sco
             case "listening":
               if ("address" in message && p.state === "starting") {
                 p.state = "listening"
+                p.accepting = true
                 p.listeningAt = Date.now()
                 listeningGauge.unsafeUpdate(slots.filter((s) => s?.state === "listening").length, [])
                 Deferred.unsafeDone(p.listening, Exit.succeed(message.address))
@@ -690,16 +706,32 @@ export const make = (options: Options): Effect.Effect<Workers, WorkersError, Sco
           }))
         )
       })
-    /** The controls in force, applied to a worker that just listened (restarted). */
-    const inForce = (): ReadonlyArray<Control> => [
-      ...(suspended ? [{ action: "suspend" } as const] : []),
-      ...(maxConnections === undefined ? [] : [{ action: "setMaxConnections", maxConnections } as const])
-    ]
-    /** `control`, set for every worker listening now; the first refusal fails it. */
+    /** What `control` makes of a worker's state, once the worker applied it. */
+    const applied = (p: Process, control: Control) => {
+      if (control.action === "suspend") p.accepting = false
+      else if (control.action === "resume") p.accepting = true
+    }
+    /** The controls in force, told to a worker that just listened (restarted), one by one. */
+    const catchUp = (p: Process): Effect.Effect<void> =>
+      controlling.withPermits(1)(Effect.gen(function*() {
+        const inForce: ReadonlyArray<Control> = [
+          ...(suspended ? [{ action: "suspend" } as const] : []),
+          ...(maxConnections === undefined ? [] : [{ action: "setMaxConnections", maxConnections } as const])
+        ]
+        for (const control of inForce) {
+          const refused = yield* apply(p, control)
+          if (refused === undefined) applied(p, control)
+          else {yield* Effect.logWarning(
+              `worker ${p.id} (pid ${p.pid}), restarted, could not ${control.action}: ${refused}`
+            )}
+        }
+      }))
+    /** `control`, applied by every worker listening now; the first refusal (by worker) fails it. */
     const controlAll = (control: Control): Effect.Effect<void, WorkersError> =>
       Effect.gen(function*() {
         const live = slots.filter((p): p is Process => p !== undefined && p.state === "listening")
         const answers = yield* Effect.forEach(live, (p) => apply(p, control), { concurrency: "unbounded" })
+        live.forEach((p, i) => answers[i] === undefined && applied(p, control))
         const refused = answers.findIndex((answer) => answer !== undefined)
         if (refused < 0) return
         return yield* new WorkersError({
@@ -754,6 +786,8 @@ export const make = (options: Options): Effect.Effect<Workers, WorkersError, Sco
               })
             )
           }
+          // Not while the workers are suspended: a new worker would accept until told otherwise.
+          yield* resumed.await
           // Counted once the schedule allowed it: a restart the schedule refused did not happen.
           restarts[id - 1]! += 1
           yield* Metric.increment(Metric.tagged(restartsMetric, "worker", String(id)))
@@ -767,14 +801,7 @@ export const make = (options: Options): Effect.Effect<Workers, WorkersError, Sco
             )
               .pipe(Effect.annotateLogs({ worker: id, pid: p.pid }))
             // What the others were told since they started, this one is told now.
-            for (const control of inForce()) {
-              const refused = yield* apply(p, control)
-              if (refused !== undefined) {
-                yield* Effect.logWarning(
-                  `worker ${id} (pid ${p.pid}), restarted, could not ${control.action}: ${refused}`
-                )
-              }
-            }
+            yield* catchUp(p)
           }
         }
       })
@@ -924,23 +951,35 @@ export const make = (options: Options): Effect.Effect<Workers, WorkersError, Sco
       exposition,
       failed: Deferred.await(giveUp),
       shutdown,
-      suspend: Effect.suspend(() => {
+      suspend: controlling.withPermits(1)(Effect.suspend(() => {
         suspended = true
-        return controlAll({ action: "suspend" })
-      }),
-      resume: Effect.suspend(() => {
-        suspended = false
-        return controlAll({ action: "resume" })
-      }),
+        // Resumed, each worker listens on the port it was bound to, and so does a newcomer:
+        // with port 0 and the primary's socket closed meanwhile, it would get another port.
+        if (bound !== undefined) asked = bound.port
+        return Effect.zipRight(resumed.close, controlAll({ action: "suspend" }))
+      })),
+      resume: controlling.withPermits(1)(
+        Effect.zipRight(
+          controlAll({ action: "resume" }),
+          // Only once every worker accepts again; after a refusal the workers stay suspended as
+          // far as restarts go, and `ready` says whether any accepts.
+          Effect.suspend(() => {
+            suspended = false
+            return resumed.open
+          })
+        )
+      ),
       setMaxConnections: (n) =>
         Effect.flatMap(
           Effect.mapError(Options_.integer("maxConnections", n, 1), (invalid) =>
             new WorkersError({ reason: "InvalidOption", ...invalid })),
           (valid) =>
-            Effect.suspend(() => {
-              maxConnections = valid
-              return controlAll({ action: "setMaxConnections", maxConnections: valid })
-            })
+            controlling.withPermits(1)(
+              Effect.tap(controlAll({ action: "setMaxConnections", maxConnections: valid }), () => {
+                // In force for later workers once every worker took it.
+                maxConnections = valid
+              })
+            )
         )
     } satisfies Workers
   })

@@ -26,6 +26,27 @@ const run = (options: Partial<Workers.Options> & { readonly mode?: string } = {}
     ...options
   })
 
+/** A series without labels, from an exposition. */
+const seriesOf = (text: string, name: string) => Number(new RegExp(`^${name} (\\d+)$`, "m").exec(text)?.[1])
+
+/** What one worker accepted, from the primary's exposition (0 before it accepted any). */
+const acceptedBy = (text: string, worker: string) =>
+  Number(
+    new RegExp(`^echo_worker_connections_accepted_total\\{worker="${worker}"\\} (\\d+)$`, "m").exec(text)?.[1] ?? 0
+  )
+
+/** `count` exact echoes, one connection each. */
+const roundTrips = (port: number, count: number) =>
+  Effect.forEach(
+    Array.from({ length: count }, (_, i) => Buffer.from(`trip ${i} `.repeat(10))),
+    (payload) =>
+      Effect.map(Client.roundTrip({ port }, [payload]), (echoed) =>
+        expect(Buffer.from(echoed).equals(payload)).toBe(true)),
+    {
+      discard: true
+    }
+  )
+
 describe("the metrics of several processes", () => {
   it("summed series by series: counters, gauges, histograms and frequencies add up; a summary stays per worker", () => {
     const histogram = (counts: [number, number, number]) => ({
@@ -185,7 +206,7 @@ describe("Workers (the library)", () => {
       expect(restartsOf(yield* workers.exposition) - before).toBe(2)
     }).pipe(Effect.scoped))
 
-  it.live("suspend and resume reach every worker: the port refuses newcomers, then serves them on the same port", () =>
+  it.live("suspend and resume reach every worker: the port refuses newcomers, then both serve them on the same port", () =>
     Effect.gen(function*() {
       const workers = yield* run()
       const port = workers.address.port
@@ -195,12 +216,23 @@ describe("Workers (the library)", () => {
       const refused = yield* Effect.flip(Effect.scoped(Client.connect({ port })))
       expect(refused.reason).toBe("Refused")
       yield* workers.suspend
+      const before = yield* workers.exposition
       yield* workers.resume
       expect(yield* workers.ready).toBe(true)
-      for (let i = 0; i < 4; i++) {
-        const payload = Buffer.from(`again ${i}`)
-        expect(Buffer.from(yield* Client.roundTrip({ port }, [payload])).equals(payload)).toBe(true)
-      }
+      yield* roundTrips(port, 8)
+      // Each worker took some: both listen again (the round robin hands them out in turn).
+      const after = yield* workers.exposition
+      for (const id of ["1", "2"]) expect(acceptedBy(after, id) - acceptedBy(before, id)).toBeGreaterThan(0)
+    }).pipe(Effect.scoped))
+
+  it.live("controls asked at once are applied in order: a resume then a suspend leaves the workers suspended", () =>
+    Effect.gen(function*() {
+      const workers = yield* run()
+      yield* workers.suspend
+      yield* Effect.all([workers.resume, workers.suspend], { concurrency: "unbounded", discard: true })
+      expect(yield* workers.ready).toBe(false)
+      const refused = yield* Effect.flip(Effect.scoped(Client.connect({ port: workers.address.port })))
+      expect(refused.reason).toBe("Refused")
     }).pipe(Effect.scoped))
 
   it.live("a control a worker refuses fails, naming the worker and why: a resume on a port taken meanwhile", () =>
@@ -221,28 +253,37 @@ describe("Workers (the library)", () => {
       const error = yield* Effect.flip(workers.resume)
       expect(error.reason).toBe("ControlFailed")
       expect(error.message).toBe(`worker 1 could not resume: 127.0.0.1:${port} is already in use`)
+      // No worker accepts: not ready.
+      expect(yield* workers.ready).toBe(false)
     }).pipe(Effect.scoped))
 
-  it.live("a worker restarted while suspended is suspended too, and resumes on the same port, with the limit in force", () =>
+  it.live("a worker that dies while suspended is restarted once they resume, on the same port (0 asked)", () =>
+    Effect.gen(function*() {
+      const workers = yield* run()
+      const port = workers.address.port
+      yield* workers.suspend
+      const first = (yield* workers.workers).find((w) => w.id === 1)!
+      process.kill(first.pid, "SIGKILL")
+      yield* eventually(workers.workers, (list) => list.every((w) => w.id !== 1))
+      yield* workers.resume
+      yield* eventually(
+        workers.workers,
+        (list) => list.some((w) => w.id === 1 && w.restarts === 1 && w.state === "listening")
+      )
+      yield* roundTrips(port, 8)
+      // The restarted worker (its counters start at 0) took some: it serves the port the others do.
+      expect(acceptedBy(yield* workers.exposition, "1")).toBeGreaterThan(0)
+    }).pipe(Effect.scoped))
+
+  it.live("a limit set before a worker died holds in the worker restarted in its place", () =>
     Effect.gen(function*() {
       const workers = yield* run({ workers: 1 })
       const port = workers.address.port
       yield* workers.setMaxConnections(1)
-      yield* workers.suspend
       const [before] = yield* workers.workers
       process.kill(before!.pid, "SIGKILL")
       yield* eventually(workers.workers, ([w]) => w?.restarts === 1 && w.state === "listening")
-      // Told once it listens: until the primary's control arrives it may accept, so wait for the refusal.
-      yield* eventually(
-        Effect.either(Effect.scoped(Client.connect({ port }))),
-        (attempt) => attempt._tag === "Left" && attempt.left.reason === "Refused"
-      )
-      expect(yield* workers.ready).toBe(false)
-      yield* workers.resume
-      const payload = Buffer.from("after the restart")
-      expect(Buffer.from(yield* Client.roundTrip({ port }, [payload])).equals(payload)).toBe(true)
-      // The limit set before the restart holds in the new process: of two peers, one is served.
-      const seriesOf = (text: string, name: string) => Number(new RegExp(`^${name} (\\d+)$`, "m").exec(text)?.[1])
+      // Of two peers, one is served and one waits.
       const accepted = seriesOf(yield* workers.exposition, "echo_connections_accepted_total")
       yield* rawConnect(port)
       yield* rawConnect(port)
@@ -260,7 +301,6 @@ describe("Workers (the library)", () => {
       const invalid = yield* Effect.flip(workers.setMaxConnections(0))
       expect(invalid.message).toBe("invalid maxConnections: 0 (expected a positive integer below 2^31)")
       yield* workers.setMaxConnections(1)
-      const seriesOf = (text: string, name: string) => Number(new RegExp(`^${name} (\\d+)$`, "m").exec(text)?.[1])
       const before = seriesOf(yield* workers.exposition, "echo_connections_accepted_total")
       yield* rawConnect(port)
       yield* rawConnect(port)
