@@ -515,7 +515,7 @@ ${cpuTable}
 The built-in echo at the default log level, and a handler of a user's own
 (bench/servers/custom.ts: a stream echo with a fiber, a scope and a cleanup that waits on its
 peer), against the built-in echo at \`--log-level error\` (the rows above), in the same rounds. At
-\`info\` and below the server reads each peer's address when it accepts it (a getpeername), so
+\`info\` and below the server reads each peer's address when it admits it (a getpeername), so
 that a peer that resets is still named in its record; at \`error\` no record names it, and the
 address is not read:
 

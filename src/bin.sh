@@ -10,5 +10,15 @@ if [ "$limit" != unlimited ] && [ "$limit" -lt "$need" ]; then
   echo "effect-tcp-echo: the open-files limit is $limit, and Node needs at least $need to start; raise it (ulimit -n 1024)" >&2
   exit 1
 fi
-self=$(readlink -f -- "$0" 2>/dev/null) || self=$0
-exec node "${self%/*}/bin.js" "$@"
+# bin.js lies beside this script, which npm links from node_modules/.bin (a relative link, or a
+# chain of them): followed one link at a time (`readlink -f` is not everywhere).
+self=$0
+while [ -L "$self" ]; do
+  target=$(readlink -- "$self")
+  case $target in
+    /*) self=$target ;;
+    *) self=$(dirname -- "$self")/$target ;;
+  esac
+done
+dir=$(cd -P -- "$(dirname -- "$self")" && pwd) || exit 1
+exec node "$dir/bin.js" "$@"

@@ -163,6 +163,8 @@ describe("serve: signals", () => {
     server.child.kill("SIGHUP")
     expect(await server.exited).toBe(0)
     expect(server.stderr.some((line) => line.includes("SIGHUP: shutting down gracefully"))).toBe(true)
+    // SIGHUP ends serve by itself (the runtime interrupts on SIGINT and SIGTERM only): said last too.
+    expect(server.stderr.at(-1)).toMatch(/stopped: the port is closed, and no connection is left open$/)
   })
 
   it("a second signal during the shutdown stops it at once, logged, with 128 + the signal's number", async () => {

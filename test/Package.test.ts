@@ -197,10 +197,10 @@ describe("the binary", () => {
   })
 
   it.runIf(hasPrlimit)("the command says in one line when the limit is below what Node needs to start", () => {
-    // As npm installs it: a link in node_modules/.bin, node found on PATH.
+    // As npm installs it: a relative link in node_modules/.bin, node found on PATH.
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "echo-bin-"))
     const link = path.join(dir, "effect-tcp-echo")
-    fs.symlinkSync(path.join(root, pkg.bin["effect-tcp-echo"]!), link)
+    fs.symlinkSync(path.relative(dir, path.join(root, pkg.bin["effect-tcp-echo"]!)), link)
     const env = { ...process.env, PATH: `${path.dirname(process.execPath)}${path.delimiter}${process.env.PATH}` }
     const under = (limit: number) =>
       spawnSync("prlimit", [`--nofile=${limit}:${limit}`, link, "--help"], { encoding: "utf8", env, timeout: 30_000 })
