@@ -720,10 +720,11 @@ export const make = (options: Options): Effect.Effect<Workers, WorkersError, Sco
         ]
         for (const control of inForce) {
           const refused = yield* apply(p, control)
-          if (refused === undefined) applied(p, control)
-          else {yield* Effect.logWarning(
+          if (refused !== undefined) {
+            yield* Effect.logWarning(
               `worker ${p.id} (pid ${p.pid}), restarted, could not ${control.action}: ${refused}`
-            )}
+            )
+          } else applied(p, control)
         }
       }))
     /** `control`, applied by every worker listening now; the first refusal (by worker) fails it. */
@@ -971,8 +972,10 @@ export const make = (options: Options): Effect.Effect<Workers, WorkersError, Sco
       ),
       setMaxConnections: (n) =>
         Effect.flatMap(
-          Effect.mapError(Options_.integer("maxConnections", n, 1), (invalid) =>
-            new WorkersError({ reason: "InvalidOption", ...invalid })),
+          Effect.mapError(
+            Options_.integer("maxConnections", n, 1),
+            (invalid) => new WorkersError({ reason: "InvalidOption", ...invalid })
+          ),
           (valid) =>
             controlling.withPermits(1)(
               Effect.tap(controlAll({ action: "setMaxConnections", maxConnections: valid }), () => {

@@ -300,6 +300,10 @@ describe("Workers (the library)", () => {
       const port = workers.address.port
       const invalid = yield* Effect.flip(workers.setMaxConnections(0))
       expect(invalid.message).toBe("invalid maxConnections: 0 (expected a positive integer below 2^31)")
+      // What the primary lets through, a worker's server may still refuse: its own rule, its words.
+      const refused = yield* Effect.flip(workers.setMaxConnections(2 ** 31 - 2))
+      expect(refused.reason).toBe("ControlFailed")
+      expect(refused.message).toMatch(/^worker 1 could not set maxConnections: .*maxConnections \+ maxPending/)
       yield* workers.setMaxConnections(1)
       const before = seriesOf(yield* workers.exposition, "echo_connections_accepted_total")
       yield* rawConnect(port)
