@@ -35,6 +35,19 @@ const acceptedBy = (text: string, worker: string) =>
     new RegExp(`^echo_worker_connections_accepted_total\\{worker="${worker}"\\} (\\d+)$`, "m").exec(text)?.[1] ?? 0
   )
 
+/** Connects two idle peers (in the scope), waits until both are accepted: how many are served. */
+const servedOfTwo = (workers: Workers.Workers, port: number) =>
+  Effect.gen(function*() {
+    const accepted = seriesOf(yield* workers.exposition, "echo_connections_accepted_total")
+    yield* rawConnect(port)
+    yield* rawConnect(port)
+    const text = yield* eventually(
+      workers.exposition,
+      (t) => seriesOf(t, "echo_connections_accepted_total") - accepted === 2
+    )
+    return seriesOf(text, "echo_connections_active")
+  })
+
 /** `count` exact echoes, one connection each. */
 const roundTrips = (port: number, count: number) =>
   Effect.forEach(
@@ -284,14 +297,7 @@ describe("Workers (the library)", () => {
       process.kill(before!.pid, "SIGKILL")
       yield* eventually(workers.workers, ([w]) => w?.restarts === 1 && w.state === "listening")
       // Of two peers, one is served and one waits.
-      const accepted = seriesOf(yield* workers.exposition, "echo_connections_accepted_total")
-      yield* rawConnect(port)
-      yield* rawConnect(port)
-      const text = yield* eventually(
-        workers.exposition,
-        (t) => seriesOf(t, "echo_connections_accepted_total") - accepted === 2
-      )
-      expect(seriesOf(text, "echo_connections_active")).toBe(1)
+      expect(yield* servedOfTwo(workers, port)).toBe(1)
     }).pipe(Effect.scoped))
 
   it.live("setMaxConnections reaches the workers: past it, a newcomer is accepted and waits", () =>
@@ -305,14 +311,7 @@ describe("Workers (the library)", () => {
       expect(refused.reason).toBe("ControlFailed")
       expect(refused.message).toMatch(/^worker 1 could not set maxConnections: .*maxConnections \+ maxPending/)
       yield* workers.setMaxConnections(1)
-      const before = seriesOf(yield* workers.exposition, "echo_connections_accepted_total")
-      yield* rawConnect(port)
-      yield* rawConnect(port)
-      const text = yield* eventually(
-        workers.exposition,
-        (t) => seriesOf(t, "echo_connections_accepted_total") - before === 2
-      )
-      expect(seriesOf(text, "echo_connections_active")).toBe(1)
+      expect(yield* servedOfTwo(workers, port)).toBe(1)
     }).pipe(Effect.scoped))
 
   it.effect("options are checked before any process starts", () =>
