@@ -535,6 +535,19 @@ interface Process {
   accepting: boolean
 }
 
+/** The reply to request `request`, for whoever waits for it (nobody, once it timed out). */
+const answer = <A>(pending: Map<number, Deferred.Deferred<A>>, request: number, value: A): void => {
+  const waiting = pending.get(request)
+  pending.delete(request)
+  if (waiting !== undefined) Deferred.unsafeDone(waiting, Exit.succeed(value))
+}
+
+/** `value` for every request still waiting: their worker is gone. */
+const answerAll = <A>(pending: Map<number, Deferred.Deferred<A>>, value: A): void => {
+  for (const waiting of pending.values()) Deferred.unsafeDone(waiting, Exit.succeed(value))
+  pending.clear()
+}
+
 const describe = (ended: Ended): string =>
   ended.signal !== null ? `was killed by ${ended.signal}` : `exited with code ${ended.code}`
 
@@ -649,18 +662,11 @@ export const make = (options: Options): Effect.Effect<Workers, WorkersError, Sco
               if ("message" in message) p.failure = message.message
               return
             case "metrics":
-              if ("series" in message) {
-                const waiting = p.scrapes.get(message.request)
-                p.scrapes.delete(message.request)
-                if (waiting !== undefined) Deferred.unsafeDone(waiting, Exit.succeed(message.series))
-              }
+              if ("series" in message) answer(p.scrapes, message.request, message.series)
               return
-            case "controlled": {
-              const waiting = p.controls.get(message.request)
-              p.controls.delete(message.request)
-              if (waiting !== undefined) Deferred.unsafeDone(waiting, Exit.succeed(message.error))
+            case "controlled":
+              answer(p.controls, message.request, message.error)
               return
-            }
           }
         })
         // A send to a worker that just died: its exit tells the rest.
@@ -671,11 +677,9 @@ export const make = (options: Options): Effect.Effect<Workers, WorkersError, Sco
           const ended = { code, signal }
           Deferred.unsafeDone(p.listening, Exit.fail(p.failure ?? describe(ended)))
           Deferred.unsafeDone(p.exited, Exit.succeed(ended))
-          for (const waiting of p.scrapes.values()) Deferred.unsafeDone(waiting, Exit.succeed([]))
-          p.scrapes.clear()
+          answerAll(p.scrapes, [])
           // A worker that died has nothing left to apply: its restart gets the controls in force.
-          for (const waiting of p.controls.values()) Deferred.unsafeDone(waiting, Exit.succeed(undefined))
-          p.controls.clear()
+          answerAll(p.controls, undefined)
         })
         return p
       })
@@ -690,22 +694,33 @@ export const make = (options: Options): Effect.Effect<Workers, WorkersError, Sco
         Effect.tapError(() => Effect.sync(() => p.state !== "exited" && p.worker.process.kill("SIGKILL")))
       )
 
+    /**
+     * Sends `p` the message made with a new request number, and waits for the reply `pending`
+     * gets under that number, at most `scrapeTimeout`: `None` if none came in time.
+     */
+    const ask = <A>(
+      p: Process,
+      pending: Map<number, Deferred.Deferred<A>>,
+      message: (request: number) => ToWorker
+    ): Effect.Effect<Option.Option<A>> =>
+      Effect.suspend(() => {
+        const request = ++requestIds
+        const reply = Deferred.unsafeMake<A>(FiberId.none)
+        pending.set(request, reply)
+        p.worker.send(message(request))
+        return Effect.tap(Effect.timeoutOption(Deferred.await(reply), valid.scrapeTimeout), (answer) => {
+          if (Option.isNone(answer)) pending.delete(request)
+        })
+      })
+
     /** Sends `control` to `p` and waits for its answer, at most `scrapeTimeout`: why not, if not. */
     const apply = (p: Process, control: Control): Effect.Effect<string | undefined> =>
-      Effect.suspend(() => {
-        if (p.state !== "listening" || !p.worker.isConnected()) return Effect.succeed(undefined)
-        const request = ++requestIds
-        const reply = Deferred.unsafeMake<string | undefined>(FiberId.none)
-        p.controls.set(request, reply)
-        p.worker.send({ [tag]: "control", request, control } satisfies ToWorker)
-        return Deferred.await(reply).pipe(
-          Effect.timeoutOption(valid.scrapeTimeout),
-          Effect.map(Option.getOrElse(() => {
-            p.controls.delete(request)
-            return `did not answer within ${Duration.format(valid.scrapeTimeout)}`
-          }))
+      p.state !== "listening" || !p.worker.isConnected()
+        ? Effect.succeed(undefined)
+        : Effect.map(
+          ask(p, p.controls, (request) => ({ [tag]: "control", request, control })),
+          Option.getOrElse(() => `did not answer within ${Duration.format(valid.scrapeTimeout)}`)
         )
-      })
     /** What `control` makes of a worker's state, once the worker applied it. */
     const applied = (p: Process, control: Control) => {
       if (control.action === "suspend") p.accepting = false
@@ -882,19 +897,14 @@ export const make = (options: Options): Effect.Effect<Workers, WorkersError, Sco
     for (const p of started) yield* FiberSet.run(supervisors, supervise(p))
 
     const scrape = (p: Process): Effect.Effect<ReadonlyArray<MetricsWire.Series> | undefined> =>
-      Effect.suspend(() => {
-        if (p.state !== "listening" || !p.worker.isConnected()) return Effect.succeed(undefined)
-        const request = ++requestIds
-        const reply = Deferred.unsafeMake<ReadonlyArray<MetricsWire.Series>>(FiberId.none)
-        p.scrapes.set(request, reply)
-        p.worker.send({ [tag]: "metrics", request } satisfies ToWorker)
-        return Deferred.await(reply).pipe(
-          Effect.timeoutOption(valid.scrapeTimeout),
-          Effect.flatMap(Option.match({
+      p.state !== "listening" || !p.worker.isConnected()
+        ? Effect.succeed(undefined)
+        : Effect.flatMap(
+          ask(p, p.scrapes, (request) => ({ [tag]: "metrics", request })),
+          Option.match({
             onSome: (series) => Effect.succeed(series),
             onNone: () =>
-              Effect.sync(() => p.scrapes.delete(request)).pipe(
-                Effect.zipRight(Metric.increment(Metric.tagged(scrapesMissed, "worker", String(p.id)))),
+              Metric.increment(Metric.tagged(scrapesMissed, "worker", String(p.id))).pipe(
                 Effect.zipRight(Effect.logWarning(
                   `metrics: worker ${p.id} (pid ${p.pid}) did not answer within ${
                     Duration.format(valid.scrapeTimeout)
@@ -902,9 +912,8 @@ export const make = (options: Options): Effect.Effect<Workers, WorkersError, Sco
                 )),
                 Effect.as(undefined)
               )
-          }))
+          })
         )
-      })
 
     const exposition = Effect.gen(function*() {
       const live = slots.filter((p): p is Process => p !== undefined)
