@@ -48,7 +48,9 @@ const controlsOf: Partial<Record<Scenario, ReadonlyArray<Control>>> = {
   shutdown: ["custom-handler"]
 }
 const trimEnv = { MALLOC_TRIM_THRESHOLD_: String(64 * 2 ** 20) }
-const serveArgs = [path.join(root, "dist/src/bin.js"), "serve", "--log-level", "error", "--shutdown-timeout", "1s"]
+// `serve` at its default log level, and as the bench runs it (no record per connection).
+const serveAtInfo = [path.join(root, "dist/src/bin.js"), "serve", "--shutdown-timeout", "1s"]
+const serveArgs = [...serveAtInfo, "--log-level", "error"]
 const servers: Record<
   ServerName | Control,
   { readonly args: ReadonlyArray<string>; readonly env?: Record<string, string>; readonly quiet?: boolean }
@@ -60,13 +62,10 @@ const servers: Record<
   "plain-trim": { args: [path.join(root, "dist/bench/servers/plain.js")], env: trimEnv },
   "effect-tcp-echo-trim": { args: serveArgs, env: trimEnv },
   "custom-handler": { args: [path.join(root, "dist/bench/servers/custom.js")] },
-  // `serve` at its default log level: it then reads each peer's address at accept (getpeername),
+  // `serve` at its default log level: it then reads each peer's address when it admits it (getpeername),
   // so that a peer that resets is named in the record (src/internal/lifecycle.ts). Its own records
   // (startup only, under churn) are not shown.
-  "effect-tcp-echo-info": {
-    args: [path.join(root, "dist/src/bin.js"), "serve", "--shutdown-timeout", "1s"],
-    quiet: true
-  }
+  "effect-tcp-echo-info": { args: serveAtInfo, quiet: true }
 }
 const names: ReadonlyArray<ServerName> = ["plain", "effect-tcp-echo", "idiomatic"]
 
