@@ -1,36 +1,64 @@
 #!/usr/bin/env node
 /**
- * The `effect-tcp-echo` binary: parse the command line, provide Node's platform, run. Everything
- * else lives in the library. Built into one file (esbuild, `npm run build`), so that starting
- * opens one module file instead of hundreds. Its first import settles SIGUSR1 and EPIPE before
- * anything else is evaluated (internal/early.ts).
+ * The `effect-tcp-echo` binary: runs the program (main.ts, bundled into dist/src/main.cjs) with
+ * V8's code cache, made by `npm run build` (internal/makeCodeCache.ts), so that V8 reads the
+ * bytecode of what `serve` runs instead of parsing and compiling 1.6 MB of JavaScript at every
+ * start: `serve` listens in about two thirds of the time (docs/benchmarks.md).
+ *
+ * The cache is checked before use: it starts with the SHA-256 of the bundle it was made from, and
+ * one made from other source is not used (V8 itself checks only the source's length). V8 rejects
+ * a cache made by another V8 (another Node) or with other flags; the program then starts as it
+ * would without one, compiled from source. Nothing here writes a file, except for the build.
+ *
+ * `EFFECT_TCP_ECHO_CODE_CACHE`: unset, the cache is used when it fits; `report`, one line on
+ * stderr also says whether it was (`code cache: used`, `rejected by V8`, `made from other source`
+ * or `absent`); `write` is the build's: no cache is read, and one is written at exit from what the
+ * run compiled. Deleting the file does without it.
  *
  * @since 0.1.0
  */
-import "./internal/early.js"
-import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
-import * as NodePath from "@effect/platform-node/NodePath"
-import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
-import * as NodeTerminal from "@effect/platform-node/NodeTerminal"
-import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
-import packageJson from "../package.json" with { type: "json" }
-import * as Cli from "./Cli.js"
-import * as KernelLimits from "./KernelLimits.js"
+import { createHash } from "node:crypto"
+import * as fs from "node:fs"
+import { createRequire } from "node:module"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
+import * as vm from "node:vm"
 
-// Inlined by the bundler: no file to read at start.
-const { version } = packageJson
+const bundle = path.join(path.dirname(fileURLToPath(import.meta.url)), "main.cjs")
+const cacheFile = `${bundle}.cache`
+const mode = process.env.EFFECT_TCP_ECHO_CODE_CACHE
+const source = fs.readFileSync(bundle)
+const digest = createHash("sha256").update(source).digest()
 
-// What @effect/cli and KernelLimits need of the platform, and nothing more (NodeContext.layer
-// would add a command executor and workers, loaded and never used).
-const platform = Layer.mergeAll(NodeFileSystem.layer, NodePath.layer, NodeTerminal.layer)
+const readCache = (): Buffer | "absent" | "made from other source" => {
+  let data: Buffer
+  try {
+    data = fs.readFileSync(cacheFile)
+  } catch {
+    return "absent"
+  }
+  return data.subarray(0, digest.length).equals(digest) ? data.subarray(digest.length) : "made from other source"
+}
+const cache = mode === "write" ? "absent" : readCache()
 
-Cli.run(version)(process.argv).pipe(
-  Effect.tapErrorCause(Cli.reportCause),
-  Effect.provide(Layer.provideMerge(KernelLimits.layer, platform)),
-  NodeRuntime.runMain({
-    disableErrorReporting: true,
-    disablePrettyLogger: true,
-    teardown: (exit, onExit) => onExit(Cli.exitCode(exit))
-  })
+// Node's CommonJS wrapper, on the bundle's first line so that stack traces keep its line numbers.
+const script = new vm.Script(
+  `(function (exports, require, module, __filename, __dirname) {${source.toString("utf8")}\n})`,
+  typeof cache === "string" ? { filename: bundle } : { filename: bundle, cachedData: cache }
+)
+if (mode === "report") {
+  const verdict = typeof cache === "string" ? cache : script.cachedDataRejected === true ? "rejected by V8" : "used"
+  process.stderr.write(`code cache: ${verdict}\n`)
+}
+if (mode === "write") {
+  process.once("exit", () => fs.writeFileSync(cacheFile, Buffer.concat([digest, script.createCachedData()])))
+}
+const module = { exports: {} }
+;(script.runInThisContext() as (...args: ReadonlyArray<unknown>) => void).call(
+  module.exports,
+  module.exports,
+  createRequire(bundle),
+  module,
+  bundle,
+  path.dirname(bundle)
 )

@@ -1,7 +1,7 @@
 /**
  * The package as npm would publish it (`npm pack` of what `npm run build` made): what it ships,
  * what publint and arethetypeswrong say of it, a core entry that loads no exporter and no CLI,
- * and a binary that is one file and starts under a low open-files limit. All offline: the
+ * and a binary that is one bundle, run with V8's code cache, and starts under a low open-files limit. All offline: the
  * tarball is installed in a scratch app, from the registry, by test/scratch-app.ts (.ci/run).
  */
 import { afterAll, beforeAll, describe, expect, it } from "@effect/vitest"
@@ -14,12 +14,15 @@ import { publint } from "publint"
 import { bin, hasPrlimit, run, serve } from "./utils/cli.js"
 
 const root = path.resolve(import.meta.dirname, "..")
+const bundle = path.join(path.dirname(bin), "main.cjs")
 const pkg = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8")) as {
   readonly exports: Record<string, string | { readonly types: string; readonly default: string }>
   readonly bin: Record<string, string>
   readonly peerDependencies: Record<string, string>
   readonly dependencies?: Record<string, string>
+  readonly version: string
 }
+const packageVersion = pkg.version
 
 let scratch: string
 let tarball: string
@@ -45,12 +48,15 @@ describe("package", () => {
     expect(files).toContain("LICENSE")
     expect(files).toContain(pkg.bin["effect-tcp-echo"]!.replace(/^\.\//, ""))
     expect(files).toContain("dist/src/bin.js")
+    expect(files).toContain("dist/src/main.cjs")
+    expect(files).toContain("dist/src/main.cjs.cache")
     for (const target of Object.values(pkg.exports)) {
       for (const file of typeof target === "string" ? [target] : [target.types, target.default]) {
         expect(files).toContain(file.replace(/^\.\//, ""))
       }
     }
-    expect(files.filter((f) => /^dist\/src\/(Cli|internal\/(flags|signals|heap|early))\./.test(f))).toEqual([])
+    expect(files.filter((f) => /^dist\/src\/(Cli|internal\/(flags|signals|heap|early|makeCodeCache))\./.test(f)))
+      .toEqual([])
   })
 
   it("has one dependency of its own, the PROXY parser; effect and @effect/platform are peers, with their ranges", () => {
@@ -171,16 +177,97 @@ const startUnder = (limit: number, args: ReadonlyArray<string>) =>
   })
 
 describe("the binary", () => {
-  it("is one file: it imports nothing but Node's own modules", () => {
-    const text = fs.readFileSync(bin, "utf8")
-    const imports = [
-      ...text.matchAll(
-        /(?:^|\n)import[^"'\n]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)|require\(\s*["']([^"']+)["']\s*\)/g
-      )
-    ]
-      .map((m) => (m[1] ?? m[2] ?? m[3])!)
-    // A bundled CommonJS module's require("util") is Node's own too (made by the banner's createRequire).
-    expect(imports.filter((s) => !isBuiltin(s))).toEqual([])
+  it("is one bundle and its loader: they import nothing but Node's own modules", () => {
+    for (const file of [bin, bundle]) {
+      const text = fs.readFileSync(file, "utf8")
+      const imports = [
+        ...text.matchAll(
+          /(?:^|\n)import[^"'\n]*?from\s*["']([^"']+)["']|import\(\s*["']([^"']+)["']\s*\)|require\(\s*["']([^"']+)["']\s*\)/g
+        )
+      ]
+        .map((m) => (m[1] ?? m[2] ?? m[3])!)
+      expect(imports.filter((s) => !isBuiltin(s)), file).toEqual([])
+    }
+    // The loader compiles the bundle with node:vm and no dynamic-import callback: an import()
+    // there would fail when reached.
+    expect(fs.readFileSync(bundle, "utf8")).not.toContain("import(")
+  })
+
+  describe("its code cache", () => {
+    // A copy of the binary in a directory of its own, with what a case changes in it.
+    const copy = (change: (dir: string) => void = () => {}) => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "echo-cache-"))
+      fs.writeFileSync(path.join(dir, "package.json"), JSON.stringify({ type: "module" }))
+      for (const file of ["bin.js", "main.cjs", "main.cjs.cache"]) {
+        fs.copyFileSync(path.join(path.dirname(bin), file), path.join(dir, file))
+      }
+      change(dir)
+      return dir
+    }
+    const version = (dir: string, mode = "report") => {
+      const result = spawnSync(process.execPath, [path.join(dir, "bin.js"), "--version"], {
+        encoding: "utf8",
+        env: { ...process.env, EFFECT_TCP_ECHO_CODE_CACHE: mode },
+        timeout: 30_000
+      })
+      return { status: result.status, stdout: result.stdout.trim(), stderr: result.stderr }
+    }
+    const dirs: Array<string> = []
+    const inCopy = (change?: (dir: string) => void) => {
+      const dir = copy(change)
+      dirs.push(dir)
+      return dir
+    }
+    afterAll(() => dirs.forEach((dir) => fs.rmSync(dir, { recursive: true, force: true })))
+
+    it("the build's is used", () => {
+      expect(version(path.dirname(bin))).toEqual({
+        status: 0,
+        stdout: `effect-tcp-echo ${packageVersion}`,
+        stderr: "code cache: used\n"
+      })
+    })
+
+    it("one made from other source of the same length is not used: the new source is what runs", () => {
+      // V8 itself compares only the source's length: it would run the old bytecode.
+      const dir = inCopy((dir) => {
+        const file = path.join(dir, "main.cjs")
+        const text = fs.readFileSync(file, "utf8")
+        expect(text).toContain(`version: "${packageVersion}"`)
+        fs.writeFileSync(
+          file,
+          text.replace(`version: "${packageVersion}"`, `version: "${packageVersion.replace(/^./, "9")}"`)
+        )
+      })
+      expect(version(dir)).toEqual({
+        status: 0,
+        stdout: `effect-tcp-echo ${packageVersion.replace(/^./, "9")}`,
+        stderr: "code cache: made from other source\n"
+      })
+    })
+
+    it("one V8 rejects, or none, leaves the program compiled from source", () => {
+      const corrupt = inCopy((dir) => {
+        const file = path.join(dir, "main.cjs.cache")
+        fs.writeFileSync(file, Buffer.concat([fs.readFileSync(file).subarray(0, 32), Buffer.alloc(4096, 7)]))
+      })
+      const none = inCopy((dir) => fs.rmSync(path.join(dir, "main.cjs.cache")))
+      for (const [dir, verdict] of [[corrupt, "rejected by V8"], [none, "absent"]] as const) {
+        expect(version(dir)).toEqual({
+          status: 0,
+          stdout: `effect-tcp-echo ${packageVersion}`,
+          stderr: `code cache: ${verdict}\n`
+        })
+      }
+      // Without the variable, nothing is said.
+      expect(version(none, "")).toEqual({ status: 0, stdout: `effect-tcp-echo ${packageVersion}`, stderr: "" })
+    })
+
+    it("write makes one at exit that the next start uses", () => {
+      const dir = inCopy((dir) => fs.rmSync(path.join(dir, "main.cjs.cache")))
+      expect(version(dir, "write")).toEqual({ status: 0, stdout: `effect-tcp-echo ${packageVersion}`, stderr: "" })
+      expect(version(dir).stderr).toBe("code cache: used\n")
+    })
   })
 
   it.runIf(hasPrlimit)("--help and serve start under prlimit --nofile=64", async () => {

@@ -1,6 +1,6 @@
 /**
- * What the binary settles before any other module is evaluated (it is `bin.ts`'s first import,
- * and ES modules are evaluated in import order), since either could strike while the rest loads:
+ * What the binary settles before any other module is evaluated (it is `main.ts`'s first import,
+ * and modules are evaluated in import order, bundled too), since either could strike while the rest loads:
  * - SIGUSR1 would open Node's inspector to anyone who can reach 127.0.0.1:9229: a listener of its
  *   own keeps it closed, unless `--inspect-on-sigusr1` (or `ECHO_INSPECT_ON_SIGUSR1` true, 1, yes
  *   or on) asks for Node's behaviour.
