@@ -41,9 +41,16 @@ type ServerName = "plain" | "effect-tcp-echo" | "idiomatic"
  * shutdown: the server with a handler of a user's own, which has a fiber, a scope and a cleanup
  * that waits on its peer (bench/servers/custom.ts).
  */
-type Control = "plain-loaded" | "plain-trim" | "effect-tcp-echo-trim" | "custom-handler" | "effect-tcp-echo-info"
+type Control =
+  | "plain-loaded"
+  | "plain-trim"
+  | "effect-tcp-echo-trim"
+  | "custom-handler"
+  | "effect-tcp-echo-info"
+  | "plain-again"
 const controlsOf: Partial<Record<Scenario, ReadonlyArray<Control>>> = {
-  stream: ["plain-loaded", "plain-trim", "effect-tcp-echo-trim"],
+  stream: ["plain-loaded", "plain-trim", "effect-tcp-echo-trim", "plain-again"],
+  rtt: ["plain-again"],
   churn: ["custom-handler", "effect-tcp-echo-info"],
   shutdown: ["custom-handler"]
 }
@@ -65,7 +72,10 @@ const servers: Record<
   // `serve` at its default log level: it then reads each peer's address when it admits it (getpeername),
   // so that a peer that resets is named in the record (src/internal/lifecycle.ts). Its own records
   // (startup only, under churn) are not shown.
-  "effect-tcp-echo-info": { args: serveAtInfo, quiet: true }
+  "effect-tcp-echo-info": { args: serveAtInfo, quiet: true },
+  // Plain Node again, as a server of its own in the same rounds: its ratio to plain Node is what
+  // the machine's noise alone makes of a ratio.
+  "plain-again": { args: [path.join(root, "dist/bench/servers/plain.js")] }
 }
 const names: ReadonlyArray<ServerName> = ["plain", "effect-tcp-echo", "idiomatic"]
 
@@ -387,6 +397,13 @@ const main = async () => {
   const custom = controlOf("churn", "custom-handler")
   const customShutdown = controlOf("shutdown", "custom-handler")
   const atInfo = controlOf("churn", "effect-tcp-echo-info")
+  // Plain Node against itself, oriented as the main rows (higher is better for both loads).
+  const againRatio = (scenario: "stream" | "rtt") => {
+    const again = controlOf(scenario, "plain-again")
+    if (again.length === 0) return "not measured"
+    const ratios = again.map((s, i) => s.value / samples[scenario]!.plain[i]!.value)
+    return `${fmt(median(ratios))}x (rounds: ${spread([Math.min(...ratios), Math.max(...ratios)])})`
+  }
   const customTable = custom.length === 0 ? "" : [
     "| load | effect-tcp-echo, built-in echo | the same at --log-level info (the default) | a handler of a user's own |",
     "|---|---|---|---|",
@@ -455,6 +472,7 @@ const main = async () => {
   console.log()
   console.log(cpuTable)
   console.log(`\nround-trip latency: ${latency}`)
+  console.log(`plain Node against itself (noise): stream ${againRatio("stream")}, round trips ${againRatio("rtt")}`)
   console.log()
   console.log(streamTable)
   console.log(controlLine)
@@ -537,6 +555,9 @@ ${controlLine}
 |---|---|
 | stream >= 0.9x plain | ${target(0)}; with the heap set alike for both: ${alikeRatio} |
 | round trips >= 0.9x plain | ${target(1)} |
+| stream and round trips stay >= 1.0x plain (and what noise alone makes of a ratio: plain Node against itself, in the same rounds) | stream ${
+      target(0)
+    }, plain Node again ${againRatio("stream")}; round trips ${target(1)}, plain Node again ${againRatio("rtt")} |
 | churn >= 0.9x plain, with a load that saturates the server | ${target(2)} |
 | server CPU per connection under churn within 1.1x of plain | ${churnCpu} |
 | RSS growth with 50 stalled peers < 96 MiB | ${fmt(rows[3]!.perServer["effect-tcp-echo"].median)} MiB |
