@@ -27,34 +27,57 @@ import * as vm from "node:vm"
 const bundle = path.join(path.dirname(fileURLToPath(import.meta.url)), "main.cjs")
 const cacheFile = `${bundle}.cache`
 const mode = process.env.EFFECT_TCP_ECHO_CODE_CACHE
-const source = fs.readFileSync(bundle)
-const digest = createHash("sha256").update(source).digest()
+// What is read to compile (the bundle's bytes and text, the cache) is let go once compiled: held
+// at the module's top level, it would stay in memory (about 5 MB) for the server's life.
+const compile = (): (...args: ReadonlyArray<unknown>) => void => {
+  const source = (() => {
+    try {
+      return fs.readFileSync(bundle)
+    } catch (error) {
+      // A broken install or build: said in one line, as the program says its own failures.
+      process.stderr.write(
+        `effect-tcp-echo: cannot read the program, ${bundle} (${
+          (error as NodeJS.ErrnoException).code ?? String(error)
+        }); reinstall the package, or run npm run build\n`
+      )
+      process.exit(1)
+    }
+  })()
+  const digest = createHash("sha256").update(source).digest()
 
-const readCache = (): Buffer | "absent" | "made from other source" => {
-  let data: Buffer
-  try {
-    data = fs.readFileSync(cacheFile)
-  } catch {
-    return "absent"
+  const readCache = (): Buffer | "absent" | "made from other source" => {
+    let data: Buffer
+    try {
+      data = fs.readFileSync(cacheFile)
+    } catch {
+      return "absent"
+    }
+    return data.subarray(0, digest.length).equals(digest) ? data.subarray(digest.length) : "made from other source"
   }
-  return data.subarray(0, digest.length).equals(digest) ? data.subarray(digest.length) : "made from other source"
-}
-const cache = mode === "write" ? "absent" : readCache()
+  const cache = mode === "write" ? "absent" : readCache()
 
-// Node's CommonJS wrapper, on the bundle's first line so that stack traces keep its line numbers.
-const script = new vm.Script(
-  `(function (exports, require, module, __filename, __dirname) {${source.toString("utf8")}\n})`,
-  typeof cache === "string" ? { filename: bundle } : { filename: bundle, cachedData: cache }
-)
-if (mode === "report") {
-  const verdict = typeof cache === "string" ? cache : script.cachedDataRejected === true ? "rejected by V8" : "used"
-  process.stderr.write(`code cache: ${verdict}\n`)
-}
-if (mode === "write") {
-  process.once("exit", () => fs.writeFileSync(cacheFile, Buffer.concat([digest, script.createCachedData()])))
+  // Node's CommonJS wrapper, on the bundle's first line so that stack traces keep its line numbers.
+  const script = new vm.Script(
+    `(function (exports, require, module, __filename, __dirname) {${source.toString("utf8")}\n})`,
+    typeof cache === "string" ? { filename: bundle } : { filename: bundle, cachedData: cache }
+  )
+  if (mode === "report") {
+    const verdict = typeof cache === "string" ? cache : script.cachedDataRejected === true ? "rejected by V8" : "used"
+    process.stderr.write(`code cache: ${verdict}\n`)
+  }
+  if (mode === "write") {
+    process.once("exit", () => {
+      try {
+        fs.writeFileSync(cacheFile, Buffer.concat([digest, script.createCachedData()]))
+      } catch (error) {
+        process.stderr.write(`effect-tcp-echo: cannot write ${cacheFile}: ${String(error)}\n`)
+      }
+    })
+  }
+  return script.runInThisContext() as (...args: ReadonlyArray<unknown>) => void
 }
 const module = { exports: {} }
-;(script.runInThisContext() as (...args: ReadonlyArray<unknown>) => void).call(
+compile().call(
   module.exports,
   module.exports,
   createRequire(bundle),

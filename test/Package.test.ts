@@ -263,6 +263,17 @@ describe("the binary", () => {
       expect(version(none, "")).toEqual({ status: 0, stdout: `effect-tcp-echo ${packageVersion}`, stderr: "" })
     })
 
+    it("without its program, the binary says so in one line", () => {
+      const dir = inCopy((dir) => fs.rmSync(path.join(dir, "main.cjs")))
+      const result = version(dir, "")
+      expect(result.status).toBe(1)
+      expect(result.stderr).toBe(
+        `effect-tcp-echo: cannot read the program, ${
+          path.join(dir, "main.cjs")
+        } (ENOENT); reinstall the package, or run npm run build\n`
+      )
+    })
+
     it("write makes one at exit that the next start uses", () => {
       const dir = inCopy((dir) => fs.rmSync(path.join(dir, "main.cjs.cache")))
       expect(version(dir, "write")).toEqual({ status: 0, stdout: `effect-tcp-echo ${packageVersion}`, stderr: "" })

@@ -18,10 +18,14 @@ const dir = path.join(path.dirname(fileURLToPath(import.meta.url)), "..")
 const bin = path.join(dir, "bin.js")
 const cacheFile = path.join(dir, "main.cjs.cache")
 
+// serve's flags fall back to ECHO_* variables: none of the shell's reaches this run (a metrics
+// port, another host), which listens on 127.0.0.1, port 0, and nothing else.
+const ownEnv = Object.fromEntries(Object.entries(process.env).filter(([name]) => !name.startsWith("ECHO_")))
+
 const serveOnce = () =>
   new Promise<string | undefined>((resolve) => {
     const child = spawn(process.execPath, [bin, "serve", "--port", "0"], {
-      env: { ...process.env, EFFECT_TCP_ECHO_CODE_CACHE: "write" },
+      env: { ...ownEnv, EFFECT_TCP_ECHO_CODE_CACHE: "write" },
       stdio: ["ignore", "pipe", "pipe"]
     })
     let stdout = ""
@@ -46,7 +50,7 @@ fs.rmSync(cacheFile, { force: true })
 const failed = await serveOnce()
 const verdict = failed ?? spawnSync(process.execPath, [bin, "--version"], {
   encoding: "utf8",
-  env: { ...process.env, EFFECT_TCP_ECHO_CODE_CACHE: "report" },
+  env: { ...ownEnv, EFFECT_TCP_ECHO_CODE_CACHE: "report" },
   timeout: 60_000
 }).stderr.trim()
 if (verdict !== "code cache: used") {
