@@ -397,12 +397,15 @@ const main = async () => {
   const custom = controlOf("churn", "custom-handler")
   const customShutdown = controlOf("shutdown", "custom-handler")
   const atInfo = controlOf("churn", "effect-tcp-echo-info")
-  // Plain Node against itself, oriented as the main rows (higher is better for both loads).
+  // Per-round ratios as the main rows give them: the median, then the lowest and highest round.
+  const roundsCell = (ratios: ReadonlyArray<number>) =>
+    `${fmt(median(ratios))}x (rounds: ${spread([Math.min(...ratios), Math.max(...ratios)])})`
+  const byRound = (list: ReadonlyArray<Sample>, base: ReadonlyArray<Sample>) =>
+    list.map((s, i) => s.value / base[i]!.value)
+  // Plain Node against itself (higher is better for both loads).
   const againRatio = (scenario: "stream" | "rtt") => {
     const again = controlOf(scenario, "plain-again")
-    if (again.length === 0) return "not measured"
-    const ratios = again.map((s, i) => s.value / samples[scenario]!.plain[i]!.value)
-    return `${fmt(median(ratios))}x (rounds: ${spread([Math.min(...ratios), Math.max(...ratios)])})`
+    return again.length === 0 ? "not measured" : roundsCell(byRound(again, samples[scenario]!.plain))
   }
   const customTable = custom.length === 0 ? "" : [
     "| load | effect-tcp-echo, built-in echo | the same at --log-level info (the default) | a handler of a user's own |",
@@ -422,8 +425,6 @@ const main = async () => {
   ].join("\n")
   // Stream, decomposed: what the heap costs (the controls) against what the echo path costs.
   const streamSamples = samples.stream!
-  const byRound = (list: ReadonlyArray<Sample>, base: ReadonlyArray<Sample>) =>
-    list.map((s, i) => s.value / base[i]!.value)
   const heapAlike = `MALLOC_TRIM_THRESHOLD_=${trimEnv.MALLOC_TRIM_THRESHOLD_}`
   const decomposed = [
     ["plain Node", streamSamples.plain, streamSamples.plain, "plain Node"],
@@ -460,7 +461,7 @@ const main = async () => {
     })
   ].join("\n")
   const alike = byRound(controlOf("stream", "effect-tcp-echo-trim"), controlOf("stream", "plain-trim"))
-  const alikeRatio = `${fmt(median(alike))}x (rounds: ${spread([Math.min(...alike), Math.max(...alike)])})`
+  const alikeRatio = roundsCell(alike)
   const controlLine =
     `With the heap set alike for both (${heapAlike}), so that only the echo paths differ: effect-tcp-echo streams ${alikeRatio} of plain Node.`
   const rtt = rows.find((r) => r.scenario.name === "rtt")!

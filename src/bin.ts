@@ -27,22 +27,23 @@ import * as vm from "node:vm"
 const bundle = path.join(path.dirname(fileURLToPath(import.meta.url)), "main.cjs")
 const cacheFile = `${bundle}.cache`
 const mode = process.env.EFFECT_TCP_ECHO_CODE_CACHE
+// A broken install or build: said in one line, as the program says its own failures.
+const readProgram = (): Buffer => {
+  try {
+    return fs.readFileSync(bundle)
+  } catch (error) {
+    process.stderr.write(
+      `effect-tcp-echo: cannot read the program, ${bundle} (${
+        (error as NodeJS.ErrnoException).code ?? String(error)
+      }); reinstall the package, or run npm run build\n`
+    )
+    process.exit(1)
+  }
+}
 // What is read to compile (the bundle's bytes and text, the cache) is let go once compiled: held
 // at the module's top level, it would stay in memory (about 5 MB) for the server's life.
 const compile = (): (...args: ReadonlyArray<unknown>) => void => {
-  const source = (() => {
-    try {
-      return fs.readFileSync(bundle)
-    } catch (error) {
-      // A broken install or build: said in one line, as the program says its own failures.
-      process.stderr.write(
-        `effect-tcp-echo: cannot read the program, ${bundle} (${
-          (error as NodeJS.ErrnoException).code ?? String(error)
-        }); reinstall the package, or run npm run build\n`
-      )
-      process.exit(1)
-    }
-  })()
+  const source = readProgram()
   const digest = createHash("sha256").update(source).digest()
 
   const readCache = (): Buffer | "absent" | "made from other source" => {

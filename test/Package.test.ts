@@ -194,9 +194,12 @@ describe("the binary", () => {
   })
 
   describe("its code cache", () => {
-    // A copy of the binary in a directory of its own, with what a case changes in it.
-    const copy = (change: (dir: string) => void = () => {}) => {
+    // A copy of the binary in a directory of its own (removed after the tests), with what a case
+    // changes in it.
+    const dirs: Array<string> = []
+    const inCopy = (change: (dir: string) => void) => {
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), "echo-cache-"))
+      dirs.push(dir)
       fs.writeFileSync(path.join(dir, "package.json"), JSON.stringify({ type: "module" }))
       for (const file of ["bin.js", "main.cjs", "main.cjs.cache"]) {
         fs.copyFileSync(path.join(path.dirname(bin), file), path.join(dir, file))
@@ -211,12 +214,6 @@ describe("the binary", () => {
         timeout: 30_000
       })
       return { status: result.status, stdout: result.stdout.trim(), stderr: result.stderr }
-    }
-    const dirs: Array<string> = []
-    const inCopy = (change?: (dir: string) => void) => {
-      const dir = copy(change)
-      dirs.push(dir)
-      return dir
     }
     afterAll(() => dirs.forEach((dir) => fs.rmSync(dir, { recursive: true, force: true })))
 
