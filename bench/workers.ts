@@ -19,18 +19,13 @@ const warmup = Number(process.env.BENCH_WARMUP ?? 0.5)
 const write = process.argv.includes("--write")
 const ticksPerSecond = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100
 /**
- * The services compared: one process; two workers behind node:cluster's round robin (the
- * primary accepts every connection and hands it to a worker over IPC, Node's default on Linux);
- * and two workers that accept from the primary's shared socket themselves
- * (NODE_CLUSTER_SCHED_POLICY=none: no hand-over, the kernel wakes whichever waits).
+ * The services compared: one process, and two workers (on Node 20 they accept from the primary's
+ * shared socket themselves, node:cluster's SCHED_NONE; on 22.12 and later each binds the port
+ * with reusePort).
  */
-const counts = ["1", "2", "2-none"] as const
+const counts = ["1", "2"] as const
 type Count = (typeof counts)[number]
 const workersOf = (config: Count) => config === "1" ? 1 : 2
-const envOf = (config: Count): Record<string, string> =>
-  config === "2-none" ? { NODE_CLUSTER_SCHED_POLICY: "none" } : {}
-const labelOf = (config: Count) =>
-  config === "1" ? "1" : config === "2" ? "2 (round robin)" : "2 (NODE_CLUSTER_SCHED_POLICY=none)"
 
 const cpuMs = (pid: number) => {
   try {
@@ -61,7 +56,7 @@ const start = (config: Count): Promise<Service> =>
       "error",
       "--shutdown-timeout",
       "1s"
-    ], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, NO_COLOR: "1", ...envOf(config) } })
+    ], { stdio: ["ignore", "pipe", "inherit"], env: { ...process.env, NO_COLOR: "1" } })
     const exited = new Promise<number | null>((done) => child.once("exit", (code) => done(code)))
     const timer = setTimeout(() => reject(new Error(`--workers ${workers} did not start`)), 20_000)
     readline.createInterface({ input: child.stdout! }).once("line", (line) => {
@@ -173,7 +168,7 @@ const cell = (values: ReadonlyArray<number>) =>
 const main = async () => {
   const started = Date.now()
   const load0 = os.loadavg()[0]!
-  const empty = () => ({ "1": [], "2": [], "2-none": [] })
+  const empty = () => ({ "1": [], "2": [] })
   const samples: Record<"churn" | "rtt", Record<Count, Array<Sample>>> = { churn: empty(), rtt: empty() }
   const stops: Record<Count, Array<{ seconds: number; code: number | null }>> = empty()
   for (let round = 0; round < rounds; round++) {
@@ -199,7 +194,7 @@ const main = async () => {
       const ratio = workers === "1"
         ? "1.00x"
         : `${median(ratios).toFixed(2)}x (${Math.min(...ratios).toFixed(2)}-${Math.max(...ratios).toFixed(2)})`
-      return `| ${mode} (${unit}) | ${labelOf(workers)} | ${cell(list.map((s) => s.rate))} | ${ratio} | ${
+      return `| ${mode} (${unit}) | ${workers} | ${cell(list.map((s) => s.rate))} | ${ratio} | ${
         cell(list.map((s) => s.serverCpu * 1000))
       } µs per ${per} | ${cell(list.map((s) => s.loadCpu * 1000))} µs per ${per}, ${
         cell(list.map((s) => s.loadCore * 100))
@@ -207,7 +202,7 @@ const main = async () => {
     })
   )
   const stopRows = counts.map((workers) =>
-    `| ${labelOf(workers)} | ${cell(stops[workers].map((s) => s.seconds))} | ${
+    `| ${workers} | ${cell(stops[workers].map((s) => s.seconds))} | ${
       [...new Set(stops[workers].map((s) => String(s.code)))].join(", ")
     } |`
   )
@@ -221,9 +216,9 @@ ${warmup} s warm-up, took ${((Date.now() - started) / 1000).toFixed(0)} s, load 
     load0.toFixed(1)
   } before and ${load1.toFixed(1)} after. \`serve --workers N\`
 started fresh for each measurement (N = 1 is one process, no primary); they take turns, in an
-order rotated each round. Two workers run twice: behind node:cluster's round robin (Node's default
-on Linux: the primary accepts each connection and hands it to a worker over IPC) and with
-\`NODE_CLUSTER_SCHED_POLICY=none\` (the workers accept from the primary's shared socket). The
+order rotated each round. Two workers share the port as \`serve --workers 2\` does on this Node
+(on Node 20 they accept from the primary's shared socket themselves; on 22.12 and later each
+binds it with reusePort). The
 load is bench/loadgen.c (64 churn loops, 50 round-trip connections), on the same two cores.
 Medians, with the lowest and highest round; the ratio is pair by pair per round. Server CPU is
 the primary's and every worker's, from /proc.

@@ -876,9 +876,7 @@ const servePrimary = (
         sharing === "reusePort"
           ? `${count} workers, each listening on the port itself (reusePort, Node ${process.versions.node}): the kernel spreads connections`
           : `${count} workers sharing the primary's listening socket (node:cluster, Node ${process.versions.node}, no reusePort before 22.12): ` +
-            (Workers.clusterScheduling() === "roundRobin"
-              ? "the primary accepts each connection and hands it to the next worker (round robin; NODE_CLUSTER_SCHED_POLICY=none lets each worker accept itself)"
-              : "each worker accepts from it itself (NODE_CLUSTER_SCHED_POLICY=none)")
+            "each worker accepts from it itself, and the primary holds no connection"
       )
       const workers = yield* restore(Workers.make({
         workers: count,

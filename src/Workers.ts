@@ -32,15 +32,16 @@ import cluster from "node:cluster"
 import type { Worker as ClusterWorker } from "node:cluster"
 import * as MetricsWire from "./internal/metricsWire.js"
 import * as Options_ from "./internal/options.js"
+import * as Scheduling from "./internal/workers/scheduling.js"
 import * as Listener from "./Listener.js"
 import * as Prometheus from "./Prometheus.js"
 import * as Server from "./Server.js"
 
 /**
- * How the workers share the port. `cluster`: the primary holds the listening socket and hands
- * each new connection to a worker in turn (`node:cluster`'s round robin, the default on Linux).
- * `reusePort`: each worker listens on the port itself with `SO_REUSEPORT`, and the kernel spreads
- * connections (Node 22.12 and later).
+ * How the workers share the port. `cluster`: the primary holds the listening socket and each
+ * worker accepts from it itself (`node:cluster`'s `SCHED_NONE`: the primary never holds a
+ * connection). `reusePort`: each worker listens on the port itself with `SO_REUSEPORT`, and the
+ * kernel spreads connections (Node 22.12 and later).
  *
  * @since 0.1.0
  * @category models
@@ -230,11 +231,12 @@ export interface Workers {
 }
 
 /**
- * How `node:cluster` hands out connections when workers share the primary's socket: `roundRobin`
- * (Node's default but on Windows: the primary accepts each connection and passes it to the next
- * worker over IPC) or `none` (each worker accepts from the shared socket itself, as the kernel
- * wakes it). Node reads it from `NODE_CLUSTER_SCHED_POLICY` (`rr`, `none`) when it loads the
- * cluster module; it cannot change once the first worker is forked.
+ * How `node:cluster` is set to hand out connections when workers share the primary's socket:
+ * `roundRobin` (Node's default but on Windows: the primary accepts each connection and passes it
+ * to a worker over IPC) or `none` (each worker accepts from the shared socket itself). Node reads
+ * it from `NODE_CLUSTER_SCHED_POLICY` (`rr`, `none`) when it loads the cluster module; it cannot
+ * change once the first worker is forked. {@link make} sets `none` before its first fork with
+ * `sharing: "cluster"`, and refuses round robin (`InvalidOption`).
  *
  * @since 0.1.0
  * @category models
@@ -580,6 +582,13 @@ const listeningGauge = Metric.gauge("echo_workers_listening", {
 export const make = (options: Options): Effect.Effect<Workers, WorkersError, Scope.Scope> =>
   Effect.gen(function*() {
     const valid = yield* validate(options)
+    // Before the first fork, which fixes node:cluster's scheduling for the whole process.
+    if (valid.sharing === "cluster") {
+      yield* Either.mapLeft(
+        Scheduling.acceptInWorkers(),
+        (invalid) => new WorkersError({ reason: "InvalidOption", ...invalid })
+      )
+    }
     cluster.setupPrimary({
       exec: options.exec ?? process.argv[1]!,
       args: [...(options.args ?? process.argv.slice(2))],

@@ -4,15 +4,17 @@
  * on port 0; every wait bounded.
  */
 import { afterEach, describe, expect, it, onTestFinished } from "@effect/vitest"
-import { Effect, Exit, Schedule, Scope } from "effect"
+import { Effect, Exit, Fiber, Option, Ref, Schedule, Scope } from "effect"
+import { spawnSync } from "node:child_process"
 import * as net from "node:net"
 import * as path from "node:path"
 import { Client, Listener } from "../src/index.js"
+import type { TestKit } from "../src/index.js"
 import * as MetricsWire from "../src/internal/metricsWire.js"
 import * as Prometheus from "../src/Prometheus.js"
 import * as Workers from "../src/Workers.js"
 import { runAsync, type Running, serve, untilNotReady } from "./utils/cli.js"
-import { eventually, rawConnect } from "./utils/peers.js"
+import { eventually, rawConnect, readToEnd } from "./utils/peers.js"
 
 const fixture = path.resolve(import.meta.dirname, "fixtures/worker.mjs")
 
@@ -49,9 +51,9 @@ const servedOfTwo = (workers: Workers.Workers, port: number) =>
   })
 
 /** `count` exact echoes, one connection each. */
-const roundTrips = (port: number, count: number) =>
+const roundTrips = (port: number, count: number, size = 10) =>
   Effect.forEach(
-    Array.from({ length: count }, (_, i) => Buffer.from(`trip ${i} `.repeat(10))),
+    Array.from({ length: count }, (_, i) => Buffer.from(`trip ${i} `.repeat(size))),
     (payload) =>
       Effect.map(Client.roundTrip({ port }, [payload]), (echoed) =>
         expect(Buffer.from(echoed).equals(payload)).toBe(true)),
@@ -59,6 +61,29 @@ const roundTrips = (port: number, count: number) =>
       discard: true
     }
   )
+
+/**
+ * Exact echoes, `batch` connections at a time, until each of `ids` accepted one since the call (at
+ * most 8 batches): how many were made. The kernel picks the worker (whichever wakes first on the
+ * shared socket, or reusePort's hash), so no fixed number reaches each of them for certain.
+ */
+const roundTripsUntilEach = (
+  workers: Workers.Workers,
+  ids: ReadonlyArray<string>,
+  batch: number,
+  size?: number
+) =>
+  Effect.gen(function*() {
+    const before = yield* workers.exposition
+    let made = 0
+    for (let i = 0; i < 8; i++) {
+      yield* roundTrips(workers.address.port, batch, size)
+      made += batch
+      const now = yield* workers.exposition
+      if (ids.every((id) => acceptedBy(now, id) > acceptedBy(before, id))) break
+    }
+    return made
+  })
 
 describe("the metrics of several processes", () => {
   it("summed series by series: counters, gauges, histograms and frequencies add up; a summary stays per worker", () => {
@@ -133,15 +158,9 @@ describe("Workers (the library)", () => {
       expect(workers.sharing).toBe(Listener.reusePortSupported ? "reusePort" : "cluster")
       expect((yield* workers.workers).map((w) => w.state)).toEqual(["listening", "listening"])
       expect(yield* workers.ready).toBe(true)
-      // Enough that both are handed some, in turn (cluster) or by the kernel's hash (reusePort:
-      // all to one has a chance of 2^-23).
-      for (let i = 0; i < 24; i++) {
-        const payload = Buffer.from(`exact ${i} `.repeat(1000))
-        const echoed = yield* Client.roundTrip({ port: workers.address.port }, [payload])
-        expect(Buffer.from(echoed).equals(payload)).toBe(true)
-      }
+      const made = yield* roundTripsUntilEach(workers, ["1", "2"], 24, 1000)
       const text = yield* workers.exposition
-      expect(text).toMatch(/^echo_connections_accepted_total 24$/m)
+      expect(text).toMatch(new RegExp(`^echo_connections_accepted_total ${made}$`, "m"))
       for (const worker of ["1", "2"]) {
         const sample = new RegExp(`^echo_worker_connections_accepted_total\\{worker="${worker}"\\} (\\d+)$`, "m").exec(
           text
@@ -232,8 +251,8 @@ describe("Workers (the library)", () => {
       const before = yield* workers.exposition
       yield* workers.resume
       expect(yield* workers.ready).toBe(true)
-      yield* roundTrips(port, 8)
-      // Each worker took some: both listen again (the round robin hands them out in turn).
+      yield* roundTripsUntilEach(workers, ["1", "2"], 8)
+      // Each worker took some: both listen again.
       const after = yield* workers.exposition
       for (const id of ["1", "2"]) expect(acceptedBy(after, id) - acceptedBy(before, id)).toBeGreaterThan(0)
     }).pipe(Effect.scoped))
@@ -273,7 +292,6 @@ describe("Workers (the library)", () => {
   it.live("a worker that dies while suspended is restarted once they resume, on the same port (0 asked)", () =>
     Effect.gen(function*() {
       const workers = yield* run()
-      const port = workers.address.port
       yield* workers.suspend
       const first = (yield* workers.workers).find((w) => w.id === 1)!
       process.kill(first.pid, "SIGKILL")
@@ -283,7 +301,7 @@ describe("Workers (the library)", () => {
         workers.workers,
         (list) => list.some((w) => w.id === 1 && w.restarts === 1 && w.state === "listening")
       )
-      yield* roundTrips(port, 8)
+      yield* roundTripsUntilEach(workers, ["1"], 8)
       // The restarted worker (its counters start at 0) took some: it serves the port the others do.
       expect(acceptedBy(yield* workers.exposition, "1")).toBeGreaterThan(0)
     }).pipe(Effect.scoped))
@@ -313,6 +331,96 @@ describe("Workers (the library)", () => {
       yield* workers.setMaxConnections(1)
       expect(yield* servedOfTwo(workers, port)).toBe(1)
     }).pipe(Effect.scoped))
+
+  it.live("a worker killed with peers in flight to it: each gets its whole echo and a FIN, or a reset; none hangs", () =>
+    Effect.gen(function*() {
+      // The primary's socket on every Node (reusePort, where Node has it, never involves the primary).
+      const workers = yield* run({ sharing: "cluster" })
+      const port = workers.address.port
+      const activeOf = (text: string, worker: string) =>
+        Number(new RegExp(`^echo_worker_connections_active\\{worker="${worker}"\\} (\\d+)$`, "m").exec(text)?.[1] ?? 0)
+      // Idle peers, until worker 2 holds some: what they send once it is stopped stays unread.
+      const idle: Array<TestKit.PeerSocket> = []
+      for (let i = 0; i < 40 && activeOf(yield* workers.exposition, "2") === 0; i++) {
+        const accepted = seriesOf(yield* workers.exposition, "echo_connections_accepted_total")
+        idle.push(yield* rawConnect(port))
+        yield* eventually(workers.exposition, (t) => seriesOf(t, "echo_connections_accepted_total") > accepted)
+      }
+      const heldBy2 = activeOf(yield* workers.exposition, "2")
+      expect(heldBy2).toBeGreaterThan(0)
+      const victim = (yield* workers.workers).find((w) => w.id === 2)!.pid
+      // Stopped, then killed: the connections it holds, or that are on their way to it, are in
+      // flight for as long as the test needs, not for a moment the kill would have to hit.
+      process.kill(victim, "SIGSTOP")
+      onTestFinished(() => {
+        try {
+          process.kill(victim, "SIGKILL")
+        } catch {
+          // Gone already.
+        }
+      })
+      const ended = yield* Ref.make(0)
+      /** Sends, half-closes and reads to the end: what came back and how it ended, or a hang. */
+      const exchange = (socket: TestKit.PeerSocket, payload: Buffer) =>
+        Effect.gen(function*() {
+          // Sent and half-closed once written: the bytes are in the kernel before the kill.
+          yield* Effect.async<void>((resume) => {
+            socket.once("finish", () => resume(Effect.void))
+            socket.write(payload)
+            socket.end()
+          })
+          const read = yield* Effect.timeoutOption(readToEnd(socket), "15 seconds")
+          yield* Ref.update(ended, (n) => n + 1)
+          return Option.match(read, {
+            onNone: () => "hang",
+            onSome: ({ data, error }) =>
+              error !== undefined
+                ? "reset"
+                : data.equals(payload)
+                ? "whole echo, FIN"
+                : `${data.length} of ${payload.length} bytes, FIN`
+          })
+        })
+      const held = yield* Effect.forEach(idle, (socket, i) => exchange(socket, Buffer.from(`idle ${i}`)), {
+        concurrency: "unbounded"
+      }).pipe(Effect.fork)
+      const burst = yield* Effect.forEach(
+        Array.from({ length: 24 }, (_, i) => i),
+        (i) => Effect.flatMap(rawConnect(port), (socket) => exchange(socket, Buffer.from(`burst ${i}`))),
+        { concurrency: "unbounded" }
+      ).pipe(Effect.fork)
+      // Every peer but those worker 2 holds, and one more it may have been handed, is answered.
+      yield* eventually(Ref.get(ended), (n) => n >= idle.length - heldBy2 + 24 - 1, 3000)
+      process.kill(victim, "SIGKILL")
+      const outcomes = [...yield* Fiber.join(held), ...yield* Fiber.join(burst)]
+      expect(outcomes.filter((o) => o !== "whole echo, FIN" && o !== "reset")).toEqual([])
+      // The peers it held, whose bytes it never read, were reset; every other one was answered.
+      expect(outcomes.filter((o) => o === "reset")).toHaveLength(heldBy2)
+    }).pipe(Effect.scoped))
+
+  it("round robin, asked for or fixed by an earlier fork, is refused before any worker starts", () => {
+    // A process of its own each: node:cluster's scheduling is one setting per process.
+    const primary = (before: string, env: Record<string, string> = {}) =>
+      spawnSync(process.execPath, [
+        "--input-type=module",
+        "-e",
+        `import cluster from "node:cluster"
+        import { Effect } from "effect"
+        import * as Workers from ${JSON.stringify(path.resolve(import.meta.dirname, "../dist/src/Workers.js"))}
+        ${before}
+        const made = Workers.make({ workers: 1, exec: ${JSON.stringify(fixture)}, sharing: "cluster" })
+        const error = await Effect.runPromise(Effect.flip(Effect.scoped(made)))
+        console.log(error.reason + ": " + error.message)`
+      ], { encoding: "utf8", env: { ...process.env, ...env }, timeout: 30_000 }).stdout.trim()
+    expect(primary("", { NODE_CLUSTER_SCHED_POLICY: "rr" })).toBe(
+      "InvalidOption: invalid NODE_CLUSTER_SCHED_POLICY: \"rr\" (expected none, or unset: with round robin the " +
+        "primary holds each connection until a worker takes it, and one on its way to a worker that dies is never " +
+        "served nor closed)"
+    )
+    expect(primary(`cluster.setupPrimary({ exec: ${JSON.stringify(fixture)} })`)).toMatch(
+      /^InvalidOption: invalid cluster\.schedulingPolicy: "SCHED_RR" \(expected SCHED_NONE, set before this process forks its first worker: with round robin/
+    )
+  })
 
   it.effect("options are checked before any process starts", () =>
     Effect.gen(function*() {
@@ -394,14 +502,21 @@ describe("serve --workers N", () => {
     // Both workers bound the one port the primary announced.
     const bound = await lines(server, /listening on 127\.0\.0\.1:\d+$/, 2)
     for (const line of bound) expect(line).toContain(`127.0.0.1:${server.address.port}`)
-    for (let i = 0; i < 24; i++) expect(await echo(server.address.port, `exact ${i % 10}`)).toBe(`exact ${i % 10}`)
-    const text = await scrape(await metricsUrl(server))
-    expect(sample(text, "echo_connections_accepted_total")).toBe(24)
-    expect(sample(text, "echo_sent_bytes_total")).toBe(24 * "exact 0".length)
-    const each = [1, 2].map((id) => sample(text, `echo_worker_connections_accepted_total{worker="${id}"}`)!)
-    // Handed to each in turn (or by the kernel's hash, with reusePort): both served.
-    expect(each[0]! + each[1]!).toBe(24)
-    for (const served of each) expect(served).toBeGreaterThan(0)
+    // Rounds of 24 until both took some (at most 8): the kernel picks which worker accepts.
+    const url = await metricsUrl(server)
+    let made = 0
+    let text = ""
+    const each = () => [1, 2].map((id) => sample(text, `echo_worker_connections_accepted_total{worker="${id}"}`) ?? 0)
+    while (made < 8 * 24 && (made === 0 || each().some((served) => served === 0))) {
+      for (let i = 0; i < 24; i++) expect(await echo(server.address.port, `exact ${i % 10}`)).toBe(`exact ${i % 10}`)
+      made += 24
+      text = await scrape(url)
+    }
+    expect(sample(text, "echo_connections_accepted_total")).toBe(made)
+    expect(sample(text, "echo_sent_bytes_total")).toBe(made * "exact 0".length)
+    // Both served, and between them every connection.
+    expect(each()[0]! + each()[1]!).toBe(made)
+    for (const served of each()) expect(served).toBeGreaterThan(0)
     server.child.kill("SIGTERM")
     expect(await server.exited).toBe(0)
     expect(server.stdout).toEqual([`listening on 127.0.0.1:${server.address.port}`])
@@ -449,7 +564,7 @@ describe("serve --workers N", () => {
     server.child.kill("SIGTERM")
     expect(await untilNotReady(base)).toBe(503)
     expect((await fetch(`${base}/healthz`)).status).toBe(200)
-    // Both workers still take connections: in turn, so two in a row reach each.
+    // The workers still take connections.
     for (let i = 0; i < 2; i++) expect(await echo(server.address.port, `draining ${i}`)).toBe(`draining ${i}`)
     expect(await server.exited).toBe(0)
     expect(await lines(server, /accepting for 3s more \(drain delay\)/, 2)).toHaveLength(2)
