@@ -10,31 +10,19 @@
  *
  * @since 0.1.0
  */
-import {
-  Clock,
-  Context,
-  Data,
-  Deferred,
-  Duration,
-  Effect,
-  Either,
-  Exit,
-  FiberId,
-  FiberSet,
-  Layer,
-  Metric,
-  Option,
-  Runtime,
-  Schedule
-} from "effect"
+import { Context, Data, Deferred, Duration, Effect, Either, FiberSet, Layer, Option, Predicate, Schedule } from "effect"
 import type { Scope } from "effect"
 import cluster from "node:cluster"
-import type { Worker as ClusterWorker } from "node:cluster"
-import * as MetricsWire from "./internal/metricsWire.js"
 import * as Options_ from "./internal/options.js"
+import * as Controls from "./internal/workers/controls.js"
+import * as CrashWindow from "./internal/workers/crashWindow.js"
+import * as Exposition from "./internal/workers/exposition.js"
+import { Pool } from "./internal/workers/pool.js"
+import type { WorkerProcess } from "./internal/workers/process.js"
+import * as Protocol from "./internal/workers/protocol.js"
 import * as Scheduling from "./internal/workers/scheduling.js"
+import * as Worker from "./internal/workers/worker.js"
 import * as Listener from "./Listener.js"
-import * as Prometheus from "./Prometheus.js"
 import * as Server from "./Server.js"
 
 /**
@@ -107,43 +95,105 @@ export const defaults = {
 } as const
 
 /**
- * Why the workers could not be run: an option is invalid; a worker of the first start could not
- * listen (`StartFailed`: what it reported, or how it ended); or they died too often
- * (`CrashLoop`).
+ * An option is invalid (checked before any process starts): its name, the value given, and what
+ * a valid one looks like.
  *
  * @since 0.1.0
  * @category errors
  */
-export class WorkersError extends Data.TaggedError("WorkersError")<{
-  readonly reason: "InvalidOption" | "StartFailed" | "CrashLoop" | "ControlFailed"
-  /**
-   * The worker at fault (1 to N), for `StartFailed`, `CrashLoop` (the last to die) and
-   * `ControlFailed` (the first that refused, or did not answer).
-   */
-  readonly worker?: number
-  /** What the worker reported, or how it ended (`exited with code 1`, `killed by SIGKILL`). */
-  readonly detail?: string
-  /** For `CrashLoop`: the deaths counted, and the window. */
-  readonly deaths?: number
-  readonly within?: Duration.Duration
-  readonly option?: string
-  readonly value?: unknown
-  readonly expected?: string
+export class InvalidOptionError extends Data.TaggedError("WorkersError")<{
+  readonly option: string
+  readonly value: unknown
+  readonly expected: string
 }> {
+  readonly reason = "InvalidOption" as const
   override get message(): string {
-    switch (this.reason) {
-      case "InvalidOption":
-        return `invalid ${this.option}: ${Options_.showValue(this.value)} (expected ${this.expected})`
-      case "StartFailed":
-        return `worker ${this.worker} could not start: ${this.detail}`
-      case "CrashLoop":
-        return `workers died ${this.deaths} times within ${Duration.format(this.within ?? Duration.zero)}: giving up ` +
-          `(a crash loop); the last, worker ${this.worker}, ${this.detail}`
-      case "ControlFailed":
-        return `worker ${this.worker} could not ${this.detail}`
-    }
+    return `invalid ${this.option}: ${Options_.showValue(this.value)} (expected ${this.expected})`
   }
 }
+
+/**
+ * A worker of the first start could not listen: what it reported (its server's own error), how
+ * it ended, or that it did not listen in time. The workers started are shut down.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class StartFailedError extends Data.TaggedError("WorkersError")<{
+  /** The worker (1 to N). */
+  readonly worker: number
+  readonly detail: string
+}> {
+  readonly reason = "StartFailed" as const
+  override get message(): string {
+    return `worker ${this.worker} could not start: ${this.detail}`
+  }
+}
+
+/**
+ * The workers died too often: more than `crashLoop.restarts` times within `crashLoop.within`
+ * (`limit: "restarts"`), or the restart schedule ended (`limit: "schedule"`). The primary gives up.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class CrashLoopError extends Data.TaggedError("WorkersError")<{
+  /** The last worker to die (1 to N), its pid, and how it ended (`exited with code 1`, `was killed by SIGKILL`, or what it reported). */
+  readonly worker: number
+  readonly pid: number
+  readonly death: string
+  /** The deaths counted within the window, this one included. */
+  readonly deaths: number
+  readonly within: Duration.Duration
+  readonly limit: "restarts" | "schedule"
+}> {
+  readonly reason = "CrashLoop" as const
+  override get message(): string {
+    const last = this.limit === "restarts"
+      ? `worker ${this.worker}, pid ${this.pid}, ${this.death}`
+      : `worker ${this.worker}, ${this.death}, and the restart schedule ended`
+    return `workers died ${this.deaths} times within ${Duration.format(this.within)}: giving up (a crash loop); ` +
+      `the last, ${last}`
+  }
+}
+
+/**
+ * A worker's server refused a control (its own error, such as a resume on a port taken
+ * meanwhile), or did not answer within `scrapeTimeout`: the first such worker, by number.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export class ControlFailedError extends Data.TaggedError("WorkersError")<{
+  readonly worker: number
+  readonly control: "suspend" | "resume" | "setMaxConnections"
+  /** Why not, in the worker's words (`127.0.0.1:7000 is already in use`, `did not answer within 1s`). */
+  readonly detail: string
+}> {
+  readonly reason = "ControlFailed" as const
+  override get message(): string {
+    return `worker ${this.worker} could not ${
+      this.control === "setMaxConnections" ? "set maxConnections" : this.control
+    }: ${this.detail}`
+  }
+}
+
+/**
+ * Why the workers could not be run, or a control failed; `reason` tells which, and each carries
+ * its own evidence. All are tagged `WorkersError` (`Effect.catchTag("WorkersError", ...)`).
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export type WorkersError = InvalidOptionError | StartFailedError | CrashLoopError | ControlFailedError
+
+/**
+ * Whether `u` is a {@link WorkersError}.
+ *
+ * @since 0.1.0
+ * @category errors
+ */
+export const isWorkersError = (u: unknown): u is WorkersError => Predicate.isTagged(u, "WorkersError")
 
 /**
  * A worker as the primary sees it.
@@ -244,33 +294,6 @@ export interface Workers {
 export const clusterScheduling = (): "roundRobin" | "none" =>
   cluster.schedulingPolicy === cluster.SCHED_NONE ? "none" : "roundRobin"
 
-// --- The messages between the primary and its workers, marked so that others pass by.
-
-const tag = "effect-tcp-echo/Workers"
-
-/** What the primary can change in every worker while they run: each one's own `Server` control. */
-type Control =
-  | { readonly action: "suspend" }
-  | { readonly action: "resume" }
-  | { readonly action: "setMaxConnections"; readonly maxConnections: number }
-
-type ToWorker =
-  | { readonly [tag]: "shutdown" }
-  | { readonly [tag]: "metrics"; readonly request: number }
-  | { readonly [tag]: "control"; readonly request: number; readonly control: Control }
-
-type ToPrimary =
-  | { readonly [tag]: "listening"; readonly address: Listener.Address }
-  | { readonly [tag]: "failed"; readonly message: string }
-  | { readonly [tag]: "metrics"; readonly request: number; readonly series: ReadonlyArray<MetricsWire.Series> }
-  | { readonly [tag]: "controlled"; readonly request: number; readonly error?: string }
-
-const isMessage = (message: unknown): message is ToWorker | ToPrimary =>
-  typeof message === "object" && message !== null && tag in message
-
-/** The variable through which the primary tells a worker who it is and how to listen. */
-const variable = "EFFECT_TCP_ECHO_WORKER"
-
 // --- The worker's side.
 
 /**
@@ -286,19 +309,7 @@ export const current: Option.Option<{
   readonly restarts: number
   readonly port: number
   readonly sharing: Sharing
-}> = (() => {
-  const text = process.env[variable]
-  if (!cluster.isWorker || text === undefined) return Option.none()
-  try {
-    const parsed = JSON.parse(text) as { id?: unknown; restarts?: unknown; port?: unknown; sharing?: unknown }
-    return typeof parsed.id === "number" && typeof parsed.restarts === "number" && typeof parsed.port === "number" &&
-        (parsed.sharing === "cluster" || parsed.sharing === "reusePort")
-      ? Option.some({ id: parsed.id, restarts: parsed.restarts, port: parsed.port, sharing: parsed.sharing })
-      : Option.none()
-  } catch {
-    return Option.none()
-  }
-})()
+}> = cluster.isWorker ? Protocol.decodeIdentity(process.env[Protocol.variable]) : Option.none()
 
 /**
  * Whether this process is a worker run by {@link make}.
@@ -324,17 +335,6 @@ export const workerOptions = <O extends Listener.Options>(options: O): O =>
         : { ...options, port, exclusive: true, reusePort: true }
   })
 
-/** Sends to the primary and waits until it is written (a worker about to exit must not lose it). */
-const send = (message: ToPrimary): Effect.Effect<void> =>
-  Effect.async<void>((resume) => {
-    if (process.send === undefined || !process.connected) return resume(Effect.void)
-    try {
-      process.send(message, undefined, {}, () => resume(Effect.void))
-    } catch {
-      resume(Effect.void)
-    }
-  })
-
 /**
  * In a worker: tells the primary that `server` listens, answers its scrapes and applies its
  * controls (`suspend`, `resume`, `setMaxConnections`, when `server` has them) for as long as the
@@ -349,63 +349,7 @@ export const attach = (
     & Pick<Server.Server, "address">
     & Partial<Pick<Server.Server, "suspend" | "resume" | "setMaxConnections">>
 ): Effect.Effect<Effect.Effect<void>, never, Scope.Scope> =>
-  Effect.gen(function*() {
-    const stop = yield* Deferred.make<void>()
-    if (!isWorker) return Deferred.await(stop)
-    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
-    // Applied one at a time, in the order they came.
-    const serially = Effect.unsafeMakeSemaphore(1).withPermits(1)
-    const onMessage = (message: unknown) => {
-      if (!isMessage(message)) return
-      if (message[tag] === "shutdown") Deferred.unsafeDone(stop, Exit.void)
-      else if (message[tag] === "metrics" && "request" in message) {
-        runFork(
-          send({ [tag]: "metrics", request: message.request, series: MetricsWire.encode(Metric.unsafeSnapshot()) })
-        )
-      } else if (message[tag] === "control" && "control" in message) {
-        const request = message.request
-        runFork(serially(
-          Effect.matchEffect(control(server, message.control), {
-            onFailure: (error) => send({ [tag]: "controlled", request, error }),
-            onSuccess: () => send({ [tag]: "controlled", request })
-          })
-        ))
-      }
-    }
-    const onDisconnect = () => Deferred.unsafeDone(stop, Exit.void)
-    yield* Effect.acquireRelease(
-      Effect.sync(() => {
-        process.on("message", onMessage)
-        process.on("disconnect", onDisconnect)
-      }),
-      () =>
-        Effect.sync(() => {
-          process.off("message", onMessage)
-          process.off("disconnect", onDisconnect)
-        })
-    )
-    yield* send({ [tag]: "listening", address: server.address })
-    return Deferred.await(stop)
-  })
-
-/** A control applied to this worker's server: fails with what to tell the primary. */
-const control = (
-  server: Partial<Pick<Server.Server, "suspend" | "resume" | "setMaxConnections">>,
-  asked: Control
-): Effect.Effect<void, string> => {
-  switch (asked.action) {
-    case "suspend":
-      return server.suspend ?? Effect.fail("its server cannot suspend accepting")
-    case "resume":
-      return server.resume === undefined
-        ? Effect.fail("its server cannot resume accepting")
-        : Effect.mapError(server.resume, (error) => error.message)
-    case "setMaxConnections":
-      return server.setMaxConnections === undefined
-        ? Effect.fail("its server cannot change maxConnections")
-        : Effect.mapError(server.setMaxConnections(asked.maxConnections), (error) => error.message)
-  }
-}
+  isWorker ? Worker.attach(server) : Effect.succeed(Effect.never)
 
 /**
  * In a worker: tells the primary why it could not start, before it exits.
@@ -414,7 +358,7 @@ const control = (
  * @category worker
  */
 export const reportFailure = (message: string): Effect.Effect<void> =>
-  isWorker ? send({ [tag]: "failed", message }) : Effect.void
+  isWorker ? Worker.send({ [Protocol.tag]: "failed", message }) : Effect.void
 
 /**
  * In a worker, once its work is done: lets go of its channel to the primary, which `node:cluster`
@@ -467,7 +411,7 @@ interface Valid {
   readonly scrapeTimeout: Duration.Duration
 }
 
-const validate = (options: Options): Either.Either<Valid, WorkersError> =>
+const validate = (options: Options): Either.Either<Valid, InvalidOptionError> =>
   Either.mapLeft(
     Either.gen(function*() {
       const workers = yield* Options_.integer("workers", options.workers, 1, 1024)
@@ -509,64 +453,8 @@ const validate = (options: Options): Either.Either<Valid, WorkersError> =>
         scrapeTimeout: yield* duration("scrapeTimeout", options.scrapeTimeout, defaults.scrapeTimeout)
       } satisfies Valid
     }),
-    (invalid) => new WorkersError({ reason: "InvalidOption", ...invalid })
+    (invalid) => new InvalidOptionError(invalid)
   )
-
-/** How a worker process ended. */
-interface Ended {
-  readonly code: number | null
-  readonly signal: string | null
-}
-
-/** One worker process, from fork to exit. */
-interface Process {
-  readonly id: number
-  readonly worker: ClusterWorker
-  readonly pid: number
-  state: "starting" | "listening" | "stopping" | "exited"
-  /** Its address once it listens; fails with how it ended if it never did. */
-  readonly listening: Deferred.Deferred<Listener.Address, string>
-  readonly exited: Deferred.Deferred<Ended>
-  /** What it reported before it exited, if it could not start. */
-  failure: string | undefined
-  listeningAt: number | undefined
-  readonly scrapes: Map<number, Deferred.Deferred<ReadonlyArray<MetricsWire.Series>>>
-  /** Controls sent and not answered yet: the worker's refusal, or undefined once applied. */
-  readonly controls: Map<number, Deferred.Deferred<string | undefined>>
-  /** Whether its server accepts: from the moment it listens, until a suspend it applied. */
-  accepting: boolean
-}
-
-/** The reply to request `request`, for whoever waits for it (nobody, once it timed out). */
-const answer = <A>(pending: Map<number, Deferred.Deferred<A>>, request: number, value: A): void => {
-  const waiting = pending.get(request)
-  pending.delete(request)
-  if (waiting !== undefined) Deferred.unsafeDone(waiting, Exit.succeed(value))
-}
-
-/** `value` for every request still waiting: their worker is gone. */
-const answerAll = <A>(pending: Map<number, Deferred.Deferred<A>>, value: A): void => {
-  for (const waiting of pending.values()) Deferred.unsafeDone(waiting, Exit.succeed(value))
-  pending.clear()
-}
-
-const describe = (ended: Ended): string =>
-  ended.signal !== null ? `was killed by ${ended.signal}` : `exited with code ${ended.code}`
-
-/** Restarts per worker, with a `worker` label. */
-const restartsMetric = Metric.counter("echo_worker_restarts_total", {
-  description: "Workers restarted after they died, by worker",
-  incremental: true
-})
-
-const scrapesMissed = Metric.counter("echo_worker_scrapes_missed_total", {
-  description: "Scrapes a worker did not answer in time (its metrics were left out), by worker",
-  incremental: true
-})
-
-const listeningGauge = Metric.gauge("echo_workers_listening", {
-  description: "Workers listening now"
-})
 
 /**
  * Runs `workers` processes of a script, each serving the same port, in the current scope; returns
@@ -574,7 +462,10 @@ const listeningGauge = Metric.gauge("echo_workers_listening", {
  * with a `WorkersError` when an option is invalid or a worker of this first start cannot listen
  * (the others are then shut down). Later, a worker that dies is restarted after the `restart`
  * schedule's wait, logged and counted; past the crash loop's limit the primary gives up
- * ({@link Workers.failed}). One primary per process: `node:cluster`'s settings are global.
+ * ({@link Workers.failed}). One primary per process: `node:cluster`'s settings are global. With
+ * the primary's socket (`sharing: "cluster"`) it sets `cluster.schedulingPolicy` to `SCHED_NONE`
+ * before its first fork, so that the primary never holds a connection, and refuses round robin
+ * (`NODE_CLUSTER_SCHED_POLICY=rr`, or a process that forked with it) with `InvalidOption`.
  *
  * @since 0.1.0
  * @category constructors
@@ -584,10 +475,7 @@ export const make = (options: Options): Effect.Effect<Workers, WorkersError, Sco
     const valid = yield* validate(options)
     // Before the first fork, which fixes node:cluster's scheduling for the whole process.
     if (valid.sharing === "cluster") {
-      yield* Either.mapLeft(
-        Scheduling.acceptInWorkers(),
-        (invalid) => new WorkersError({ reason: "InvalidOption", ...invalid })
-      )
+      yield* Either.mapLeft(Scheduling.acceptInWorkers(), (i) => new InvalidOptionError(i))
     }
     cluster.setupPrimary({
       exec: options.exec ?? process.argv[1]!,
@@ -596,285 +484,189 @@ export const make = (options: Options): Effect.Effect<Workers, WorkersError, Sco
       // Structured clone: numbers as they are (Infinity and NaN too, which JSON loses), bigints.
       serialization: "advanced"
     })
-    const slots: Array<Process | undefined> = Array.from({ length: valid.workers }, () => undefined)
-    const restarts: Array<number> = slots.map(() => 0)
-    for (let id = 1; id <= valid.workers; id++) restartsMetric.pipe(Metric.tagged("worker", String(id))).register()
-    let stopping = false
-    let bound: Listener.Address | undefined
-    // The port a new worker asks for. With `cluster`, workers asking for the same address share
-    // the primary's socket, which lives while one of them holds it: a newcomer asks for what the
-    // others asked for (port 0 included), unless none is left, when it asks for the bound port.
-    let asked = valid.port
-    // What the controls set, applied to every worker, and again to each one started later. One
-    // control at a time, so that each worker applies them in the order they were asked for.
-    let suspended = false
-    let maxConnections: number | undefined
-    const controlling = yield* Effect.makeSemaphore(1)
-    // Open unless suspended: a worker that dies while suspended is restarted once they resume.
-    const resumed = yield* Effect.makeLatch(true)
-    const holding = () => slots.some((p) => p !== undefined && p.state === "listening" && p.accepting)
-    const portFor = () => {
-      if (bound === undefined) return valid.port
-      if (valid.sharing === "reusePort") return bound.port
-      if (!holding()) asked = bound.port
-      return asked
-    }
-    const giveUp = yield* Deferred.make<never, WorkersError>()
-    const deaths: Array<number> = []
-    let requestIds = 0
-
+    const clock = yield* Effect.clock
+    const pool = new Pool({
+      workers: valid.workers,
+      port: valid.port,
+      sharing: valid.sharing,
+      fork: (env) => cluster.fork(env),
+      env: options.env,
+      now: () => clock.unsafeCurrentTimeMillis()
+    })
     // If this process exits with workers left (a second signal, a crash), they go with it.
-    const orphans = () => {
-      for (const p of slots) if (p !== undefined && p.state !== "exited") p.worker.process.kill("SIGKILL")
-    }
-    yield* Effect.acquireRelease(
-      Effect.sync(() => process.on("exit", orphans)),
-      () => Effect.sync(() => process.off("exit", orphans))
-    )
-
-    /** Forks worker `id`; undefined once the shutdown has begun. */
-    const fork = (id: number): Effect.Effect<Process | undefined> =>
-      Effect.sync(() => {
-        if (stopping) return undefined
-        const port = portFor()
-        const worker = cluster.fork({
-          ...options.env,
-          [variable]: JSON.stringify({ id, restarts: restarts[id - 1], port, sharing: valid.sharing })
-        })
-        const p: Process = {
-          id,
-          worker,
-          pid: worker.process.pid ?? -1,
-          state: "starting",
-          listening: Deferred.unsafeMake(FiberId.none),
-          exited: Deferred.unsafeMake(FiberId.none),
-          failure: undefined,
-          listeningAt: undefined,
-          scrapes: new Map(),
-          controls: new Map(),
-          accepting: false
-        }
-        slots[id - 1] = p
-        worker.on("message", (message: unknown) => {
-          if (!isMessage(message)) return
-          switch (message[tag]) {
-            case "listening":
-              if ("address" in message && p.state === "starting") {
-                p.state = "listening"
-                p.accepting = true
-                p.listeningAt = Date.now()
-                listeningGauge.unsafeUpdate(slots.filter((s) => s?.state === "listening").length, [])
-                Deferred.unsafeDone(p.listening, Exit.succeed(message.address))
-              }
-              return
-            case "failed":
-              if ("message" in message) p.failure = message.message
-              return
-            case "metrics":
-              if ("series" in message) answer(p.scrapes, message.request, message.series)
-              return
-            case "controlled":
-              answer(p.controls, message.request, message.error)
-              return
-          }
-        })
-        // A send to a worker that just died: its exit tells the rest.
-        worker.on("error", () => {})
-        worker.once("exit", (code: number | null, signal: string | null) => {
-          p.state = "exited"
-          listeningGauge.unsafeUpdate(slots.filter((s) => s?.state === "listening").length, [])
-          const ended = { code, signal }
-          Deferred.unsafeDone(p.listening, Exit.fail(p.failure ?? describe(ended)))
-          Deferred.unsafeDone(p.exited, Exit.succeed(ended))
-          answerAll(p.scrapes, [])
-          // A worker that died has nothing left to apply: its restart gets the controls in force.
-          answerAll(p.controls, undefined)
-        })
-        return p
-      })
-
-    /** Waits for `p` to listen, at most `startTimeout` (then kills it): its address, or why not. */
-    const listening = (p: Process): Effect.Effect<Listener.Address, string> =>
-      Deferred.await(p.listening).pipe(
-        Effect.timeoutFail({
-          duration: valid.startTimeout,
-          onTimeout: () => `did not listen within ${Duration.format(valid.startTimeout)}, and was killed`
-        }),
-        Effect.tapError(() => Effect.sync(() => p.state !== "exited" && p.worker.process.kill("SIGKILL")))
-      )
-
-    /**
-     * Sends `p` the message made with a new request number, and waits for the reply `pending`
-     * gets under that number, at most `scrapeTimeout`: `None` if none came in time.
-     */
-    const ask = <A>(
-      p: Process,
-      pending: Map<number, Deferred.Deferred<A>>,
-      message: (request: number) => ToWorker
-    ): Effect.Effect<Option.Option<A>> =>
-      Effect.suspend(() => {
-        const request = ++requestIds
-        const reply = Deferred.unsafeMake<A>(FiberId.none)
-        pending.set(request, reply)
-        p.worker.send(message(request))
-        return Effect.tap(Effect.timeoutOption(Deferred.await(reply), valid.scrapeTimeout), (answer) => {
-          if (Option.isNone(answer)) pending.delete(request)
-        })
-      })
-
-    /** Sends `control` to `p` and waits for its answer, at most `scrapeTimeout`: why not, if not. */
-    const apply = (p: Process, control: Control): Effect.Effect<string | undefined> =>
-      p.state !== "listening" || !p.worker.isConnected()
-        ? Effect.succeed(undefined)
-        : Effect.map(
-          ask(p, p.controls, (request) => ({ [tag]: "control", request, control })),
-          Option.getOrElse(() => `did not answer within ${Duration.format(valid.scrapeTimeout)}`)
-        )
-    /** What `control` makes of a worker's state, once the worker applied it. */
-    const applied = (p: Process, control: Control) => {
-      if (control.action === "suspend") p.accepting = false
-      else if (control.action === "resume") p.accepting = true
-    }
-    /** The controls in force, told to a worker that just listened (restarted), one by one. */
-    const catchUp = (p: Process): Effect.Effect<void> =>
-      controlling.withPermits(1)(Effect.gen(function*() {
-        const inForce: ReadonlyArray<Control> = [
-          ...(suspended ? [{ action: "suspend" } as const] : []),
-          ...(maxConnections === undefined ? [] : [{ action: "setMaxConnections", maxConnections } as const])
-        ]
-        for (const control of inForce) {
-          const refused = yield* apply(p, control)
-          if (refused !== undefined) {
-            yield* Effect.logWarning(
-              `worker ${p.id} (pid ${p.pid}), restarted, could not ${control.action}: ${refused}`
-            )
-          } else applied(p, control)
-        }
-      }))
-    /** `control`, applied by every worker listening now; the first refusal (by worker) fails it. */
-    const controlAll = (control: Control): Effect.Effect<void, WorkersError> =>
-      Effect.gen(function*() {
-        const live = slots.filter((p): p is Process => p !== undefined && p.state === "listening")
-        const answers = yield* Effect.forEach(live, (p) => apply(p, control), { concurrency: "unbounded" })
-        live.forEach((p, i) => answers[i] === undefined && applied(p, control))
-        const refused = answers.findIndex((answer) => answer !== undefined)
-        if (refused < 0) return
-        return yield* new WorkersError({
-          reason: "ControlFailed",
-          worker: live[refused]!.id,
-          detail: `${control.action === "setMaxConnections" ? "set maxConnections" : control.action}: ${
-            answers[refused]
-          }`
-        })
-      })
-
-    const supervise = (first: Process): Effect.Effect<void> =>
-      Effect.gen(function*() {
-        const id = first.id
-        const driver = yield* Schedule.driver(valid.restart)
-        const within = Duration.toMillis(valid.within)
-        let p = first
-        while (true) {
-          const ended = yield* Deferred.await(p.exited)
-          if (stopping) return
-          const detail = p.failure ?? describe(ended)
-          const now = yield* Clock.currentTimeMillis
-          // A worker that served for a whole window was healthy: the backoff starts over.
-          if (p.listeningAt !== undefined && now - p.listeningAt >= within) yield* driver.reset
-          while (deaths.length > 0 && now - deaths[0]! >= within) deaths.shift()
-          if (deaths.length >= valid.restarts) {
-            const error = new WorkersError({
-              reason: "CrashLoop",
-              worker: id,
-              detail: `pid ${p.pid}, ${detail}`,
-              deaths: deaths.length + 1,
-              within: valid.within
-            })
-            yield* Effect.logError(error.message)
-            return yield* Deferred.fail(giveUp, error)
-          }
-          deaths.push(now)
-          yield* Effect.logWarning(
-            `worker ${id} (pid ${p.pid}) ${detail}: restarting it (restart ${deaths.length} within ` +
-              `${Duration.format(valid.within)}; the primary gives up past ${valid.restarts})`
-          ).pipe(Effect.annotateLogs({ worker: id, pid: p.pid }))
-          const waited = yield* Effect.either(driver.next(undefined))
-          if (Either.isLeft(waited)) {
-            return yield* Deferred.fail(
-              giveUp,
-              new WorkersError({
-                reason: "CrashLoop",
-                worker: id,
-                detail: `${detail}, and the restart schedule ended`,
-                deaths: deaths.length,
-                within: valid.within
-              })
-            )
-          }
-          // Not while the workers are suspended: a new worker would accept until told otherwise.
-          yield* resumed.await
-          // Counted once the schedule allowed it: a restart the schedule refused did not happen.
-          restarts[id - 1]! += 1
-          yield* Metric.increment(Metric.tagged(restartsMetric, "worker", String(id)))
-          const next = yield* fork(id)
-          if (next === undefined) return
-          p = next
-          const address = yield* Effect.either(listening(p))
-          if (Either.isRight(address)) {
-            yield* Effect.logInfo(
-              `worker ${id} (pid ${p.pid}) restarted, listening on ${Listener.formatAddress(address.right)}`
-            )
-              .pipe(Effect.annotateLogs({ worker: id, pid: p.pid }))
-            // What the others were told since they started, this one is told now.
-            yield* catchUp(p)
-          }
-        }
-      })
-
+    yield* pool.killOnExit()
+    const controls = yield* Controls.make(() => pool.listening.map((p) => target(p, valid)), () => pool.pin())
+    const crashWindow = yield* CrashWindow.make(valid)
+    const giveUp = yield* Deferred.make<never, CrashLoopError>()
     const supervisors = yield* FiberSet.make<void>()
+    const shutdown = yield* shutdownOnce(pool, supervisors, valid.shutdownTimeout)
+    yield* Effect.addFinalizer(() => shutdown)
 
-    // --- The shutdown: one message to each, one deadline for all.
-    const done = yield* Deferred.make<Shutdown>()
+    const [address, started] = yield* startAll(pool, valid)
+    const supervising: Supervising = { pool, valid, controls, crashWindow, giveUp }
+    for (const p of started) yield* FiberSet.run(supervisors, supervise(supervising, p))
+
+    const control = (asked: Protocol.Control) =>
+      Effect.mapError(
+        controls.apply(asked),
+        (refusal) =>
+          new ControlFailedError({ worker: refusal.worker, control: refusal.control.action, detail: refusal.detail })
+      )
+    return {
+      address,
+      sharing: valid.sharing,
+      ready: Effect.sync(() => pool.ready),
+      workers: Effect.sync(() =>
+        pool.processes.flatMap((p): Array<WorkerInfo> =>
+          p.state._tag === "Exited"
+            ? []
+            : [{ id: p.id, pid: p.pid, state: stateNames[p.state._tag], restarts: pool.restarts(p.id) }]
+        )
+      ),
+      exposition: Effect.suspend(() => Exposition.gather(pool.processes, valid.scrapeTimeout)),
+      failed: Deferred.await(giveUp),
+      shutdown,
+      suspend: control({ action: "suspend" }),
+      resume: control({ action: "resume" }),
+      setMaxConnections: (n) =>
+        Effect.flatMap(
+          Effect.mapError(Options_.integer("maxConnections", n, 1), (invalid) => new InvalidOptionError(invalid)),
+          (maxConnections) => control({ action: "setMaxConnections", maxConnections })
+        )
+    } satisfies Workers
+  })
+
+const stateNames = { Starting: "starting", Listening: "listening", Stopping: "stopping" } as const
+
+/** A worker as the controls see it: each control bounded by `scrapeTimeout`. */
+const target = (p: WorkerProcess, valid: Valid): Controls.Target => ({
+  id: p.id,
+  pid: p.pid,
+  apply: (control) => p.control(control, valid.scrapeTimeout)
+})
+
+/**
+ * The first start: one worker binds (and the pool learns the address), then the others join it;
+ * each listening, or the start fails with the first that could not.
+ */
+const startAll = (
+  pool: Pool,
+  valid: Valid
+): Effect.Effect<readonly [Listener.Address, ReadonlyArray<WorkerProcess>], StartFailedError> =>
+  Effect.gen(function*() {
+    const start = (id: number) =>
+      Effect.flatMap(pool.fork(id), (p) =>
+        p === undefined
+          ? Effect.fail(new StartFailedError({ worker: id, detail: "the shutdown began" }))
+          : Effect.mapBoth(p.listening(valid.startTimeout), {
+            onFailure: (detail) => new StartFailedError({ worker: id, detail }),
+            onSuccess: (address) => [address, p] as const
+          }))
+    // With reusePort, a port 0 is whichever the first worker got: the others wait for it. With
+    // the primary's socket (or a given port), all ask for the same address at once.
+    const ids = Array.from({ length: valid.workers }, (_, i) => i + 1)
+    const first = valid.sharing === "reusePort" && valid.port === 0 ? [yield* start(1)] : []
+    if (first[0] !== undefined) pool.bind(first[0][0])
+    const all = [...first, ...yield* Effect.forEach(ids.slice(first.length), start, { concurrency: "unbounded" })]
+    const address = all[0]![0]
+    pool.bind(address)
+    return [address, all.map(([, p]) => p)] as const
+  })
+
+/** What a supervisor works with: the workers, the controls in force, the crash window. */
+interface Supervising {
+  readonly pool: Pool
+  readonly valid: Valid
+  readonly controls: Controls.Controls
+  readonly crashWindow: CrashWindow.CrashWindow
+  readonly giveUp: Deferred.Deferred<never, CrashLoopError>
+}
+
+/**
+ * Worker `first.id`'s life: each time it dies, the crash window judges, the restart schedule
+ * waits, and (once the workers are not suspended) it is forked again and told what is in force.
+ * Ends when the shutdown begins, or fails `giveUp` with the crash loop.
+ */
+const supervise = ({ controls, crashWindow, giveUp, pool, valid }: Supervising, first: WorkerProcess) =>
+  Effect.gen(function*() {
+    const id = first.id
+    const driver = yield* Schedule.driver(valid.restart)
+    let p = first
+    while (true) {
+      const { detail: death, since } = yield* p.exited
+      if (pool.stopping) return
+      const crashLoop = (deaths: number, limit: CrashLoopError["limit"]) =>
+        new CrashLoopError({ worker: id, pid: p.pid, death, deaths, within: valid.within, limit })
+      const verdict = yield* crashWindow.death(since)
+      if (verdict._tag === "GiveUp") {
+        const error = crashLoop(verdict.count, "restarts")
+        yield* Effect.logError(error.message)
+        return yield* Deferred.fail(giveUp, error)
+      }
+      // A worker that served for a whole window was healthy: the backoff starts over.
+      if (verdict.fresh) yield* driver.reset
+      yield* Effect.logWarning(
+        `worker ${id} (pid ${p.pid}) ${death}: restarting it (restart ${verdict.count} within ` +
+          `${Duration.format(valid.within)}; the primary gives up past ${valid.restarts})`
+      ).pipe(Effect.annotateLogs({ worker: id, pid: p.pid }))
+      const waited = yield* Effect.either(driver.next(undefined))
+      if (Either.isLeft(waited)) return yield* Deferred.fail(giveUp, crashLoop(verdict.count, "schedule"))
+      // Not while the workers are suspended: a new worker would accept until told otherwise.
+      yield* controls.resumed
+      const next = yield* pool.fork(id)
+      if (next === undefined) return
+      p = next
+      const address = yield* Effect.either(p.listening(valid.startTimeout))
+      if (Either.isRight(address)) {
+        yield* Effect.logInfo(
+          `worker ${id} (pid ${p.pid}) restarted, listening on ${Listener.formatAddress(address.right)}`
+        ).pipe(Effect.annotateLogs({ worker: id, pid: p.pid }))
+        // What the others were told since they started, this one is told now.
+        yield* controls.catchUp(target(p, valid))
+      }
+    }
+  })
+
+/**
+ * The shutdown, run once (a second call waits for the first): the supervisors stop, each worker
+ * is told to end (its own graceful shutdown), and all have one deadline; past it, those left are
+ * killed (SIGKILL).
+ */
+const shutdownOnce = (
+  pool: Pool,
+  supervisors: FiberSet.FiberSet<void>,
+  deadline: Duration.Duration
+): Effect.Effect<Effect.Effect<Shutdown>> =>
+  Effect.map(Deferred.make<Shutdown>(), (done) => {
     let begun = false
-    const shutdown: Effect.Effect<Shutdown> = Effect.suspend(() => {
+    return Effect.suspend(() => {
       if (begun) return Deferred.await(done)
       begun = true
       return Effect.gen(function*() {
-        stopping = true
+        pool.stop()
         yield* FiberSet.clear(supervisors)
-        const live = slots.filter((p): p is Process => p !== undefined && p.state !== "exited")
-        for (const p of live) {
-          if (p.state === "listening" && p.worker.isConnected()) {
-            p.state = "stopping"
-            p.worker.send({ [tag]: "shutdown" } satisfies ToWorker)
-          } else {
-            // Still starting: it holds no connection, and may not listen for messages yet.
-            p.state = "stopping"
-            p.worker.process.kill("SIGTERM")
-          }
-        }
+        const live = pool.processes.filter((p) => p.state._tag !== "Exited")
+        for (const p of live) p.stop()
         // Interruptible, within an uninterruptible shutdown: or its timeouts could not end it.
-        const all = Effect.interruptible(Effect.all(live.map((p) => Deferred.await(p.exited)), { discard: true }))
-        const inTime = yield* Effect.timeoutOption(all, valid.shutdownTimeout)
+        const all = Effect.interruptible(Effect.forEach(live, (p) => p.exited, { discard: true }))
         const killed: Array<number> = []
-        if (Option.isNone(inTime)) {
-          const left = live.filter((p) => p.state !== "exited")
+        if (Option.isNone(yield* Effect.timeoutOption(all, deadline))) {
+          const left = live.filter((p) => p.state._tag !== "Exited")
           for (const p of left) {
             killed.push(p.id)
-            p.worker.process.kill("SIGKILL")
+            p.kill()
           }
           yield* Effect.logError(
-            `shutdown deadline (${Duration.format(valid.shutdownTimeout)}) passed: killed ` +
+            `shutdown deadline (${Duration.format(deadline)}) passed: killed ` +
               left.map((p) => `worker ${p.id} (pid ${p.pid})`).join(", ")
           )
           yield* Effect.timeoutOption(all, "2 seconds")
         }
-        const exits: Array<Shutdown["exits"][number]> = []
-        for (const p of live) {
-          const polled = yield* Deferred.poll(p.exited)
-          const ended = Option.isSome(polled) ? yield* polled.value : { code: null, signal: "SIGKILL" }
-          exits.push({ id: p.id, pid: p.pid, ...ended })
-        }
+        const exits = live.map((p) => ({
+          id: p.id,
+          pid: p.pid,
+          ...(p.state._tag === "Exited" ? p.state.ended : { code: null, signal: "SIGKILL" })
+        }))
         const summary: Shutdown = {
           exits,
           killed,
@@ -884,125 +676,6 @@ export const make = (options: Options): Effect.Effect<Workers, WorkersError, Sco
         return summary
       }).pipe(Effect.uninterruptible)
     })
-    yield* Effect.addFinalizer(() => shutdown)
-
-    // --- The first start: one worker binds (and learns the port), then the others join it.
-    const start = (id: number) =>
-      Effect.flatMap(fork(id), (p) =>
-        p === undefined
-          ? Effect.fail(new WorkersError({ reason: "StartFailed", worker: id, detail: "the shutdown began" }))
-          : Effect.as(
-            Effect.mapError(listening(p), (detail) => new WorkersError({ reason: "StartFailed", worker: id, detail })),
-            p
-          ))
-    // With reusePort, a port 0 is whichever the first worker got: the others wait for it. With
-    // the primary's socket (or a given port), all ask for the same address at once.
-    const ids = Array.from({ length: valid.workers }, (_, i) => i + 1)
-    const sequential = valid.sharing === "reusePort" && valid.port === 0
-    const first = sequential ? [yield* start(1)] : []
-    if (first[0] !== undefined) bound = yield* Deferred.await(first[0].listening).pipe(Effect.orDie)
-    const started = [...first, ...yield* Effect.forEach(ids.slice(first.length), start, { concurrency: "unbounded" })]
-    bound = yield* Deferred.await(started[0]!.listening).pipe(Effect.orDie)
-    for (const p of started) yield* FiberSet.run(supervisors, supervise(p))
-
-    const scrape = (p: Process): Effect.Effect<ReadonlyArray<MetricsWire.Series> | undefined> =>
-      p.state !== "listening" || !p.worker.isConnected()
-        ? Effect.succeed(undefined)
-        : Effect.flatMap(
-          ask(p, p.scrapes, (request) => ({ [tag]: "metrics", request })),
-          Option.match({
-            onSome: (series) => Effect.succeed(series),
-            onNone: () =>
-              Metric.increment(Metric.tagged(scrapesMissed, "worker", String(p.id))).pipe(
-                Effect.zipRight(Effect.logWarning(
-                  `metrics: worker ${p.id} (pid ${p.pid}) did not answer within ${
-                    Duration.format(valid.scrapeTimeout)
-                  }: left out of this scrape`
-                )),
-                Effect.as(undefined)
-              )
-          })
-        )
-
-    const exposition = Effect.gen(function*() {
-      const live = slots.filter((p): p is Process => p !== undefined)
-      const answers = yield* Effect.forEach(live, scrape, { concurrency: "unbounded" })
-      const snapshots: Array<{ label: string; series: ReadonlyArray<MetricsWire.Series> }> = [
-        { label: "primary", series: MetricsWire.encode(Metric.unsafeSnapshot()) }
-      ]
-      const perWorker: Array<MetricsWire.Series> = []
-      answers.forEach((series, i) => {
-        if (series === undefined) return
-        const worker = String(live[i]!.id)
-        snapshots.push({ label: worker, series })
-        perWorker.push(
-          {
-            name: "echo_worker_connections_active",
-            description: "Connections being served now, by worker",
-            tags: [["worker", worker]],
-            kind: "gauge",
-            value: MetricsWire.valueOf(series, "echo_connections_active")
-          },
-          {
-            name: "echo_worker_connections_accepted_total",
-            description: "Connections accepted from the kernel, by worker",
-            tags: [["worker", worker]],
-            kind: "counter",
-            incremental: true,
-            value: MetricsWire.valueOf(series, "echo_connections_accepted_total")
-          }
-        )
-      })
-      return Prometheus.format(MetricsWire.decode([...MetricsWire.sum(snapshots), ...perWorker]))
-    })
-
-    return {
-      address: bound,
-      sharing: valid.sharing,
-      ready: Effect.sync(() => !stopping && holding()),
-      workers: Effect.sync(() =>
-        slots.flatMap((p) =>
-          p === undefined || p.state === "exited"
-            ? []
-            : [{ id: p.id, pid: p.pid, state: p.state, restarts: restarts[p.id - 1]! }]
-        )
-      ),
-      exposition,
-      failed: Deferred.await(giveUp),
-      shutdown,
-      suspend: controlling.withPermits(1)(Effect.suspend(() => {
-        suspended = true
-        // Resumed, each worker listens on the port it was bound to, and so does a newcomer:
-        // with port 0 and the primary's socket closed meanwhile, it would get another port.
-        if (bound !== undefined) asked = bound.port
-        return Effect.zipRight(resumed.close, controlAll({ action: "suspend" }))
-      })),
-      resume: controlling.withPermits(1)(
-        Effect.zipRight(
-          controlAll({ action: "resume" }),
-          // Only once every worker accepts again; after a refusal the workers stay suspended as
-          // far as restarts go, and `ready` says whether any accepts.
-          Effect.suspend(() => {
-            suspended = false
-            return resumed.open
-          })
-        )
-      ),
-      setMaxConnections: (n) =>
-        Effect.flatMap(
-          Effect.mapError(
-            Options_.integer("maxConnections", n, 1),
-            (invalid) => new WorkersError({ reason: "InvalidOption", ...invalid })
-          ),
-          (valid) =>
-            controlling.withPermits(1)(
-              Effect.tap(controlAll({ action: "setMaxConnections", maxConnections: valid }), () => {
-                // In force for later workers once every worker took it.
-                maxConnections = valid
-              })
-            )
-        )
-    } satisfies Workers
   })
 
 /**
