@@ -3,14 +3,16 @@
  * a fake cluster worker (its state, requests and replies, how it is told to end), the table of
  * processes and the port each asks for, who a worker is, and the exposition of several answers.
  */
-import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Fiber, Option, TestClock } from "effect"
+import { describe, expect, it, onTestFinished } from "@effect/vitest"
+import { Duration, Effect, Either, Fiber, Option, TestClock } from "effect"
+import cluster from "node:cluster"
 import { EventEmitter } from "node:events"
 import type * as MetricsWire from "../src/internal/metricsWire.js"
 import * as Exposition from "../src/internal/workers/exposition.js"
 import * as Pool from "../src/internal/workers/pool.js"
 import * as Process from "../src/internal/workers/process.js"
 import * as Protocol from "../src/internal/workers/protocol.js"
+import * as Scheduling from "../src/internal/workers/scheduling.js"
 import type * as Listener from "../src/Listener.js"
 
 /** A cluster worker that records what it is sent and the signals it gets. */
@@ -434,4 +436,67 @@ describe("the exposition of several workers (exposition.ts)", () => {
       expect(text).not.toMatch(/^echo_worker_scrapes_missed_total\{worker="(1|3)"\}/m)
       expect(starting.worker.sent).toEqual([])
     }))
+})
+
+describe("who accepts the connections (scheduling.ts)", () => {
+  /** node:cluster's scheduling, its settings and the variable, as they were before the test. */
+  const restoring = () => {
+    const policy = cluster.schedulingPolicy
+    const settings = cluster.settings
+    const variable = process.env.NODE_CLUSTER_SCHED_POLICY
+    onTestFinished(() => {
+      cluster.schedulingPolicy = policy
+      ;(cluster as { settings: typeof settings }).settings = settings
+      if (variable === undefined) delete process.env.NODE_CLUSTER_SCHED_POLICY
+      else process.env.NODE_CLUSTER_SCHED_POLICY = variable
+    })
+  }
+  const forked = (yes: boolean) => {
+    ;(cluster as { settings: object }).settings = yes ? { exec: "worker.js" } : {}
+  }
+
+  it("before the first fork, round robin is replaced by each worker accepting itself", () => {
+    restoring()
+    delete process.env.NODE_CLUSTER_SCHED_POLICY
+    forked(false)
+    cluster.schedulingPolicy = cluster.SCHED_RR
+    expect(Scheduling.acceptInWorkers()).toEqual(Either.void)
+    expect(cluster.schedulingPolicy).toBe(cluster.SCHED_NONE)
+  })
+
+  it("none, set before, is kept, even once forked or with the variable saying otherwise", () => {
+    restoring()
+    process.env.NODE_CLUSTER_SCHED_POLICY = "rr"
+    forked(true)
+    cluster.schedulingPolicy = cluster.SCHED_NONE
+    expect(Scheduling.acceptInWorkers()).toEqual(Either.void)
+  })
+
+  it("round robin asked for in the environment is refused, naming the variable", () => {
+    restoring()
+    process.env.NODE_CLUSTER_SCHED_POLICY = "rr"
+    forked(false)
+    cluster.schedulingPolicy = cluster.SCHED_RR
+    expect(Scheduling.acceptInWorkers()).toEqual(Either.left({
+      option: "NODE_CLUSTER_SCHED_POLICY",
+      value: "rr",
+      expected: "none, or unset: with round robin the primary holds each connection until a worker takes it, " +
+        "and one on its way to a worker that dies is never served nor closed"
+    }))
+    expect(cluster.schedulingPolicy).toBe(cluster.SCHED_RR)
+  })
+
+  it("round robin fixed by an earlier fork is refused; another value of the variable changes nothing", () => {
+    restoring()
+    process.env.NODE_CLUSTER_SCHED_POLICY = "something"
+    forked(true)
+    cluster.schedulingPolicy = cluster.SCHED_RR
+    expect(Scheduling.acceptInWorkers()).toEqual(Either.left({
+      option: "cluster.schedulingPolicy",
+      value: "SCHED_RR",
+      expected: "SCHED_NONE, set before this process forks its first worker: with round robin the primary holds " +
+        "each connection until a worker takes it, and one on its way to a worker that dies is never served nor closed"
+    }))
+    expect(cluster.schedulingPolicy).toBe(cluster.SCHED_RR)
+  })
 })
