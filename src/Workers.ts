@@ -95,8 +95,8 @@ export const defaults = {
 } as const
 
 /**
- * An option is invalid (checked before any process starts): its name, the value given, and what
- * a valid one looks like.
+ * An option is invalid: its name, the value given, and what a valid one looks like. Checked
+ * before any process starts (and a limit to `setMaxConnections`, before any worker is told).
  *
  * @since 0.1.0
  * @category errors
