@@ -4,7 +4,7 @@
  * leaves in force. Workers are fakes that record what they are told and answer as asked.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Logger } from "effect"
+import { Deferred, Effect, Fiber, Logger, Option } from "effect"
 import * as Controls from "../src/internal/workers/controls.js"
 
 const suspend = { action: "suspend" } as const
@@ -60,6 +60,7 @@ describe("the controls, reconciled into each worker (controls.ts)", () => {
       const two = fake(2)
       const { controls, pins } = yield* controlsOf(() => [one, two])
       yield* controls.apply(limit(5))
+      expect(pins()).toBe(0)
       yield* controls.apply(suspend)
       expect(one.told).toEqual([limit(5), suspend])
       expect(two.told).toEqual([limit(5), suspend])
@@ -97,6 +98,8 @@ describe("the controls, reconciled into each worker (controls.ts)", () => {
       const { controls } = yield* controlsOf(() => [one])
       yield* controls.apply(suspend)
       const waiting = yield* Effect.fork(controls.resumed)
+      yield* Effect.yieldNow()
+      expect(waiting.unsafePoll()).toBeNull()
       expect(yield* Effect.flip(controls.apply(resume))).toEqual({ worker: 1, control: resume, detail: "port taken" })
       expect(yield* controls.inForce).toEqual({ suspended: true, maxConnections: undefined })
       expect(waiting.unsafePoll()).toBeNull()
@@ -107,6 +110,20 @@ describe("the controls, reconciled into each worker (controls.ts)", () => {
       yield* controls.apply(resume)
       yield* Fiber.join(waiting)
       expect(yield* controls.inForce).toEqual(Controls.initial)
+    }))
+
+  it.live("every worker is asked at once: one that does not answer holds up none of the others", () =>
+    Effect.gen(function*() {
+      // Worker 1 answers only once worker 2 was asked: asked one after the other, neither would.
+      const asked = yield* Deferred.make<void>()
+      const first: Controls.Target = { id: 1, pid: 1001, apply: () => Effect.as(Deferred.await(asked), undefined) }
+      const second: Controls.Target = {
+        id: 2,
+        pid: 1002,
+        apply: () => Effect.as(Deferred.succeed(asked, undefined), undefined)
+      }
+      const controls = yield* Controls.make(() => [first, second], () => {})
+      expect(yield* Effect.timeoutOption(controls.apply(suspend), "5 seconds")).toEqual(Option.some(undefined))
     }))
 
   it.effect("no worker listening: a control is in force for those that listen later", () =>

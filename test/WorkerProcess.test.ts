@@ -4,7 +4,7 @@
  * processes and the port each asks for, who a worker is, and the exposition of several answers.
  */
 import { describe, expect, it, onTestFinished } from "@effect/vitest"
-import { Duration, Effect, Either, Fiber, Option, TestClock } from "effect"
+import { Duration, Effect, Either, Fiber, Logger, Metric, Option, TestClock } from "effect"
 import cluster from "node:cluster"
 import { EventEmitter } from "node:events"
 import type * as MetricsWire from "../src/internal/metricsWire.js"
@@ -99,6 +99,7 @@ describe("a worker process (process.ts)", () => {
     Effect.gen(function*() {
       const reported = processOf()
       reported.worker.say({ [tag]: "failed", message: "127.0.0.1:7000 is already in use" })
+      reported.worker.say({ [tag]: "failed" })
       reported.worker.exit(1)
       expect(yield* Effect.flip(reported.p.listening(second))).toBe("127.0.0.1:7000 is already in use")
       expect(yield* reported.p.exited).toEqual(
@@ -197,6 +198,8 @@ describe("a worker process (process.ts)", () => {
       worker.exit(0)
       expect(yield* Fiber.join(dying)).toEqual(Option.some([]))
       expect(yield* Fiber.join(controlled)).toBeUndefined()
+      // Nothing was applied: it stays exited.
+      expect(p.state._tag).toBe("Exited")
     }))
 
   it("told to stop: one listening runs its own shutdown, one starting gets SIGTERM; once, and not once exited", () => {
@@ -223,6 +226,12 @@ describe("a worker process (process.ts)", () => {
     deaf.worker.connected = false
     deaf.p.stop()
     expect(deaf.worker.signals).toEqual(["SIGTERM"])
+  })
+
+  it("a worker whose process has no pid (it could not be spawned) is pid -1", () => {
+    const worker = new FakeWorker()
+    ;(worker.process as { pid: number | undefined }).pid = undefined
+    expect(new Process.WorkerProcess(1, worker, () => 0, () => {}).pid).toBe(-1)
   })
 
   it("a send to a worker that just died is no error: its exit tells the rest", () => {
@@ -377,6 +386,25 @@ describe("the table of workers and the port each asks for (pool.ts)", () => {
       expect(reuse.identity(1)).toMatchObject({ port: 7000, sharing: "reusePort" })
     }))
 
+  it("every worker's restarts counter is there from the start, at 0: a scraper sees none missing", () => {
+    // A number of workers no other test uses: the registry is the process's.
+    new Pool.Pool({
+      workers: 7,
+      port: 0,
+      sharing: "cluster",
+      env: undefined,
+      now: () => 0,
+      fork: () => new FakeWorker()
+    })
+    const restarts = Metric.unsafeSnapshot().filter((pair) => pair.metricKey.name === "echo_worker_restarts_total")
+    const workers = restarts.flatMap((pair) =>
+      pair.metricKey.tags.filter((t) => t.key === "worker").map((t) => t.value)
+    )
+    expect(workers).toEqual(expect.arrayContaining(["1", "2", "3", "4", "5", "6", "7"]))
+    const seventh = restarts.find((pair) => pair.metricKey.tags.some((t) => t.key === "worker" && t.value === "7"))
+    expect(seventh?.metricState).toMatchObject({ count: 0 })
+  })
+
   it.effect("the workers left are killed with the primary's process, while the scope lasts", () =>
     Effect.gen(function*() {
       const { forked, pool } = poolOf()
@@ -407,6 +435,24 @@ describe("the exposition of several workers (exposition.ts)", () => {
     }
   ]
 
+  it("what cannot be summed (a summary) stays per process, the primary's named so", () => {
+    const summary: MetricsWire.Series = {
+      name: "s",
+      description: "s",
+      tags: [],
+      kind: "summary",
+      error: 0.01,
+      quantiles: [[0.5, 1]],
+      count: 1,
+      min: 1,
+      max: 1,
+      sum: 1
+    }
+    const text = Exposition.format([summary], [{ id: 2, series: [summary] }])
+    expect(text).toMatch(/^s\{worker="primary",quantile="0\.5"\} 1$/m)
+    expect(text).toMatch(/^s\{worker="2",quantile="0\.5"\} 1$/m)
+  })
+
   it("every series summed with the primary's, then each worker's connections active and accepted", () => {
     const text = Exposition.format(series(0, 1), [{ id: 1, series: series(2, 5) }, { id: 3, series: series(1, 7) }])
     expect(text).toMatch(/^echo_connections_active 3$/m)
@@ -417,6 +463,9 @@ describe("the exposition of several workers (exposition.ts)", () => {
     expect(text).toMatch(/^echo_worker_connections_accepted_total\{worker="3"\} 7$/m)
     expect(text).toMatch(/^# HELP echo_worker_connections_active Connections being served now, by worker$/m)
     expect(text).toMatch(/^# TYPE echo_worker_connections_accepted_total counter$/m)
+    expect(text).toMatch(
+      /^# HELP echo_worker_connections_accepted_total Connections accepted from the kernel, by worker$/m
+    )
     expect(text).not.toMatch(/worker="2"/)
   })
 
@@ -425,77 +474,75 @@ describe("the exposition of several workers (exposition.ts)", () => {
       const answering = listening(1)
       const silent = listening(2)
       const starting = processOf(undefined, 3)
-      const gathered = yield* Effect.fork(Exposition.gather([answering.p, silent.p, starting.p], second))
+      const alsoSilent = listening(4)
+      const logged: Array<string> = []
+      const gathered = yield* Effect.fork(
+        Exposition.gather([answering.p, silent.p, starting.p, alsoSilent.p], second).pipe(
+          Effect.provide(
+            Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => logged.push(String(message))))
+          )
+        )
+      )
       for (let i = 0; i < 100 && answering.worker.sent.length === 0; i++) yield* Effect.yieldNow()
       answering.worker.say({ [tag]: "metrics", request: answering.worker.request, series: series(4, 4) })
+      // All asked at once: one timeout's wait for all of them.
       yield* TestClock.adjust("1 second")
+      for (let i = 0; i < 100 && gathered.unsafePoll() === null; i++) yield* Effect.yieldNow()
+      expect(gathered.unsafePoll()).not.toBeNull()
       const text = yield* Fiber.join(gathered)
       expect(text).toMatch(/^echo_worker_connections_active\{worker="1"\} 4$/m)
       expect(text.match(/^echo_worker_connections_active\{/gm)).toHaveLength(1)
       expect(text).toMatch(/^echo_worker_scrapes_missed_total\{worker="2"\} 1$/m)
       expect(text).not.toMatch(/^echo_worker_scrapes_missed_total\{worker="(1|3)"\}/m)
       expect(starting.worker.sent).toEqual([])
+      expect(logged.sort()).toEqual([
+        "metrics: worker 2 (pid 4242) did not answer within 1s: left out of this scrape",
+        "metrics: worker 4 (pid 4242) did not answer within 1s: left out of this scrape"
+      ])
     }))
 })
 
 describe("who accepts the connections (scheduling.ts)", () => {
-  /** node:cluster's scheduling, its settings and the variable, as they were before the test. */
-  const restoring = () => {
-    const policy = cluster.schedulingPolicy
-    const settings = cluster.settings
-    const variable = process.env.NODE_CLUSTER_SCHED_POLICY
-    onTestFinished(() => {
+  /** node:cluster as the test sets it (the variable, forked yet, its policy), restored after the test. */
+  const given = (variable: string | undefined, forked: boolean, policy: number) => {
+    const before = [cluster.schedulingPolicy, cluster.settings, process.env.NODE_CLUSTER_SCHED_POLICY] as const
+    const set = (...[policy, settings, variable]: typeof before) => {
       cluster.schedulingPolicy = policy
-      ;(cluster as { settings: typeof settings }).settings = settings
+      ;(cluster as { settings: object }).settings = settings
       if (variable === undefined) delete process.env.NODE_CLUSTER_SCHED_POLICY
       else process.env.NODE_CLUSTER_SCHED_POLICY = variable
-    })
+    }
+    onTestFinished(() => set(...before))
+    set(policy, forked ? { exec: "worker.js" } : {}, variable)
   }
-  const forked = (yes: boolean) => {
-    ;(cluster as { settings: object }).settings = yes ? { exec: "worker.js" } : {}
-  }
+  const why = "with round robin the primary holds each connection until a worker takes it, and one on its way to " +
+    "a worker that dies is never served nor closed"
 
   it("before the first fork, round robin is replaced by each worker accepting itself", () => {
-    restoring()
-    delete process.env.NODE_CLUSTER_SCHED_POLICY
-    forked(false)
-    cluster.schedulingPolicy = cluster.SCHED_RR
+    given(undefined, false, cluster.SCHED_RR)
     expect(Scheduling.acceptInWorkers()).toEqual(Either.void)
     expect(cluster.schedulingPolicy).toBe(cluster.SCHED_NONE)
   })
 
   it("none, set before, is kept, even once forked or with the variable saying otherwise", () => {
-    restoring()
-    process.env.NODE_CLUSTER_SCHED_POLICY = "rr"
-    forked(true)
-    cluster.schedulingPolicy = cluster.SCHED_NONE
+    given("rr", true, cluster.SCHED_NONE)
     expect(Scheduling.acceptInWorkers()).toEqual(Either.void)
   })
 
   it("round robin asked for in the environment is refused, naming the variable", () => {
-    restoring()
-    process.env.NODE_CLUSTER_SCHED_POLICY = "rr"
-    forked(false)
-    cluster.schedulingPolicy = cluster.SCHED_RR
-    expect(Scheduling.acceptInWorkers()).toEqual(Either.left({
-      option: "NODE_CLUSTER_SCHED_POLICY",
-      value: "rr",
-      expected: "none, or unset: with round robin the primary holds each connection until a worker takes it, " +
-        "and one on its way to a worker that dies is never served nor closed"
-    }))
+    given("rr", false, cluster.SCHED_RR)
+    expect(Scheduling.acceptInWorkers()).toEqual(
+      Either.left({ option: "NODE_CLUSTER_SCHED_POLICY", value: "rr", expected: `none, or unset: ${why}` })
+    )
     expect(cluster.schedulingPolicy).toBe(cluster.SCHED_RR)
   })
 
   it("round robin fixed by an earlier fork is refused; another value of the variable changes nothing", () => {
-    restoring()
-    process.env.NODE_CLUSTER_SCHED_POLICY = "something"
-    forked(true)
-    cluster.schedulingPolicy = cluster.SCHED_RR
+    given("something", true, cluster.SCHED_RR)
     expect(Scheduling.acceptInWorkers()).toEqual(Either.left({
       option: "cluster.schedulingPolicy",
       value: "SCHED_RR",
-      expected: "SCHED_NONE, set before this process forks its first worker: with round robin the primary holds " +
-        "each connection until a worker takes it, and one on its way to a worker that dies is never served nor closed"
+      expected: `SCHED_NONE, set before this process forks its first worker: ${why}`
     }))
     expect(cluster.schedulingPolicy).toBe(cluster.SCHED_RR)
   })

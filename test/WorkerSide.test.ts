@@ -8,6 +8,7 @@ import { describe, expect, it, onTestFinished } from "@effect/vitest"
 import { Effect, Exit, Fiber, Scope } from "effect"
 import * as Protocol from "../src/internal/workers/protocol.js"
 import * as Worker from "../src/internal/workers/worker.js"
+import { ListenError } from "../src/Listener.js"
 import { ServerError } from "../src/Server.js"
 
 const tag = Protocol.tag
@@ -88,6 +89,18 @@ describe("a worker applies the primary's controls to its server (worker.ts)", ()
       )
     }))
 
+  it.effect("a resume the server refuses is said in its words", () =>
+    Effect.gen(function*() {
+      const { server } = serverOf()
+      const refusing = {
+        ...server,
+        resume: Effect.fail(new ListenError({ reason: "AddressInUse", address: "127.0.0.1:7000" }))
+      }
+      expect(yield* Effect.flip(Worker.apply(refusing, { action: "resume" }))).toBe(
+        "127.0.0.1:7000 is already in use"
+      )
+    }))
+
   it.effect("a server without a control says which it cannot do", () =>
     Effect.gen(function*() {
       expect(yield* Effect.flip(Worker.apply({}, { action: "suspend" }))).toBe("its server cannot suspend accepting")
@@ -114,7 +127,10 @@ describe("attach, the worker's end of the channel (worker.ts)", () => {
       primary({ [tag]: "metrics", request: 9 })
       primary({ [tag]: "control", request: 10 })
       primary({ [tag]: "metrics" })
+      primary({ [tag]: "listening", request: 11, control: { action: "resume" } })
       primary({ someone: "else" })
+      primary(null)
+      primary("text")
       yield* Effect.sleep("50 millis")
       expect(calls).toEqual(["suspend"])
       expect(sent).toContainEqual({ [tag]: "controlled", request: 7 })
@@ -124,7 +140,7 @@ describe("attach, the worker's end of the channel (worker.ts)", () => {
         error: "invalid maxConnections: 99 (expected at most 10)"
       })
       const scraped = sent.find((m) => (m as { request?: number }).request === 9) as { series?: unknown }
-      expect(Array.isArray(scraped.series)).toBe(true)
+      expect(scraped).toEqual({ [tag]: "metrics", request: 9, series: expect.any(Array) })
       // Three answers after the first line: nothing for the messages that are not whole, or not ours.
       expect(sent).toHaveLength(4)
       expect(waiting.unsafePoll()).toBeNull()
@@ -138,10 +154,13 @@ describe("attach, the worker's end of the channel (worker.ts)", () => {
     Effect.gen(function*() {
       recordSends()
       const before = process.listeners("disconnect")
-      const stopped = yield* Worker.attach(serverOf().server)
-      added("disconnect", before)()
-      yield* stopped
-    }).pipe(Effect.scoped))
+      yield* Effect.scoped(Effect.gen(function*() {
+        const stopped = yield* Worker.attach(serverOf().server)
+        added("disconnect", before)()
+        yield* stopped
+      }))
+      expect(process.listeners("disconnect")).toEqual(before)
+    }))
 
   it.effect("nothing is sent without a channel to the primary, and no error", () =>
     Effect.gen(function*() {

@@ -212,6 +212,9 @@ describe("Workers (the library)", () => {
       expect(error.message).toMatch(
         /^workers died 4 times within 1m: giving up \(a crash loop\); the last, worker 1, pid \d+, exited with code 3$/
       )
+      // Its own fields, under the one tag.
+      expect(error).toMatchObject({ _tag: "WorkersError", worker: 1, deaths: 4, limit: "restarts" })
+      expect(Workers.isWorkersError(error)).toBe(true)
       expect(yield* workers.exposition).toMatch(/^echo_worker_restarts_total\{worker="1"\} 3$/m)
     }).pipe(Effect.scoped))
 
@@ -234,6 +237,7 @@ describe("Workers (the library)", () => {
       expect(steps).toEqual([0, 1, 2])
       expect(error.reason).toBe("CrashLoop")
       expect(error.message).toMatch(/worker 1, exited with code 3, and the restart schedule ended$/)
+      expect(error).toMatchObject({ death: "exited with code 3", deaths: 3, limit: "schedule" })
       // Two restarts happened; the third death found the schedule done.
       expect(restartsOf(yield* workers.exposition) - before).toBe(2)
     }).pipe(Effect.scoped))
@@ -285,6 +289,7 @@ describe("Workers (the library)", () => {
       const error = yield* Effect.flip(workers.resume)
       expect(error.reason).toBe("ControlFailed")
       expect(error.message).toBe(`worker 1 could not resume: 127.0.0.1:${port} is already in use`)
+      expect(error).toMatchObject({ worker: 1, control: "resume", detail: `127.0.0.1:${port} is already in use` })
       // No worker accepts: not ready.
       expect(yield* workers.ready).toBe(false)
     }).pipe(Effect.scoped))
@@ -424,9 +429,10 @@ describe("Workers (the library)", () => {
 
   it.effect("options are checked before any process starts", () =>
     Effect.gen(function*() {
-      expect((yield* Effect.flip(Effect.scoped(run({ workers: 0 })))).message).toBe(
-        "invalid workers: 0 (expected an integer from 1 to 1024)"
-      )
+      const invalid = yield* Effect.flip(Effect.scoped(run({ workers: 0 })))
+      expect(invalid.message).toBe("invalid workers: 0 (expected an integer from 1 to 1024)")
+      expect(invalid).toMatchObject({ reason: "InvalidOption", option: "workers", value: 0 })
+      expect(Workers.isWorkersError(invalid) && !Workers.isWorkersError(new Error("other"))).toBe(true)
       if (!Listener.reusePortSupported) {
         const reuse = yield* Effect.flip(Effect.scoped(run({ sharing: "reusePort" })))
         expect(reuse.message).toContain("reusePort needs Node 22.12 or later")

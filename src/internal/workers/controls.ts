@@ -123,21 +123,23 @@ export const make = (
         if (!inForce.suspended) yield* resumed.open
       }))
 
+    /** Tells `target` a control in force; a refusal is logged, and the rest is still told. */
+    const tell = (target: Target) => (control: Control) =>
+      Effect.flatMap(target.apply(control), (refused) =>
+        refused === undefined
+          ? Effect.void
+          : Effect.logWarning(
+            `worker ${target.id} (pid ${target.pid}), restarted, could not ${control.action}: ${refused}`
+          ))
+
     const catchUp = (target: Target): Effect.Effect<void> =>
-      serially(Effect.forEach(replay(inForce), (control) =>
-        Effect.flatMap(target.apply(control), (refused) =>
-          refused === undefined
-            ? Effect.void
-            : Effect.logWarning(
-              `worker ${target.id} (pid ${target.pid}), restarted, could not ${control.action}: ${refused}`
-            )), { discard: true }))
+      // Stryker disable next-line ObjectLiteral,BooleanLiteral: equivalent (the list of results is never read)
+      serially(Effect.forEach(replay(inForce), tell(target), { discard: true }))
 
     return {
       apply,
       catchUp,
       resumed: resumed.await,
-      inForce: Effect.sync(() =>
-        inForce
-      )
+      inForce: Effect.sync(() => inForce)
     }
   })

@@ -39,6 +39,7 @@ export const judge = (
   const within = Duration.toMillis(policy.within)
   const recent = deaths.filter((at) => now - at < within)
   if (recent.length >= policy.restarts) return [{ _tag: "GiveUp", count: recent.length + 1 }, recent]
+  // Stryker disable next-line ConditionalExpression: equivalent (now - undefined is NaN, never >= within); the check narrows the type
   const fresh = since !== undefined && now - since >= within
   return [{ _tag: "Restart", count: recent.length + 1, fresh }, [...recent, now]]
 }

@@ -57,6 +57,7 @@ export const encodeIdentity = (identity: Identity): string => JSON.stringify(ide
 
 /** The identity in `text`, or `None` for anything else (absent, not JSON, a field missing). @internal */
 export const decodeIdentity = (text: string | undefined): Option.Option<Identity> => {
+  // Stryker disable next-line ConditionalExpression: equivalent (JSON.parse(undefined) throws, and the catch gives None); the check narrows the type
   if (text === undefined) return Option.none()
   try {
     const parsed = JSON.parse(text) as { id?: unknown; restarts?: unknown; port?: unknown; sharing?: unknown }
