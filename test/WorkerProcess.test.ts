@@ -296,10 +296,10 @@ describe("the table of workers and the port each asks for (pool.ts)", () => {
     expect(Pool.portFor(0, "cluster", bound, true)).toBe(7000)
   })
 
-  const poolOf = (sharing: Protocol.Sharing = "cluster") => {
+  const poolOf = (sharing: Protocol.Sharing = "cluster", workers = 2) => {
     const forked: Array<{ env: Readonly<Record<string, string>>; worker: FakeWorker }> = []
     const pool = new Pool.Pool({
-      workers: 2,
+      workers,
       port: 0,
       sharing,
       env: { MODE: "serve" },
@@ -349,12 +349,15 @@ describe("the table of workers and the port each asks for (pool.ts)", () => {
 
   it.effect("with the primary's socket, a newcomer asks for what the others asked, or the bound port once none holds it", () =>
     Effect.gen(function*() {
-      const { forked, identity, pool } = poolOf()
+      const { forked, identity, pool } = poolOf("cluster", 3)
       yield* pool.fork(1)
       forked[0]!.worker.say({ [tag]: "listening", address })
       pool.bind(address)
       yield* pool.fork(2)
       expect(identity(1).port).toBe(0)
+      // One holds the socket, one is still starting: the socket is held.
+      yield* pool.fork(3)
+      expect(identity(2).port).toBe(0)
       // Worker 1 stops accepting (suspended): none holds the primary's socket.
       const suspending = yield* Effect.fork(pool.processes[0]!.control({ action: "suspend" }, second))
       yield* Effect.yieldNow()
@@ -362,7 +365,7 @@ describe("the table of workers and the port each asks for (pool.ts)", () => {
       yield* Fiber.join(suspending)
       forked[1]!.worker.exit(1)
       yield* pool.fork(2)
-      expect(identity(2).port).toBe(7000)
+      expect(identity(3).port).toBe(7000)
     }))
 
   it.effect("pinned once suspended (after the port is bound), for good; with reusePort, always the bound port", () =>

@@ -55,6 +55,7 @@ export interface CrashWindow {
 
 /** @internal */
 export const make = (policy: Policy): Effect.Effect<CrashWindow> =>
+  // Stryker disable next-line ArrayDeclaration: equivalent (what is not a time is never recent: now minus it is NaN)
   Effect.map(Ref.make<ReadonlyArray<number>>([]), (deaths) => ({
     death: (since) =>
       Effect.flatMap(
