@@ -7,8 +7,9 @@
  */
 import { Chunk, Data, Effect, Either, Stream } from "effect"
 import type { Duration, Scope } from "effect"
-import * as Connection from "./Connection.js"
+import type * as Connection from "./Connection.js"
 import { connectWith } from "./internal/connect.js"
+import * as Driven from "./internal/connection.js"
 import * as errno from "./internal/errno.js"
 import * as Options_ from "./internal/options.js"
 import * as Socket from "./internal/socket.js"
@@ -127,7 +128,7 @@ export const connect = (options: Options): Effect.Effect<Client, ConnectError, S
     return Effect.map(
       Effect.acquireRelease(
         Effect.sync(() => {
-          const connection = Connection.wrap(
+          const connection = Driven.drive(
             socket,
             options.highWaterMark === undefined ? {} : { highWaterMark: options.highWaterMark },
             undefined,
@@ -150,6 +151,7 @@ export const connect = (options: Options): Effect.Effect<Client, ConnectError, S
           return connection.stream
         },
         write: (data) => connection.write(data),
+        run: (f, options) => connection.run(f, options),
         writeAll: (data) => connection.writeAll(data),
         end: connection.end,
         echo: connection.echo,

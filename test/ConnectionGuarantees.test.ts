@@ -10,6 +10,7 @@ import { Cause, Chunk, Clock, Duration, Effect, Exit, Fiber, Option } from "effe
 import type { Scope } from "effect"
 import * as Connection from "../src/Connection.js"
 import { Listener, TestKit } from "../src/index.js"
+import * as Driven from "../src/internal/connection.js"
 import type * as Net from "../src/internal/sim/net.js"
 import { Simulation } from "../src/internal/sim/run.js"
 import * as Transport from "../src/internal/transport.js"
@@ -30,7 +31,7 @@ const simulated = <A, E>(program: Effect.Effect<A, E, Scope.Scope>, net?: Partia
 /** What an owner heard from its connection. */
 const recordingOwner = () => {
   const heard = { received: 0, sent: 0, idle: 0, echoed: [] as Array<Connection.ConnectionError | undefined> }
-  const owner: Connection.Owner = {
+  const owner: Driven.Owner & Driven.EchoDone = {
     received: (n) => {
       heard.received += n
     },
@@ -49,8 +50,8 @@ const recordingOwner = () => {
 
 interface Setup {
   readonly options?: Connection.Options
-  readonly owner?: Connection.Owner
-  readonly verifyEnd?: (socket: Listener.Socket) => Connection.VerifyEnd
+  readonly owner?: Driven.Owner
+  readonly verifyEnd?: (socket: Listener.Socket) => Driven.VerifyEnd
 }
 
 /** A listener, a test peer connected to it, and the accepted socket as a connection. */
@@ -61,7 +62,7 @@ const accepted = (setup: Setup = {}) =>
     const socket = yield* listener.accept
     const connection = yield* Effect.acquireRelease(
       Effect.sync(() =>
-        Connection.wrap(
+        Driven.drive(
           socket,
           setup.options,
           setup.owner,
@@ -202,7 +203,7 @@ describe("the read side is backpressured", () => {
 
   it("an end of input that the kernel says was a reset fails the read as Reset, not as a clean end", () =>
     simulated(Effect.gen(function*() {
-      const verifyEnd = (socket: Listener.Socket): Connection.VerifyEnd => ({
+      const verifyEnd = (socket: Listener.Socket): Driven.VerifyEnd => ({
         ends: { localAddress: "127.0.0.1", localPort: 1, remoteAddress: "127.0.0.1", remotePort: 2 },
         transport: { ...Transport.node, endWasReset: (s) => s === socket }
       })
@@ -211,12 +212,12 @@ describe("the read side is backpressured", () => {
       const error = readFailure(yield* Effect.exit(connection.read))
       expect(error.reason).toBe("Reset")
       expect(error.code).toBe("ECONNRESET")
-      expect(Connection.raisedBy(error)).toBe(connection)
+      expect(Driven.raisedBy(error)).toBe(connection)
     })))
 
   it("an end of input the kernel confirms as a FIN is a clean end", () =>
     simulated(Effect.gen(function*() {
-      const verifyEnd = (): Connection.VerifyEnd => ({
+      const verifyEnd = (): Driven.VerifyEnd => ({
         ends: { localAddress: "127.0.0.1", localPort: 1, remoteAddress: "127.0.0.1", remotePort: 2 },
         transport: { ...Transport.node, endWasReset: () => false }
       })
@@ -283,7 +284,7 @@ describe("a write waits for 'drain'", () => {
       yield* peer.reset
       const error = failureOf(yield* Fiber.await(writing))
       expect(error.reason).toBe("Reset")
-      expect(Connection.raisedBy(error)).toBe(connection)
+      expect(Driven.raisedBy(error)).toBe(connection)
       // Once the socket is closed, the connection still tells why it ended.
       yield* closed(socket)
       const out = (yield* connection.stats).bytesOut
@@ -307,7 +308,7 @@ describe("writing after the end fails instead of vanishing", () => {
       expect(error.reason).toBe("BrokenPipe")
       expect(error.code).toBe("ERR_STREAM_WRITE_AFTER_END")
       expect(error.message).toBe(`${connection.peer} is gone: write on a closed connection`)
-      expect(Connection.raisedBy(error)).toBe(connection)
+      expect(Driven.raisedBy(error)).toBe(connection)
       expect(failureOf(yield* Effect.exit(connection.writeAll(Chunk.of(bytes("late"))))).reason).toBe("BrokenPipe")
       expect(yield* peer.readToEnd).toBe("eof")
       expect(peer.received().toString()).toBe("answer")
@@ -456,30 +457,32 @@ describe("the echo", () => {
       expect(peer.received().toString()).toBe("one")
     })))
 
-  it("echoOwned echoes like echo, and keeps echoing on Node's callbacks after its fiber is interrupted", () =>
+  it("echoThen echoes on Node's callbacks with no fiber, and tells its owner once, when its FIN is out", () =>
     simulated(Effect.gen(function*() {
-      const { connection, peer } = yield* accepted()
+      const { heard, owner } = recordingOwner()
+      const { connection, peer } = yield* accepted({ owner })
       yield* peer.startReading
-      const echoing = yield* Effect.fork(connection.echoOwned)
+      connection.echoThen(owner)
       yield* peer.send(bytes("one"))
       yield* eventually(Effect.sync(() => peer.received().toString()), (got) => got === "one")
-      yield* Fiber.interrupt(echoing)
+      expect(heard.echoed).toEqual([])
       yield* peer.send(bytes("two"))
       yield* peer.halfClose
       expect(yield* peer.readToEnd).toBe("eof")
       expect(peer.received().toString()).toBe("onetwo")
+      yield* eventually(Effect.sync(() => heard.echoed.length), (n) => n > 0)
+      expect(heard.echoed).toEqual([undefined])
     })))
 
-  it("echoOwned completes once its FIN is out", () =>
+  it("echoThen tells its owner the connection's error when the peer resets", () =>
     simulated(Effect.gen(function*() {
-      const { connection, peer } = yield* accepted()
-      yield* peer.startReading
-      const echoing = yield* Effect.fork(connection.echoOwned)
+      const { heard, owner } = recordingOwner()
+      const { connection, peer, socket } = yield* accepted({ owner })
+      connection.echoThen(owner)
       yield* peer.send(bytes("hello"))
-      yield* peer.halfClose
-      expect(Exit.isSuccess(yield* Fiber.await(echoing))).toBe(true)
-      expect(yield* peer.readToEnd).toBe("eof")
-      expect(peer.received().toString()).toBe("hello")
+      yield* peer.reset
+      yield* closed(socket)
+      expect(heard.echoed.map((error) => error?.reason)).toEqual(["Reset"])
     })))
 
   it("an echo on a connection that already failed fails with its error and writes nothing", () =>

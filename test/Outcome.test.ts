@@ -8,6 +8,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Cause, Duration, Either, LogLevel } from "effect"
 import * as net from "node:net"
 import { Connection, Listener, Server } from "../src/index.js"
+import * as Driven from "../src/internal/connection.js"
 import * as Options from "../src/internal/options.js"
 import * as Outcome from "../src/internal/outcome.js"
 import * as Socket from "../src/internal/socket.js"
@@ -15,7 +16,7 @@ import type * as Transport from "../src/internal/transport.js"
 
 /** A connection on a socket that never connects: enough to raise errors that are its own. */
 const own = () => {
-  const connection = Connection.wrap(new net.Socket() as unknown as Transport.Socket)
+  const connection = Driven.drive(new net.Socket() as unknown as Transport.Socket)
   const raise = (fields: ConstructorParameters<typeof Connection.ConnectionError>[0]): Connection.ConnectionError =>
     (connection as unknown as { error: typeof raise }).error(fields)
   return { connection, raise }

@@ -23,9 +23,10 @@ import {
 } from "effect"
 import type { Cause } from "effect"
 import type { Fiber, Scope } from "effect"
-import * as Connection from "../Connection.js"
+import type * as Connection from "../Connection.js"
 import type * as Listener from "../Listener.js"
 import * as Metrics from "../Metrics.js"
+import * as Driven from "./connection.js"
 import { LogAggregator } from "./logAggregator.js"
 import * as Outcome from "./outcome.js"
 import * as Proxy from "./proxy.js"
@@ -62,8 +63,8 @@ export interface Policy {
 export type Handle<E, R> =
   /** The built-in echo, on Node's callbacks: no fiber of its own (see `start`). */
   | { readonly _tag: "Echo" }
-  | { readonly _tag: "BuiltIn"; readonly run: (connection: Connection.Owned) => Effect.Effect<void, E> }
-  | { readonly _tag: "User"; readonly run: (connection: Connection.Owned) => Effect.Effect<void, E, R> }
+  | { readonly _tag: "BuiltIn"; readonly run: (connection: Driven.Driven) => Effect.Effect<void, E> }
+  | { readonly _tag: "User"; readonly run: (connection: Driven.Driven) => Effect.Effect<void, E, R> }
 
 /**
  * A live connection, as the server reports it.
@@ -328,7 +329,7 @@ class Server implements Live {
 
   private start(socket: Listener.Socket): void {
     const slot = new Slot(this, socket)
-    slot.connection = Connection.wrap(socket, this.policy.connection, slot, this.drainNotice)
+    slot.connection = Driven.drive(socket, this.policy.connection, slot, this.drainNotice)
     this.live.add(slot)
     Metrics.connectionsActive.unsafeModify(1, this.labels.base)
     // The built-in echo needs no fiber: the bytes move on Node's callbacks, and the connection
@@ -341,7 +342,7 @@ class Server implements Live {
       // is still named in it. At `Error` and above no record names an echo's peer, and the
       // address (a getpeername) is read only if something asks.
       if (this.namesPeers) void slot.connection.peer
-      return slot.connection.echoForOwner()
+      return slot.connection.echoThen(slot)
     }
     const fiber = this.runFork(this.serve(slot), { updateRefs: annotate(slot.connection.peer) })
     slot.fiber = fiber
@@ -359,7 +360,7 @@ class Server implements Live {
         Effect.catchAllCause(Effect.zipRight(Effect.suspend(() => handle.run(connection)), complete(slot)), judge)
       )
       : Effect.catchAllCause(
-        Effect.zipRight(handle._tag === "Echo" ? connection.echoOwned : handle.run(connection), complete(slot)),
+        Effect.zipRight(handle._tag === "Echo" ? connection.echo : handle.run(connection), complete(slot)),
         judge
       )
     const proxy = this.policy.proxy
@@ -472,6 +473,7 @@ class Server implements Live {
       }
       this.draining = true
       Deferred.unsafeDone(this.drain, Exit.void)
+      for (const slot of this.live) slot.connection.notifyDrain()
       // Stop accepting: the port is free from here on.
       yield* this.listener.close
       Metrics.connectionsDropped.unsafeModify(this.waiting.length, this.labels.reason("shutdown"))
@@ -565,8 +567,8 @@ class Server implements Live {
  * what ended it. It is also the connection's owner: the bytes it counts feed the server's metrics,
  * and its idle timeout ends the connection through the server.
  */
-class Slot implements Connection.Owner {
-  connection!: Connection.Owned
+class Slot implements Driven.Owner, Driven.EchoDone {
+  connection!: Driven.Driven
   fiber: Fiber.RuntimeFiber<void> | undefined = undefined
   // Set by the fiber when its handler failed.
   verdict: Outcome.Verdict | undefined = undefined

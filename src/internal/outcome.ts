@@ -6,9 +6,10 @@
  * @internal
  */
 import { Cause, Chunk, LogLevel, Option } from "effect"
-import { ConnectionError, raisedBy } from "../Connection.js"
+import { ConnectionError } from "../Connection.js"
 import type { Connection } from "../Connection.js"
 import * as Metrics from "../Metrics.js"
+import { raisedBy } from "./connection.js"
 
 /** @internal */
 export const PeerFault: unique symbol = Symbol.for("effect-tcp-echo/Server/PeerFault")

@@ -10,7 +10,7 @@ import type { Duration } from "effect"
 import { Effect, Either, Option } from "effect"
 import * as net from "node:net"
 import type * as Parser from "proxy-protocol-js"
-import type * as Connection from "../Connection.js"
+import type * as Driven from "./connection.js"
 
 /**
  * The parser, loaded by the first server that takes the PROXY protocol ({@link load}): a server
@@ -160,7 +160,7 @@ const ipv6 = (octets: ReadonlyArray<number>): string => {
  * @internal
  */
 export const read = (
-  connection: Connection.Owned,
+  connection: Driven.Driven,
   policy: Policy
 ): Effect.Effect<string | undefined, Refusal> => {
   let buffered = Buffer.alloc(0)
