@@ -142,23 +142,24 @@ export const connect = (options: Options): Effect.Effect<Client, ConnectError, S
         }),
         (connection) => connection.close("close")
       ),
-      (connection): Client => ({
-        get peer() {
-          return connection.peer
-        },
-        read: connection.read,
-        get stream() {
-          return connection.stream
-        },
-        write: (data) => connection.write(data),
-        run: (f, options) => connection.run(f, options),
-        writeAll: (data) => connection.writeAll(data),
-        end: connection.end,
-        echo: connection.echo,
-        draining: connection.draining,
-        stats: connection.stats,
-        reset: Effect.sync(() => Socket.close(socket, "reset"))
-      })
+      (connection): Client =>
+        Driven.delegate({
+          get peer() {
+            return connection.peer
+          },
+          read: connection.read,
+          get stream() {
+            return connection.stream
+          },
+          write: (data) => connection.write(data),
+          run: (f, options) => connection.run(f, options),
+          writeAll: (data) => connection.writeAll(data),
+          end: connection.end,
+          echo: connection.echo,
+          draining: connection.draining,
+          stats: connection.stats,
+          reset: Effect.sync(() => Socket.close(socket, "reset"))
+        }, connection)
     )
   })
 }

@@ -35,9 +35,10 @@
  */
 import * as Socket from "@effect/platform/Socket"
 import * as SocketServer from "@effect/platform/SocketServer"
-import { Cause, Chunk, Context, Data, Deferred, Effect, FiberId, Layer, Option, Scope } from "effect"
+import { Cause, Context, Data, Effect, Layer, Scope } from "effect"
 import type { Exit } from "effect"
-import type * as Connection from "./Connection.js"
+import * as Connection from "./Connection.js"
+import * as Driven from "./internal/connection.js"
 import type * as Listener from "./Listener.js"
 import * as Server from "./Server.js"
 
@@ -82,6 +83,14 @@ const fromConnection = (reason: "Read" | "Write", error: Connection.ConnectionEr
 
 const encoder = new TextEncoder()
 
+// A handler's effect that interrupts itself is dropped, as a fiber of the platform's FiberSet
+// would be; any other failure ends the run.
+const dropInterruption = <E>(cause: Cause.Cause<E>): Effect.Effect<void, E> =>
+  Cause.isInterruptedOnly(cause) ? Effect.void : Effect.failCause(cause)
+
+const isConnectionError = (error: unknown): error is Connection.ConnectionError =>
+  error instanceof Connection.ConnectionError
+
 /**
  * `connection` as a `Socket.Socket`, with the semantics this module's header describes. Its
  * writer's release half-closes the connection; closing it is the server's (or the connection's
@@ -90,82 +99,97 @@ const encoder = new TextEncoder()
  * @since 0.1.0
  * @category constructors
  */
-export const toSocket = (connection: Connection.Connection): Socket.Socket => adapt(connection).socket
+export const toSocket = (connection: Connection.Connection): Socket.Socket => new PlatformSocket(connection)
 
-/** The socket, and the close its handler asked for, if it did (the server judges that too). */
-const adapt = (connection: Connection.Connection): {
-  readonly socket: Socket.Socket
-  readonly closed: () => Closed | undefined
-} => {
-  // Completed when `run` must return between two chunks: the server is draining, or the handler
-  // wrote a CloseEvent. Shared by every `run` of this socket.
-  const stop = Deferred.unsafeMake<"drain" | Closed>(FiberId.none)
-  let closed: Closed | undefined
+/**
+ * A connection as the platform's socket. Each chunk is handed to the handler from the
+ * connection's own `run`, in the handler's fiber: no fiber, race or queue per chunk.
+ */
+class PlatformSocket implements Socket.Socket {
+  readonly [Socket.TypeId]: Socket.TypeId = Socket.TypeId
+  // The close its handler asked for, if it did (the server judges that too).
+  closed: Closed | undefined = undefined
+  // The connection's own object, when it is one of this package's: `run` can then also return,
+  // between two chunks, at a close written from another fiber.
+  private readonly driven: Driven.Driven | undefined
+  private written:
+    | ((chunk: Uint8Array | string | Socket.CloseEvent) => Effect.Effect<void, Socket.SocketError>)
+    | undefined = undefined
 
-  const stopped = (): Effect.Effect<void, Socket.SocketError> => {
+  constructor(readonly connection: Connection.Connection) {
+    this.driven = Driven.of(connection)
+  }
+
+  readonly run = <_, E = never, R = never>(
+    handler: (data: Uint8Array) => Effect.Effect<_, E, R> | void,
+    options?: { readonly onOpen?: Effect.Effect<void> | undefined }
+  ): Effect.Effect<void, Socket.SocketError | E, R> => {
+    const step = (data: Uint8Array) => {
+      const result = handler(data)
+      return Effect.isEffect(result) ? Effect.catchAllCause(result, dropInterruption) : undefined
+    }
+    const driven = this.driven
+    // The peer's half-close ends the run, as the platform's 'end' does; so does the drain notice
+    // (the handler ends at a safe point) and a close the handler wrote.
+    const ran = driven === undefined
+      ? this.connection.run((data) => this.closed === undefined ? step(data) : Effect.void, { untilDrain: true })
+      : driven.run(step, { untilDrain: true, until: () => this.closed !== undefined })
+    // The connection's own error is the platform's socket error; any other is the handler's own.
+    const read = Effect.mapError(
+      ran,
+      (error): Socket.SocketError | E =>
+        isConnectionError(error) && this.owns(error) ? fromConnection("Read", error) : error as E
+    )
+    const stopped = Effect.suspend(() => this.stopped())
+    return options?.onOpen === undefined
+      ? Effect.zipRight(read, stopped)
+      : Effect.zipRight(options.onOpen, Effect.zipRight(read, stopped))
+  }
+
+  // TCP carries bytes only: run and runRaw are the same.
+  readonly runRaw = this.run
+
+  // Released: a half-close (FIN after everything written), as the platform's Node socket does.
+  get writer(): Effect.Effect<
+    (chunk: Uint8Array | string | Socket.CloseEvent) => Effect.Effect<void, Socket.SocketError>,
+    never,
+    Scope.Scope
+  > {
+    return Effect.acquireRelease(Effect.succeed(this.write), () => Effect.ignore(this.connection.end))
+  }
+
+  private get write(): (chunk: Uint8Array | string | Socket.CloseEvent) => Effect.Effect<void, Socket.SocketError> {
+    return this.written ??= (chunk) => {
+      if (Socket.isCloseEvent(chunk)) return this.close(chunk)
+      return Effect.mapError(
+        this.connection.write(typeof chunk === "string" ? encoder.encode(chunk) : chunk),
+        (error) => fromConnection("Write", error)
+      )
+    }
+  }
+
+  private close(event: Socket.CloseEvent): Effect.Effect<void, Socket.SocketError> {
+    return Effect.suspend(() => {
+      this.closed ??= { _tag: "Closed", code: event.code, reason: event.reason }
+      this.driven?.wakeRuns()
+      // A FIN after everything written; the server closes the socket once the handler is done.
+      return Effect.mapError(this.connection.end, (error) => fromConnection("Write", error))
+    })
+  }
+
+  private stopped(): Effect.Effect<void, Socket.SocketError> {
+    const closed = this.closed
     if (closed === undefined) return Effect.void
     const error = new Socket.SocketCloseError({ reason: "Close", code: closed.code, closeReason: closed.reason })
     origins.set(error, closed)
     return Effect.fail(error)
   }
 
-  const runRaw = <_, E = never, R = never>(
-    handler: (data: Uint8Array) => Effect.Effect<_, E, R> | void,
-    options?: { readonly onOpen?: Effect.Effect<void> | undefined }
-  ): Effect.Effect<void, Socket.SocketError | E, R> =>
-    Effect.scoped(Effect.gen(function*() {
-      // One watcher per run, in run's scope: the drain notice never arrives for a connection no
-      // server owns, and then this waits until the scope closes.
-      yield* Effect.forkScoped(Effect.zipRight(connection.draining, Deferred.succeed(stop, "drain")))
-      if (options?.onOpen !== undefined) yield* options.onOpen
-      const next = Effect.raceFirst(connection.read, Effect.as(Deferred.await(stop), undefined))
-      while (true) {
-        if (closed !== undefined) return yield* stopped()
-        const read = yield* Effect.either(next)
-        if (read._tag === "Left") {
-          // The peer's half-close ends the run, as the platform's 'end' does.
-          if (Option.isNone(read.left)) return
-          return yield* Effect.fail(fromConnection("Read", read.left.value))
-        }
-        // Stopped: the drain notice (return, the handler ends at a safe point) or a close.
-        if (read.right === undefined) return yield* stopped()
-        for (const data of Chunk.toReadonlyArray(read.right)) {
-          const result = handler(data)
-          if (!Effect.isEffect(result)) continue
-          // The next chunk waits for this one's effect: that is the backpressure. An effect that
-          // interrupts itself is dropped, as a fiber of the platform's FiberSet would be.
-          const exit = yield* Effect.exit(result)
-          if (exit._tag === "Failure" && !Cause.isInterruptedOnly(exit.cause)) {
-            return yield* Effect.failCause(exit.cause)
-          }
-        }
-      }
-    }))
-
-  const write = (chunk: Uint8Array | string | Socket.CloseEvent): Effect.Effect<void, Socket.SocketError> => {
-    if (Socket.isCloseEvent(chunk)) {
-      return Effect.suspend(() => {
-        closed ??= { _tag: "Closed", code: chunk.code, reason: chunk.reason }
-        Deferred.unsafeDone(stop, Effect.succeed(closed))
-        // A FIN after everything written; the server closes the socket once the handler is done.
-        return Effect.mapError(connection.end, (error) => fromConnection("Write", error))
-      })
-    }
-    return Effect.mapError(
-      connection.write(typeof chunk === "string" ? encoder.encode(chunk) : chunk),
-      (error) => fromConnection("Write", error)
-    )
+  // A ConnectionError of this connection's read side: the platform's socket error, not the handler's.
+  private owns(error: Connection.ConnectionError): boolean {
+    const driven = this.driven
+    return driven === undefined || Driven.raisedBy(error) === driven
   }
-
-  const socket: Socket.Socket = {
-    [Socket.TypeId]: Socket.TypeId,
-    run: runRaw,
-    // TCP carries bytes only: run and runRaw are the same.
-    runRaw,
-    // Released: a half-close (FIN after everything written), as the platform's Node socket does.
-    writer: Effect.acquireRelease(Effect.succeed(write), () => Effect.ignore(connection.end))
-  }
-  return { socket, closed: () => closed }
 }
 
 /**
@@ -209,17 +233,19 @@ export const make = (
     let current: ((socket: Socket.Socket) => Effect.Effect<unknown, unknown>) | undefined
     const ready = yield* Effect.makeLatch(false)
 
+    const handle = (connection: Connection.Connection): Effect.Effect<void, unknown> => {
+      if (current === undefined) return Effect.void
+      const socket = new PlatformSocket(connection)
+      return Effect.matchCauseEffect(current(socket), {
+        onFailure: (cause) => judge(cause, connection),
+        onSuccess: () => closedBy(socket.closed, connection)
+      })
+    }
+    // Connections that arrive while no `run` is running wait for one, or for the drain notice.
     const serve: Server.Handler<unknown> = (connection) =>
-      Effect.flatMap(
+      current !== undefined ? handle(connection) : Effect.flatMap(
         Effect.raceFirst(Effect.as(ready.await, true), Effect.as(connection.draining, false)),
-        (handled) => {
-          if (!handled || current === undefined) return Effect.void
-          const { closed, socket } = adapt(connection)
-          return Effect.matchCauseEffect(current(socket), {
-            onFailure: (cause) => judge(cause, connection),
-            onSuccess: () => closedBy(closed(), connection)
-          })
-        }
+        (handled) => handled ? handle(connection) : Effect.void
       )
 
     const server = yield* Server.make(options, serve)

@@ -97,6 +97,38 @@ const origins = new WeakMap<ConnectionError, Connection>()
  */
 export const raisedBy = (error: ConnectionError): Connection | undefined => origins.get(error)
 
+// Objects that delegate to a connection (a client's), with the connection they delegate to.
+const delegates = new WeakMap<Connection, Driven>()
+
+/**
+ * The connection object behind `connection`: itself, or the one a delegate delegates to (see
+ * {@link delegate}); `undefined` for a connection made elsewhere.
+ *
+ * @internal
+ */
+export const of = (connection: Connection): Driven | undefined =>
+  connection instanceof Driven ? connection : delegates.get(connection)
+
+/**
+ * Records that `wrapper` delegates to `driven`, for {@link of}.
+ *
+ * @internal
+ */
+export const delegate = <A extends Connection>(wrapper: A, driven: Driven): A => {
+  delegates.set(wrapper, driven)
+  return wrapper
+}
+
+/**
+ * How this package's own code runs a connection: as {@link RunOptions} say, and also until
+ * `until` holds (checked between two buffers, and when {@link Driven.wakeRuns} is called).
+ *
+ * @internal
+ */
+export interface InternalRunOptions extends RunOptions {
+  readonly until?: () => boolean
+}
+
 /**
  * Whether `socket` already belongs to a connection.
  *
@@ -336,13 +368,14 @@ export class Driven implements Connection {
 
   run<E, R>(
     f: (data: Uint8Array) => Effect.Effect<unknown, E, R> | void,
-    options?: RunOptions
+    options?: InternalRunOptions
   ): Effect.Effect<void, E | ConnectionError, R> {
     const untilDrain = options?.untilDrain === true
+    const until = options?.until
     // One step: every buffer held, in order, each after the effect for the one before completed;
     // then the end of input, or a wait for more.
     const step = (): Effect.Effect<void, E | ConnectionError, R> => {
-      while (!(untilDrain && this.drainNoticed)) {
+      while (!(untilDrain && this.drainNoticed) && until?.() !== true) {
         const data = this.takeOne()
         if (data === undefined) {
           if (this.fin) return Effect.void
@@ -368,6 +401,11 @@ export class Driven implements Connection {
   /** The drain notice came: a `run` asked to return at it does, between two buffers. */
   notifyDrain(): void {
     this.drainNoticed = true
+    wake(this.readers)
+  }
+
+  /** Wakes a `run` waiting for input, to check its `until` again. */
+  wakeRuns(): void {
     wake(this.readers)
   }
 
