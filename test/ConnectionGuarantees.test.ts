@@ -6,7 +6,7 @@
  * a run that would wait forever fails at once as stuck.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Chunk, Clock, Duration, Effect, Exit, Fiber, Option } from "effect"
+import { Cause, Chunk, Clock, Deferred, Duration, Effect, Exit, Fiber, Option } from "effect"
 import type { Scope } from "effect"
 import * as Connection from "../src/Connection.js"
 import { Listener, TestKit } from "../src/index.js"
@@ -224,6 +224,108 @@ describe("the read side is backpressured", () => {
       const { connection, peer } = yield* accepted({ verifyEnd })
       yield* peer.halfClose
       expect(failureOf(yield* Effect.exit(connection.read))).toEqual(Option.none())
+    })))
+})
+
+describe("run serves a protocol buffer by buffer", () => {
+  it("calls f with every buffer, in order, and succeeds at the peer's half-close after the last one", () =>
+    simulated(Effect.gen(function*() {
+      const { connection, peer } = yield* accepted()
+      const seen: Array<Buffer> = []
+      const running = yield* Effect.fork(connection.run((data) => Effect.sync(() => seen.push(Buffer.from(data)))))
+      const sent = pattern(300 * 1024)
+      yield* peer.send(sent)
+      yield* peer.halfClose
+      expect(Exit.isSuccess(yield* Fiber.await(running))).toBe(true)
+      expect(Buffer.concat(seen).equals(sent)).toBe(true)
+    })))
+
+  it("hands over the next buffer only once the effect for this one completed, reading no further meanwhile", () =>
+    simulated(Effect.gen(function*() {
+      const { connection, peer } = yield* accepted({ options: { highWaterMark: 1 } })
+      const release = yield* Deferred.make<void>()
+      const seen: Array<Buffer> = []
+      const running = yield* Effect.fork(
+        connection.run((data) =>
+          Effect.zipRight(Effect.sync(() => seen.push(Buffer.from(data))), Deferred.await(release))
+        )
+      )
+      const sent = pattern(256 * 1024)
+      yield* peer.send(sent)
+      yield* peer.halfClose
+      const held = yield* settled(stats(connection))
+      expect(seen.length).toBe(1)
+      expect(held.bytesIn).toBeLessThan(sent.length)
+      yield* Deferred.succeed(release, void 0)
+      expect(Exit.isSuccess(yield* Fiber.await(running))).toBe(true)
+      expect(Buffer.concat(seen).equals(sent)).toBe(true)
+    })))
+
+  it("a plain function that returns nothing is called for every buffer, and run goes on at once", () =>
+    simulated(Effect.gen(function*() {
+      const { connection, peer } = yield* accepted()
+      let total = 0
+      const running = yield* Effect.fork(connection.run((data) => {
+        total += data.length
+      }))
+      yield* peer.send(pattern(100 * 1024))
+      yield* peer.halfClose
+      expect(Exit.isSuccess(yield* Fiber.await(running))).toBe(true)
+      expect(total).toBe(100 * 1024)
+    })))
+
+  it("fails with f's own error, handing over no further buffer, or with the connection's when the peer resets", () =>
+    simulated(Effect.gen(function*() {
+      const first = yield* accepted()
+      let calls = 0
+      const failing = yield* Effect.fork(first.connection.run(() => {
+        calls++
+        return Effect.fail("bad input" as const)
+      }))
+      yield* first.peer.send(bytes("one"))
+      expect(failureOf(yield* Fiber.await(failing))).toBe("bad input")
+      yield* first.peer.send(bytes("two"))
+      yield* Effect.sleep("100 millis")
+      expect(calls).toBe(1)
+
+      const second = yield* accepted()
+      const running = yield* Effect.fork(second.connection.run(() => Effect.void))
+      yield* second.peer.send(bytes("x"))
+      yield* second.peer.reset
+      const error = failureOf(yield* Fiber.await(running))
+      expect(error instanceof Connection.ConnectionError && error.reason).toBe("Reset")
+    })))
+
+  it("with untilDrain it returns at the drain notice, between two buffers; without, it goes on", () =>
+    simulated(Effect.gen(function*() {
+      const { connection, peer } = yield* accepted()
+      const seen: Array<string> = []
+      const untilDrain = yield* Effect.fork(connection.run((data) => {
+        seen.push(Buffer.from(data).toString())
+      }, { untilDrain: true }))
+      const other = yield* accepted()
+      const regardless = yield* Effect.fork(other.connection.run(() => Effect.void))
+      yield* peer.send(bytes("before"))
+      yield* eventually(Effect.sync(() => seen.length), (n) => n === 1)
+      connection.notifyDrain()
+      other.connection.notifyDrain()
+      expect(Exit.isSuccess(yield* Fiber.await(untilDrain))).toBe(true)
+      expect(seen).toEqual(["before"])
+      yield* Effect.sleep("100 millis")
+      expect(regardless.unsafePoll()).toBeNull()
+      yield* other.peer.halfClose
+      expect(Exit.isSuccess(yield* Fiber.await(regardless))).toBe(true)
+    })))
+
+  it("waits given up while nothing arrives do not pile up, and the next read still gets the bytes", () =>
+    simulated(Effect.gen(function*() {
+      const { connection, peer } = yield* accepted()
+      for (let i = 0; i < 100; i++) yield* Effect.timeoutOption(connection.read, "1 millis")
+      for (let i = 0; i < 100; i++) yield* Effect.timeoutOption(connection.run(() => Effect.void), "1 millis")
+      const parked = (connection as unknown as { readonly readers: ReadonlyArray<unknown> }).readers
+      expect(parked.length).toBeLessThan(17)
+      yield* peer.send(bytes("late"))
+      expect(concat(yield* connection.read).toString()).toBe("late")
     })))
 })
 

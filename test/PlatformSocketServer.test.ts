@@ -6,7 +6,7 @@
 import * as Socket from "@effect/platform/Socket"
 import * as SocketServer from "@effect/platform/SocketServer"
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Exit, Fiber, Layer, Metric, MetricLabel, Scope } from "effect"
+import { Cause, Context, Deferred, Effect, Exit, Fiber, Layer, Metric, MetricLabel, Scope } from "effect"
 import * as net from "node:net"
 import { Client, Metrics, PlatformSocketServer } from "../src/index.js"
 
@@ -30,9 +30,9 @@ const start = (options: Parameters<typeof PlatformSocketServer.layer>[0]) =>
   })
 
 /** A raw peer: connect, and keep every byte it receives. */
-const peer = (port: number) =>
+const peer = (port: number, options: { readonly allowHalfOpen?: boolean } = {}) =>
   Effect.async<{ socket: net.Socket; received: Array<Buffer>; ended: Promise<"end" | "reset"> }>((resume) => {
-    const socket = net.connect({ host: "127.0.0.1", port })
+    const socket = net.connect({ host: "127.0.0.1", port, allowHalfOpen: options.allowHalfOpen === true })
     const received: Array<Buffer> = []
     socket.on("data", (data: Buffer) => received.push(data))
     const ended = new Promise<"end" | "reset">((done) => {
@@ -157,6 +157,34 @@ describe("PlatformSocketServer", () => {
       expect(yield* Effect.promise(() => idle.ended)).toBe("end")
       expect(Buffer.concat(idle.received).toString()).toBe("before shutdown")
       expect(yield* errors("ShutdownDeadline")).toBe(cut)
+    }))
+
+  it.live("a close written from another fiber ends socket.run at once, with no further chunk from the peer", () =>
+    Effect.gen(function*() {
+      const { port, scope, server } = yield* start({ port: 0 })
+      const returned = yield* Deferred.make<Exit.Exit<void, unknown>>()
+      const running = yield* Effect.forkDaemon(server.run((socket) =>
+        Effect.scoped(Effect.gen(function*() {
+          const write = yield* socket.writer
+          // The chunk handler returns at once; the answer and the close come from a fiber of their own.
+          // The run then fails with the close (code 1000, a normal close), as the platform's does.
+          const ran = yield* Effect.exit(socket.run(() =>
+            Effect.asVoid(Effect.forkDaemon(Effect.zipRight(write("bye\n"), write(new Socket.CloseEvent(1000)))))
+          ))
+          yield* Deferred.succeed(returned, ran)
+        }))
+      ))
+      // Half-open: Node's default answers the server's FIN with its own, which would end the run too.
+      const quiet = yield* peer(port, { allowHalfOpen: true })
+      quiet.socket.write("hello")
+      expect(yield* Effect.promise(() => quiet.ended)).toBe("end")
+      // The peer sends nothing more and keeps its side open: only the close can end the run.
+      const ran = yield* Deferred.await(returned)
+      expect(Exit.isFailure(ran) && Cause.pretty(ran.cause)).toContain("1000")
+      quiet.socket.end()
+      expect(Buffer.concat(quiet.received).toString()).toBe("bye\n")
+      yield* Fiber.interrupt(running)
+      yield* Scope.close(scope, Exit.void)
     }))
 
   it.live("a CloseEvent other than 1000 ends the connection as the peer's doing, after what was written", () =>

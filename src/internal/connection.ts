@@ -366,7 +366,7 @@ export class Driven implements Connection {
     return data
   }
 
-  run<E, R>(
+  run<E = never, R = never>(
     f: (data: Uint8Array) => Effect.Effect<unknown, E, R> | void,
     options?: InternalRunOptions
   ): Effect.Effect<void, E | ConnectionError, R> {
