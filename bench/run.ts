@@ -42,17 +42,32 @@ type ServerName = "plain" | "effect-tcp-echo" | "idiomatic"
  * that waits on its peer (bench/servers/custom.ts).
  */
 type Control =
+  | "stream-handler"
+  | "run-handler"
+  | "platform-adapter"
+  | "rpc-this"
+  | "rpc-node"
   | "plain-loaded"
   | "plain-trim"
   | "effect-tcp-echo-trim"
   | "custom-handler"
   | "effect-tcp-echo-info"
   | "plain-again"
+/**
+ * Handlers of a user's own, on this server: a Stream echo with a scoped cleanup (custom-handler)
+ * and without (stream-handler), `connection.run` with the same cleanup (run-handler), and the
+ * platform's socket API through `PlatformSocketServer` (platform-adapter), whose code is the
+ * idiomatic server's (bench/servers/idiomatic.ts) on @effect/platform-node's own server.
+ */
+const handlerServers: ReadonlyArray<Control> = ["custom-handler", "stream-handler", "run-handler", "platform-adapter"]
 const controlsOf: Partial<Record<Scenario, ReadonlyArray<Control>>> = {
-  stream: ["plain-loaded", "plain-trim", "effect-tcp-echo-trim", "plain-again"],
-  rtt: ["plain-again"],
-  churn: ["custom-handler", "effect-tcp-echo-info"],
-  shutdown: ["custom-handler"]
+  stream: ["plain-loaded", "plain-trim", "effect-tcp-echo-trim", "plain-again", ...handlerServers],
+  rtt: ["plain-again", ...handlerServers],
+  churn: ["effect-tcp-echo-info", ...handlerServers],
+  idle: handlerServers,
+  shutdown: ["custom-handler"],
+  // @effect/rpc over TCP, the same RpcServer on this server and on @effect/platform-node's own.
+  rpc: ["rpc-this", "rpc-node"]
 }
 const trimEnv = { MALLOC_TRIM_THRESHOLD_: String(64 * 2 ** 20) }
 // `serve` at its default log level, and as the bench runs it (no record per connection).
@@ -69,6 +84,11 @@ const servers: Record<
   "plain-trim": { args: [path.join(root, "dist/bench/servers/plain.js")], env: trimEnv },
   "effect-tcp-echo-trim": { args: serveArgs, env: trimEnv },
   "custom-handler": { args: [path.join(root, "dist/bench/servers/custom.js")] },
+  "stream-handler": { args: [path.join(root, "dist/bench/servers/custom-noscope.js")] },
+  "run-handler": { args: [path.join(root, "dist/bench/servers/custom-run.js")] },
+  "platform-adapter": { args: [path.join(root, "dist/bench/servers/platform.js")] },
+  "rpc-this": { args: [path.join(root, "dist/bench/servers/rpc.js"), "this"] },
+  "rpc-node": { args: [path.join(root, "dist/bench/servers/rpc.js"), "node"] },
   // `serve` at its default log level: it then reads each peer's address when it admits it (getpeername),
   // so that a peer that resets is named in the record (src/internal/lifecycle.ts). Its own records
   // (startup only, under churn) are not shown.
@@ -79,7 +99,7 @@ const servers: Record<
 }
 const names: ReadonlyArray<ServerName> = ["plain", "effect-tcp-echo", "idiomatic"]
 
-type Scenario = "stream" | "rtt" | "churn" | "memory" | "idle" | "shutdown"
+type Scenario = "stream" | "rtt" | "churn" | "memory" | "idle" | "shutdown" | "rpc"
 const scenarios: ReadonlyArray<{ name: Scenario; title: string; higherIsBetter: boolean }> = [
   { name: "stream", title: "stream: 16 conns x 64 KiB writes (MB/s)", higherIsBetter: true },
   { name: "rtt", title: "round trips: 50 conns x 64 B (trips/s)", higherIsBetter: true },
@@ -192,6 +212,21 @@ const load = (mode: string, port: number, duration: number, onReady?: () => void
     child.once("exit", (code) => code !== 0 && reject(new Error(`load ${mode} exited ${code}`)))
   })
 
+/** The @effect/rpc client (bench/rpc/load.ts), the same for both RPC servers. */
+const rpcLoad = (port: number, duration: number, onMeasuring: () => void) =>
+  new Promise<Record<string, number>>((resolve, reject) => {
+    const child = spawn(process.execPath, [path.join(root, "dist/bench/rpc/load.js"), String(port), String(duration)], {
+      stdio: ["ignore", "pipe", "inherit"]
+    })
+    readline.createInterface({ input: child.stdout! }).on("line", (line) => {
+      const parsed = JSON.parse(line) as Record<string, number> & { measuring?: boolean; error?: string }
+      if (parsed.measuring) onMeasuring()
+      else if (parsed.error) reject(new Error(String(parsed.error)))
+      else resolve(parsed)
+    })
+    child.once("exit", (code) => code !== 0 && reject(new Error(`rpc load exited ${code}`)))
+  })
+
 const measure = async (scenario: Scenario, name: ServerName | Control): Promise<Sample> => {
   const server = await startServer(name)
   const pid = server.child.pid!
@@ -215,6 +250,19 @@ const measure = async (scenario: Scenario, name: ServerName | Control): Promise<
         ...(result.cpuMs === undefined ? {} : { loadCpuPerUnit: result.cpuMs / units }),
         ...(scenario === "stream" ? { faultsPerUnit: faults / units } : {}),
         ...(scenario === "rtt" ? { p50: result.p50!, p99: result.p99! } : {})
+      }
+    }
+    if (scenario === "rpc") {
+      let cpu0 = procStat(pid)
+      const result = await rpcLoad(server.port, seconds, () => {
+        cpu0 = procStat(pid)
+      })
+      if (result.errors) throw new Error(`${name} rpc: ${result.errors} failed calls`)
+      return {
+        value: result.units! / seconds,
+        cpuPerUnit: (procStat(pid) - cpu0) / result.units!,
+        p50: result.p50!,
+        p99: result.p99!
       }
     }
     if (scenario === "memory") {
@@ -284,6 +332,12 @@ const main = async () => {
           ;((controlSamples[scenario.name] ??= {})[name as Control] ??= []).push(sample)
         } else samples[scenario.name]![name as ServerName].push(sample)
       }
+    }
+    const rpcServers = controlsOf.rpc!
+    for (const [i] of rpcServers.entries()) {
+      const name = rpcServers[(i + round) % rpcServers.length]!
+      process.stdout.write(`\r[round ${round + 1}/${rounds}] rpc      ${name.padEnd(22)}`)
+      ;((controlSamples.rpc ??= {})[name] ??= []).push(await measure("rpc", name))
     }
   }
   process.stdout.write("\r" + " ".repeat(60) + "\r")
@@ -469,7 +523,98 @@ const main = async () => {
     `${n} p50 ${fmt(rtt.perServer[n].p50, 3)} ms, p99 ${fmt(rtt.perServer[n].p99, 3)} ms`
   ).join("; ")
 
+  // A handler of a user's own: each against plain Node in the same rounds, as the main rows.
+  const handlerLabel: Record<string, string> = {
+    "custom-handler": "Stream echo with a scoped cleanup (custom.ts)",
+    "stream-handler": "Stream echo (custom-noscope.ts)",
+    "run-handler": "`connection.run` echo with a scoped cleanup (custom-run.ts)",
+    "platform-adapter": "@effect/platform code through `PlatformSocketServer` (platform.ts)",
+    idiomatic: "the same @effect/platform code on @effect/platform-node's own server (idiomatic.ts)"
+  }
+  const handlerSamples = (name: string, scenario: Scenario): ReadonlyArray<Sample> =>
+    name === "idiomatic" ? samples[scenario]?.idiomatic ?? [] : controlOf(scenario, name as Control)
+  const ratioOf = (list: ReadonlyArray<Sample>, scenario: Scenario, higherIsBetter: boolean) =>
+    median(list.map((s, i) => {
+      const plain = samples[scenario]!.plain[i]!.value
+      return higherIsBetter ? s.value / plain : plain / Math.max(s.value, 1e-9)
+    }))
+  const cpuTimes = (list: ReadonlyArray<Sample>, scenario: Scenario) =>
+    median(list.map((s, i) => s.cpuPerUnit! / samples[scenario]!.plain[i]!.cpuPerUnit!))
+  const handlerFigures = [...handlerServers, "idiomatic"].map((name) => {
+    const of = (scenario: Scenario) => handlerSamples(name, scenario)
+    return {
+      name,
+      stream: ratioOf(of("stream"), "stream", true),
+      streamCpu: cpuTimes(of("stream"), "stream"),
+      rtt: ratioOf(of("rtt"), "rtt", true),
+      rttCpu: cpuTimes(of("rtt"), "rtt"),
+      churn: ratioOf(of("churn"), "churn", true),
+      churnCpu: cpuTimes(of("churn"), "churn"),
+      idle: median(of("idle").map((s) => s.value)),
+      idleTimes: 1 / ratioOf(of("idle"), "idle", false)
+    }
+  })
+  const figuresOf = (name: string) => handlerFigures.find((f) => f.name === name)!
+  const handlerTable = [
+    "| server | stream (x plain's CPU per MB) | round trips (x plain's CPU per trip) | churn (x plain's CPU per connection) | idle KiB per connection (x plain's) |",
+    "|---|---|---|---|---|",
+    ...handlerFigures.map((f) =>
+      `| ${handlerLabel[f.name]} | ${fmt(f.stream)}x (${fmt(f.streamCpu)}) | ${fmt(f.rtt)}x (${fmt(f.rttCpu)}) | ${
+        fmt(f.churn)
+      }x (${fmt(f.churnCpu)}) | ${fmt(f.idle)} (${fmt(f.idleTimes)}) |`
+    )
+  ].join("\n")
+  const rpcOf = (name: Control) => controlOf("rpc", name)
+  const rpcRatio = median(rpcOf("rpc-this").map((s, i) => s.value / rpcOf("rpc-node")[i]!.value))
+  const rpcCell = (name: Control) => {
+    const list = rpcOf(name)
+    return `${fmt(median(list.map((s) => s.value)))} calls/s, p50 ${fmt(median(list.map((s) => s.p50!)), 2)} ms, p99 ${
+      fmt(median(list.map((s) => s.p99!)), 2)
+    } ms, server CPU ${median(list.map((s) => s.cpuPerUnit!)).toPrecision(3)} ms per call`
+  }
+  const rpcLine = `@effect/rpc over TCP, the same RpcServer and client (bench/rpc/): on this server ${
+    rpcCell("rpc-this")
+  }; on @effect/platform-node's own socket server ${rpcCell("rpc-node")}; calls per second ${
+    fmt(rpcRatio)
+  }x, round by round.`
+  const handlerTargets = [
+    "| target | measured |",
+    "|---|---|",
+    ...["custom-handler", "stream-handler"].map((name) => {
+      const f = figuresOf(name)
+      return `| ${
+        handlerLabel[name]
+      }: round trips >= 0.8x, stream >= 0.95x, churn CPU per connection <= 2x, idle memory <= 2x plain Node's | round trips ${
+        fmt(f.rtt)
+      }x, stream ${fmt(f.stream)}x, churn CPU ${fmt(f.churnCpu)}x, idle ${fmt(f.idleTimes)}x |`
+    }),
+    (() => {
+      const f = figuresOf("run-handler")
+      return `| ${handlerLabel["run-handler"]}: the same targets | round trips ${fmt(f.rtt)}x, stream ${
+        fmt(f.stream)
+      }x, churn CPU ${fmt(f.churnCpu)}x, idle ${fmt(f.idleTimes)}x |`
+    })(),
+    (() => {
+      const f = figuresOf("platform-adapter")
+      const i = figuresOf("idiomatic")
+      return `| @effect/platform code through \`PlatformSocketServer\`: ahead of @effect/platform-node's own server on every load and in memory; round trips >= 0.6x plain | stream ${
+        fmt(f.stream)
+      }x vs ${fmt(i.stream)}x, round trips ${fmt(f.rtt)}x vs ${fmt(i.rtt)}x, churn ${fmt(f.churn)}x vs ${
+        fmt(i.churn)
+      }x, idle ${fmt(f.idle)} vs ${fmt(i.idle)} KiB |`
+    })(),
+    `| @effect/rpc on this server against @effect/platform-node's own: calls per second >= 1.0x, p99 no worse | ${
+      fmt(rpcRatio)
+    }x; p99 ${fmt(median(rpcOf("rpc-this").map((s) => s.p99!)), 2)} vs ${
+      fmt(median(rpcOf("rpc-node").map((s) => s.p99!)), 2)
+    } ms |`
+  ].join("\n")
+
   console.log(table)
+  console.log()
+  console.log(handlerTable)
+  console.log()
+  console.log(rpcLine)
   console.log()
   console.log(cpuTable)
   console.log(`\nround-trip latency: ${latency}`)
@@ -529,6 +674,19 @@ rounds with the lowest and highest round, and what the load generator itself spe
 compete for the same cores):
 
 ${cpuTable}
+
+## A handler of your own
+
+The same loads, in the same rounds, against servers whose connections a user's handler serves:
+each ratio is to plain Node, round by round (above 1 is better), with the server's CPU per unit
+of work as a multiple of plain Node's in brackets (below 1 is cheaper). Idle memory is RSS per
+connection with 10,000 open, and in brackets the multiple of plain Node's.
+
+${handlerTable}
+
+${rpcLine}
+
+${handlerTargets}
 
 The built-in echo at the default log level, and a handler of a user's own
 (bench/servers/custom.ts: a stream echo with a fiber, a scope and a cleanup that waits on its
