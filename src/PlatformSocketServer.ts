@@ -229,33 +229,46 @@ export const make = (
   options: Server.Options = {}
 ): Effect.Effect<SocketServer.SocketServer["Type"], Server.ServerError | Listener.ListenError, Scope.Scope> =>
   Effect.gen(function*() {
-    // The handler of the latest `run` still running; connections wait for one while there is none.
-    let current: ((socket: Socket.Socket) => Effect.Effect<unknown, unknown>) | undefined
+    // The handler of the latest `run` still running, with the services of the fiber that called
+    // it; connections wait for one while there is none.
+    interface Running {
+      readonly handler: (socket: Socket.Socket) => Effect.Effect<unknown, unknown>
+      readonly services: Context.Context<never>
+    }
+    let current: Running | undefined
     const ready = yield* Effect.makeLatch(false)
 
-    const handle = (connection: Connection.Connection): Effect.Effect<void, unknown> => {
-      if (current === undefined) return Effect.void
+    const handle = (connection: Connection.Connection, running: Running, provided: boolean) => {
       const socket = new PlatformSocket(connection)
-      return Effect.matchCauseEffect(current(socket), {
+      const handled = running.handler(socket)
+      return Effect.matchCauseEffect(provided ? handled : Effect.provide(handled, running.services), {
         onFailure: (cause) => judge(cause, connection),
         onSuccess: () => closedBy(socket.closed, connection)
       })
     }
-    // Connections that arrive while no `run` is running wait for one, or for the drain notice.
-    const serve: Server.Handler<unknown> = (connection) =>
-      current !== undefined ? handle(connection) : Effect.flatMap(
+    // A connection's fiber starts with the services of the `run` running then (see below). One
+    // that arrives while no `run` is running waits for one, or for the drain notice, and is given
+    // that run's services when it comes.
+    const serve: Server.Handler<unknown> = (connection) => {
+      const running = current
+      if (running !== undefined) return handle(connection, running, true)
+      return Effect.flatMap(
         Effect.raceFirst(Effect.as(ready.await, true), Effect.as(connection.draining, false)),
-        (handled) => handled ? handle(connection) : Effect.void
+        (handled) => handled && current !== undefined ? handle(connection, current, false) : Effect.void
       )
+    }
 
-    const server = yield* Server.make(options, serve)
+    const server = yield* Server.makeWith(options, serve, () => current?.services)
 
     const run = <R, E, _>(
       handler: (socket: Socket.Socket) => Effect.Effect<_, E, R>
     ): Effect.Effect<never, SocketServer.SocketServerError, R> =>
-      Effect.contextWithEffect((context: Context.Context<R>) => {
+      Effect.contextWithEffect((services: Context.Context<R>) => {
         const previous = current
-        current = (socket) => Effect.provide(handler(socket), context)
+        current = {
+          handler: handler as (socket: Socket.Socket) => Effect.Effect<unknown, unknown>,
+          services: services as Context.Context<never>
+        }
         ready.unsafeOpen()
         return Effect.onExit(Effect.never, () =>
           Effect.sync(() => {

@@ -352,6 +352,19 @@ export const make = <E = never, R = never>(
   options: Options = {},
   handler: Handler<E, R> = echo as Handler<any, any>
 ): Effect.Effect<Server, ServerError | Listener.ListenError, Scope.Scope | Exclude<R, Scope.Scope>> =>
+  makeWith(options, handler)
+
+/**
+ * {@link make}, with the services a user's handler gets beyond the server's own: `services` is
+ * read as each connection's fiber starts, and its services are in that fiber's first context.
+ *
+ * @internal
+ */
+export const makeWith = <E = never, R = never>(
+  options: Options,
+  handler: Handler<E, R>,
+  services?: () => Context.Context<never> | undefined
+): Effect.Effect<Server, ServerError | Listener.ListenError, Scope.Scope | Exclude<R, Scope.Scope>> =>
   Effect.gen(function*() {
     const policy = yield* validate(options)
     if (policy.proxy !== undefined) yield* Proxy.load
@@ -361,7 +374,7 @@ export const make = <E = never, R = never>(
     // The default echo decides between its two paths by the log level: decided once here.
     const debug = LogLevel.lessThanEqual(yield* FiberRef.get(FiberRef.currentMinimumLogLevel), LogLevel.Debug)
     const handle: Lifecycle.Handle<unknown, R> = (handler as Handler<any, any>) !== echo
-      ? { _tag: "User", run: handler }
+      ? services === undefined ? { _tag: "User", run: handler } : { _tag: "User", run: handler, services }
       : debug
       ? { _tag: "BuiltIn", run: echoLogged }
       : { _tag: "Echo" }

@@ -54,6 +54,27 @@ describe("PlatformSocketServer", () => {
       yield* Scope.close(scope, Exit.void)
     }))
 
+  it.live("a handler gets the services of the fiber that called run, whether its peer came before run or after", () =>
+    Effect.gen(function*() {
+      class Greeting extends Context.Tag("test/Greeting")<Greeting, string>() {}
+      const { port, scope, server } = yield* start({ port: 0 })
+      const greet = (socket: Socket.Socket) =>
+        Effect.scoped(Effect.gen(function*() {
+          const write = yield* socket.writer
+          yield* write(`${yield* Greeting}\n`)
+        }))
+      // This peer arrives before any run: it waits, unread, for one.
+      const early = yield* peer(port)
+      const running = yield* Effect.forkDaemon(Effect.provideService(server.run(greet), Greeting, "hello"))
+      const late = yield* peer(port)
+      for (const p of [early, late]) {
+        expect(yield* Effect.promise(() => p.ended)).toBe("end")
+        expect(Buffer.concat(p.received).toString()).toBe("hello\n")
+      }
+      yield* Fiber.interrupt(running)
+      yield* Scope.close(scope, Exit.void)
+    }))
+
   it.live("the next chunk is read only after the handler's effect for the previous one completed", () =>
     Effect.gen(function*() {
       const { port, scope, server } = yield* start({ port: 0 })

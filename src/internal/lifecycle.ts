@@ -66,7 +66,12 @@ export type Handle<E, R> =
   /** The built-in echo, on Node's callbacks: no fiber of its own (see `start`). */
   | { readonly _tag: "Echo" }
   | { readonly _tag: "BuiltIn"; readonly run: (connection: Driven.Driven) => Effect.Effect<void, E> }
-  | { readonly _tag: "User"; readonly run: (connection: Driven.Driven) => Effect.Effect<void, E, R> }
+  | {
+    readonly _tag: "User"
+    readonly run: (connection: Driven.Driven) => Effect.Effect<void, E, R>
+    /** Services beyond the server's own, read as each connection's fiber starts. */
+    readonly services?: () => Context.Context<never> | undefined
+  }
 
 /**
  * A live connection, as the server reports it.
@@ -351,15 +356,30 @@ class Server implements Live {
     }
     // A user's handler gets a scope of its own in its fiber's first context, made without a fiber:
     // `Effect.scoped` would provide it (and restore the context after) around the handler.
-    const scope = this.handle._tag === "User" ? slot.scope = Effect.runSync(Scope.make()) : undefined
+    const handle = this.handle
     const fiber = this.runFork(this.serve(slot), {
-      updateRefs: scope === undefined
-        ? annotate(slot.connection.peer)
-        : annotate(slot.connection.peer, Context.add(this.context, Scope.Scope, scope))
+      updateRefs: handle._tag === "User"
+        ? annotate(slot.connection.peer, this.userContext(handle, slot.scope = Effect.runSync(Scope.make())))
+        : annotate(slot.connection.peer)
     })
     slot.fiber = fiber
     fiber.addObserver((exit) => this.finish(slot, exit))
   }
+
+  // A user's handler's services: the server's, those the handle adds (merged once for each set
+  // it gives), and its own scope.
+  private userContext(
+    handle: Extract<Handle<unknown, Scope.Scope>, { _tag: "User" }>,
+    scope: Scope.CloseableScope
+  ): Context.Context<never> {
+    const services = handle.services?.()
+    if (services !== this.merged?.services) {
+      this.merged = services === undefined ? undefined : { services, context: Context.merge(this.context, services) }
+    }
+    return Context.add(this.merged?.context ?? this.context, Scope.Scope, scope)
+  }
+  private merged: { readonly services: Context.Context<never>; readonly context: Context.Context<never> } | undefined =
+    undefined
 
   // The handler, then completion. A user's handler is called inside the fiber, and gets a scope of
   // its own, closed once the connection is complete (or cut off).
