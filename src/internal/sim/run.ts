@@ -9,6 +9,7 @@ import { Cause, Effect, Exit, Logger, LogLevel } from "effect"
 import type * as Transport from "../transport.js"
 import { CurrentTransport } from "../transport.js"
 import * as Net from "./net.js"
+import type { Strategy } from "./world.js"
 import { World } from "./world.js"
 
 /**
@@ -23,6 +24,8 @@ export interface Setup {
   readonly keepTrace?: number
   /** Log records of the simulated server: at this level and above. Default none. */
   readonly logLevel?: LogLevel.LogLevel
+  /** How the world chooses what happens next. Default `Random`. */
+  readonly strategy?: Strategy
 }
 
 /**
@@ -49,7 +52,7 @@ export class Simulation {
   private readonly logLevel: LogLevel.LogLevel
 
   constructor(setup: Setup) {
-    this.world = new World(setup.seed, setup.keepTrace ?? 200)
+    this.world = new World(setup.seed, setup.keepTrace ?? 200, setup.strategy)
     this.network = new Net.Network(this.world, { ...Net.defaultNetOptions, ...setup.net })
     this.logLevel = setup.logLevel ?? LogLevel.None
     const { network, world } = this
