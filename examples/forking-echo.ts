@@ -15,6 +15,7 @@
 import { Effect, Queue, Stream } from "effect"
 import type { Scope } from "effect"
 import type { Connection, Server } from "../src/index.js"
+import { TestKit } from "../src/index.js"
 
 const forkingEcho: Server.Handler<Connection.ConnectionError, Scope.Scope> = (connection) =>
   Effect.gen(function*() {
@@ -27,3 +28,6 @@ const forkingEcho: Server.Handler<Connection.ConnectionError, Scope.Scope> = (co
   })
 
 export default forkingEcho
+
+/** What it should do: every byte back, then a FIN after the peer's (the model the simulation checks it against). */
+export const protocol = TestKit.echo

@@ -1,34 +1,30 @@
 /**
- * What a user needs to property-test an Effect TCP server's shutdown and fault handling against
- * real loopback sockets: peers that do exactly what they are told (send, half-close, read, stall,
- * reset) as scoped resources, fast-check arbitraries for sequences of such operations and the same
- * as model-based commands, a runner that plays them with a shutdown at any point and checks each
- * step against a model, and a leak check.
+ * Property tests of a server's shutdown, for any protocol: scenarios of peers that send,
+ * half-close, stall, reset and leave while the server is told to shut down at any point, played
+ * against your handler (or a server of your own) on real loopback sockets or on a simulated
+ * network driven by a seed, and checked against a model of your protocol. Also the pieces:
+ * test peers, the model, leak checks.
+ *
+ * What a run checks, for any protocol: every connection ends by the shutdown deadline plus a
+ * stated margin; no fiber, socket or scope is left behind; each handler's finalizers run exactly
+ * once; the drain notice reaches every handler still running when shutdown begins. With a model of
+ * the protocol (a {@link Protocol}), also: each peer gets a complete answer and then a FIN, or a
+ * cut-off answer and then a reset (only once the deadline passed), never a partial answer followed
+ * by a FIN. See docs/testing.md and docs/simulation.md.
  *
  * @since 0.1.0
  */
-import {
-  Cause,
-  Data,
-  Duration,
-  Effect,
-  Exit,
-  FastCheck as fc,
-  Fiber,
-  Option,
-  Runtime,
-  Schedule,
-  Scope,
-  Supervisor
-} from "effect"
-import * as fs from "node:fs"
-import * as net from "node:net"
-import { connectWith } from "./internal/connect.js"
-import * as Sim from "./internal/sim/run.js"
-import * as Socket from "./internal/socket.js"
-import * as TcpState from "./internal/tcpState.js"
-import * as Transport from "./internal/transport.js"
-import * as Server from "./Server.js"
+import type { Duration, Effect, FastCheck as fc, Scope } from "effect"
+import * as Leaks from "./internal/testkit/leaks.js"
+import * as Loopback from "./internal/testkit/loopback.js"
+import * as Model_ from "./internal/testkit/model.js"
+import * as Peers from "./internal/testkit/peers.js"
+import * as Protocols from "./internal/testkit/protocol.js"
+import * as Scenarios from "./internal/testkit/scenario.js"
+import * as Simulation from "./internal/testkit/simulation.js"
+import * as Verdict from "./internal/testkit/verdict.js"
+import type * as Transport from "./internal/transport.js"
+import type * as Server from "./Server.js"
 
 // ---------------------------------------------------------------------------------------------
 // Peers
@@ -39,7 +35,7 @@ import * as Server from "./Server.js"
  * network's.
  *
  * @since 0.1.0
- * @category models
+ * @category peers
  */
 export interface PeerSocket extends Transport.Socket {}
 
@@ -48,7 +44,7 @@ export interface PeerSocket extends Transport.Socket {}
  * {@link Peer.startReading}, so a peer that never calls it is a stalled reader.
  *
  * @since 0.1.0
- * @category models
+ * @category peers
  */
 export interface Peer {
   readonly socket: PeerSocket
@@ -80,74 +76,96 @@ export interface Peer {
 }
 
 /**
- * Connects a {@link Peer}; the scope destroys its socket.
+ * Connects a {@link Peer} to `host:port` (127.0.0.1 by default); the scope destroys its socket.
  *
  * @since 0.1.0
- * @category constructors
+ * @category peers
  */
-export const connect = (port: number, host = "127.0.0.1"): Effect.Effect<Peer, Error, Scope.Scope> =>
-  Effect.flatMap(
-    Transport.CurrentTransport,
-    (transport) => Effect.map(connectWith(transport, host, port), (socket) => makePeer(socket, transport))
-  )
-
-const makePeer = (socket: Transport.Socket, transport: Transport.Transport): Peer => {
-  const ends = TcpState.ends(socket)
-  const sent: Array<Buffer> = []
-  const received: Array<Buffer> = []
-  let ending: "eof" | "reset" | "closed" | undefined
-  let endedAt: number | undefined
-  const waiters: Array<() => void> = []
-  const settle = (how: "eof" | "reset" | "closed") => {
-    if (ending !== undefined) return
-    ending = how
-    endedAt = transport.now()
-    for (const wake of waiters.splice(0)) wake()
-  }
-  socket.on("data", (data: Buffer) => received.push(data))
-  socket.on("end", () => settle(ends !== undefined && transport.endWasReset(socket, ends) === true ? "reset" : "eof"))
-  socket.on("error", (error: NodeJS.ErrnoException) => settle(error.code === "ECONNRESET" ? "reset" : "closed"))
-  socket.on("close", () => settle("closed"))
-  socket.pause()
-  return {
-    socket,
-    sent: () => Buffer.concat(sent),
-    received: () => Buffer.concat(received),
-    send: (data) =>
-      Effect.sync(() => {
-        if (socket.destroyed || socket.writableEnded) return
-        sent.push(Buffer.from(data))
-        socket.write(data)
-      }),
-    halfClose: Effect.sync(() => {
-      if (!socket.destroyed) socket.end()
-    }),
-    startReading: Effect.sync(() => {
-      socket.resume()
-    }),
-    stopReading: Effect.sync(() => {
-      socket.pause()
-    }),
-    reset: Effect.sync(() => Socket.close(socket, "reset")),
-    close: Effect.sync(() => {
-      socket.destroy()
-    }),
-    endedAt: () => endedAt,
-    readToEnd: Effect.async((resume) => {
-      socket.resume()
-      if (ending !== undefined) return resume(Effect.succeed(ending))
-      const wake = () => resume(Effect.succeed(ending!))
-      waiters.push(wake)
-      return Effect.sync(() => {
-        const i = waiters.indexOf(wake)
-        if (i >= 0) waiters.splice(i, 1)
-      })
-    })
-  }
-}
+export const connect: (port: number, host?: string) => Effect.Effect<Peer, Error, Scope.Scope> = Peers.connect
 
 // ---------------------------------------------------------------------------------------------
-// Operations
+// Protocols
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The model of one connection of a protocol: fed what the peer sends, it says what a complete
+ * answer is. One is made per peer ({@link Protocol.conversation}).
+ *
+ * @since 0.1.0
+ * @category protocols
+ */
+export interface Conversation {
+  /** The peer sent `chunk`, after everything fed before. */
+  readonly feed: (chunk: Uint8Array) => void
+  /**
+   * The answers the bytes fed so far have earned, one per request, in order. While the peer's
+   * input is open, everything it receives must be a prefix of their concatenation.
+   */
+  readonly expected: () => ReadonlyArray<Uint8Array>
+  /**
+   * The whole answer once the peer has half-closed after the bytes fed: what it must receive,
+   * exactly, before the server's FIN. Default: the answers of `expected()`, concatenated.
+   */
+  readonly complete?: () => Uint8Array
+  /**
+   * Whether the server ended the conversation by the protocol's own rules (an error answer, say):
+   * it then sends the answers of `expected()` and its FIN without waiting for the peer's
+   * half-close. Default: never.
+   */
+  readonly closed?: () => boolean
+}
+
+/**
+ * A protocol, as the test kit checks it: how to model one connection, what a server of it says
+ * when it ends a conversation because it shuts down, and what its requests look like.
+ *
+ * @since 0.1.0
+ * @category protocols
+ */
+export interface Protocol {
+  /** Named in a failure's message. */
+  readonly name: string
+  /** A fresh model of one connection. */
+  readonly conversation: () => Conversation
+  /**
+   * What a server of this protocol sends when the drain notice ends a conversation, after whole
+   * answers to some of the requests and before its FIN (`BYE\n`, or nothing at all): whole
+   * answers, then this, then a FIN is then a complete answer. Absent: a server of it ends a
+   * conversation only at the peer's half-close (or its own rules, `closed`), or cuts it off at the
+   * deadline.
+   */
+  readonly farewell?: Uint8Array
+  /** Payloads the scenarios send, of at most `maxLength` bytes or so: the protocol's requests. Default: any bytes. */
+  readonly payload?: (maxLength: number) => fc.Arbitrary<Uint8Array>
+}
+
+/**
+ * A protocol whose whole answer to everything a peer sent is `answer(sent)`, a pure function: a
+ * server of it answers as the bytes arrive and ends a conversation only at the peer's
+ * half-close. What arrives before then must be a prefix of `answer(sent so far)`, so `answer` must
+ * only ever extend its earlier answers as more is sent (any byte-wise transform does, an answer
+ * per whole line does); otherwise write a {@link Conversation}.
+ *
+ * @since 0.1.0
+ * @category protocols
+ */
+export const fromAnswer: (
+  name: string,
+  answer: (sent: Uint8Array) => Uint8Array,
+  options?: { readonly payload?: (maxLength: number) => fc.Arbitrary<Uint8Array> }
+) => Protocol = Protocols.fromAnswer
+
+/**
+ * The echo: every byte back, unchanged, then a FIN after the peer's. The protocol of the built-in
+ * echo, and the default when no handler is given.
+ *
+ * @since 0.1.0
+ * @category protocols
+ */
+export const echo: Protocol = Protocols.echo
+
+// ---------------------------------------------------------------------------------------------
+// Scenarios
 // ---------------------------------------------------------------------------------------------
 
 /**
@@ -155,12 +173,12 @@ const makePeer = (socket: Transport.Socket, transport: Transport.Transport): Pee
  * that cannot apply (no peer yet, a peer already reset, a second shutdown) is skipped.
  *
  * @since 0.1.0
- * @category models
+ * @category scenarios
  */
 export type Operation =
   /** Connects a peer, reading what it receives. */
   | { readonly _tag: "Open" }
-  /** The recipe's client: a new peer sends `data` (at least a byte), half-closes, and reads its echo. */
+  /** The recipe's client: a new peer sends `data`, half-closes, and reads its answer. */
   | { readonly _tag: "Exchange"; readonly data: Uint8Array }
   | { readonly _tag: "Send"; readonly peer: number; readonly data: Uint8Array }
   | { readonly _tag: "HalfClose"; readonly peer: number }
@@ -187,18 +205,18 @@ export type Operation =
  * A scenario: operations played in order.
  *
  * @since 0.1.0
- * @category models
+ * @category scenarios
  */
 export interface Scenario {
   readonly operations: ReadonlyArray<Operation>
 }
 
 /**
- * What the arbitraries generate. `shutdownTimeout` and `cleanupTimeout` must be the server's:
- * a long `Wait` is sized to cross them.
+ * What the arbitraries generate. `shutdownTimeout` and `cleanupTimeout` must be the server's: a
+ * long `Wait` is sized to cross them.
  *
  * @since 0.1.0
- * @category arbitraries
+ * @category scenarios
  */
 export interface Generation {
   /** Payloads up to this many bytes. Default 16 KiB: small enough for loopback's buffers, large enough for several reads. */
@@ -209,145 +227,45 @@ export interface Generation {
   readonly shutdownTimeout?: Duration.DurationInput
   /** Default 1 s (the server's default). */
   readonly cleanupTimeout?: Duration.DurationInput
-  /** Faults only a simulation can play (descriptors running out). Default false. */
-  readonly simulated?: boolean
-  /**
-   * For {@link commands}: the `replayPath` a failure printed in its counterexample
-   * (`/*replayPath="..."*\/`), with its seed and path, to replay the same commands at once.
-   */
-  readonly replayPath?: string
+  /** Whose requests the payloads are ({@link Protocol.payload}). Default: any bytes. */
+  readonly protocol?: Protocol | undefined
 }
-
-const generation = (options: Generation) => ({
-  simulated: options.simulated ?? false,
-  maxChunk: options.maxChunk ?? 16 * 1024,
-  maxOperations: options.maxOperations ?? 24,
-  deadlineMillis: Duration.toMillis(Duration.decode(options.shutdownTimeout ?? "400 millis")) +
-    Duration.toMillis(Duration.decode(options.cleanupTimeout ?? Server.defaults.cleanupTimeout))
-})
 
 /**
  * Operations, weighted so that most scenarios hold a peer that sends and half-closes while it
  * reads, before shutdown (the one the key invariant is about), with stalls, resets and waits rarer.
- * Payload lengths span the whole range up to `maxChunk`; their bytes follow a seeded pattern in
- * which every byte depends on its position, so a byte out of place shows.
+ * Payloads are the protocol's requests, or bytes of every length up to `maxChunk` in a seeded
+ * pattern in which every byte depends on its position, so that a byte out of place shows.
  *
  * @since 0.1.0
- * @category arbitraries
+ * @category scenarios
  */
-export const operation = (options: Generation = {}): fc.Arbitrary<Operation> => {
-  const { deadlineMillis, maxChunk, simulated } = generation(options)
-  const peer = fc.nat({ max: 7 })
-  // A length and a pattern: drawing every byte from fast-check costs more than the rest of a run.
-  const payload = (minLength: number) =>
-    fc.tuple(fc.integer({ min: minLength, max: maxChunk }), fc.nat()).map(([length, seed]) => pattern(length, seed))
-  return fc.oneof(
-    { weight: 3, arbitrary: fc.constant({ _tag: "Open" as const }) },
-    {
-      weight: 3,
-      arbitrary: fc.record({
-        _tag: fc.constant("Exchange" as const),
-        data: payload(1)
-      })
-    },
-    {
-      weight: 6,
-      arbitrary: fc.record({
-        _tag: fc.constant("Send" as const),
-        peer,
-        data: payload(0)
-      })
-    },
-    { weight: 5, arbitrary: fc.record({ _tag: fc.constant("HalfClose" as const), peer }) },
-    { weight: 1, arbitrary: fc.record({ _tag: fc.constant("Read" as const), peer }) },
-    { weight: 1, arbitrary: fc.record({ _tag: fc.constant("Stall" as const), peer }) },
-    { weight: 1, arbitrary: fc.record({ _tag: fc.constant("Reset" as const), peer }) },
-    { weight: 1, arbitrary: fc.record({ _tag: fc.constant("Close" as const), peer }) },
-    {
-      weight: 1,
-      arbitrary: fc.record({ _tag: fc.constant("Flood" as const), peers: fc.integer({ min: 1, max: 24 }) })
-    },
-    ...(simulated
-      ? [{ weight: 1, arbitrary: fc.record({ _tag: fc.constant("Descriptors" as const), exhausted: fc.boolean() }) }]
-      : []),
-    { weight: 1, arbitrary: fc.constant({ _tag: "Shutdown" as const }) },
-    {
-      weight: 3,
-      arbitrary: fc.record({
-        _tag: fc.constant("Wait" as const),
-        millis: fc.oneof(fc.integer({ min: 1, max: 50 }), fc.constant(deadlineMillis + 50))
-      })
-    }
-  )
-}
-
-const pattern = (length: number, seed: number): Uint8Array => {
-  const bytes = new Uint8Array(length)
-  let x = (seed | 1) >>> 0
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13
-    x ^= x >>> 17
-    x ^= x << 5
-    bytes[i] = x & 0xff
-  }
-  return bytes
-}
+export const operation = (generation: Generation = {}): fc.Arbitrary<Operation> => Scenarios.operation(generation)
 
 /**
- * Scenarios that start with a peer open.
+ * Scenarios that start with a peer open, for loopback (no simulation-only fault). A scenario
+ * prints as its {@link format}.
  *
  * @since 0.1.0
- * @category arbitraries
+ * @category scenarios
  */
-export const scenario = (options: Generation = {}): fc.Arbitrary<Scenario> =>
-  fc.array(operation(options), { maxLength: generation(options).maxOperations }).map((rest) => ({
-    operations: [{ _tag: "Open" as const }, ...rest]
-  }))
+export const scenario = (generation: Generation = {}): fc.Arbitrary<Scenario> => Scenarios.scenario(generation)
 
 /**
- * The same operations as fast-check commands, for `fc.commands`-style model-based testing: each
- * checks its precondition against the {@link Model}, acts on the real server and its peers, and
- * checks its postcondition (see {@link checkShutdown}). Shrinking removes commands and shrinks payloads.
+ * A scenario of these operations, printed as its {@link format}.
  *
  * @since 0.1.0
- * @category arbitraries
+ * @category scenarios
  */
-export const commands = (options: Generation = {}): fc.Arbitrary<Iterable<fc.AsyncCommand<Model, Real>>> =>
-  fc.commands([operation(options).map((op) => new Command(op))], {
-    maxCommands: generation(options).maxOperations,
-    size: "max",
-    ...(options.replayPath === undefined ? {} : { replayPath: options.replayPath })
-  }).map((rest) => ({
-    // Every sequence starts with a peer open: without one, most steps would have nothing to act on.
-    *[Symbol.iterator]() {
-      yield firstOpen
-      yield* rest
-    },
-    toString: () => `${firstOpen},${String(rest)}`
-  }))
+export const makeScenario: (operations: ReadonlyArray<Operation>) => Scenario = Scenarios.make
 
 /**
- * The `replayPath` fast-check prints in a command sequence's counterexample: with the failure's
- * seed and path, pass it back in {@link Generation} to replay the same shrunk commands.
+ * A scenario in one line: `Open, Send(0, 113 bytes), HalfClose(0), Shutdown`.
  *
  * @since 0.1.0
- * @category arbitraries
+ * @category scenarios
  */
-export const replayPathOf = (commands: Iterable<unknown>): string | undefined =>
-  /\/\*replayPath="([^"]*)"\*\//.exec(String(commands))?.[1]
-
-/**
- * The sequence of operations a generated command sequence (from {@link commands}) holds, in order,
- * including the steps skipped because they did not apply.
- *
- * @since 0.1.0
- * @category arbitraries
- */
-export const operations = (commands: Iterable<fc.AsyncCommand<Model, Real>>): ReadonlyArray<Operation> =>
-  Array.from(
-    commands,
-    (command) => command instanceof Command ? command.op : (command as unknown as { readonly cmd: Command }).cmd.op
-  )
+export const format: (scenario: Scenario) => string = Scenarios.format
 
 // ---------------------------------------------------------------------------------------------
 // The model
@@ -357,170 +275,72 @@ export const operations = (commands: Iterable<fc.AsyncCommand<Model, Real>>): Re
  * What a peer has done, as the model knows it.
  *
  * @since 0.1.0
- * @category models
+ * @category model
  */
 export interface PeerModel {
   sent: number
   halfClosed: "no" | "while serving" | "while draining"
   reading: boolean
-  /** It reset or closed its own connection: only the prefix check applies to it. */
+  /** It reset or closed its own connection: only the consistency of what it received is checked. */
   reset: boolean
-  /** Its full, non-empty echo and EOF were checked when it half-closed (the key invariant). */
+  /** Its complete, non-empty answer and FIN were checked when it half-closed (the key invariant). */
   verified: boolean
   /** It connected while the server's descriptors had run out: never served, its connection just ends. */
   refused: boolean
 }
 
 /**
- * What the server and its peers should be doing: the model the commands check against.
+ * What the server and its peers should be doing: the model a scenario is played against.
  *
  * @since 0.1.0
- * @category models
+ * @category model
  */
 export interface Model {
   readonly peers: Array<PeerModel>
   phase: "serving" | "draining" | "stopped"
   /** Time waited since shutdown began, in the scenario's own account. */
   waitedMillis: number
-  /** `shutdownTimeout + cleanupTimeout`: past it, the server must be gone. */
+  /** The drain delay plus `shutdownTimeout + cleanupTimeout`: past it, the server must be gone. */
   readonly deadlineMillis: number
-  /** On a simulated network, where simulation-only faults apply. */
-  readonly simulated: boolean
   /** The server's descriptors have run out (a simulated fault). */
   exhausted: boolean
 }
 
 /**
- * The model at the start of a run, whose deadline (`shutdownTimeout + cleanupTimeout`) is
- * `deadlineMillis`.
+ * The model at the start of a run, whose deadline is `deadlineMillis`.
  *
  * @since 0.1.0
- * @category models
+ * @category model
  */
-export const initialModel = (deadlineMillis: number, simulated = false): Model => ({
-  peers: [],
-  phase: "serving",
-  waitedMillis: 0,
-  deadlineMillis,
-  simulated,
-  exhausted: false
-})
-
-const peerOf = (model: Model, peer: number): PeerModel | undefined =>
-  model.peers.length === 0 ? undefined : model.peers[peer % model.peers.length]
+export const initialModel: (deadlineMillis: number) => Model = Model_.initialModel
 
 /**
- * Whether `op` applies in `model` (its precondition), and the model after it. Pure: the same
- * scenario can be replayed against the model alone, to measure what the generators produce.
+ * Whether `op` applies in `model` (its precondition). Pure, with {@link step}: a scenario replayed
+ * against the model alone tells what a generator produces.
  *
  * @since 0.1.0
- * @category models
+ * @category model
  */
-export const applies = (model: Model, op: Operation): boolean => {
-  switch (op._tag) {
-    case "Open":
-    case "Wait":
-      return true
-    case "Flood":
-      return model.phase === "serving"
-    case "Descriptors":
-      return model.simulated && model.exhausted !== op.exhausted
-    case "Exchange":
-      return model.phase === "serving"
-    case "Shutdown":
-      return model.phase === "serving"
-    case "Send":
-    case "HalfClose": {
-      const peer = peerOf(model, op.peer)
-      return peer !== undefined && !peer.reset && peer.halfClosed === "no"
-    }
-    case "Read":
-    case "Stall":
-    case "Reset":
-    case "Close": {
-      const peer = peerOf(model, op.peer)
-      return peer !== undefined && !peer.reset &&
-        (op._tag === "Reset" || op._tag === "Close" || (op._tag === "Read") !== peer.reading)
-    }
-  }
-}
+export const applies: (model: Model, op: Operation) => boolean = Model_.applies
 
 /**
- * The model after `op` (which {@link applies}).
+ * The model after `op` (which {@link applies}), in place.
  *
  * @since 0.1.0
- * @category models
+ * @category model
  */
-export const step = (model: Model, op: Operation): void => {
-  const peer = "peer" in op ? peerOf(model, op.peer) : undefined
-  switch (op._tag) {
-    case "Open":
-      if (model.phase === "serving") {
-        model.peers.push({
-          sent: 0,
-          halfClosed: "no",
-          reading: true,
-          reset: false,
-          verified: false,
-          refused: model.exhausted
-        })
-      }
-      return
-    case "Exchange":
-      model.peers.push({
-        sent: op.data.length,
-        halfClosed: "while serving",
-        reading: true,
-        reset: false,
-        verified: !model.exhausted,
-        refused: model.exhausted
-      })
-      return
-    case "Flood":
-      return
-    case "Descriptors":
-      model.exhausted = op.exhausted
-      return
-    case "Send":
-      peer!.sent += op.data.length
-      return
-    case "HalfClose":
-      peer!.halfClosed = model.phase === "serving" ? "while serving" : "while draining"
-      // A peer that reads while the server serves must get its whole echo at once: checked then
-      // (and counted as such only when there was an echo to get).
-      if (peer!.reading && model.phase === "serving" && peer!.sent > 0 && !peer!.refused) peer!.verified = true
-      return
-    case "Read":
-      peer!.reading = true
-      return
-    case "Stall":
-      peer!.reading = false
-      return
-    case "Reset":
-    case "Close":
-      peer!.reset = true
-      return
-    case "Shutdown":
-      model.phase = "draining"
-      return
-    case "Wait":
-      if (model.phase !== "draining") return
-      model.waitedMillis += op.millis
-      if (model.waitedMillis >= model.deadlineMillis) model.phase = "stopped"
-      return
-  }
-}
+export const step: (model: Model, op: Operation) => void = Model_.step
 
 // ---------------------------------------------------------------------------------------------
-// Leak check
+// Leak checks
 // ---------------------------------------------------------------------------------------------
 
 /**
- * What the process holds: socket descriptors (from `/proc/self/fd` where there is one) and Node's
- * active handles by type.
+ * What the process holds: socket descriptors (from `/proc/self/fd` where there is one; -1 where
+ * there is none) and Node's active handles by type.
  *
  * @since 0.1.0
- * @category leak check
+ * @category leak checks
  */
 export interface Holdings {
   readonly sockets: number
@@ -531,517 +351,136 @@ export interface Holdings {
  * Counts what the process holds now.
  *
  * @since 0.1.0
- * @category leak check
+ * @category leak checks
  */
-export const holdings = Effect.sync((): Holdings => {
-  let sockets = 0
-  try {
-    for (const fd of fs.readdirSync("/proc/self/fd")) {
-      try {
-        if (fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith("socket:")) sockets++
-      } catch {
-        // The descriptor closed while we looked: not held.
-      }
-    }
-  } catch {
-    sockets = -1 // no /proc: only handles are compared
-  }
-  const handles: Record<string, number> = {}
-  for (const type of process.getActiveResourcesInfo()) handles[type] = (handles[type] ?? 0) + 1
-  return { sockets, handles }
-})
-
-const holdsMore = (now: Holdings, before: Holdings) =>
-  now.sockets > before.sockets ||
-  ["TCPSocketWrap", "TCPServerWrap", "Timeout"].some((type) => (now.handles[type] ?? 0) > (before.handles[type] ?? 0))
+export const holdings: Effect.Effect<Holdings> = Leaks.holdings
 
 /**
- * Waits (at most `within`) until the process holds no more sockets, TCP handles or timers than
- * `before`; fails with both snapshots if it still does. Closing is asynchronous in Node, so a
- * check right after a release must poll rather than look once.
+ * Waits (at most `within`, 5 s by default) until the process holds no more sockets, TCP handles or
+ * timers than `before`; fails with both snapshots if it still does. Closing is asynchronous in
+ * Node, so a check right after a release must poll rather than look once.
  *
  * @since 0.1.0
- * @category leak check
+ * @category leak checks
  */
-export const expectNoLeaks = (
-  before: Holdings,
-  within: Duration.DurationInput = "5 seconds"
-): Effect.Effect<void, Error> =>
-  Effect.gen(function*() {
-    const deadline = Date.now() + Duration.toMillis(within)
-    let now = yield* holdings
-    while (holdsMore(now, before) && Date.now() < deadline) {
-      yield* Effect.sleep("10 millis")
-      now = yield* holdings
-    }
-    if (holdsMore(now, before)) {
-      return yield* Effect.fail(new Error(`leak: before ${JSON.stringify(before)}, after ${JSON.stringify(now)}`))
-    }
-  })
+export const expectNoLeaks: (before: Holdings, within?: Duration.DurationInput) => Effect.Effect<void, Error> =
+  Leaks.expectNoLeaks
 
 /**
  * Binds `port` on 127.0.0.1 with plain Node and lets it go: fails unless the kernel has released
  * it (a listener closed, no socket of the port left in a state that blocks binding).
  *
  * @since 0.1.0
- * @category leak check
+ * @category leak checks
  */
-export const expectPortFree = (port: number): Effect.Effect<void, Error> =>
-  Effect.async<void, Error>((resume) => {
-    const probe = net.createServer()
-    probe.once("error", (error) => resume(Effect.fail(new Error(`port ${port} is not free: ${error.message}`))))
-    probe.listen({ host: "127.0.0.1", port }, () => probe.close(() => resume(Effect.void)))
-  })
+export const expectPortFree: (port: number) => Effect.Effect<void, Error> = Leaks.expectPortFree
 
 // ---------------------------------------------------------------------------------------------
-// The shutdown property
+// Running a scenario
 // ---------------------------------------------------------------------------------------------
 
 /**
- * What a run saw, for a failing property to print and a passing one to be counted.
+ * What a scenario runs against, and the protocol it is judged by.
  *
  * @since 0.1.0
- * @category models
+ * @category running
+ */
+export interface Target<E = never, R = never> {
+  /**
+   * The handler under test, served by `Server.make` with the run's options. Default: the built-in
+   * echo. The run wraps it to watch its life (start, drain notice, end, finalizers); the
+   * connection it gets is the server's own.
+   */
+  readonly handler?: Server.Handler<E, R> | undefined
+  /**
+   * Or a server of your own making on this library (`PlatformSocketServer`, an `RpcServer` on
+   * it): started with the run's options in the scope given, shut down when that scope closes,
+   * listening on the port it returns. The run cannot see its handlers: the finalizer and drain
+   * notice checks apply to a `handler` only.
+   */
+  readonly serve?:
+    | ((options: Server.Options) => Effect.Effect<{ readonly port: number }, unknown, R | Scope.Scope>)
+    | undefined
+  /**
+   * The protocol's model. Default: the echo when neither `handler` nor `serve` is given; none
+   * otherwise, and then only the protocol-free invariants are checked.
+   */
+  readonly protocol?: Protocol | undefined
+}
+
+/**
+ * Options of a run: the server's, and the margins it is judged with.
+ *
+ * @since 0.1.0
+ * @category running
+ */
+export interface RunOptions extends Server.Options {
+  /** How long any wait may take before it is called a hang. Default 10 s. */
+  readonly margin?: Duration.DurationInput
+  /**
+   * How late past its deadline (the drain delay, `shutdownTimeout` and `cleanupTimeout`) the
+   * shutdown may return and a connection may end. Default: 0 on the simulation, where time is
+   * virtual and exact; `margin` on loopback, where the machine's load decides.
+   */
+  readonly deadlineMargin?: Duration.DurationInput
+}
+
+/**
+ * What a run saw.
+ *
+ * @since 0.1.0
+ * @category running
  */
 export interface Outcome {
+  /** From the start of the shutdown to its return, on the run's clock. */
   readonly shutdownMillis: number
-  /** Peers whose full echo was checked when they half-closed (the key invariant applied). */
+  /** Peers whose complete answer was checked when they half-closed (the key invariant applied). */
   readonly verified: number
   readonly peers: ReadonlyArray<{
     readonly sent: number
     readonly received: number
     readonly halfClosed: PeerModel["halfClosed"]
-    readonly ending: string
+    readonly ending: "eof" | "reset" | "closed"
   }>
+  /** With a `handler`: how many the server started, and how many of those got the drain notice. */
+  readonly handlers: { readonly started: number; readonly notified: number } | undefined
 }
 
 /**
- * The real side of a run: the server, its peers, and the shutdown once begun.
+ * Which invariant a run broke (see {@link ShutdownViolation}).
  *
  * @since 0.1.0
- * @category models
+ * @category running
  */
-export interface Real {
-  readonly port: number
-  readonly peers: Array<Peer>
-  readonly margin: Duration.Duration
-  /**
-   * Runs a command's act: on real sockets, at once, in the run's runtime; in a simulation, as the
-   * next step of the run itself (the promise is then already resolved).
-   */
-  readonly run: (effect: Effect.Effect<void, Error, Scope.Scope>) => Promise<void>
-  /**
-   * Connects a peer, and returns once the server has accepted it: a shutdown right after a
-   * connect would otherwise find the handshake still in the kernel's accept queue, where closing
-   * the listener resets it.
-   */
-  readonly open: Effect.Effect<Peer, Error>
-  /** Connects a peer without waiting for the server to accept it (it may never). */
-  readonly openUnserved: Effect.Effect<Peer, Error>
-  /** Peers of a `Flood`: connecting, or connected and silent, until the run ends. */
-  readonly crowd: (peers: number) => Effect.Effect<void>
-  /** Runs the server's descriptors out, or gives them back (a simulation's fault). */
-  readonly exhaust: (exhausted: boolean) => Effect.Effect<void>
-  /** Fails unless the server's port is free (bound by nothing). */
-  readonly portFree: Effect.Effect<void, Error>
-  readonly beginShutdown: Effect.Effect<void>
-  readonly awaitShutdown: Effect.Effect<void, Error>
-  /** When shutdown began (`performance.now()`; `undefined` before), and the server's deadline. */
-  readonly shutdownStartedAt: () => number | undefined
-  readonly shutdownTimeoutMillis: number
-}
+export type ViolationReason = Verdict.ViolationReason
 
 /**
- * One operation as a fast-check command: precondition against the model, the act, and the
- * postcondition checked right after it:
- * - `Open` connects while the server serves;
- * - `Send`: what the peer received so far is a prefix of what it sent;
- * - `HalfClose` of a peer that reads, while the server serves: its whole echo arrives, then EOF
- *   (the key invariant); while it drains: that, or a reset once the deadline passed;
- * - `Shutdown`: the port refuses connections before the deadline (the listener closes first);
- * - `Wait` that crosses the deadline: the shutdown completes, every connection has ended, and none
- *   ended cleanly short of its echo.
+ * A run broke an invariant: which one (`reason`), and what was seen (`detail`, also the message).
  *
  * @since 0.1.0
- * @category models
+ * @category running
  */
-export class Command implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly op: Operation) {}
-
-  check(model: Readonly<Model>): boolean {
-    return applies(model, this.op)
-  }
-
-  run(model: Model, real: Real): Promise<void> {
-    const op = this.op
-    const phase = model.phase
-    const peer = "peer" in op && real.peers.length > 0 ? real.peers[op.peer % real.peers.length] : undefined
-    step(model, op)
-    return real.run(act(op, phase, peer, model, real))
-  }
-
-  toString(): string {
-    const op = this.op
-    switch (op._tag) {
-      case "Send":
-        return `Send(${op.peer}, ${op.data.length} bytes)`
-      case "Wait":
-        return `Wait(${op.millis} ms)`
-      case "Exchange":
-        return `Exchange(${op.data.length} bytes)`
-      case "Flood":
-        return `Flood(${op.peers})`
-      case "Descriptors":
-        return `Descriptors(${op.exhausted ? "exhausted" : "back"})`
-      case "Open":
-      case "Shutdown":
-        return op._tag
-      default:
-        return `${op._tag}(${op.peer})`
-    }
-  }
-}
-
-const firstOpen = new Command({ _tag: "Open" })
-
-const act = (op: Operation, phase: Model["phase"], peer: Peer | undefined, model: Model, real: Real) =>
-  Effect.gen(function*() {
-    switch (op._tag) {
-      case "Open": {
-        if (phase !== "serving") {
-          // The Shutdown step checked that the port refuses connections: one that connects now
-          // reached another listener that took the port since (another test's), not this server.
-          return yield* Effect.ignore(Effect.scoped(real.open))
-        }
-        const state = model.peers[model.peers.length - 1]!
-        // With its descriptors gone the server never accepts it: it is closed by the kernel.
-        const opened = yield* (state.refused ? real.openUnserved : real.open)
-        real.peers.push(opened)
-        yield* opened.startReading
-        if (!state.refused) return
-        yield* timed(opened.readToEnd, real.margin, "a connection refused for want of descriptors never ended")
-        return
-      }
-      case "Exchange": {
-        const state = model.peers[model.peers.length - 1]!
-        const opened = yield* (state.refused ? real.openUnserved : real.open)
-        real.peers.push(opened)
-        yield* opened.startReading
-        yield* opened.send(op.data)
-        yield* opened.halfClose
-        const ending = yield* timed(opened.readToEnd, real.margin, "a peer that half-closed never saw its echo end")
-        return yield* expectWhole(opened, state, ending, "eof", real)
-      }
-      case "Close":
-        return yield* peer!.close
-      case "Flood":
-        return yield* real.crowd(op.peers)
-      case "Descriptors":
-        return yield* real.exhaust(op.exhausted)
-      case "Send":
-        yield* peer!.send(op.data)
-        return yield* expectPrefix(peer!, "after a send")
-      case "HalfClose": {
-        yield* peer!.halfClose
-        const state = peerOf(model, op.peer)!
-        if (!state.reading || phase === "stopped") return
-        const ending = yield* timed(peer!.readToEnd, real.margin, "a peer that half-closed never saw its echo end")
-        return yield* expectWhole(peer!, state, ending, phase === "serving" ? "eof" : "eof or reset", real)
-      }
-      case "Read":
-        return yield* peer!.startReading
-      case "Stall":
-        return yield* peer!.stopReading
-      case "Reset":
-        return yield* peer!.reset
-      case "Shutdown":
-        yield* real.beginShutdown
-        // At once: before the deadline, the listener is the first thing shutdown closes.
-        return yield* timed(
-          Effect.retry(real.portFree, Schedule.spaced("5 millis")),
-          Duration.millis(real.shutdownTimeoutMillis),
-          "the port still accepted connections at the shutdown deadline"
-        )
-      case "Wait":
-        yield* Effect.sleep(op.millis)
-        if (phase !== "draining" || model.phase !== "stopped") return
-        yield* real.awaitShutdown
-        return yield* expectAllEnded(model, real)
-    }
-  })
-
-const timed = <A, E, R>(effect: Effect.Effect<A, E, R>, margin: Duration.Duration, message: string) =>
-  Effect.flatMap(
-    Effect.timeoutOption(effect, margin),
-    Option.match({ onNone: () => Effect.fail(new Error(message)), onSome: Effect.succeed })
-  )
-
-/** What a peer received is a prefix of what it sent: nothing foreign, nothing twice. */
-const expectPrefix = (peer: Peer, when: string) =>
-  Effect.suspend(() => {
-    const sent = peer.sent()
-    const received = peer.received()
-    return received.length <= sent.length && received.equals(sent.subarray(0, received.length))
-      ? Effect.void
-      : Effect.fail(
-        new Error(`${when}: received ${received.length} bytes that are not a prefix of the ${sent.length} sent`)
-      )
-  })
+export const ShutdownViolation: typeof Verdict.ShutdownViolation = Verdict.ShutdownViolation
 
 /**
- * The peer's connection ended as `allowed` says; a clean end came only after it half-closed and
- * got its whole echo; and a reset came only once the deadline had passed (a peer that reset
- * itself is not asked). Real time only makes the last check apply less often on a slow machine:
- * a reset seen before the deadline happened before it.
+ * @since 0.1.0
+ * @category running
  */
-const expectWhole = (
-  peer: Peer,
-  state: PeerModel,
-  ending: "eof" | "reset" | "closed",
-  allowed: "eof" | "eof or reset",
-  real: Real
-) =>
-  Effect.gen(function*() {
-    if (state.reset) return
-    yield* expectPrefix(peer, "at the end")
-    if (state.refused) return
-    const { received, sent } = { received: peer.received().length, sent: peer.sent().length }
-    if (ending === "eof" && (received !== sent || state.halfClosed === "no")) {
-      return yield* Effect.fail(
-        new Error(
-          state.halfClosed === "no"
-            ? `a clean end for a peer that had not half-closed, after ${received} of ${sent} bytes`
-            : `a clean end after ${received} of ${sent} bytes: a cut-off echo that looks complete`
-        )
-      )
-    }
-    if (allowed === "eof" && ending !== "eof") {
-      return yield* Effect.fail(
-        new Error(`a peer that half-closed while the server served saw a ${ending}, not its echo`)
-      )
-    }
-    // Compared with when the end was seen, not now: a check at the end of the run still applies.
-    const started = real.shutdownStartedAt()
-    const endedAt = peer.endedAt()
-    const since = started === undefined || endedAt === undefined ? undefined : endedAt - started
-    if (ending !== "eof" && (started === undefined || (since !== undefined && since < real.shutdownTimeoutMillis))) {
-      return yield* Effect.fail(
-        new Error(
-          since === undefined
-            ? `a connection ended with a ${ending} while the server served`
-            : `a connection ended with a ${ending} ${
-              Math.round(since)
-            } ms into shutdown, before its ${real.shutdownTimeoutMillis} ms deadline`
-        )
-      )
-    }
-  })
-
-/** Every peer's connection ends, and none ends cleanly before its whole echo. */
-const expectAllEnded = (model: Model, real: Real) =>
-  Effect.gen(function*() {
-    const endings = yield* timed(
-      Effect.forEach(real.peers, (peer) => peer.readToEnd, { concurrency: "unbounded" }),
-      real.margin,
-      "a peer never saw its connection end"
-    )
-    for (const [i, peer] of real.peers.entries()) {
-      yield* expectWhole(peer, model.peers[i]!, endings[i]!, "eof or reset", real)
-    }
-    return endings
-  })
+export type ShutdownViolation = Verdict.ShutdownViolation
 
 /**
- * Options of a run: the server's, and how long to wait, past its deadlines, before calling a
- * hang a hang (default 10 s).
+ * Plays `scenario` on real loopback sockets against the target in `options` (the built-in echo by
+ * default) with the server's own options, and checks every step and the end against the model.
+ * Shutdown begins at the `Shutdown` step, or after the last one. Fails with the first
+ * {@link ShutdownViolation}.
  *
  * @since 0.1.0
- * @category models
+ * @category running
  */
-export type RunOptions = Server.Options & { readonly margin?: Duration.DurationInput }
-
-/**
- * Plays `commands` (from {@link commands}, or a {@link Scenario}'s operations) against a server
- * started with `options` and `handler` (an echo by default; the invariants assume an echo), with
- * fast-check's `asyncModelRun`: every step's postcondition is checked as it runs (see
- * {@link Command}). Shutdown begins at the `Shutdown` step, or after the last one. Then:
- * 1. shutdown completes (a hang fails after its deadlines plus `margin`);
- * 2. every peer sees its connection end, EOF or reset, never a hang;
- * 3. every peer received a prefix of what it sent; a clean end only after it half-closed and got
- *    all of it; a reset only once the shutdown deadline had passed;
- * 4. the port binds again, no fiber the server forked is alive, and the process holds no more
- *    sockets, TCP handles or timers than before.
- * Fails with an `Error` naming the broken invariant.
- *
- * @since 0.1.0
- * @category properties
- */
-export const checkShutdown = <E = never, R = never>(
-  commands: Iterable<fc.AsyncCommand<Model, Real>> | Scenario,
-  options: RunOptions = {},
-  handler?: Server.Handler<E, R>
-): Effect.Effect<Outcome, Error, Exclude<R, Scope.Scope>> =>
-  Effect.flatMap(Effect.runtime<never>(), (runtime) =>
-    play(
-      {
-        holdings,
-        expectNoLeaks,
-        expectPortFree,
-        simulated: false,
-        exhaust: () => Effect.void,
-        now: () => performance.now(),
-        execute: (effect) => Runtime.runPromise(runtime)(effect),
-        playAll: (model, real, played) =>
-          Effect.tryPromise({
-            try: () => fc.asyncModelRun(() => ({ model, real }), played),
-            catch: (error) => error instanceof Error ? error : new Error(String(error))
-          })
-      },
-      commands,
-      options,
-      handler
-    ))
-
-/**
- * Where a run plays: its leak checks, its clock, and how the commands are played.
- *
- * @internal
- */
-interface Harness {
-  readonly holdings: Effect.Effect<Holdings>
-  readonly expectNoLeaks: (before: Holdings) => Effect.Effect<void, Error>
-  readonly expectPortFree: (port: number) => Effect.Effect<void, Error>
-  readonly simulated: boolean
-  readonly now: () => number
-  /** Runs the server's descriptors out, or gives them back (a simulation's fault). */
-  readonly exhaust: (exhausted: boolean) => Effect.Effect<void>
-  /** How a command's act runs, when the commands are played by fast-check. */
-  readonly execute: (effect: Effect.Effect<void, Error>) => Promise<void>
-  readonly playAll: (
-    model: Model,
-    real: Real,
-    commands: Iterable<fc.AsyncCommand<Model, Real>>
-  ) => Effect.Effect<void, Error>
-}
-
-const play = <E, R>(
-  harness: Harness,
-  commands: Iterable<fc.AsyncCommand<Model, Real>> | Scenario,
-  options: RunOptions,
-  handler: Server.Handler<E, R> | undefined
-): Effect.Effect<Outcome, Error, Exclude<R, Scope.Scope>> =>
-  Effect.scoped(Effect.gen(function*() {
-    const before = yield* harness.holdings
-    const supervisor = yield* Supervisor.track
-    const serverScope = yield* Scope.make()
-    const peersScope = yield* Scope.make()
-    // Whatever check fails, nothing of this run may outlive it into the next.
-    yield* Effect.addFinalizer(() =>
-      Effect.zipRight(Scope.close(peersScope, Exit.void), Scope.close(serverScope, Exit.void))
-    )
-    const shutdownTimeout = Duration.decode(options.shutdownTimeout ?? "400 millis")
-    const cleanupTimeout = Duration.decode(options.cleanupTimeout ?? Server.defaults.cleanupTimeout)
-    const margin = Duration.decode(options.margin ?? "10 seconds")
-    const server = yield* Scope.extend(
-      Server.make({ ...options, shutdownTimeout, cleanupTimeout }, handler as Server.Handler<E, R>),
-      serverScope
-    ).pipe(Effect.supervised(supervisor), Effect.orDie)
-    const port = server.address.port
-    let shutdown: Fiber.RuntimeFiber<void> | undefined
-    let shutdownStarted = 0
-    let shutdownEnded = 0
-    const beginShutdown = Effect.suspend(() => {
-      if (shutdown !== undefined) return Effect.void
-      shutdownStarted = harness.now()
-      const closing = Effect.ensuring(
-        Scope.close(serverScope, Exit.void),
-        Effect.sync(() => {
-          shutdownEnded = harness.now()
-        })
-      )
-      return Effect.map(Effect.forkDaemon(closing), (fiber) => {
-        shutdown = fiber
-      })
-    })
-    const awaitShutdown = Effect.zipRight(
-      beginShutdown,
-      Effect.suspend(() =>
-        timed(
-          Fiber.join(shutdown!),
-          Duration.sum(Duration.sum(shutdownTimeout, cleanupTimeout), margin),
-          "shutdown did not complete"
-        )
-      )
-    )
-    const real: Real = {
-      port,
-      peers: [],
-      margin,
-      run: (effect) => harness.execute(Scope.extend(effect, peersScope)),
-      open: Effect.tap(
-        Scope.extend(connect(port), peersScope),
-        (peer) => {
-          // Its own connection, by address: the server lists it (or has served it already).
-          const name = `${peer.socket.localAddress ?? "127.0.0.1"}:${peer.socket.localPort}`
-          return timed(
-            Effect.repeat(Effect.map(server.connections, (live) => live.some((c) => c.peer === name)), {
-              until: (listed) => listed || peer.endedAt() !== undefined,
-              schedule: Schedule.spaced("1 millis")
-            }),
-            margin,
-            "the server never accepted a connection"
-          )
-        }
-      ),
-      openUnserved: Scope.extend(connect(port), peersScope),
-      crowd: (peers) =>
-        Effect.asVoid(
-          Effect.forkIn(
-            Effect.forEach(
-              Array.from({ length: peers }),
-              () => Effect.ignore(Scope.extend(connect(port), peersScope)),
-              {
-                concurrency: "unbounded",
-                discard: true
-              }
-            ),
-            peersScope
-          )
-        ),
-      exhaust: harness.exhaust,
-      portFree: harness.expectPortFree(port),
-      beginShutdown,
-      awaitShutdown,
-      shutdownStartedAt: () => shutdown === undefined ? undefined : shutdownStarted,
-      shutdownTimeoutMillis: Duration.toMillis(shutdownTimeout)
-    }
-    const model = initialModel(Duration.toMillis(Duration.sum(shutdownTimeout, cleanupTimeout)), harness.simulated)
-    const played = "operations" in commands ? commands.operations.map((op) => new Command(op)) : commands
-    yield* harness.playAll(model, real, played)
-
-    // 1 and 2: shutdown completes, and every connection ends.
-    yield* awaitShutdown
-    const shutdownMillis = shutdownEnded - shutdownStarted
-    const endings = yield* expectAllEnded(model, real)
-    const outcome: Outcome = {
-      shutdownMillis,
-      verified: model.peers.filter((peer) => peer.verified).length,
-      peers: real.peers.map((peer, i) => ({
-        sent: peer.sent().length,
-        received: peer.received().length,
-        halfClosed: model.peers[i]!.halfClosed,
-        ending: endings[i]!
-      }))
-    }
-
-    // 4. Nothing left behind: port, fibers, sockets, handles, timers.
-    yield* harness.expectPortFree(port)
-    const alive = (yield* supervisor.value).filter((fiber) => fiber.unsafePoll() === null)
-    if (alive.length > 0) return yield* Effect.fail(new Error(`${alive.length} server fiber(s) still alive`))
-    yield* Scope.close(peersScope, Exit.void)
-    yield* harness.expectNoLeaks(before)
-    return outcome
-  }))
+export const checkShutdown: <E = never, R = never>(
+  scenario: Scenario,
+  options?: RunOptions & Target<E, R>
+) => Effect.Effect<Outcome, ShutdownViolation, Exclude<R, Scope.Scope>> = Loopback.checkShutdown
 
 // ---------------------------------------------------------------------------------------------
 // The simulation
@@ -1068,23 +507,67 @@ export interface Network {
 }
 
 /**
- * A simulated run: the server's options, the seed of the world (which decides the order of every
- * event and how writes are split into reads), and its network.
+ * How the simulated world chooses what happens next among what is ready: `Random` (uniformly, by
+ * the seed), or `PCT`, probabilistic concurrency testing (see {@link pct}).
+ *
+ * @since 0.1.0
+ * @category simulation
+ */
+export type Strategy =
+  | { readonly _tag: "Random" }
+  | { readonly _tag: "PCT"; readonly depth: number; readonly steps: number }
+
+/**
+ * The seeded random scheduler: at each step, any ready event, uniformly.
+ *
+ * @since 0.1.0
+ * @category simulation
+ */
+export const random: Strategy = Simulation.random
+
+/**
+ * Probabilistic concurrency testing (as in Microsoft's Coyote and AWS's Shuttle): every source of
+ * events (the fiber turns, each direction of each connection, each socket's events) gets a
+ * priority drawn from the seed, and the ready source of highest priority always goes first; at
+ * `depth - 1` steps drawn among the first `steps`, the source about to go drops below all others.
+ * A bug that `depth` orderings decide is found in each run with probability at least
+ * 1 / (n * steps^(depth - 1)) for n sources. Defaults: depth 3, 20,000 steps.
+ *
+ * @since 0.1.0
+ * @category simulation
+ */
+export const pct: (options?: { readonly depth?: number; readonly steps?: number }) => Strategy = Simulation.pct
+
+/**
+ * A simulated run's options: the run's, the trace lines a failure keeps, and the world's strategy.
  *
  * @since 0.1.0
  * @category simulation
  */
 export interface SimulationOptions extends RunOptions {
-  readonly seed: number
-  readonly network?: Network
   /** Trace lines kept for a failure to print. Default 200. */
   readonly keepTrace?: number
+  /** Default {@link random}. */
+  readonly strategy?: Strategy
 }
 
 /**
- * What a simulated run saw: its {@link Outcome}, the seed, a hash of its whole event trace (the
- * same seed and scenario give the same hash), how many events it played and how much virtual
- * time passed.
+ * One simulated run as generated: its scenario, the seed of its world (which decides the order of
+ * every event and how writes are split into reads), and its network.
+ *
+ * @since 0.1.0
+ * @category simulation
+ */
+export interface Simulated {
+  readonly scenario: Scenario
+  readonly seed: number
+  readonly network?: Network
+}
+
+/**
+ * What a simulated run saw: its {@link Outcome}, the seed of its world, a hash of its whole event
+ * trace (the same seed and scenario give the same hash), how many events it played and how much
+ * virtual time passed.
  *
  * @since 0.1.0
  * @category simulation
@@ -1097,24 +580,19 @@ export interface SimulatedOutcome extends Outcome {
 }
 
 /**
- * A simulated run broke an invariant (or could not end): the error, the seed, the trace hash and
- * the last events of the trace.
+ * A simulated run broke an invariant (its `cause`, a {@link ShutdownViolation}) or could not end:
+ * with the seed of its world, its trace hash and the last events of its trace.
  *
  * @since 0.1.0
  * @category simulation
  */
-export class SimulationFailure extends Data.TaggedError("SimulationFailure")<{
-  readonly seed: number
-  readonly trace: string
-  readonly lines: ReadonlyArray<string>
-  readonly cause: unknown
-}> {
-  override get message(): string {
-    const cause = this.cause instanceof Error ? this.cause.message : String(this.cause)
-    return `${cause} (simulation seed ${this.seed}, trace ${this.trace})\n` +
-      `last events:\n  ${this.lines.slice(-30).join("\n  ")}`
-  }
-}
+export const SimulationFailure: typeof Simulation.SimulationFailure = Simulation.SimulationFailure
+
+/**
+ * @since 0.1.0
+ * @category simulation
+ */
+export type SimulationFailure = Simulation.SimulationFailure
 
 /**
  * Networks to play on: small and large kernel buffers (a stalled reader stops the writer sooner or
@@ -1124,131 +602,84 @@ export class SimulationFailure extends Data.TaggedError("SimulationFailure")<{
  * @since 0.1.0
  * @category simulation
  */
-export const network = (): fc.Arbitrary<Network> =>
-  fc.record({
-    receiveBuffer: fc.constantFrom(1024, 8192, 65536, 262144),
-    sendBuffer: fc.constantFrom(1024, 16384, 65536),
-    maxRead: fc.constantFrom(64, 1460, 65536),
-    somaxconn: fc.constantFrom(1, 4, 4096)
-  })
+export const network: () => fc.Arbitrary<Network> = Simulation.network
 
 /**
- * One simulated run to generate: its commands (with the faults only a simulation can play), the
- * seed of its world, and its network.
+ * Simulated runs: scenarios with the faults only a simulation can play, a world seed, a
+ * {@link network}. Give each to {@link simulate} with the same `shutdownTimeout` and
+ * `cleanupTimeout`.
  *
  * @since 0.1.0
  * @category simulation
  */
-export interface Simulated {
-  readonly commands: Iterable<fc.AsyncCommand<Model, Real>>
-  readonly seed: number
-  readonly network: Network
-}
+export const simulation = (generation: Generation = {}): fc.Arbitrary<Simulated> => Simulation.simulation(generation)
 
 /**
- * Simulated runs: {@link commands} with simulation-only faults, a world seed, a {@link network}.
- * Pass each to {@link simulate} with the same `shutdownTimeout` and `cleanupTimeout`.
- *
- * @since 0.1.0
- * @category simulation
- */
-export const simulated = (options: Generation = {}): fc.Arbitrary<Simulated> =>
-  fc.record({
-    commands: commands({ ...options, simulated: true }),
-    seed: fc.integer({ min: 0, max: 2 ** 31 - 1 }),
-    network: network()
-  })
-
-/**
- * Plays `commands` (or a scenario) on the simulated network, with the same invariants as
- * {@link checkShutdown}: the same server code, on simulated sockets, with every timer on virtual
- * time and every interleaving chosen by `seed`. A run of a few seconds of virtual time takes
+ * Plays `run` on the simulated network, with the same runner and invariants as
+ * {@link checkShutdown}: the same server code on simulated sockets, every timer on virtual time,
+ * every interleaving chosen by the run's seed. A run of seconds of virtual time takes
  * milliseconds, and the same seed replays it exactly.
  *
  * @since 0.1.0
  * @category simulation
  */
-export const simulate = <E = never, R = never>(
-  commands: Iterable<fc.AsyncCommand<Model, Real>> | Scenario,
-  options: SimulationOptions,
-  handler?: Server.Handler<E, R>
-): Effect.Effect<SimulatedOutcome, SimulationFailure, Exclude<R, Scope.Scope>> =>
-  Effect.flatMap(Effect.context<Exclude<R, Scope.Scope>>(), (context) =>
-    Effect.suspend(() => {
-      const sim = new Sim.Simulation({
-        seed: options.seed,
-        ...(options.network === undefined ? {} : { net: options.network }),
-        ...(options.keepTrace === undefined ? {} : { keepTrace: options.keepTrace })
-      })
-      const { network, world } = sim
-      let pending: Effect.Effect<void, Error> | undefined
-      const simHoldings = Effect.sync((): Holdings => ({
-        sockets: network.open.size,
-        handles: {
-          TCPServerWrap: network.listeners.size,
-          TCPSocketWrap: network.open.size,
-          Timeout: world.timersPending
-        }
-      }))
-      const harness: Harness = {
-        holdings: simHoldings,
-        expectNoLeaks: (before) =>
-          Effect.gen(function*() {
-            let now = yield* simHoldings
-            for (let i = 0; i < 100 && holdsMore(now, before); i++) {
-              yield* Effect.sleep("10 millis")
-              now = yield* simHoldings
-            }
-            if (holdsMore(now, before)) {
-              return yield* Effect.fail(
-                new Error(`leak: before ${JSON.stringify(before)}, after ${JSON.stringify(now)}`)
-              )
-            }
-          }),
-        expectPortFree: (port) =>
-          Effect.suspend(() => {
-            return network.listeners.has(port) ? Effect.fail(new Error(`port ${port} is not free`)) : Effect.void
-          }),
-        simulated: true,
-        exhaust: (exhausted) =>
-          Effect.sync(() => {
-            network.exhausted = exhausted
-          }),
-        now: () => world.now,
-        // In the world, one command after the other: each act is the next step of the run.
-        execute: (effect) => {
-          pending = effect
-          return Promise.resolve()
-        },
-        playAll: (model, real, played) =>
-          Effect.gen(function*() {
-            for (const command of played) {
-              if (!command.check(model)) continue
-              void command.run(model, real)
-              const act = pending
-              pending = undefined
-              if (act !== undefined) yield* act
-            }
-          })
-      }
-      const run = Effect.provide(play(harness, commands, options, handler), context) as Effect.Effect<Outcome, Error>
-      const failure = (cause: unknown) =>
-        new SimulationFailure({ seed: options.seed, trace: world.trace.digest, lines: world.trace.lines, cause })
-      let exit: Exit.Exit<Outcome, Error>
-      try {
-        exit = sim.run(run)
-      } catch (error) {
-        return Effect.fail(failure(error))
-      }
-      return Exit.match(exit, {
-        onFailure: (cause) => Effect.fail(failure(Cause.squash(cause))),
-        onSuccess: (outcome) =>
-          Effect.succeed<SimulatedOutcome>({
-            ...outcome,
-            seed: options.seed,
-            trace: world.trace.digest,
-            steps: world.steps,
-            virtualMillis: world.now
-          })
-      })
-    }))
+export const simulate: <E = never, R = never>(
+  run: Simulated,
+  options?: SimulationOptions & Target<E, R>
+) => Effect.Effect<SimulatedOutcome, SimulationFailure, Exclude<R, Scope.Scope>> = Simulation.simulate
+
+/**
+ * Options of {@link runSimulation}: what to generate, how each run is played, against what, and
+ * how many runs from which seed.
+ *
+ * @since 0.1.0
+ * @category simulation
+ */
+export interface SimulationRunOptions<E = never, R = never> extends SimulationOptions, Generation, Target<E, R> {
+  /** Runs to generate. Default 1,000. */
+  readonly runs?: number
+  /** fast-check's seed. Default: a random one (the report says which). */
+  readonly seed?: number
+  /** With the seed, the path a failure reported: replays that one run (its shrunk scenario). */
+  readonly path?: string
+}
+
+/**
+ * What {@link runSimulation} found: how many runs, whether one failed, from which seed, how fast,
+ * and the failure shrunk: its error, its scenario and world, the trace hash and last events of
+ * that run (a replay from `seed` and `failure.path` plays it again and has the same hash).
+ *
+ * @since 0.1.0
+ * @category simulation
+ */
+export interface SimulationReport {
+  readonly runs: number
+  readonly failures: number
+  readonly seed: number
+  readonly strategy: string
+  readonly seconds: number
+  readonly scenariosPerSecond: number
+  readonly failure?: {
+    readonly error: string
+    /** A {@link ViolationReason}; `Stuck` for a run that could not end, `Defect` for anything else thrown. */
+    readonly reason: string
+    readonly trace: string
+    readonly scenario: string
+    readonly world: { readonly seed: number; readonly network: Network }
+    readonly lastEvents: ReadonlyArray<string>
+    readonly path: string
+    readonly shrinks: number
+  }
+}
+
+/**
+ * The shutdown property over many simulated runs, without a test runner: generates `runs`
+ * scenarios, plays each with {@link simulate}, shrinks the first failure, and reports. What
+ * `effect-tcp-echo simulate` runs.
+ *
+ * @since 0.1.0
+ * @category simulation
+ */
+export const runSimulation: <E = never, R = never>(
+  options?: SimulationRunOptions<E, R>
+) => Effect.Effect<SimulationReport, never, Exclude<R, Scope.Scope>> = Simulation.runSimulation

@@ -37,7 +37,7 @@ describe("examples", () => {
   it("simulation-finds-a-race: the race is found, shrunk, replayed exactly, and the fix holds", () => {
     const { output, status } = runExample("simulation-finds-a-race.ts")
     expect(status, output).toBe(0)
-    expect(output).toMatch(/a clean end after \d+ of \d+ bytes: a cut-off echo that looks complete/)
+    expect(output).toMatch(/a clean end after \d+ of \d+ bytes: a cut-off answer that looks complete/)
     expect(output).toMatch(/replayed: the same run, trace [0-9a-f]{8}/)
     expect(output).toContain("with the writes awaited: the property holds for 500 runs")
   })

@@ -496,8 +496,7 @@ describe("TestKit", () => {
             { _tag: "Wait", millis: 1_400 }
           ]
         },
-        { shutdownTimeout: "300 millis" },
-        handler
+        { shutdownTimeout: "300 millis", handler, protocol: TestKit.echo }
       )
       expect(outcome.peers[0]).toMatchObject({ sent: 20_000, received: 20_000, ending: "eof" })
       expect(outcome.verified).toBe(1)

@@ -104,7 +104,7 @@ describe("the simulation agrees with loopback", () => {
     it.live(name, () =>
       Effect.gen(function*() {
         const real = yield* TestKit.checkShutdown({ operations }, timeouts)
-        const simulated = yield* TestKit.simulate({ operations }, { ...timeouts, seed: 1 })
+        const simulated = yield* TestKit.simulate({ scenario: { operations }, seed: 1 }, timeouts)
         expect(real.peers.length).toBeGreaterThan(0)
         expect(observed(simulated, compare)).toEqual(observed(real, compare))
       }))

@@ -6,35 +6,31 @@ import { Client, Server, TestKit } from "../src/index.js"
 import { hasPrlimit, serve } from "./utils/cli.js"
 
 const runs = Number(process.env.ECHO_PROPERTY_RUNS ?? 12)
-// A failure prints its seed, path and the commands' replayPath: set them here to replay it
-// (ECHO_PROPERTY_SEED=... ECHO_PROPERTY_PATH=... ECHO_PROPERTY_REPLAY=... npx vitest run test/Shutdown.test.ts).
+// A failure prints its seed and path: set them here to replay it
+// (ECHO_PROPERTY_SEED=... ECHO_PROPERTY_PATH=... npx vitest run test/Shutdown.test.ts).
 const replay = {
   ...(process.env.ECHO_PROPERTY_SEED === undefined ? {} : { seed: Number(process.env.ECHO_PROPERTY_SEED) }),
   ...(process.env.ECHO_PROPERTY_PATH === undefined ? {} : { path: process.env.ECHO_PROPERTY_PATH, endOnFailure: true })
 }
-const generation: TestKit.Generation = {
-  shutdownTimeout: "400 millis",
-  cleanupTimeout: "500 millis",
-  ...(process.env.ECHO_PROPERTY_REPLAY === undefined ? {} : { replayPath: process.env.ECHO_PROPERTY_REPLAY })
-}
+const generation = { shutdownTimeout: "400 millis", cleanupTimeout: "500 millis" } as const
 
 describe("shutdown at arbitrary moments (model-based)", () => {
   it.live.prop(
     "whatever peers do and whenever shutdown begins, every step and the end match the model",
-    { commands: TestKit.commands(generation) },
-    ({ commands }) => TestKit.checkShutdown(commands, generation).pipe(Effect.asVoid),
+    { scenario: TestKit.scenario(generation) },
+    ({ scenario }) => TestKit.checkShutdown(scenario, generation).pipe(Effect.asVoid),
     { timeout: 240_000, fastCheck: { numRuns: runs, ...replay } }
   )
 
   it("most generated runs hold a peer the key invariant applies to", () => {
     // Replayed against the model alone: a peer that half-closes while reading, before shutdown,
     // and must then get its whole echo. Fixed seed: the same 500 sequences every time.
-    const samples = fc.sample(TestKit.commands(generation), { seed: 42, numRuns: 500 })
+    const samples = fc.sample(TestKit.scenario(generation), { seed: 42, numRuns: 500 })
     let applying = 0
     let crossing = 0
     for (const sample of samples) {
       const model = TestKit.initialModel(900)
-      for (const op of TestKit.operations(sample)) {
+      for (const op of sample.operations) {
         if (!TestKit.applies(model, op)) continue
         TestKit.step(model, op)
       }

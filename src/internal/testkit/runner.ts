@@ -1,0 +1,389 @@
+/**
+ * One run of a scenario against a server, the same on loopback and on the simulated network: the
+ * server started on a transport the run watches (to know when its listener accepted a peer), the
+ * handler wrapped to see its life (started, told to drain, ended, finalized), every applicable
+ * operation acted in order (see `commands.ts`), then the shutdown and the checks of its end. What
+ * differs between the two backends is a {@link Harness}: how leaks are counted, and how exact the
+ * clock is.
+ *
+ * @internal
+ */
+import { Cause, Chunk, Duration, Effect, Exit, Scope, Supervisor } from "effect"
+import type { Fiber } from "effect"
+import * as Server from "../../Server.js"
+import type { Holdings, Outcome, Peer, Protocol, RunOptions, Scenario, Target } from "../../TestKit.js"
+import * as Transport from "../transport.js"
+import type { Run, RunPeer, Timing } from "./commands.js"
+import * as Commands from "./commands.js"
+import * as Model from "./model.js"
+import * as Peers from "./peers.js"
+import { echo } from "./protocol.js"
+import type { ShutdownViolation } from "./verdict.js"
+import { violation } from "./verdict.js"
+
+/**
+ * What differs between the backends.
+ *
+ * @internal
+ */
+export interface Harness {
+  readonly holdings: Effect.Effect<Holdings>
+  readonly expectNoLeaks: (before: Holdings) => Effect.Effect<void, Error>
+  readonly expectPortFree: (port: number) => Effect.Effect<void, Error>
+  /** Runs the server's descriptors out, or gives them back; absent where that cannot be done. */
+  readonly exhaust: ((exhausted: boolean) => Effect.Effect<void>) | undefined
+  /** Server-side sockets still open, where they can be counted at once (no asynchronous close). */
+  readonly serverSocketsOpen: (() => number) | undefined
+  /** The default of `deadlineMargin`. */
+  readonly deadlineMargin: Duration.DurationInput
+  /**
+   * How the drain notice is checked: `exact` on a clock where "after" is exact (every handler
+   * still running after the notice was due has it); `cut` where it is not (every handler the
+   * deadline cut off had it).
+   */
+  readonly notice: "exact" | "cut"
+}
+
+/** What the run saw of one handler's life. */
+interface HandlerRecord {
+  readonly peer: string
+  readonly startedAt: number
+  endedAt: number | undefined
+  exit: Exit.Exit<void, unknown> | undefined
+  notifiedAt: number | undefined
+  finalized: number
+}
+
+/**
+ * A handler as the run serves it: the user's, with its start, its drain notice, its end and its
+ * scope's finalizers recorded. The connection it gets is the server's own, unchanged.
+ */
+class Handlers {
+  readonly records: Array<HandlerRecord> = []
+  constructor(private readonly now: () => number) {}
+
+  wrap<E, R>(handler: Server.Handler<E, R>): Server.Handler<E, R | Scope.Scope> {
+    return (connection) =>
+      Effect.suspend(() => {
+        const record: HandlerRecord = {
+          peer: connection.peer,
+          startedAt: this.now(),
+          endedAt: undefined,
+          exit: undefined,
+          notifiedAt: undefined,
+          finalized: 0
+        }
+        this.records.push(record)
+        const noted = Effect.sync(() => {
+          record.notifiedAt ??= this.now()
+        })
+        return Effect.addFinalizer(() => Effect.sync(() => record.finalized++)).pipe(
+          // Registered before the handler runs: the notice wakes it before any wait of the handler's own.
+          Effect.zipRight(Effect.forkScoped(Effect.zipRight(connection.draining, noted))),
+          Effect.zipRight(Effect.onExit(handler(connection), (exit) =>
+            Effect.sync(() => {
+              record.endedAt = this.now()
+              record.exit = exit
+            })))
+        )
+      })
+  }
+
+  of(peer: Peer): HandlerRecord | undefined {
+    const name = `${peer.socket.localAddress ?? "127.0.0.1"}:${peer.socket.localPort}`
+    return this.records.find((record) => record.peer === name)
+  }
+}
+
+const died = (record: HandlerRecord): string | undefined => {
+  if (record.exit === undefined || Exit.isSuccess(record.exit)) return undefined
+  const defects = Cause.defects(record.exit.cause)
+  if (Chunk.isEmpty(defects)) return undefined
+  return Cause.pretty(Cause.die(Chunk.unsafeHead(defects))).split("\n")[0]
+}
+
+/** Tracks the ports (the peers' own) a watched server's listener accepted, and wakes those waiting for one. */
+class Accepted {
+  private readonly ports = new Set<number>()
+  private readonly waiters = new Map<number, () => void>()
+
+  watch(transport: Transport.Transport): Transport.Transport {
+    return {
+      ...transport,
+      createServer: (options) =>
+        transport.createServer(options).on("connection", (socket) => {
+          const port = socket.remotePort
+          if (port === undefined) return
+          this.ports.add(port)
+          this.waiters.get(port)?.()
+        })
+    }
+  }
+
+  /** Waits until the listener accepted `peer`, or its connection ended (then the verdict on its end says why). */
+  wait(peer: Peer): Effect.Effect<void> {
+    return Effect.async<void>((resume) => {
+      const port = peer.socket.localPort
+      if (port === undefined || this.ports.has(port) || peer.endedAt() !== undefined) return resume(Effect.void)
+      const done = () => resume(Effect.void)
+      this.waiters.set(port, done)
+      peer.socket.once("close", done)
+      peer.socket.once("end", done)
+      return Effect.sync(() => {
+        this.waiters.delete(port)
+        peer.socket.off("close", done)
+        peer.socket.off("end", done)
+      })
+    })
+  }
+}
+
+const millis = (input: Duration.DurationInput | undefined, fallback: Duration.DurationInput) =>
+  Duration.toMillis(Duration.decode(input ?? fallback))
+
+/**
+ * Plays `scenario` against the server `options` describe (a handler, or a server of the user's
+ * making, with a protocol or none), and checks every invariant (see docs/testing.md). Fails with
+ * the first violation seen.
+ *
+ * @internal
+ */
+export const play = <E, R>(
+  harness: Harness,
+  scenario: Scenario,
+  options: RunOptions & Target<E, R>
+): Effect.Effect<Outcome, ShutdownViolation, Exclude<R, Scope.Scope>> =>
+  Effect.scoped(Effect.gen(function*() {
+    const { handler, protocol: given, serve, ...serverOptions } = options
+    if (handler !== undefined && serve !== undefined) {
+      return yield* Effect.fail(violation("Unsupported", "a target is a handler or a server of its own, not both"))
+    }
+    const protocol: Protocol | undefined = given ?? (handler === undefined && serve === undefined ? echo : undefined)
+    const transport = yield* Transport.CurrentTransport
+    const now = transport.now
+    const timing: Timing = {
+      shutdownTimeout: millis(options.shutdownTimeout, "400 millis"),
+      cleanupTimeout: millis(options.cleanupTimeout, Server.defaults.cleanupTimeout),
+      drainDelay: millis(options.drainDelay, Server.defaults.drainDelay),
+      margin: millis(options.margin, "10 seconds"),
+      deadlineMargin: millis(options.deadlineMargin, harness.deadlineMargin)
+    }
+    const before = yield* harness.holdings
+    const supervisor = yield* Supervisor.track
+    const serverScope = yield* Scope.make()
+    const peersScope = yield* Scope.make()
+    // Whatever check fails, nothing of this run may outlive it into the next.
+    yield* Effect.addFinalizer(() =>
+      Effect.zipRight(Scope.close(peersScope, Exit.void), Scope.close(serverScope, Exit.void))
+    )
+    const accepted = new Accepted()
+    const handlers = handler === undefined ? undefined : new Handlers(now)
+    const serverOptionsWithDeadlines = {
+      ...serverOptions,
+      shutdownTimeout: Duration.millis(timing.shutdownTimeout),
+      cleanupTimeout: Duration.millis(timing.cleanupTimeout)
+    }
+    const start: Effect.Effect<number, unknown, Scope.Scope | Exclude<R, Scope.Scope>> = serve !== undefined
+      ? Effect.map(serve(serverOptionsWithDeadlines), (served) => served.port) as Effect.Effect<
+        number,
+        unknown,
+        Scope.Scope | Exclude<R, Scope.Scope>
+      >
+      : Effect.map(
+        Server.make(serverOptionsWithDeadlines, handlers === undefined ? undefined : handlers.wrap(handler!)),
+        (server) => server.address.port
+      )
+    const port = yield* Scope.extend(start, serverScope).pipe(
+      Effect.provideService(Transport.CurrentTransport, accepted.watch(transport)),
+      Effect.supervised(supervisor),
+      Effect.catchAllCause((cause) =>
+        Effect.fail(violation("NotStarted", `the server did not start: ${Cause.pretty(cause).split("\n")[0]}`))
+      )
+    )
+
+    let shutdown: Fiber.RuntimeFiber<void> | undefined
+    let shutdownStarted = 0
+    let shutdownEnded = 0
+    const beginShutdown = Effect.suspend(() => {
+      if (shutdown !== undefined) return Effect.void
+      shutdownStarted = now()
+      const closing = Effect.ensuring(
+        Scope.close(serverScope, Exit.void),
+        Effect.sync(() => {
+          shutdownEnded = now()
+        })
+      )
+      return Effect.map(Effect.forkDaemon(closing), (fiber) => {
+        shutdown = fiber
+      })
+    })
+    const limit = Commands.deadline(timing) + timing.deadlineMargin
+    const awaitShutdown = Effect.zipRight(
+      beginShutdown,
+      Effect.suspend(() =>
+        Commands.timed(
+          shutdown!.await,
+          limit + timing.margin,
+          "Hang",
+          `shutdown did not return within its deadline of ${Commands.deadline(timing)} ms plus ${
+            timing.deadlineMargin + timing.margin
+          } ms`
+        ).pipe(Effect.flatMap(() => {
+          if (shutdownEnded - shutdownStarted > limit) {
+            return Effect.fail(violation(
+              "Late",
+              `shutdown returned ${
+                Math.round(shutdownEnded - shutdownStarted)
+              } ms after it began, past its deadline of ${
+                Commands.deadline(timing)
+              } ms plus ${timing.deadlineMargin} ms`
+            ))
+          }
+          const open = harness.serverSocketsOpen?.() ?? 0
+          return open > 0
+            ? Effect.fail(violation("Leak", `${open} server socket(s) still open when shutdown returned`))
+            : Effect.void
+        }))
+      )
+    )
+
+    const peers: Array<RunPeer> = []
+    const connect = Scope.extend(Peers.connect(port), peersScope)
+    const run: Run = {
+      peers,
+      protocol,
+      timing,
+      now,
+      open: (refused) =>
+        Effect.gen(function*() {
+          const index = peers.length
+          const peer = yield* Effect.mapError(
+            connect,
+            (error) => violation("NotAccepted", `peer ${index} could not connect: ${error.message}`)
+          )
+          const opened: RunPeer = {
+            index,
+            peer,
+            conversation: protocol?.conversation(),
+            reading: true,
+            resumedAt: now()
+          }
+          peers.push(opened)
+          yield* peer.startReading
+          if (refused) return opened
+          yield* Commands.timed(
+            accepted.wait(peer),
+            timing.margin,
+            "NotAccepted",
+            `the server's listener never accepted peer ${index}'s connection`
+          )
+          return opened
+        }),
+      crowd: (n) =>
+        Effect.asVoid(
+          Effect.forkIn(
+            Effect.forEach(Array.from({ length: n }), () => Effect.ignore(connect), {
+              concurrency: "unbounded",
+              discard: true
+            }),
+            peersScope
+          )
+        ),
+      exhaust: (exhausted) =>
+        harness.exhaust === undefined
+          ? Effect.fail(violation("Unsupported", "only the simulation can run the server's descriptors out"))
+          : harness.exhaust(exhausted),
+      portFree: harness.expectPortFree(port),
+      beginShutdown,
+      awaitShutdown,
+      shutdownStartedAt: () => shutdown === undefined ? undefined : shutdownStarted,
+      explain: (target) => {
+        const record = handlers?.of(target.peer)
+        if (record === undefined) return ""
+        const death = died(record)
+        if (death !== undefined) return `, whose handler died: ${death}`
+        if (record.exit !== undefined && Exit.isFailure(record.exit) && !Cause.isInterruptedOnly(record.exit.cause)) {
+          return `, whose handler failed: ${Cause.pretty(record.exit.cause).split("\n")[0]}`
+        }
+        return ""
+      }
+    }
+
+    const model = Model.initialModel(Commands.deadline(timing))
+    for (const op of scenario.operations) {
+      if (!Model.applies(model, op)) continue
+      const phase = model.phase
+      const index = "peer" in op ? Model.peerIndex(model, op.peer) : undefined
+      Model.step(model, op)
+      yield* Commands.act(op, phase, index === undefined ? undefined : peers[index], model, run)
+    }
+
+    // The end: shutdown returns in time, every connection ends as the protocol allows.
+    yield* awaitShutdown
+    const endings = yield* Commands.expectAllEnded(model, run)
+    if (handlers !== undefined) yield* expectHandlersDone(handlers, shutdownStarted, timing, harness.notice)
+
+    // Nothing left behind: port, fibers, sockets, handles, timers.
+    yield* Effect.mapError(harness.expectPortFree(port), (error) => violation("PortOpen", error.message))
+    const alive = (yield* supervisor.value).filter((fiber) => fiber.unsafePoll() === null)
+    if (alive.length > 0) {
+      return yield* Effect.fail(violation("Leak", `${alive.length} fiber(s) of the server still alive`))
+    }
+    yield* Scope.close(peersScope, Exit.void)
+    yield* Effect.mapError(harness.expectNoLeaks(before), (error) => violation("Leak", error.message))
+    return {
+      shutdownMillis: shutdownEnded - shutdownStarted,
+      verified: protocol === undefined ? 0 : model.peers.filter((peer) => peer.verified).length,
+      peers: peers.map((target) => ({
+        sent: target.peer.sent().length,
+        received: target.peer.received().length,
+        halfClosed: model.peers[target.index]!.halfClosed,
+        ending: endings[target.index]!
+      })),
+      handlers: handlers === undefined ? undefined : {
+        started: handlers.records.length,
+        notified: handlers.records.filter((record) => record.notifiedAt !== undefined).length
+      }
+    } satisfies Outcome
+  }))
+
+/**
+ * Every handler ended, its scope's finalizers ran exactly once, and each still running when
+ * shutdown began got the drain notice (how that is told is the harness's `notice`).
+ */
+const expectHandlersDone = (
+  handlers: Handlers,
+  shutdownStarted: number,
+  timing: Timing,
+  notice: Harness["notice"]
+) =>
+  Effect.suspend(() => {
+    for (const record of handlers.records) {
+      if (record.endedAt === undefined) {
+        return Effect.fail(violation("Leak", `the handler of ${record.peer} was still running after shutdown returned`))
+      }
+      if (record.finalized !== 1) {
+        return Effect.fail(
+          violation("Finalizer", `the finalizers of ${record.peer}'s handler ran ${record.finalized} times, not once`)
+        )
+      }
+      const death = died(record)
+      if (death !== undefined) {
+        return Effect.fail(violation("HandlerDied", `the handler of ${record.peer} died: ${death}`))
+      }
+      if (record.notifiedAt !== undefined || record.startedAt > shutdownStarted) continue
+      const ranUntil = record.endedAt - shutdownStarted
+      const owed = notice === "exact"
+        ? ranUntil > timing.drainDelay
+        : Exit.isInterrupted(record.exit!) && ranUntil >= timing.drainDelay + timing.shutdownTimeout
+      if (owed) {
+        return Effect.fail(violation(
+          "DrainNotice",
+          `the handler of ${record.peer}, running when shutdown began, ran ${
+            Math.round(ranUntil)
+          } ms into it without the drain notice`
+        ))
+      }
+    }
+    return Effect.void
+  })
