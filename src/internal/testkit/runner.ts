@@ -44,8 +44,12 @@ export interface Harness {
   readonly notice: "exact" | "cut"
 }
 
-/** What the run saw of one handler's life. */
-interface HandlerRecord {
+/**
+ * What the run saw of one handler's life.
+ *
+ * @internal
+ */
+export interface HandlerRecord {
   readonly peer: string
   readonly startedAt: number
   endedAt: number | undefined
@@ -247,6 +251,14 @@ export const play = <E, R>(
       )
     )
 
+    // Any handler's death, to explain an end the run cannot tie to one handler.
+    const deaths = () => {
+      for (const record of handlers?.records ?? []) {
+        const death = died(record)
+        if (death !== undefined) return ` (the handler of ${record.peer} died: ${death})`
+      }
+      return ""
+    }
     const peers: Array<RunPeer> = []
     const connect = Scope.extend(Peers.connect(port), peersScope)
     const run: Run = {
@@ -257,10 +269,12 @@ export const play = <E, R>(
       open: (refused) =>
         Effect.gen(function*() {
           const index = peers.length
-          const peer = yield* Effect.mapError(
-            connect,
-            (error) => violation("NotAccepted", `peer ${index} could not connect: ${error.message}`)
-          )
+          const peer = yield* Effect.mapError(connect, (error: NodeJS.ErrnoException) =>
+            // On loopback a server can accept, serve and reset a connection before its peer's
+            // connect completes: a reset, not a connection refused.
+            error.code === "ECONNRESET"
+              ? violation("EarlyReset", `peer ${index}'s connection was reset as it connected${deaths()}`)
+              : violation("NotAccepted", `peer ${index} could not connect: ${error.message}`))
           const opened: RunPeer = {
             index,
             peer,
@@ -321,7 +335,10 @@ export const play = <E, R>(
     // The end: shutdown returns in time, every connection ends as the protocol allows.
     yield* awaitShutdown
     const endings = yield* Commands.expectAllEnded(model, run)
-    if (handlers !== undefined) yield* expectHandlersDone(handlers, shutdownStarted, timing, harness.notice)
+    const lives = handlers === undefined
+      ? undefined
+      : handlersViolation(handlers.records, shutdownStarted, timing, harness.notice)
+    if (lives !== undefined) return yield* Effect.fail(lives)
 
     // Nothing left behind: port, fibers, sockets, handles, timers.
     yield* Effect.mapError(harness.expectPortFree(port), (error) => violation("PortOpen", error.message))
@@ -348,42 +365,46 @@ export const play = <E, R>(
   }))
 
 /**
- * Every handler ended, its scope's finalizers ran exactly once, and each still running when
- * shutdown began got the drain notice (how that is told is the harness's `notice`).
+ * The first broken invariant of the handlers' lives, if any: every handler ended, its scope's
+ * finalizers ran exactly once, none died, and each still running when shutdown began got the
+ * drain notice (`exact`: any still running after the notice was due; `cut`: any the deadline cut).
+ *
+ * @internal
  */
-const expectHandlersDone = (
-  handlers: Handlers,
+export const handlersViolation = (
+  records: ReadonlyArray<HandlerRecord>,
   shutdownStarted: number,
-  timing: Timing,
+  timing: Pick<Timing, "drainDelay" | "shutdownTimeout">,
   notice: Harness["notice"]
-) =>
-  Effect.suspend(() => {
-    for (const record of handlers.records) {
-      if (record.endedAt === undefined) {
-        return Effect.fail(violation("Leak", `the handler of ${record.peer} was still running after shutdown returned`))
-      }
-      if (record.finalized !== 1) {
-        return Effect.fail(
-          violation("Finalizer", `the finalizers of ${record.peer}'s handler ran ${record.finalized} times, not once`)
-        )
-      }
-      const death = died(record)
-      if (death !== undefined) {
-        return Effect.fail(violation("HandlerDied", `the handler of ${record.peer} died: ${death}`))
-      }
-      if (record.notifiedAt !== undefined || record.startedAt > shutdownStarted) continue
-      const ranUntil = record.endedAt - shutdownStarted
-      const owed = notice === "exact"
-        ? ranUntil > timing.drainDelay
-        : Exit.isInterrupted(record.exit!) && ranUntil >= timing.drainDelay + timing.shutdownTimeout
-      if (owed) {
-        return Effect.fail(violation(
-          "DrainNotice",
-          `the handler of ${record.peer}, running when shutdown began, ran ${
-            Math.round(ranUntil)
-          } ms into it without the drain notice`
-        ))
-      }
+): ShutdownViolation | undefined => {
+  for (const record of records) {
+    if (record.endedAt === undefined) {
+      return violation("Leak", `the handler of ${record.peer} was still running after shutdown returned`)
     }
-    return Effect.void
-  })
+    if (record.finalized !== 1) {
+      return violation(
+        "Finalizer",
+        record.finalized === 0
+          ? `the finalizers of ${record.peer}'s handler never all ran: its scope was not closed, or one never ended`
+          : `the finalizers of ${record.peer}'s handler ran ${record.finalized} times, not once`
+      )
+    }
+    const death = died(record)
+    if (death !== undefined) return violation("HandlerDied", `the handler of ${record.peer} died: ${death}`)
+    if (record.notifiedAt !== undefined || record.startedAt > shutdownStarted) continue
+    const ranUntil = record.endedAt - shutdownStarted
+    const owed = notice === "exact"
+      ? ranUntil > timing.drainDelay
+      : record.exit !== undefined && Exit.isInterrupted(record.exit) &&
+        ranUntil >= timing.drainDelay + timing.shutdownTimeout
+    if (owed) {
+      return violation(
+        "DrainNotice",
+        `the handler of ${record.peer}, running when shutdown began, ran ${
+          Math.round(ranUntil)
+        } ms into it without the drain notice`
+      )
+    }
+  }
+  return undefined
+}
