@@ -39,6 +39,7 @@ import * as Flags from "./internal/flags.js"
 import * as Heap from "./internal/heap.js"
 import * as Options_ from "./internal/options.js"
 import * as Signals from "./internal/signals.js"
+import * as Simulate from "./internal/testkit/launch.js"
 import * as KernelLimits from "./KernelLimits.js"
 import * as Listener from "./Listener.js"
 // A static import: the binary is one bundle, and a dynamic import there would make the bundler
@@ -1105,6 +1106,8 @@ const validationText = (error: ValidationError.ValidationError): string =>
  */
 export const run = (version: string) => (argv: ReadonlyArray<string>) =>
   Effect.suspend(() => {
+    // The test kit's runner, with flags of its own, in a process of its own (internal/testkit/launch.ts).
+    if (argv[2] === "simulate") return Simulate.launch(argv)
     const checked = Flags.check(specs, argv.slice(2), process.stdin.isTTY === true)
     switch (checked._tag) {
       case "Help":
