@@ -9,12 +9,18 @@
  * handler stops at the next line boundary, says `BYE` in-band and ends, instead of being cut off
  * at the shutdown deadline with a reset.
  *
+ * It also exports the protocol's model for the test kit (`protocol`: what a complete answer is),
+ * and a broken variant that forgets its `BYE` (`withoutBye`): the simulation finds it at once
+ * (test/Protocols.test.ts, or `npm run simulate -- --handler examples/uppercase-lines.ts#withoutBye`).
+ *
  * Run: npx tsx examples/uppercase-lines.ts
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Chunk, Data, Effect, Either, Exit, Fiber, Metric, Scope, Stream } from "effect"
+import { Chunk, Data, Effect, Either, Exit, FastCheck as fc, Fiber, Metric, Scope, Stream } from "effect"
+import * as path from "node:path"
+import { fileURLToPath } from "node:url"
 import { Client, Metrics, Server } from "../src/index.js"
-import type { Connection } from "../src/index.js"
+import type { Connection, TestKit } from "../src/index.js"
 
 /** A peer sent a line longer than the server accepts: the peer's doing, not a bug. */
 class LineTooLong extends Data.TaggedError("LineTooLong")<{
@@ -27,8 +33,18 @@ class LineTooLong extends Data.TaggedError("LineTooLong")<{
   }
 }
 
-/** Answers each line uppercased, as soon as its "\n" arrives; an unterminated last line at EOF too. */
-const uppercaseLines = (limit: number): Server.Handler<LineTooLong | Connection.ConnectionError> => (connection) => {
+const farewell = "BYE server shutting down\n"
+
+/**
+ * Answers each line uppercased, as soon as its "\n" arrives; an unterminated last line at EOF too.
+ * `sayBye: false` is the bug: at the drain notice it ends without a word, and a peer cannot tell
+ * the answers it got from answers cut short.
+ */
+export const uppercaseLines = (
+  limit: number,
+  { sayBye = true }: { readonly sayBye?: boolean } = {}
+): Server.Handler<LineTooLong | Connection.ConnectionError> =>
+(connection) => {
   // The line received so far: the limit bounds it, so a peer that never sends "\n" holds little.
   let partial = ""
   let draining = false
@@ -55,7 +71,7 @@ const uppercaseLines = (limit: number): Server.Handler<LineTooLong | Connection.
     Effect.zipRight(
       Effect.suspend(() =>
         draining
-          ? connection.write(Buffer.from("BYE server shutting down\n"))
+          ? sayBye ? connection.write(Buffer.from(farewell)) : Effect.void
           : partial === ""
           ? Effect.void
           : connection.write(Buffer.from(partial.toUpperCase()))
@@ -63,6 +79,58 @@ const uppercaseLines = (limit: number): Server.Handler<LineTooLong | Connection.
     )
   )
 }
+
+/**
+ * The protocol, as the test kit checks it: each line comes back uppercased; the first line longer
+ * than `limit` (even unterminated) gets the ERR line, and the server ends the conversation there;
+ * at the peer's half-close, an unterminated last line comes back uppercased too; at the drain
+ * notice, the server ends after whole lines with BYE. Requests are lines of ASCII words, now and
+ * then longer than the limit.
+ */
+export function uppercaseLinesProtocol(limit: number): TestKit.Protocol {
+  return {
+    name: "uppercase lines",
+    farewell: Buffer.from(farewell),
+    payload: (maxLength) =>
+      fc.array(fc.stringMatching(/^[a-z ]{0,20}$/), { maxLength: Math.max(1, Math.floor(maxLength / 12)) }).chain((
+        lines
+      ) => fc.boolean().map((unterminated) => Buffer.from(lines.join("\n") + (unterminated ? "" : "\n")))),
+    conversation: () => {
+      const answers: Array<Uint8Array> = []
+      let partial = ""
+      let closed = false
+      return {
+        feed: (chunk) => {
+          for (const byte of chunk) {
+            if (closed) return
+            if (byte === 0x0a) {
+              answers.push(Buffer.from(partial.toUpperCase() + "\n"))
+              partial = ""
+              continue
+            }
+            partial += String.fromCharCode(byte)
+            if (partial.length > limit) {
+              answers.push(Buffer.from(`ERR line longer than ${limit}\n`))
+              closed = true
+            }
+          }
+        },
+        expected: () => answers,
+        complete: () => Buffer.concat([...answers, Buffer.from(closed ? "" : partial.toUpperCase())]),
+        closed: () => closed
+      }
+    }
+  }
+}
+
+/** The model of the handler exported as default: `npm run simulate` reads it by this name. */
+export const protocol = uppercaseLinesProtocol(16)
+
+/** The handler `npm run simulate -- --handler examples/uppercase-lines.ts` tests. */
+export default uppercaseLines(16)
+
+/** The bug: no BYE at the drain notice. */
+export const withoutBye = { handler: uppercaseLines(16, { sayBye: false }), protocol: uppercaseLinesProtocol(16) }
 
 const send = (port: number, text: string) =>
   Client.roundTrip({ port }, [Buffer.from(text)]).pipe(
@@ -106,4 +174,7 @@ const program = Effect.gen(function*() {
   yield* Effect.log("shut down without reaching the deadline")
 })
 
-program.pipe(Effect.scoped, NodeRuntime.runMain)
+// Run as a program; imported (by the tests, or `simulate --handler`), it only exports.
+if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  program.pipe(Effect.scoped, NodeRuntime.runMain)
+}

@@ -27,6 +27,14 @@ describe("examples", () => {
     expect(output).toContain(`"LAST LINE\\nBYE server shutting down\\n", then the end`)
   })
 
+  it("length-prefixed: each frame comes back reversed, whole, then the end", () => {
+    const { output, status } = runExample("length-prefixed.ts")
+    expect(status, output).toBe(0)
+    expect(output).toContain(`answer: \\"olleh\\"`)
+    expect(output).toContain(`answer: \\"dexiferp-htgnel\\"`)
+    expect(output).toContain("37 bytes of answers, then the end")
+  })
+
   it("layer-with-http: one layer graph serves the echo and an HTTP health check", () => {
     const { output, status } = runExample("layer-with-http.ts")
     expect(status, output).toBe(0)
