@@ -56,7 +56,7 @@ const cases = allCases.filter((c) => values.only === undefined || c.name === val
 
 const strategies: ReadonlyArray<TestKit.Strategy> = [
   TestKit.random,
-  ...(values.pct ?? "3:2000").split(",").map((spec) => {
+  ...(values.pct ?? "3:1000").split(",").map((spec) => {
     const [depth, steps] = spec.split(":").map(Number)
     return TestKit.pct({ depth: depth!, steps: steps! })
   })

@@ -531,7 +531,8 @@ export const random: Strategy = Simulation.random
  * priority drawn from the seed, and the ready source of highest priority always goes first; at
  * `depth - 1` steps drawn among the first `steps`, the source about to go drops below all others.
  * A bug that `depth` orderings decide is found in each run with probability at least
- * 1 / (n * steps^(depth - 1)) for n sources. Defaults: depth 3, 20,000 steps.
+ * 1 / (n * steps^(depth - 1)) for n sources, in a run of at most `steps` steps. Defaults: depth 3,
+ * 1,000 steps (docs/simulation.md says why).
  *
  * @since 0.1.0
  * @category simulation

@@ -36,7 +36,7 @@ class Usage {
   constructor(readonly message: string) {}
 }
 
-const defaults = { runs: 1000, shutdownTimeout: 400, cleanupTimeout: 500, depth: 3, steps: 20_000 } as const
+const defaults = { runs: 1000, shutdownTimeout: 400, cleanupTimeout: 500, depth: 3, steps: 1000 } as const
 
 const integer = (name: string, text: string | undefined, min: number, max: number): number | undefined => {
   if (text === undefined) return undefined

@@ -54,7 +54,7 @@ export const random: Strategy = { _tag: "Random" }
 export const pct = (options: { readonly depth?: number; readonly steps?: number } = {}): Strategy => ({
   _tag: "PCT",
   depth: options.depth ?? 3,
-  steps: options.steps ?? 20_000
+  steps: options.steps ?? 1000
 })
 
 /** @internal */
