@@ -41,7 +41,7 @@ export const operation = (options: Generation = {}, faults = false): fc.Arbitrar
     { weight: 1, arbitrary: fc.record({ _tag: fc.constant("Close" as const), peer }) },
     {
       weight: 1,
-      arbitrary: fc.record({ _tag: fc.constant("Flood" as const), peers: fc.integer({ min: 1, max: 24 }) })
+      arbitrary: fc.record({ _tag: fc.constant("Flood" as const), peers: fc.integer({ min: 1, max: 8 }) })
     },
     ...(faults
       ? [{ weight: 1, arbitrary: fc.record({ _tag: fc.constant("Descriptors" as const), exhausted: fc.boolean() }) }]
