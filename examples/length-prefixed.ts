@@ -38,19 +38,50 @@ const header = (length: number) => {
 const reversed = (bytes: Uint8Array) => Buffer.from(bytes).reverse()
 
 /**
+ * The bytes received and not answered yet, kept as they came: joined only once a whole frame is
+ * there, so that a frame read in many small chunks is copied once, not once per chunk.
+ */
+class Received {
+  private chunks: Array<Buffer> = []
+  private size = 0
+
+  push(chunk: Uint8Array): void {
+    this.chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength))
+    this.size += chunk.byteLength
+  }
+
+  /** The next whole frame's body; `undefined` until all of it is here. */
+  next(): Buffer | FrameTooLarge | undefined {
+    if (this.size < 4) return undefined
+    if (this.chunks[0]!.length < 4) this.join()
+    const length = this.chunks[0]!.readUInt32BE(0)
+    if (length > maxFrame) return new FrameTooLarge({ length })
+    if (this.size < 4 + length) return undefined
+    const all = this.join()
+    this.chunks = [all.subarray(4 + length)]
+    this.size -= 4 + length
+    return all.subarray(4, 4 + length)
+  }
+
+  private join(): Buffer {
+    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.size)
+    this.chunks = [all]
+    return all
+  }
+}
+
+/**
  * Answers every whole frame received so far, one after the other, each as its header, then its
  * body; the rest waits for more bytes.
  */
-const answerFrames = (connection: Connection.Connection, buffered: { bytes: Buffer }) =>
+const answerFrames = (connection: Connection.Connection, received: Received) =>
   Effect.gen(function*() {
-    while (buffered.bytes.length >= 4) {
-      const length = buffered.bytes.readUInt32BE(0)
-      if (length > maxFrame) return yield* Effect.fail(new FrameTooLarge({ length }))
-      if (buffered.bytes.length < 4 + length) return
-      const body = buffered.bytes.subarray(4, 4 + length)
-      buffered.bytes = buffered.bytes.subarray(4 + length)
+    while (true) {
+      const body = received.next()
+      if (body === undefined) return
+      if (body instanceof FrameTooLarge) return yield* Effect.fail(body)
       const answer = reversed(body)
-      yield* connection.write(header(length))
+      yield* connection.write(header(body.length))
       for (let at = 0; at < answer.length; at += 1024) {
         yield* Effect.sleep("1 millis")
         yield* connection.write(answer.subarray(at, at + 1024))
@@ -60,13 +91,13 @@ const answerFrames = (connection: Connection.Connection, buffered: { bytes: Buff
 
 /** The handler: the drain notice ends the input between two chunks, after whole answers. */
 export const lengthPrefixed: Server.Handler<Connection.ConnectionError | FrameTooLarge> = (connection) => {
-  const buffered = { bytes: Buffer.alloc(0) }
+  const received = new Received()
   return connection.stream.pipe(
     Stream.interruptWhen(connection.draining),
     Stream.runForEach((chunk) =>
       Effect.suspend(() => {
-        buffered.bytes = Buffer.concat([buffered.bytes, chunk])
-        return answerFrames(connection, buffered)
+        received.push(chunk)
+        return answerFrames(connection, received)
       })
     )
   )
@@ -74,11 +105,11 @@ export const lengthPrefixed: Server.Handler<Connection.ConnectionError | FrameTo
 
 /** The bug: the loop raced against the drain notice, which can land in the middle of an answer. */
 export const raceDrainHandler: Server.Handler<Connection.ConnectionError | FrameTooLarge> = (connection) => {
-  const buffered = { bytes: Buffer.alloc(0) }
+  const received = new Received()
   const loop = Stream.runForEach(connection.stream, (chunk) =>
     Effect.suspend(() => {
-      buffered.bytes = Buffer.concat([buffered.bytes, chunk])
-      return answerFrames(connection, buffered)
+      received.push(chunk)
+      return answerFrames(connection, received)
     }))
   return Effect.raceFirst(loop, connection.draining)
 }
