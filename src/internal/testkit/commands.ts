@@ -245,7 +245,7 @@ const judge = (target: RunPeer, how: "eof" | "reset" | "closed", model: Model, r
       target.peer.received(),
       how,
       factsOf(target, model, run, endedAt),
-      run.timing.shutdownTimeout
+      run.timing.drainDelay + run.timing.shutdownTimeout
     )
     if (found !== undefined) return Effect.fail(withPeer(target, run, found))
     const started = run.shutdownStartedAt()
