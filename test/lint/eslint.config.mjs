@@ -6,7 +6,8 @@ import eslint from "@eslint/js"
 import tseslint from "typescript-eslint"
 
 export default tseslint.config(
-  { ignores: ["**/dist", "**/node_modules", "**/.stryker-tmp", "bench/results", "bench/build"] },
+  // test/.docs: the docs' blocks as test/Docs.test.ts extracts them, generated.
+  { ignores: ["**/dist", "**/node_modules", "**/.stryker-tmp", "bench/results", "bench/build", "test/.docs"] },
   eslint.configs.recommended,
   tseslint.configs.recommended,
   effectEslint.configs.dprint,
