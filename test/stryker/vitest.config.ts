@@ -11,10 +11,17 @@ export default defineConfig({
   root: path.resolve(import.meta.dirname, "../.."),
   test: {
     include: ["test/**/*.test.ts"],
-    exclude: ["test/Cli.test.ts", "test/Examples.test.ts", "test/Package.test.ts", "**/node_modules/**"],
+    exclude: [
+      "test/Cli.test.ts",
+      "test/Examples.test.ts",
+      "test/Package.test.ts",
+      // The docs' recipes: type-checked by a tsc subprocess, and run here by the tests they show.
+      "test/Docs.test.ts",
+      "**/node_modules/**"
+    ],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     sequence: { concurrent: false },
-    env: { ECHO_PROPERTY_RUNS: "4", ECHO_SIM_RUNS: "200", ECHO_MUTATION: "1" }
+    env: { ECHO_PROPERTY_RUNS: "4", ECHO_SIM_RUNS: "200", ECHO_PROTOCOL_RUNS: "50", ECHO_MUTATION: "1" }
   }
 })

@@ -145,6 +145,204 @@ class Accepted {
 const millis = (input: Duration.DurationInput | undefined, fallback: Duration.DurationInput) =>
   Duration.toMillis(Duration.decode(input ?? fallback))
 
+const timingOf = (options: RunOptions, harness: Harness): Timing => ({
+  shutdownTimeout: millis(options.shutdownTimeout, "400 millis"),
+  cleanupTimeout: millis(options.cleanupTimeout, Server.defaults.cleanupTimeout),
+  drainDelay: millis(options.drainDelay, Server.defaults.drainDelay),
+  margin: millis(options.margin, "10 seconds"),
+  deadlineMargin: millis(options.deadlineMargin, harness.deadlineMargin)
+})
+
+/**
+ * The server's shutdown, as the run drives it: begun once (closing the server's scope, in the
+ * background), timed on the transport's clock, and awaited with the deadline it must keep.
+ */
+class Shutdown {
+  private state:
+    | { readonly _tag: "Serving" }
+    | { readonly _tag: "Begun"; readonly fiber: Fiber.RuntimeFiber<void>; readonly at: number; returnedAt?: number } = {
+      _tag: "Serving"
+    }
+
+  constructor(
+    private readonly serverScope: Scope.CloseableScope,
+    private readonly now: () => number,
+    private readonly timing: Timing,
+    private readonly serverSocketsOpen: Harness["serverSocketsOpen"]
+  ) {}
+
+  get startedAt(): number | undefined {
+    return this.state._tag === "Begun" ? this.state.at : undefined
+  }
+
+  /** From its start to its return; 0 while it has not returned. */
+  get millis(): number {
+    return this.state._tag === "Begun" && this.state.returnedAt !== undefined
+      ? this.state.returnedAt - this.state.at
+      : 0
+  }
+
+  readonly begin: Effect.Effect<void> = Effect.suspend(() => {
+    if (this.state._tag === "Begun") return Effect.void
+    const at = this.now()
+    const closing = Effect.ensuring(
+      Scope.close(this.serverScope, Exit.void),
+      Effect.sync(() => {
+        if (this.state._tag === "Begun") this.state.returnedAt = this.now()
+      })
+    )
+    return Effect.map(Effect.forkDaemon(closing), (fiber) => {
+      this.state = { _tag: "Begun", fiber, at }
+    })
+  })
+
+  /** Begins it if need be, waits for its return, and checks it returned by its deadline, leaving no server socket. */
+  readonly await: Effect.Effect<void, ShutdownViolation> = Effect.zipRight(
+    this.begin,
+    Effect.suspend(() => {
+      const deadline = Commands.deadline(this.timing)
+      const limit = deadline + this.timing.deadlineMargin
+      const begun = this.state as Extract<Shutdown["state"], { _tag: "Begun" }>
+      return Commands.timed(
+        begun.fiber.await,
+        limit + this.timing.margin,
+        "Hang",
+        `shutdown did not return within its deadline of ${deadline} ms plus ${
+          this.timing.deadlineMargin + this.timing.margin
+        } ms`
+      ).pipe(Effect.flatMap(() => {
+        if (this.millis > limit) {
+          return Effect.fail(violation(
+            "Late",
+            `shutdown returned ${
+              Math.round(this.millis)
+            } ms after it began, past its deadline of ${deadline} ms plus ${this.timing.deadlineMargin} ms`
+          ))
+        }
+        const open = this.serverSocketsOpen?.() ?? 0
+        return open > 0
+          ? Effect.fail(violation("Leak", `${open} server socket(s) still open when shutdown returned`))
+          : Effect.void
+      }))
+    })
+  )
+}
+
+/**
+ * Starts the target in `serverScope`, on a transport whose listeners `accepted` watches, with its
+ * fibers tracked by `supervisor`: the port it listens on.
+ */
+const start = <E, R>(
+  target: Target<E, R>,
+  options: Server.Options,
+  handlers: Handlers | undefined,
+  accepted: Accepted,
+  supervisor: Supervisor.Supervisor<unknown>,
+  serverScope: Scope.Scope
+): Effect.Effect<number, ShutdownViolation, Exclude<R, Scope.Scope>> =>
+  Effect.flatMap(Transport.CurrentTransport, (transport) => {
+    const started: Effect.Effect<number, unknown, Scope.Scope | Exclude<R, Scope.Scope>> = target.serve !== undefined
+      ? Effect.map(target.serve(options), (served) => served.port) as Effect.Effect<
+        number,
+        unknown,
+        Scope.Scope | Exclude<R, Scope.Scope>
+      >
+      : Effect.map(
+        Server.make(options, handlers === undefined ? undefined : handlers.wrap(target.handler!)),
+        (server) => server.address.port
+      )
+    return Scope.extend(started, serverScope).pipe(
+      Effect.provideService(Transport.CurrentTransport, accepted.watch(transport)),
+      Effect.supervised(supervisor),
+      Effect.catchAllCause((cause) =>
+        Effect.fail(violation("NotStarted", `the server did not start: ${Cause.pretty(cause).split("\n")[0]}`))
+      )
+    )
+  })
+
+/** What the run knows of how a handler ended, to add to a violation about its peer. */
+const fate = (record: HandlerRecord | undefined): string => {
+  if (record === undefined) return ""
+  const death = died(record)
+  if (death !== undefined) return `, whose handler died: ${death}`
+  if (record.exit !== undefined && Exit.isFailure(record.exit) && !Cause.isInterruptedOnly(record.exit.cause)) {
+    return `, whose handler failed: ${Cause.pretty(record.exit.cause).split("\n")[0]}`
+  }
+  return ""
+}
+
+/** Any handler's death, to explain an end the run cannot tie to one handler. */
+const anyDeath = (handlers: Handlers | undefined): string => {
+  for (const record of handlers?.records ?? []) {
+    const death = died(record)
+    if (death !== undefined) return ` (the handler of ${record.peer} died: ${death})`
+  }
+  return ""
+}
+
+/** The real side of a run (see `commands.ts`): its peers, on `port`, in `peersScope`. */
+const makeRun = (parts: {
+  readonly harness: Harness
+  readonly port: number
+  readonly protocol: Protocol | undefined
+  readonly timing: Timing
+  readonly now: () => number
+  readonly accepted: Accepted
+  readonly handlers: Handlers | undefined
+  readonly shutdown: Shutdown
+  readonly peersScope: Scope.Scope
+}): Run => {
+  const { accepted, handlers, harness, now, peersScope, port, protocol, shutdown, timing } = parts
+  const peers: Array<RunPeer> = []
+  const connect = Scope.extend(Peers.connect(port), peersScope)
+  return {
+    peers,
+    protocol,
+    timing,
+    now,
+    open: (refused) =>
+      Effect.gen(function*() {
+        const index = peers.length
+        const peer = yield* Effect.mapError(connect, (error: NodeJS.ErrnoException) =>
+          // On loopback a server can accept, serve and reset a connection before its peer's
+          // connect completes: a reset, not a connection refused.
+          error.code === "ECONNRESET"
+            ? violation("EarlyReset", `peer ${index}'s connection was reset as it connected${anyDeath(handlers)}`)
+            : violation("NotAccepted", `peer ${index} could not connect: ${error.message}`))
+        const opened: RunPeer = { index, peer, conversation: protocol?.conversation(), reading: true, resumedAt: now() }
+        peers.push(opened)
+        yield* peer.startReading
+        if (refused) return opened
+        yield* Commands.timed(
+          accepted.wait(peer),
+          timing.margin,
+          "NotAccepted",
+          `the server's listener never accepted peer ${index}'s connection`
+        )
+        return opened
+      }),
+    crowd: (n) =>
+      Effect.asVoid(
+        Effect.forkIn(
+          Effect.forEach(Array.from({ length: n }), () => Effect.ignore(connect), {
+            concurrency: "unbounded",
+            discard: true
+          }),
+          peersScope
+        )
+      ),
+    exhaust: (exhausted) =>
+      harness.exhaust === undefined
+        ? Effect.fail(violation("Unsupported", "only the simulation can run the server's descriptors out"))
+        : harness.exhaust(exhausted),
+    portFree: harness.expectPortFree(port),
+    beginShutdown: shutdown.begin,
+    awaitShutdown: shutdown.await,
+    shutdownStartedAt: () => shutdown.startedAt,
+    explain: (target) => fate(handlers?.of(target.peer))
+  }
+}
+
 /**
  * Plays `scenario` against the server `options` describe (a handler, or a server of the user's
  * making, with a protocol or none), and checks every invariant (see docs/testing.md). Fails with
@@ -163,15 +361,8 @@ export const play = <E, R>(
       return yield* Effect.fail(violation("Unsupported", "a target is a handler or a server of its own, not both"))
     }
     const protocol: Protocol | undefined = given ?? (handler === undefined && serve === undefined ? echo : undefined)
-    const transport = yield* Transport.CurrentTransport
-    const now = transport.now
-    const timing: Timing = {
-      shutdownTimeout: millis(options.shutdownTimeout, "400 millis"),
-      cleanupTimeout: millis(options.cleanupTimeout, Server.defaults.cleanupTimeout),
-      drainDelay: millis(options.drainDelay, Server.defaults.drainDelay),
-      margin: millis(options.margin, "10 seconds"),
-      deadlineMargin: millis(options.deadlineMargin, harness.deadlineMargin)
-    }
+    const now = (yield* Transport.CurrentTransport).now
+    const timing = timingOf(options, harness)
     const before = yield* harness.holdings
     const supervisor = yield* Supervisor.track
     const serverScope = yield* Scope.make()
@@ -182,146 +373,20 @@ export const play = <E, R>(
     )
     const accepted = new Accepted()
     const handlers = handler === undefined ? undefined : new Handlers(now)
-    const serverOptionsWithDeadlines = {
-      ...serverOptions,
-      shutdownTimeout: Duration.millis(timing.shutdownTimeout),
-      cleanupTimeout: Duration.millis(timing.cleanupTimeout)
-    }
-    const start: Effect.Effect<number, unknown, Scope.Scope | Exclude<R, Scope.Scope>> = serve !== undefined
-      ? Effect.map(serve(serverOptionsWithDeadlines), (served) => served.port) as Effect.Effect<
-        number,
-        unknown,
-        Scope.Scope | Exclude<R, Scope.Scope>
-      >
-      : Effect.map(
-        Server.make(serverOptionsWithDeadlines, handlers === undefined ? undefined : handlers.wrap(handler!)),
-        (server) => server.address.port
-      )
-    const port = yield* Scope.extend(start, serverScope).pipe(
-      Effect.provideService(Transport.CurrentTransport, accepted.watch(transport)),
-      Effect.supervised(supervisor),
-      Effect.catchAllCause((cause) =>
-        Effect.fail(violation("NotStarted", `the server did not start: ${Cause.pretty(cause).split("\n")[0]}`))
-      )
+    const port = yield* start(
+      options,
+      {
+        ...serverOptions,
+        shutdownTimeout: Duration.millis(timing.shutdownTimeout),
+        cleanupTimeout: Duration.millis(timing.cleanupTimeout)
+      },
+      handlers,
+      accepted,
+      supervisor,
+      serverScope
     )
-
-    let shutdown: Fiber.RuntimeFiber<void> | undefined
-    let shutdownStarted = 0
-    let shutdownEnded = 0
-    const beginShutdown = Effect.suspend(() => {
-      if (shutdown !== undefined) return Effect.void
-      shutdownStarted = now()
-      const closing = Effect.ensuring(
-        Scope.close(serverScope, Exit.void),
-        Effect.sync(() => {
-          shutdownEnded = now()
-        })
-      )
-      return Effect.map(Effect.forkDaemon(closing), (fiber) => {
-        shutdown = fiber
-      })
-    })
-    const limit = Commands.deadline(timing) + timing.deadlineMargin
-    const awaitShutdown = Effect.zipRight(
-      beginShutdown,
-      Effect.suspend(() =>
-        Commands.timed(
-          shutdown!.await,
-          limit + timing.margin,
-          "Hang",
-          `shutdown did not return within its deadline of ${Commands.deadline(timing)} ms plus ${
-            timing.deadlineMargin + timing.margin
-          } ms`
-        ).pipe(Effect.flatMap(() => {
-          if (shutdownEnded - shutdownStarted > limit) {
-            return Effect.fail(violation(
-              "Late",
-              `shutdown returned ${
-                Math.round(shutdownEnded - shutdownStarted)
-              } ms after it began, past its deadline of ${
-                Commands.deadline(timing)
-              } ms plus ${timing.deadlineMargin} ms`
-            ))
-          }
-          const open = harness.serverSocketsOpen?.() ?? 0
-          return open > 0
-            ? Effect.fail(violation("Leak", `${open} server socket(s) still open when shutdown returned`))
-            : Effect.void
-        }))
-      )
-    )
-
-    // Any handler's death, to explain an end the run cannot tie to one handler.
-    const deaths = () => {
-      for (const record of handlers?.records ?? []) {
-        const death = died(record)
-        if (death !== undefined) return ` (the handler of ${record.peer} died: ${death})`
-      }
-      return ""
-    }
-    const peers: Array<RunPeer> = []
-    const connect = Scope.extend(Peers.connect(port), peersScope)
-    const run: Run = {
-      peers,
-      protocol,
-      timing,
-      now,
-      open: (refused) =>
-        Effect.gen(function*() {
-          const index = peers.length
-          const peer = yield* Effect.mapError(connect, (error: NodeJS.ErrnoException) =>
-            // On loopback a server can accept, serve and reset a connection before its peer's
-            // connect completes: a reset, not a connection refused.
-            error.code === "ECONNRESET"
-              ? violation("EarlyReset", `peer ${index}'s connection was reset as it connected${deaths()}`)
-              : violation("NotAccepted", `peer ${index} could not connect: ${error.message}`))
-          const opened: RunPeer = {
-            index,
-            peer,
-            conversation: protocol?.conversation(),
-            reading: true,
-            resumedAt: now()
-          }
-          peers.push(opened)
-          yield* peer.startReading
-          if (refused) return opened
-          yield* Commands.timed(
-            accepted.wait(peer),
-            timing.margin,
-            "NotAccepted",
-            `the server's listener never accepted peer ${index}'s connection`
-          )
-          return opened
-        }),
-      crowd: (n) =>
-        Effect.asVoid(
-          Effect.forkIn(
-            Effect.forEach(Array.from({ length: n }), () => Effect.ignore(connect), {
-              concurrency: "unbounded",
-              discard: true
-            }),
-            peersScope
-          )
-        ),
-      exhaust: (exhausted) =>
-        harness.exhaust === undefined
-          ? Effect.fail(violation("Unsupported", "only the simulation can run the server's descriptors out"))
-          : harness.exhaust(exhausted),
-      portFree: harness.expectPortFree(port),
-      beginShutdown,
-      awaitShutdown,
-      shutdownStartedAt: () => shutdown === undefined ? undefined : shutdownStarted,
-      explain: (target) => {
-        const record = handlers?.of(target.peer)
-        if (record === undefined) return ""
-        const death = died(record)
-        if (death !== undefined) return `, whose handler died: ${death}`
-        if (record.exit !== undefined && Exit.isFailure(record.exit) && !Cause.isInterruptedOnly(record.exit.cause)) {
-          return `, whose handler failed: ${Cause.pretty(record.exit.cause).split("\n")[0]}`
-        }
-        return ""
-      }
-    }
+    const shutdown = new Shutdown(serverScope, now, timing, harness.serverSocketsOpen)
+    const run = makeRun({ harness, port, protocol, timing, now, accepted, handlers, shutdown, peersScope })
 
     const model = Model.initialModel(Commands.deadline(timing))
     for (const op of scenario.operations) {
@@ -329,15 +394,15 @@ export const play = <E, R>(
       const phase = model.phase
       const index = "peer" in op ? Model.peerIndex(model, op.peer) : undefined
       Model.step(model, op)
-      yield* Commands.act(op, phase, index === undefined ? undefined : peers[index], model, run)
+      yield* Commands.act(op, phase, index === undefined ? undefined : run.peers[index], model, run)
     }
 
     // The end: shutdown returns in time, every connection ends as the protocol allows.
-    yield* awaitShutdown
+    yield* shutdown.await
     const endings = yield* Commands.expectAllEnded(model, run)
     const lives = handlers === undefined
       ? undefined
-      : handlersViolation(handlers.records, shutdownStarted, timing, harness.notice)
+      : handlersViolation(handlers.records, shutdown.startedAt!, timing, harness.notice)
     if (lives !== undefined) return yield* Effect.fail(lives)
 
     // Nothing left behind: port, fibers, sockets, handles, timers.
@@ -349,9 +414,9 @@ export const play = <E, R>(
     yield* Scope.close(peersScope, Exit.void)
     yield* Effect.mapError(harness.expectNoLeaks(before), (error) => violation("Leak", error.message))
     return {
-      shutdownMillis: shutdownEnded - shutdownStarted,
+      shutdownMillis: shutdown.millis,
       verified: protocol === undefined ? 0 : model.peers.filter((peer) => peer.verified).length,
-      peers: peers.map((target) => ({
+      peers: run.peers.map((target) => ({
         sent: target.peer.sent().length,
         received: target.peer.received().length,
         halfClosed: model.peers[target.index]!.halfClosed,
