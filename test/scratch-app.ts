@@ -3,7 +3,8 @@
  * in a scratch app with its peer dependencies from the registry, where the README's library
  * example must type-check (strict, exactOptionalPropertyTypes) and run: it must print its
  * address, echo what a peer sends, and shut down gracefully on SIGINT. Also: one copy of effect
- * in the app, and the binary answering --help from the app.
+ * in the app, the binary answering --help from the app, and its `simulate` running a handler
+ * module of the app's own.
  *
  * Needs the npm registry (CI has it): `npm run check:package`, run by .ci/run. Every step has a
  * time bound; the whole takes about a minute. Prints one line per check, then `N passed, N failed`.
@@ -164,6 +165,27 @@ await check(
 await check("the installed binary answers --help", () => {
   const help = sh(path.join(app, "node_modules/.bin/effect-tcp-echo"), ["--help"], app, 30_000)
   if (!help.includes("Usage: effect-tcp-echo")) throw new Error(help)
+})
+
+await check("the installed binary simulates a handler module of the app's own", () => {
+  // Plain JavaScript, as an app writes it, importing the package and effect from its node_modules.
+  fs.writeFileSync(
+    path.join(app, "my-handler.js"),
+    [
+      `import { Stream } from "effect"`,
+      `import { TestKit } from "${pkg.name}"`,
+      `export default (connection) => Stream.runForEach(connection.stream, connection.write)`,
+      `export const protocol = TestKit.echo`
+    ].join("\n")
+  )
+  const out = sh(
+    path.join(app, "node_modules/.bin/effect-tcp-echo"),
+    ["simulate", "--handler", "./my-handler.js", "--runs", "50", "--seed", "1"],
+    app,
+    120_000
+  )
+  const line = JSON.parse(out) as { runs: number; failures: number }
+  if (line.runs !== 50 || line.failures !== 0) throw new Error(out)
 })
 
 fs.rmSync(app, { recursive: true, force: true })
