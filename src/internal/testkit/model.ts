@@ -17,7 +17,11 @@ export const initialModel = (deadlineMillis: number): Model => ({
   exhausted: false
 })
 
-/** The peer `peer` names (modulo the peers opened so far), if any is. */
+/**
+ * The peer `peer` names (modulo the peers opened so far), if any is.
+ *
+ * @internal
+ */
 export const peerIndex = (model: Model, peer: number): number | undefined =>
   model.peers.length === 0 ? undefined : peer % model.peers.length
 
