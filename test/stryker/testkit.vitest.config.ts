@@ -1,0 +1,28 @@
+/**
+ * The suite as Stryker runs it for each mutant of the test kit's own modules
+ * (`test/stryker/testkit.config.json`): the tests of the kit, with fewer runs per property (each
+ * mutant reruns every test that covers it). The kit's subprocess tests cannot kill a mutant of
+ * this process, and are not covered by one. test/Protocols.test.ts is left out: every mutant of the
+ * runner is covered by it, and its loopback runs and searches for broken variants made a run of
+ * the kit's mutants last hours on a shared 2-core machine.
+ */
+import * as path from "node:path"
+import { defineConfig } from "vitest/config"
+
+export default defineConfig({
+  root: path.resolve(import.meta.dirname, "../.."),
+  test: {
+    include: [
+      "test/TestKit.test.ts",
+      "test/Simulation.test.ts",
+      "test/Shutdown.test.ts",
+      "test/Parity.test.ts"
+    ],
+    // Not the kit's: the fault-containment tests of Shutdown.test.ts use its peers only, at length.
+    testNamePattern: /^(?!.*(reset storm|connection churn|open-files limit))/,
+    testTimeout: 60_000,
+    hookTimeout: 30_000,
+    sequence: { concurrent: false },
+    env: { ECHO_PROPERTY_RUNS: "1", ECHO_SIM_RUNS: "50", ECHO_PROTOCOL_RUNS: "10", ECHO_MUTATION: "1" }
+  }
+})
