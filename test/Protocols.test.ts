@@ -14,8 +14,8 @@ import uppercaseLines, { protocol as linesProtocol, withoutBye } from "../exampl
 import { TestKit } from "../src/index.js"
 
 const timeouts = { shutdownTimeout: "400 millis", cleanupTimeout: "500 millis" } as const
-const simulatedRuns = Number(process.env.ECHO_PROTOCOL_RUNS ?? 100)
-const loopbackRuns = Number(process.env.ECHO_PROPERTY_RUNS ?? 3)
+const simulatedRuns = Number(process.env.ECHO_PROTOCOL_RUNS ?? 50)
+const loopbackRuns = Number(process.env.ECHO_PROPERTY_RUNS ?? 2)
 
 interface Case {
   readonly name: string
