@@ -137,6 +137,22 @@ describe("the PROXY protocol", () => {
     expect(Proxy.isTrusted(policy, "11.0.0.1")).toBe(false)
     expect(Proxy.isTrusted(policy, undefined)).toBe(false)
   })
+
+  it("a v1 header whose source or destination is not an address and a TCP port is malformed", async () => {
+    await Effect.runPromise(Proxy.load)
+    expect(Proxy.client(Buffer.from("PROXY TCP4 127.9.8.7 127.0.0.1 40000 7\r\n"))).toBe("127.9.8.7:40000")
+    expect(Proxy.client(Buffer.from("PROXY TCP6 ::1 ::2 40000 7\r\n"))).toBe("[::1]:40000")
+    // The destination is checked as the source is: an address of the header's family, a TCP port.
+    for (
+      const header of [
+        "PROXY TCP4 1.1.1.1 not.an.addr.x 1 2",
+        "PROXY TCP4 1.1.1.1 2.2.2.2 1 99999",
+        "PROXY TCP4 1.1.1.1 2.2.2.2 99999 2",
+        "PROXY TCP6 ::1 2.2.2.2 1 2",
+        "PROXY TCP6 1.1.1.1 ::2 1 2"
+      ]
+    ) expect(Proxy.client(Buffer.from(`${header}\r\n`)), header).toBe("invalid")
+  })
 })
 
 const haproxy = spawnSync("haproxy", ["-v"], { encoding: "utf8" }).status === 0

@@ -134,17 +134,21 @@ export const client = (header: Buffer): string | undefined | "invalid" => {
     // v1's UNKNOWN (the proxy could not tell, or its own connection): the socket's peer stands.
     if (text.startsWith("PROXY UNKNOWN")) return undefined
     const parsed = V1ProxyProtocol.parse(text)
-    const { ipAddress, port } = parsed.source
-    // The parser takes any dotted text for an address: an address that is not one is malformed.
+    // The parser takes any dotted text for an address and any number for a port: a header with
+    // either end that is not one is malformed, the destination as much as the source.
     const six = parsed.inetProtocol === "TCP6"
-    if (!(six ? net.isIPv6(ipAddress) : net.isIPv4(ipAddress)) || !Number.isInteger(port) || port < 0 || port > 65535) {
-      return "invalid"
-    }
+    if (!endpoint(six, parsed.source) || !endpoint(six, parsed.destination)) return "invalid"
+    const { ipAddress, port } = parsed.source
     return `${six ? `[${ipAddress}]` : ipAddress}:${port}`
   } catch {
     return "invalid"
   }
 }
+
+/** Whether a v1 header's address and port are an address of its family and a TCP port. */
+const endpoint = (six: boolean, end: { readonly ipAddress: string; readonly port: number }): boolean =>
+  (six ? net.isIPv6(end.ipAddress) : net.isIPv4(end.ipAddress)) && Number.isInteger(end.port) && end.port >= 0 &&
+  end.port <= 65535
 
 const ipv6 = (octets: ReadonlyArray<number>): string => {
   const groups: Array<string> = []
