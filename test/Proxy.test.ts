@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Duration, Effect, Exit, Metric, MetricLabel, Ref, Scope } from "effect"
-import { spawn, spawnSync } from "node:child_process"
+import { execFileSync, spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import * as os from "node:os"
@@ -101,6 +101,40 @@ describe("the PROXY protocol", () => {
       const peer = yield* Effect.either(rawConnect(server.address.port))
       yield* eventually(dropped("proxy_untrusted"), (n) => n === untrusted + 1)
       if (peer._tag === "Right") expect((yield* readToEnd(peer.right)).data.length).toBe(0)
+      expect(yield* Ref.get(served)).toEqual([])
+    }))
+
+  it.scopedLive("a peer that resets before its address is read, or before its header, is a reset, not a refusal", () =>
+    Effect.gen(function*() {
+      const served = yield* Ref.make<Array<string>>([])
+      const server = yield* Server.make({ proxyProtocol: {} }, recording(served))
+      const port = server.address.port
+      const counts = Effect.all({
+        untrusted: dropped("proxy_untrusted"),
+        malformed: dropped("proxy_malformed"),
+        resets: Effect.map(Metric.value(Metrics.connectionsReset), (state) => state.count),
+        errors: Effect.map(
+          Metric.value(Metric.taggedWithLabels(Metrics.connectionErrors, [MetricLabel.make("reason", "Reset")])),
+          (state) => state.count
+        )
+      })
+      const before = yield* counts
+      // A load balancer's health check, or a proxy that gave up: a whole header, then a reset, all
+      // of it while this process cannot accept (its event loop waits for the peer's): the kernel
+      // completes the handshake, and the server accepts a connection whose peer is already gone.
+      execFileSync(process.execPath, [
+        "-e",
+        `const s = require("node:net").connect(${port}, "127.0.0.1", () => { ` +
+        `s.write("PROXY TCP4 127.9.8.7 127.0.0.1 40000 7\\r\\n"); s.resetAndDestroy() }); s.on("error", () => {})`
+      ], { timeout: 30_000 })
+      yield* eventually(counts, (now) => now.resets === before.resets + 1)
+      // The same reset once the server reads, before any header came.
+      const peer = yield* rawConnect(port)
+      const accepted = yield* eventually(server.connections, (live) => live.length === 1)
+      expect(accepted).toHaveLength(1)
+      peer.resetAndDestroy()
+      const after = yield* eventually(counts, (now) => now.resets === before.resets + 2)
+      expect(after).toEqual({ ...before, resets: before.resets + 2, errors: before.errors + 2 })
       expect(yield* Ref.get(served)).toEqual([])
     }))
 

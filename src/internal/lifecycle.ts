@@ -8,6 +8,7 @@
  * @internal
  */
 import {
+  Cause,
   Context,
   Deferred,
   Duration,
@@ -23,7 +24,6 @@ import {
   RuntimeFlags,
   Scope
 } from "effect"
-import type { Cause } from "effect"
 import type { Fiber } from "effect"
 import type * as Connection from "../Connection.js"
 import type * as Listener from "../Listener.js"
@@ -107,6 +107,9 @@ const sweepEveryMillis = 100
 const checksPerNewcomer = 4
 
 const empty = Buffer.alloc(0)
+
+/** The peer of a connection reset before its address was read, as `Connection.peer` names it. */
+const goneBeforeRead = "a peer gone before its address was read"
 
 const refusalMessage: Record<Proxy.Refusal, string> = {
   proxy_untrusted: "not a trusted proxy (trustedProxies)",
@@ -218,8 +221,9 @@ class Server implements Live {
   // synchronous step, and a closed listener hands out nothing.
   admit(socket: Listener.Socket): void {
     // Behind a load balancer: only a trusted proxy may connect (its header is read when served).
-    if (this.policy.proxy !== undefined && !Proxy.isTrusted(this.policy.proxy, socket.remoteAddress)) {
-      return this.refuse(socket, "proxy_untrusted")
+    if (this.policy.proxy !== undefined) {
+      if (socket.remoteAddress === undefined) return this.gone(socket)
+      if (!Proxy.isTrusted(this.policy.proxy, socket.remoteAddress)) return this.refuse(socket, "proxy_untrusted")
     }
     if (this.live.size < this.maxConnections) return this.start(socket)
     if (this.waiting.length >= this.policy.maxPending && !this.makeRoom()) return this.drop(socket)
@@ -302,6 +306,27 @@ class Server implements Live {
       `refused connections (${refusal})`,
       () => Effect.logWarning(`refused connection from ${peer}: ${refusalMessage[refusal]}`)
     )
+    Socket.close(socket, "reset")
+  }
+
+  /**
+   * Reset before its address could be read (the kernel no longer knows the peer: a load
+   * balancer's TCP health check that closes with a reset does this): a peer's reset, counted and
+   * logged as any connection's: not a source refused as untrusted, since its source is unknown.
+   */
+  private gone(socket: Listener.Socket): void {
+    Metrics.connectionErrors.unsafeModify(1, this.labels.reason("Reset"))
+    Metrics.connectionsReset.unsafeModify(1, this.labels.base)
+    const kind = "connections ended (Reset)"
+    if (LogLevel.greaterThanEqual(LogLevel.Info, this.minimumLevel)) {
+      this.logs.add(
+        kind,
+        goneBeforeRead,
+        LogLevel.Info,
+        kind,
+        () => Effect.logInfo(`${goneBeforeRead} reset the connection`)
+      )
+    }
     Socket.close(socket, "reset")
   }
 
@@ -405,9 +430,12 @@ class Server implements Live {
     // Behind a load balancer: its header first. The client it names is the connection's peer, in
     // every record of the connection; a header that does not come, or not whole, in time refuses it.
     return Effect.matchEffect(Proxy.read(connection, proxy), {
-      onFailure: (refusal) =>
+      onFailure: (failure) =>
         Effect.sync(() => {
-          slot.verdict = Outcome.refused(refusal, connection.peer, refusalMessage[refusal])
+          // A peer that reset (or idled out) while its header was awaited ended as any connection does.
+          slot.verdict = typeof failure === "string"
+            ? Outcome.refused(failure, connection.peer, refusalMessage[failure])
+            : Outcome.classify(Cause.fail(failure), connection)
         }),
       onSuccess: (client) => {
         if (client === undefined) return served

@@ -10,6 +10,7 @@ import type { Duration } from "effect"
 import { Effect, Either, Option } from "effect"
 import * as net from "node:net"
 import type * as Parser from "proxy-protocol-js"
+import type * as Connection from "../Connection.js"
 import type * as Driven from "./connection.js"
 
 /**
@@ -159,17 +160,19 @@ const ipv6 = (octets: ReadonlyArray<number>): string => {
 /**
  * Reads the header from the start of `connection`, within the policy's time, and gives back what
  * came after it. Succeeds with the client it names (or `undefined`: the socket's peer stands),
- * or fails with why the connection is refused.
+ * or fails with why the connection is refused, or with the connection's own error when it ended
+ * under the read (the peer reset it: a health check's way to close, not a bad header).
  *
  * @internal
  */
 export const read = (
   connection: Driven.Driven,
   policy: Policy
-): Effect.Effect<string | undefined, Refusal> => {
+): Effect.Effect<string | undefined, Refusal | Connection.ConnectionError> => {
   let buffered = Buffer.alloc(0)
-  const more: Effect.Effect<string | undefined, Refusal> = Effect.flatMap(
-    Effect.mapError(connection.read, () => "proxy_malformed" as const),
+  const more: Effect.Effect<string | undefined, Refusal | Connection.ConnectionError> = Effect.flatMap(
+    // The end of input before a whole header: no header.
+    Effect.mapError(connection.read, Option.getOrElse(() => "proxy_malformed" as const)),
     (chunk) => {
       for (const part of chunk) buffered = buffered.length === 0 ? Buffer.from(part) : Buffer.concat([buffered, part])
       const length = frame(buffered)
