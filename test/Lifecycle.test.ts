@@ -391,6 +391,26 @@ describe("a place in the queue for a slot", () => {
       expect(yield* counter(Metrics.connectionsDropped, "max_connections")).toBe(dropped)
     }))
 
+  it.live("peers waiting for a slot are reset as shutdown begins, not when the served ones are done", () =>
+    Effect.gen(function*() {
+      const echo: Server.Handler<Connection.ConnectionError> = (connection) => connection.echo
+      const { port, server, shutdown } = yield* started({ maxConnections: 1, shutdownTimeout: "5 seconds" }, echo)
+      const peers = yield* Scope.make()
+      const served = yield* Scope.extend(Client.connect({ port }), peers)
+      yield* served.write(bytes("served"))
+      yield* eventually(server.connections, (live) => live.length === 1 && live[0]!.bytesOut === 6)
+      const waiting = yield* Scope.extend(rawConnect(port), peers)
+      yield* eventually(server.pending, (n) => n === 1)
+      const closing = yield* Effect.fork(shutdown)
+      // Reset while the served peer still holds its slot: nothing is left for it to wait for.
+      expect(yield* readToEnd(waiting)).toEqual({ data: Buffer.alloc(0), error: "ECONNRESET" })
+      // Only then does the served peer finish, well within the deadline: its answer is whole.
+      yield* served.end
+      expect(Buffer.from(yield* Client.readAll(served)).toString()).toBe("served")
+      yield* Fiber.join(closing)
+      yield* Scope.close(peers, Exit.void)
+    }))
+
   it.scopedLive("a newcomer that finds only live peers waiting is dropped, logged and counted", () =>
     Effect.gen(function*() {
       const server = yield* Server.make(
