@@ -213,13 +213,16 @@ const readEntry = (fs: FileSystem.FileSystem, entry: Entry) =>
   )
 
 /**
- * Reads every limit in {@link entries} with the given file system.
+ * Reads every limit in {@link entries} with the given file system, one file at a time: each read
+ * holds a descriptor, and a process started under a low open-files limit (32) has too few to
+ * spare for all of them at once; a read that failed with `EMFILE` would lose the very limit the
+ * server fits itself to.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const readWith = (fs: FileSystem.FileSystem): Effect.Effect<Limits, KernelLimitsError> =>
-  Effect.forEach(entries, (entry) => readEntry(fs, entry), { concurrency: "unbounded" }).pipe(
+  Effect.forEach(entries, (entry) => readEntry(fs, entry)).pipe(
     Effect.map((values) => {
       const limits: Record<string, unknown> = {}
       entries.forEach((entry, i) => {

@@ -4,7 +4,9 @@ import { SystemError } from "@effect/platform/Error"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Layer } from "effect"
 import * as fs from "node:fs"
+import * as net from "node:net"
 import { KernelLimits } from "../src/index.js"
+import { hasPrlimit, serve } from "./utils/cli.js"
 
 const files: Record<string, string> = {
   "/proc/sys/net/core/somaxconn": "4096\n",
@@ -143,4 +145,42 @@ describe("KernelLimits", () => {
     expect(KernelLimits.handshakeTimeoutSeconds(6)).toBe(127)
     expect(KernelLimits.handshakeTimeoutSeconds(0)).toBe(1)
   })
+})
+
+describe("serve under a low open-files limit", () => {
+  /** Sends `ping`, half-closes, reads to the end: whether the echo came whole. */
+  const ping = (port: number) =>
+    new Promise<boolean>((resolve) => {
+      const chunks: Array<Buffer> = []
+      const socket = net.connect(port, "127.0.0.1", () => socket.end("ping"))
+      socket.on("data", (chunk: Buffer) => chunks.push(chunk))
+      socket.once("end", () => resolve(Buffer.concat(chunks).toString() === "ping"))
+      socket.once("error", () => resolve(false))
+    })
+
+  it.runIf(hasPrlimit)(
+    "at 32 it reads its limits, fits to them and says so; every connection is echoed or dropped and counted",
+    async () => {
+      const server = await serve(["--metrics-port", "0"], {}, ["prlimit", "--nofile=32:32"])
+      try {
+        // The last line of the start: the report of the limits came before it.
+        const url = /http:\/\/\S+\/metrics/.exec(await server.waitFor(/metrics on http:/))![0]
+        expect(server.lines.find((line) => line.includes("open files limit"))).toMatch(
+          /open files limit 32 \(hard 32\) .*too low, at most \d+ will be held/
+        )
+        const echoed = (await Promise.all(Array.from({ length: 60 }, () => ping(server.address.port))))
+          .filter((whole) => whole).length
+        expect(echoed).toBeGreaterThan(0)
+        const text = await (await fetch(url)).text()
+        const dropped = Number(/^echo_connections_dropped_total\{reason="max_connections"\} (\d+)$/m.exec(text)?.[1])
+        // None lost silently: what was not echoed was dropped, and counted.
+        expect(dropped).toBe(60 - echoed)
+        expect(server.lines.some((line) => line.includes("dropped connection from"))).toBe(true)
+        server.child.kill("SIGTERM")
+        expect(await server.exited).toBe(0)
+      } finally {
+        server.child.kill("SIGKILL")
+      }
+    }
+  )
 })
