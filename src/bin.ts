@@ -2,8 +2,8 @@
 /**
  * The `effect-tcp-echo` binary: runs the program (main.ts, bundled into dist/src/main.cjs) with
  * V8's code cache, made by `npm run build` (internal/makeCodeCache.ts), so that V8 reads the
- * bytecode of what `serve` runs instead of parsing and compiling 1.6 MB of JavaScript at every
- * start: `serve` listens in about two thirds of the time (docs/benchmarks.md).
+ * bytecode of what `serve` runs instead of parsing and compiling the whole bundle at every start
+ * (what it saves: docs/benchmarks.md).
  *
  * The cache is checked before use: it starts with the SHA-256 of the bundle it was made from, and
  * one made from other source is not used (V8 itself checks only the source's length). V8 rejects

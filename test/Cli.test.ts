@@ -4,8 +4,8 @@ import { ConfigProvider, Effect, Layer } from "effect"
 import { spawn, spawnSync } from "node:child_process"
 import * as net from "node:net"
 import * as Cli from "../src/Cli.js"
-import { exposure, fitToDescriptors } from "../src/Cli.js"
 import { Client, KernelLimits } from "../src/index.js"
+import { exposure, fitToDescriptors } from "../src/internal/cli/host.js"
 import * as Flags from "../src/internal/flags.js"
 import { bin, run, runAsync, type Running, serve, untilNotReady } from "./utils/cli.js"
 
@@ -60,7 +60,7 @@ const expectUsage = (
  * costs most of a second): what it prints, and that it is a usage error (exit status 2).
  */
 const usageError = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
-  Cli.run("test")(["node", "bin.js", ...args]).pipe(
+  Cli.program("test")(["node", "bin.js", ...args]).pipe(
     Effect.provide(Layer.provideMerge(KernelLimits.layer, NodeContext.layer)),
     Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))),
     // A check that lets a bad value through starts a server instead: fail rather than wait.
@@ -148,7 +148,7 @@ describe("serve: what it writes", () => {
     expect(server.stderr.some((line) => line.includes("backlog requested"))).toBe(false)
   })
 
-  it("--log-level alone wins over ECHO_LOG_LEVEL (@effect/cli's built-in flag of that name never takes it)", async () => {
+  it("--log-level wins over ECHO_LOG_LEVEL", async () => {
     const server = await start(["--log-level", "debug"], { ECHO_LOG_LEVEL: "error" })
     await roundTrip(server.address.port, Buffer.from("debug"))
     server.child.kill("SIGINT")
@@ -314,6 +314,15 @@ describe("serve: keep-alive", () => {
     }
   )
 
+  it("a switch its variable turned on is turned off by its --no- flag", async () => {
+    const on = await start([], { ECHO_KEEP_ALIVE: "true" })
+    await on.waitFor(/keep-alive on: first probe after/)
+    const off = await start(["--no-keep-alive"], { ECHO_KEEP_ALIVE: "true" })
+    // The report's last line is the open-files limit: the keep-alive line would come before it.
+    await off.waitFor(/open files limit/)
+    expect(off.stderr.some((line) => line.includes("keep-alive on"))).toBe(false)
+  })
+
   it("the keep-alive delay is stated at start", async () => {
     const server = await start(["--keep-alive"])
     expect(await server.waitFor(/keep-alive on: first probe after/)).toMatch(
@@ -406,8 +415,14 @@ describe("serve: errors name the flag or variable", () => {
     expectUsage(await usageError([]), "a command is needed")
   })
 
-  it("--wizard with a stdin that is not a terminal is refused at once", () => {
-    expectUsage(run(["serve", "--wizard"], {}, ""), "--wizard", "stdin is not")
+  it("a switch and its --no- form are one flag: given both, it is refused", async () => {
+    expectUsage(
+      await usageError(["serve", "--keep-alive", "--no-keep-alive"]),
+      "--keep-alive and --no-keep-alive are both given: give one"
+    )
+    expectUsage(await usageError(["serve", "--no-keep-alive=yes"]), "--no-keep-alive takes no value")
+    // A switch without a variable has nothing to turn off.
+    expectUsage(await usageError(["probe", "--no-json"]), "unknown flag --no-json for probe")
   })
 })
 

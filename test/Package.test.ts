@@ -55,7 +55,11 @@ describe("package", () => {
         expect(files).toContain(file.replace(/^\.\//, ""))
       }
     }
-    expect(files.filter((f) => /^dist\/src\/(Cli|internal\/(flags|signals|heap|early|makeCodeCache))\./.test(f)))
+    expect(
+      files.filter((f) =>
+        /^dist\/src\/(Cli\.|internal\/cli\/|internal\/(flags|signals|heap|early|makeCodeCache)\.)/.test(f)
+      )
+    )
       .toEqual([])
   })
 
@@ -131,7 +135,11 @@ describe("the core entry", () => {
   it("reaches no metrics exporter and no CLI code, and imports only effect, @effect/platform and node:", () => {
     const { loadedLater, modules, packages } = graph(path.join(root, "dist/src/index.js"))
     expect(modules).toContain("Server.js")
-    expect(modules.filter((m) => /^(Prometheus|Cli)\.js$|^internal\/(flags|signals|heap|early)\.js$/.test(m))).toEqual(
+    expect(
+      modules.filter((m) =>
+        /^(Prometheus|Cli)\.js$|^internal\/cli\/|^internal\/(flags|signals|heap|early)\.js$/.test(m)
+      )
+    ).toEqual(
       []
     )
     expect(packages.filter((p) => !/^(effect|@effect\/platform\/[A-Za-z]+|node:[a-z_/]+)$/.test(p))).toEqual([])

@@ -1,6 +1,6 @@
 /**
  * A control for the stream load: plain Node's `socket.pipe(socket)`, in a process that has first
- * loaded every module `serve` loads (Effect, @effect/cli, @effect/platform-node and this
+ * loaded every module `serve` loads (Effect, @effect/platform-node and this
  * project). What this server loses against `plain` is the cost of the process's size, not of
  * any echo path. Prints `HOST:PORT` first.
  */

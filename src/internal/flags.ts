@@ -1,9 +1,9 @@
 /**
- * The command line's flags as data: each flag's name, its `ECHO_*` variable, its default and how
- * its value is checked, written once and used for everything a user sees: the check of the
- * command line before it runs (unknown, repeated or incomplete flags), the fallback to the
- * variable, the error that names the flag or the variable that was wrong, and `--help`.
- * Values are checked by the library's own rules (`internal/options.ts`).
+ * The command line's one parser. Flags are data, each written once with its name, its `ECHO_*`
+ * variable, its default and how its value is checked, and used for everything a user sees: the
+ * parse of the command line (unknown, repeated or incomplete flags), the fallback to the
+ * variable, the error that names the flag or the variable that was wrong, and `--help`. Values
+ * are checked by the library's own rules (`internal/options.ts`).
  *
  * @internal
  */
@@ -13,7 +13,8 @@ import * as Options_ from "./options.js"
 import * as Proxy from "./proxy.js"
 
 /**
- * One flag. `placeholder` undefined: a switch, given or not.
+ * One flag. `placeholder` undefined: a switch, on with `--NAME`; with a variable, also off with
+ * `--no-NAME`, which turns off what the variable turned on.
  *
  * @internal
  */
@@ -26,12 +27,10 @@ export interface Flag<A> {
   readonly default: string | undefined
   /** The value, or what a valid one looks like. */
   readonly parse: (text: string) => Either.Either<A, string>
-  /**
-   * Kept from @effect/cli, whose built-in flag of the same name (`--log-level`) would take it
-   * and run the command without it: read from the checked command line instead.
-   */
-  readonly withheld?: boolean
 }
+
+/** A command's flags, keyed as its handler reads them. @internal */
+export type Table = Readonly<Record<string, Flag<any>>>
 
 /** A flag that takes a value. @internal */
 export const value = <A>(
@@ -39,16 +38,8 @@ export const value = <A>(
   placeholder: string,
   parse: (text: string) => Either.Either<A, string>,
   description: string,
-  options: { readonly variable?: string; readonly default?: string; readonly withheld?: boolean } = {}
-): Flag<A> => ({
-  name,
-  variable: options.variable,
-  placeholder,
-  description,
-  default: options.default,
-  parse,
-  ...(options.withheld === true ? { withheld: true } : {})
-})
+  options: { readonly variable?: string; readonly default?: string } = {}
+): Flag<A> => ({ name, variable: options.variable, placeholder, description, default: options.default, parse })
 
 /** A switch: on when given; its variable takes true/false, 1/0, yes/no or on/off. @internal */
 export const switch_ = (name: string, description: string, variable?: string): Flag<boolean> => ({
@@ -135,13 +126,13 @@ export const duration = (
  *
  * @internal
  */
-export interface Command {
+export interface Command<T extends Table = Table> {
   readonly name: string
   readonly summary: string
   readonly usage: string
   /** Paragraphs after the usage line. */
   readonly description: ReadonlyArray<string>
-  readonly flags: Readonly<Record<string, Flag<any>>>
+  readonly flags: T
   /** Sections after the flags: a title and its lines, kept as written. */
   readonly sections?: ReadonlyArray<{ readonly title: string; readonly lines: ReadonlyArray<string> }>
 }
@@ -151,97 +142,94 @@ export interface Command {
  *
  * @internal
  */
-export type Checked =
+export type Parsed =
   | { readonly _tag: "Help"; readonly command: Command | undefined }
   | { readonly _tag: "Version" }
   | { readonly _tag: "Usage"; readonly message: string; readonly command: Command | undefined }
-  /** Only @effect/cli's own `--wizard` or `--completions`, before any command: its to answer. */
-  | { readonly _tag: "BuiltIn"; readonly args: ReadonlyArray<string> }
   | {
     readonly _tag: "Run"
     readonly command: Command
-    /** Every flag given, by name: its value, or `true` for a switch. */
-    readonly given: ReadonlyMap<string, string | true>
-    /** The arguments for @effect/cli, every value checked, none it could misread. */
-    readonly args: ReadonlyArray<string>
+    /** Every flag given, by name: its checked value (`false` for a switch turned off). */
+    readonly given: ReadonlyMap<string, unknown>
   }
 
-/** Built-in flags of @effect/cli that pass through (`--help` and `--version` are answered here). */
-const builtIns: Record<string, "switch" | "value"> = { "--wizard": "switch", "--completions": "value" }
+/** A switch with a variable: `--no-NAME` turns off what the variable turned on. */
+const negatable = (flag: Flag<unknown>): boolean => flag.placeholder === undefined && flag.variable !== undefined
+
+/** A flag as written on the command line: which flag, and whether it is a switch's `--no-` form. */
+const lookup = (command: Command, written: string): { flag: Flag<unknown>; off: boolean } | undefined => {
+  for (const flag of Object.values(command.flags)) {
+    if (written === `--${flag.name}`) return { flag, off: false }
+    if (negatable(flag) && written === `--no-${flag.name}`) return { flag, off: true }
+  }
+  return undefined
+}
 
 /**
- * Checks a command line (without the node and script paths) against `commands`: one command,
- * then only its own flags, each at most once, each with its value. `--help` anywhere wins.
- * `interactive`: whether stdin is a terminal, which @effect/cli's `--wizard` needs to ask.
+ * Parses a command line (without the node and script paths) against `commands`: one command,
+ * then only its own flags, each at most once, each with a valid value. `--help` anywhere wins.
  *
  * @internal
  */
-export const check = (
-  commands: ReadonlyArray<Command>,
-  args: ReadonlyArray<string>,
-  interactive: boolean
-): Checked => {
+export const parse = (commands: ReadonlyArray<Command>, args: ReadonlyArray<string>): Parsed => {
   const named = commands.find((c) => args.includes(c.name))
   if (args.includes("--help") || args.includes("-h")) return { _tag: "Help", command: named }
   if (args.includes("--version")) return { _tag: "Version" }
-  const usage = (message: string, command = named): Checked => ({ _tag: "Usage", message, command })
-  if (args.includes("--wizard") && !interactive) {
-    return usage("--wizard asks its questions on a terminal, and stdin is not one")
-  }
   const names = commands.map((c) => c.name).join(", ")
-  // Before the command: only @effect/cli's own flags.
-  let i = 0
-  while (i < args.length && args[i]!.startsWith("-")) {
-    const arg = args[i]!
-    const kind = builtIns[arg.split("=")[0]!]
-    if (kind === undefined) {
-      const known = commands.some((c) => Object.values(c.flags).some((f) => `--${f.name}` === arg.split("=")[0]))
-      return usage(known ? `${arg} goes after the command, e.g. effect-tcp-echo serve ${arg}` : `unknown flag ${arg}`)
-    }
-    if (kind === "value" && !arg.includes("=")) i++
-    i++
+  const [first, ...rest] = args
+  if (first === undefined) return usage(`a command is needed: ${names}`)
+  if (first.startsWith("-")) {
+    const flag = first.split("=")[0]!
+    const known = commands.some((c) => lookup(c, flag) !== undefined)
+    return usage(
+      known ? `${flag} goes after the command, e.g. effect-tcp-echo serve ${first}` : `unknown flag ${flag}`,
+      named
+    )
   }
-  if (i >= args.length) return i > 0 ? { _tag: "BuiltIn", args } : usage(`a command is needed: ${names}`)
-  const command = commands.find((c) => c.name === args[i])
-  if (command === undefined) {
-    return usage(`unknown command ${JSON.stringify(args[i])}: the commands are ${names}`, undefined)
-  }
-  const flags = new Map(Object.values(command.flags).map((flag) => [`--${flag.name}`, flag]))
-  const given = new Map<string, string | true>()
-  const out: Array<string> = [...args.slice(0, i), command.name]
-  for (i++; i < args.length; i++) {
+  const command = commands.find((c) => c.name === first)
+  if (command === undefined) return usage(`unknown command ${JSON.stringify(first)}: the commands are ${names}`)
+  return parseFlags(command, rest)
+}
+
+const usage = (message: string, command?: Command): Parsed => ({ _tag: "Usage", message, command })
+
+/** The flags after the command: each known to it, given once, with a valid value. */
+const parseFlags = (command: Command, args: ReadonlyArray<string>): Parsed => {
+  const given = new Map<string, unknown>()
+  // How each flag given was written, for the message when it comes again.
+  const written = new Map<string, string>()
+  for (let i = 0; i < args.length; i++) {
     const arg = args[i]!
     if (!arg.startsWith("--")) {
       return usage(`unexpected argument ${JSON.stringify(arg)}: ${command.name} takes flags only`, command)
     }
     const eq = arg.indexOf("=")
     const name = eq === -1 ? arg : arg.slice(0, eq)
-    const builtIn = builtIns[name]
-    if (builtIn !== undefined) {
-      out.push(arg)
-      if (builtIn === "value" && eq === -1 && i + 1 < args.length) out.push(args[++i]!)
-      continue
+    const found = lookup(command, name)
+    if (found === undefined) return usage(`unknown flag ${name} for ${command.name}`, command)
+    const { flag, off } = found
+    const before = written.get(flag.name)
+    if (before !== undefined) {
+      return usage(
+        before === name
+          ? `${name} is given more than once: give it once`
+          : `${before} and ${name} are both given: give one`,
+        command
+      )
     }
-    const flag = flags.get(name)
-    if (flag === undefined) return usage(`unknown flag ${name} for ${command.name}`, command)
-    if (given.has(flag.name)) return usage(`${name} is given more than once: give it once`, command)
+    written.set(flag.name, name)
     if (flag.placeholder === undefined) {
       if (eq !== -1) return usage(`${name} takes no value (it is a switch)`, command)
-      given.set(flag.name, true)
-      out.push(name)
+      given.set(flag.name, !off)
       continue
     }
-    const text = eq !== -1 ? arg.slice(eq + 1) : args[++i]
+    const text = eq === -1 ? args[++i] : arg.slice(eq + 1)
     if (text === undefined) return usage(`${name} needs a value (${flag.placeholder})`, command)
     const parsed = flag.parse(text)
     if (Either.isLeft(parsed)) return usage(formatInvalid({ source: name, text, expected: parsed.left }), command)
-    given.set(flag.name, text)
-    if (flag.withheld === true) continue
-    // @effect/cli would take a value starting with "-" for a flag, unless it is joined to its name.
-    if (text.startsWith("-")) out.push(`${name}=${text}`)
-    else out.push(name, text)
+    given.set(flag.name, parsed.right)
   }
-  return { _tag: "Run", command, given, args: out }
+  return { _tag: "Run", command, given }
 }
 
 /**
@@ -263,36 +251,44 @@ export type Sources<T> = { readonly [K in keyof T]: string | undefined }
 /** The values of a command's flags. @internal */
 export type Values<T> = { readonly [K in keyof T]: T[K] extends Flag<infer A> ? Option.Option<A> : never }
 
+/** A command's flags, resolved: each one's value and where it came from. @internal */
+export interface Resolved<T> {
+  readonly values: Values<T>
+  readonly sources: Sources<T>
+}
+
 /**
- * Each flag's value: the flag's when given, else its variable's (read through Effect's
- * `Config`), else `None`; checked, so that an invalid one is refused naming its flag or variable.
+ * Each flag's value: the flag's when given (`given`, from {@link parse}), else its variable's
+ * (read through Effect's `Config`), else `None`; a variable's checked, so that an invalid one is
+ * refused naming it.
  *
  * @internal
  */
-export const resolve = <T extends Readonly<Record<string, Flag<any>>>>(
+export const resolve = <T extends Table>(
   flags: T,
-  given: (key: keyof T & string) => Option.Option<string>
-): Effect.Effect<{ readonly values: Values<T>; readonly sources: Sources<T> }, Invalid> =>
+  given: ReadonlyMap<string, unknown>
+): Effect.Effect<Resolved<T>, Invalid> =>
   Effect.gen(function*() {
     const values: Record<string, Option.Option<unknown>> = {}
     const sources: Record<string, string | undefined> = {}
     for (const [key, flag] of Object.entries(flags)) {
-      const fromFlag = given(key)
-      const fromVariable = Option.isSome(fromFlag) || flag.variable === undefined
+      if (given.has(flag.name)) {
+        values[key] = Option.some(given.get(flag.name))
+        sources[key] = `--${flag.name}`
+        continue
+      }
+      const text = flag.variable === undefined
         ? Option.none()
         : yield* Effect.orDie(Config.option(Config.string(flag.variable)))
-      const [source, text] = Option.isSome(fromFlag)
-        ? [`--${flag.name}`, fromFlag.value]
-        : Option.isSome(fromVariable)
-        ? [flag.variable!, fromVariable.value]
-        : [undefined, undefined]
-      sources[key] = source
-      if (source === undefined || text === undefined) {
+      sources[key] = Option.isSome(text) ? flag.variable : undefined
+      if (Option.isNone(text)) {
         values[key] = Option.none()
         continue
       }
-      const parsed = flag.parse(text)
-      if (Either.isLeft(parsed)) return yield* Effect.fail<Invalid>({ source, text, expected: parsed.left })
+      const parsed = flag.parse(text.value)
+      if (Either.isLeft(parsed)) {
+        return yield* Effect.fail<Invalid>({ source: flag.variable!, text: text.value, expected: parsed.left })
+      }
       values[key] = Option.some(parsed.right)
     }
     // Built key by key from `flags` above, so each key holds its flag's value type.
@@ -333,30 +329,45 @@ export const help = (
   commands: ReadonlyArray<Command>,
   command: Command | undefined
 ): string => {
-  const out: Array<string> = []
   if (command === undefined) {
-    out.push(`${program} ${version}: ${summary}`, "", `Usage: ${program} COMMAND [FLAGS]`, "", "Commands:")
     const column = Math.max(...commands.map((c) => c.name.length)) + 5
-    for (const c of commands) out.push(...wrap(c.summary, " ".repeat(column), `  ${c.name}`.padEnd(column)))
-    out.push(
+    return [
+      `${program} ${version}: ${summary}`,
       "",
-      ...wrap(`'${program} COMMAND --help' lists a command's flags; '${program} --version' prints the version.`, "")
-    )
-    return out.join("\n") + "\n"
+      `Usage: ${program} COMMAND [FLAGS]`,
+      "",
+      "Commands:",
+      ...commands.flatMap((c) => wrap(c.summary, " ".repeat(column), `  ${c.name}`.padEnd(column))),
+      "",
+      ...wrap(`'${program} COMMAND --help' lists a command's flags; '${program} --version' prints the version.`, ""),
+      ""
+    ].join("\n")
   }
-  out.push(`Usage: ${program} ${command.usage}`, "")
-  for (const paragraph of command.description) out.push(...wrap(paragraph, ""), "")
-  out.push("Flags:")
-  for (const flag of Object.values(command.flags)) {
-    out.push(`  --${flag.name}${flag.placeholder === undefined ? "" : ` ${flag.placeholder}`}`)
-    const notes = [
-      flag.description,
-      flag.default === undefined ? "" : `Default: ${flag.default}.`,
-      flag.variable === undefined ? "" : `Variable: ${flag.variable}.`
-    ].filter((s) => s !== "").join(" ")
-    out.push(...wrap(notes, "      "))
-  }
-  out.push("  --help", "      Print this help.")
-  for (const section of command.sections ?? []) out.push("", `${section.title}:`, ...section.lines)
-  return out.join("\n") + "\n"
+  return [
+    `Usage: ${program} ${command.usage}`,
+    "",
+    ...command.description.flatMap((paragraph) => [...wrap(paragraph, ""), ""]),
+    "Flags:",
+    ...Object.values(command.flags).flatMap(flagHelp),
+    "  --help",
+    "      Print this help.",
+    ...(command.sections ?? []).flatMap((section) => ["", `${section.title}:`, ...section.lines]),
+    ""
+  ].join("\n")
+}
+
+/** A flag's lines in `--help`: how it is written, then what it does, its default and variable. */
+const flagHelp = (flag: Flag<unknown>): Array<string> => {
+  const notes = [
+    flag.description,
+    flag.default === undefined ? "" : `Default: ${flag.default}.`,
+    flag.variable === undefined ? "" : `Variable: ${flag.variable}.`,
+    negatable(flag) ? `--no-${flag.name} turns it off, over ${flag.variable}.` : ""
+  ].filter((s) => s !== "").join(" ")
+  const written = flag.placeholder !== undefined
+    ? `--${flag.name} ${flag.placeholder}`
+    : negatable(flag)
+    ? `--${flag.name}, --no-${flag.name}`
+    : `--${flag.name}`
+  return [`  ${written}`, ...wrap(notes, "      ")]
 }
