@@ -5,8 +5,9 @@
  * library modules; this module only runs the command asked and turns how it ended into one line
  * and an exit status.
  *
- * Output: `serve` writes `listening on HOST:PORT` on stdout once it accepts; `probe` and
- * `client` write their results there. Logs and errors go to stderr.
+ * Output: `serve` writes `listening on HOST:PORT` on stdout once it accepts (and, with
+ * `--metrics-port`, a second line, `metrics on HOST:PORT`); `probe` and `client` write their
+ * results there. Logs and errors go to stderr.
  *
  * @since 0.1.0
  */

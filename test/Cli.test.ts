@@ -234,6 +234,17 @@ describe("serve: addresses and ports", () => {
     )
   })
 
+  it("--metrics-port 0: stdout's second line says where the kernel put the metrics", async () => {
+    const server = await start(["--metrics-port", "0"])
+    const logged = await server.waitFor(/metrics on http:\/\/127\.0\.0\.1:\d+\/metrics/)
+    const port = Number(/:(\d+)\/metrics/.exec(logged)![1])
+    expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200)
+    server.child.kill("SIGTERM")
+    expect(await server.exited).toBe(0)
+    // The first line as it always was, for whoever reads only that one.
+    expect(server.stdout).toEqual([`listening on 127.0.0.1:${server.address.port}`, `metrics on 127.0.0.1:${port}`])
+  })
+
   it("--metrics-port serves Prometheus text whose counters move with traffic", async () => {
     const server = await start(["--metrics-port", "0"])
     const line = await server.waitFor(/metrics on http:\/\/127\.0\.0\.1:\d+\/metrics/)

@@ -525,7 +525,10 @@ describe("serve --workers N", () => {
     for (const served of each()) expect(served).toBeGreaterThan(0)
     server.child.kill("SIGTERM")
     expect(await server.exited).toBe(0)
-    expect(server.stdout).toEqual([`listening on 127.0.0.1:${server.address.port}`])
+    expect(server.stdout).toEqual([
+      `listening on 127.0.0.1:${server.address.port}`,
+      expect.stringMatching(/^metrics on 127\.0\.0\.1:\d+$/)
+    ])
     expect(await lines(server, /workers stopped: worker 1 exited 0, worker 2 exited 0/)).toHaveLength(1)
   })
 

@@ -81,14 +81,19 @@ const serve = (resolved: Resolved, as: Service.Role) =>
   }).pipe(Effect.scoped)
 
 /**
- * The address, alone on stdout, and in the log with the service's report. A reader gone (EPIPE)
- * is ignored by the binary. A worker's primary writes stdout, once for all.
+ * The address (and where the metrics are), alone on stdout, and in the log with the service's
+ * report. A reader gone (EPIPE) is ignored by the binary. A worker's primary writes stdout, once
+ * for all.
  */
 const announce = (as: Service.Role, service: Service.Service, metrics: Listener.Address | undefined) =>
   Effect.gen(function*() {
     const address = Listener.formatAddress(service.address)
     if (as._tag !== "Worker") {
-      yield* Effect.sync(() => process.stdout.write(`listening on ${address}\n`))
+      const lines = [
+        `listening on ${address}`,
+        ...(metrics === undefined ? [] : [`metrics on ${Listener.formatAddress(metrics)}`])
+      ]
+      yield* Effect.sync(() => process.stdout.write(lines.map((line) => `${line}\n`).join("")))
     }
     yield* Effect.logInfo(`listening on ${address}${service.detail}`).pipe(Effect.annotateLogs("address", address))
     yield* service.report

@@ -139,7 +139,7 @@ const flags = {
     "metrics-port",
     "PORT",
     port,
-    `Serve Prometheus metrics on http://127.0.0.1:PORT/metrics, and the probes /healthz (alive) and /readyz (accepting) (0: any free port), at most ${metricsMaxConnections} connections at once.`,
+    `Serve Prometheus metrics on http://127.0.0.1:PORT/metrics, and the probes /healthz (alive) and /readyz (accepting) (0: any free port), at most ${metricsMaxConnections} connections at once. Stdout's second line then says where: 'metrics on HOST:PORT'.`,
     { variable: "ECHO_METRICS_PORT", default: "off" }
   ),
   metricsHost: Flags.value(
@@ -169,7 +169,7 @@ export const command: Flags.Command<ServeFlags> = {
   usage: "serve [FLAGS]",
   description: [
     "Run the echo server until SIGINT, SIGTERM or SIGHUP, then shut down gracefully: the port closes at once, and open connections get --shutdown-timeout to finish.",
-    "Stdout gets one line, 'listening on HOST:PORT', once the server accepts. Logs go to stderr. A closed stdout or stderr (serve | head -1) never stops the server: what cannot be written is dropped.",
+    "Stdout gets one line, 'listening on HOST:PORT', once the server accepts, and with --metrics-port a second, 'metrics on HOST:PORT'. Logs go to stderr. A closed stdout or stderr (serve | head -1) never stops the server: what cannot be written is dropped.",
     "Each flag falls back to its variable; a flag wins over its variable."
   ],
   flags,
