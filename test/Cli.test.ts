@@ -725,6 +725,9 @@ describe("probe", () => {
     expect(result.stdout).toMatch(/somaxconn\s+\d+\s+sysctl net\.core\.somaxconn/)
     expect(result.stdout).toMatch(/tcpSyncookies\s+\d\s+sysctl net\.ipv4\.tcp_syncookies/)
     expect(result.stdout).toMatch(/\nSYN queue: /)
+    // What each limit governs on a line of its own: no line wider than 100 columns.
+    expect(result.stdout).toMatch(/somaxconn.*\n {4}upper bound of every listen\(\) backlog/)
+    for (const line of result.stdout.split("\n")) expect(line.length, line).toBeLessThanOrEqual(100)
   })
 
   it("a backlog below 1 is refused, not reported as an effective 0", async () => {

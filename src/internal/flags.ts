@@ -303,13 +303,13 @@ export const formatInvalid = (invalid: Invalid): string =>
 
 const width = 80
 
-/** `text` wrapped to `width` columns, each line indented by `indent`. @internal */
-export const wrap = (text: string, indent: string, first = indent): Array<string> => {
+/** `text` wrapped to `columns` (80 by default), each line indented by `indent`. @internal */
+export const wrap = (text: string, indent: string, first = indent, columns = width): Array<string> => {
   const lines: Array<string> = []
   let line = first
   let empty = true
   for (const word of text.split(/\s+/).filter((w) => w !== "")) {
-    if (!empty && line.length + 1 + word.length > width) {
+    if (!empty && line.length + 1 + word.length > columns) {
       lines.push(line)
       line = indent
       empty = true

@@ -1,5 +1,6 @@
 /**
- * `probe`: the kernel limits that govern a TCP server, as a table or as one JSON object.
+ * `probe`: the kernel limits that govern a TCP server, as a table at most 100 columns wide or as
+ * one JSON object.
  *
  * @internal
  */
@@ -37,8 +38,12 @@ export const formatLimit = (value: unknown): string =>
     ? Object.entries(value).map(([k, v]) => `${k}=${formatLimit(v)}`).join(" ")
     : "unavailable"
 
+/** The table's width: a row holds a limit, its value and its setting; what it governs goes below. */
+const columns = 100
+
 /**
- * The table: one row per limit (name, value, how to set it, what it governs), then the SYN queue.
+ * The table: one row per limit (name, value, how to set it), what it governs on the line below,
+ * then the SYN queue; no line wider than {@link columns}.
  *
  * @internal
  */
@@ -46,11 +51,14 @@ export const table = (
   rows: ReadonlyArray<readonly [key: string, value: string, setting: string, governs: string]>,
   synQueue: string
 ): string => {
-  const widths = [0, 1, 2].map((i) => Math.max(...rows.map((row) => row[i]!.length)))
+  const widths = [0, 1].map((i) => Math.max(...rows.map((row) => row[i]!.length)))
   return [
-    ...rows.map((row) => row.map((cell, i) => (i < 3 ? cell.padEnd(widths[i]!) : cell)).join("  ")),
+    ...rows.flatMap(([key, value, setting, governs]) => [
+      `${key.padEnd(widths[0]!)}  ${value.padEnd(widths[1]!)}  ${setting}`,
+      ...Flags.wrap(governs, "    ", "    ", columns)
+    ]),
     "",
-    synQueue
+    ...Flags.wrap(synQueue, "", "", columns)
   ].join("\n")
 }
 
