@@ -19,11 +19,25 @@ import { formatLimit } from "./probe.js"
 export interface Host {
   /** The limits, or why they could not be read (reported once `serve` listens). */
   readonly probed: Either.Either<KernelLimits.Limits, KernelLimits.KernelLimitsError>
-  /** What was read: nothing known when the read failed. */
+  /**
+   * What was read (nothing known when the read failed), but for the open-files limit of a system
+   * that has one in /proc and would not give it: {@link assumedOpenFiles} then, and `assumed`.
+   */
   readonly limits: KernelLimits.Limits
+  /** The open-files limit could not be read where it exists: the connections are fitted to a guess. */
+  readonly assumed: boolean
   /** Descriptors the process holds now (0: unknown, without /proc). */
   readonly inUse: number
 }
+
+/**
+ * The open-files limit assumed when /proc has it and it could not be read: Linux's usual soft
+ * limit. Fitted to it, the server drops and counts what it could not hold; fitted to nothing, a
+ * lower real limit would make libuv drop connections with no word.
+ *
+ * @internal
+ */
+export const assumedOpenFiles = 1024
 
 /**
  * Reads the host, one file after another: under a low open-files limit, reads in parallel would
@@ -40,9 +54,20 @@ export const read: Effect.Effect<Host, never, KernelLimits.KernelLimits | FileSy
       Effect.map((fds) => fds.length),
       Effect.orElseSucceed(() => 0)
     )
-    return { probed, limits: Either.getOrElse(probed, () => ({})), inUse }
+    const limits = Either.getOrElse(probed, (): KernelLimits.Limits => ({}))
+    // Asked of the file's existence: a stat, which takes no descriptor.
+    const assumed = limits.openFiles === undefined &&
+      (yield* fs.exists(openFilesPath).pipe(Effect.orElseSucceed(() => false)))
+    return {
+      probed,
+      limits: assumed ? { ...limits, openFiles: { soft: assumedOpenFiles, hard: assumedOpenFiles } } : limits,
+      assumed,
+      inUse
+    }
   }
 )
+
+const openFilesPath = KernelLimits.entries.find((entry) => entry.key === "openFiles")!.path
 
 /** Descriptors kept free for everything that is not a connection (logs, /proc, the listener). */
 const descriptorReserve = 32
@@ -155,6 +180,14 @@ export const report = (host: Host, requested: Server.Options, options: Server.Op
     if (limits.openFiles === undefined) return
     const wanted = total(requested)
     const held = total(options)
+    if (host.assumed) {
+      const unknown = `open files limit unknown (${openFilesPath} could not be read), taken to be ${assumedOpenFiles}`
+      return yield* Effect.logWarning(
+        held < wanted
+          ? `${unknown}: at most ${held} of ${wanted} connections (served and waiting) will be held, the rest dropped`
+          : `${unknown}: enough for the ${wanted} connections (served and waiting) asked`
+      )
+    }
     const message = `open files limit ${formatLimit(limits.openFiles.soft)} ` +
       `(hard ${formatLimit(limits.openFiles.hard)}) for ${wanted} connections (served and waiting)`
     yield* held < wanted
