@@ -9,6 +9,7 @@ import { Data, Duration, Effect, Either, LogLevel, Runtime } from "effect"
 import type { Scope } from "effect"
 import type * as net from "node:net"
 import * as errno from "./internal/errno.js"
+import * as ExitReset from "./internal/exitReset.js"
 import { LogAggregator } from "./internal/logAggregator.js"
 import * as Options_ from "./internal/options.js"
 import * as Socket_ from "./internal/socket.js"
@@ -271,8 +272,9 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
         const takers: Array<(taken: Effect.Effect<Socket>) => void> = []
         let consumer: ((socket: Socket) => void) | undefined
         // Every accepted socket still open: the safety net that makes the release leak-free even
-        // when a consumer forgets one.
+        // when a consumer forgets one, and what is reset if the process exits meanwhile.
         const open = new Set<Socket>()
+        yield* ExitReset.track(open)
         let accepting = true
         let handle: Transport.Server | undefined
         const transport = yield* Transport.CurrentTransport

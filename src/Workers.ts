@@ -494,7 +494,7 @@ export const make = (options: Options): Effect.Effect<Workers, WorkersError, Sco
       now: () => clock.unsafeCurrentTimeMillis()
     })
     // If this process exits with workers left (a second signal, a crash), they go with it.
-    yield* pool.killOnExit()
+    yield* pool.orphanOnExit()
     const controls = yield* Controls.make(() => pool.listening.map((p) => target(p, valid)), () => pool.pin())
     const crashWindow = yield* CrashWindow.make(valid)
     const giveUp = yield* Deferred.make<never, CrashLoopError>()

@@ -1,9 +1,10 @@
 /**
  * The signals `serve` answers, for the life of a scope: the first SIGINT, SIGTERM or SIGHUP asks
- * for the graceful shutdown; a second one, while it runs, ends the process at once with exit
- * status 128 + the signal's number (130, 143, 129), after logging that it did. SIGUSR1, which
- * would open Node's inspector to anyone who can connect to 127.0.0.1:9229, is logged and ignored
- * unless the inspector is allowed.
+ * for the graceful shutdown; a second one, while it runs (or once the shutdown began without a
+ * signal: a worker's primary asked for it), ends the process at once with exit status 128 + the
+ * signal's number (130, 143, 129), after logging that it did; every connection still open is then
+ * reset on the way out (internal/exitReset.ts). SIGUSR1, which would open Node's inspector to
+ * anyone who can connect to 127.0.0.1:9229, is logged and ignored unless the inspector is allowed.
  *
  * @internal
  */
@@ -19,13 +20,16 @@ export const forcedExitCode = (signal: NodeJS.Signals): number => 128 + os.const
 
 /**
  * What {@link guard} gives: `stopped` waits for the first signal; `received` tells, at once,
- * whether it came (what a readiness probe reads: not ready from that moment on).
+ * whether the shutdown began (what a readiness probe reads: not ready from that moment on);
+ * `begin` says it began without a signal, so that the next signal stops the process at once.
  *
  * @internal
  */
 export interface Guard {
   readonly stopped: Effect.Effect<void>
   readonly received: Effect.Effect<boolean>
+  /** The shutdown began otherwise (`why`: "its primary asked for"); nothing if it had already. */
+  readonly begin: (why: string) => Effect.Effect<void>
 }
 
 /**
@@ -39,18 +43,19 @@ export const guard = (options: { readonly inspector: boolean }): Effect.Effect<G
     // Log records from a signal handler, written before it returns (stderr writes are synchronous).
     const log = (record: Effect.Effect<void>) => Runtime.runSync(runtime)(record)
     const first = yield* Deferred.make<void>()
-    let received: NodeJS.Signals | undefined
+    // How the shutdown began ("SIGINT began"), once it has.
+    let began: string | undefined
     const onSignal = (signal: NodeJS.Signals) => {
-      if (received === undefined) {
-        received = signal
+      if (began === undefined) {
+        began = `${signal} began`
         log(Effect.logInfo(`${signal}: shutting down gracefully (a second signal stops at once)`))
         Deferred.unsafeDone(first, Exit.void)
         return
       }
       const code = forcedExitCode(signal)
       log(Effect.logError(
-        `${signal} during the shutdown ${received} began: stopping at once with exit status ${code}; ` +
-          `open connections are closed by the kernel, unfinished`
+        `${signal} during the shutdown ${began}: stopping at once with exit status ${code}; ` +
+          `every connection still open is reset, so that no answer cut off passes for a complete one`
       ))
       process.exit(code)
     }
@@ -67,5 +72,12 @@ export const guard = (options: { readonly inspector: boolean }): Effect.Effect<G
           process.off("SIGUSR1", onUsr1)
         })
     )
-    return { stopped: Deferred.await(first), received: Deferred.isDone(first) }
+    return {
+      stopped: Deferred.await(first),
+      received: Effect.sync(() => began !== undefined),
+      begin: (why) =>
+        Effect.sync(() => {
+          began ??= why
+        })
+    }
   })

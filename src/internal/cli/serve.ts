@@ -74,6 +74,8 @@ const serve = (resolved: Resolved, as: Service.Role) =>
     // Until the first signal, or until the service stops by itself (a worker asked by its
     // primary, a crash loop).
     const ended = yield* Effect.either(Effect.raceFirst(signals.stopped, service.stopped))
+    // Begun without a signal, the shutdown still yields to one: it stops the process at once.
+    yield* signals.begin(as._tag === "Worker" ? "its primary asked for (or left)" : "a crash loop began")
     const shut = yield* Effect.either(service.shutdown)
     if (Either.isLeft(ended)) return yield* ended.left
     if (Either.isLeft(shut)) return yield* shut.left

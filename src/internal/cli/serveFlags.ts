@@ -180,8 +180,9 @@ export const command: Flags.Command<ServeFlags> = {
       "  1      could not serve (the port is taken, ...); with --workers, also a",
       "         crash loop, or a worker still running at the shutdown's deadline",
       "  2      a usage error: a flag, a variable, the command line",
-      "  128+N  a second signal N during the shutdown stopped it at once:",
-      "         130 SIGINT, 143 SIGTERM, 129 SIGHUP"
+      "  128+N  a second signal N during the shutdown stopped it at once (130",
+      "         SIGINT, 143 SIGTERM, 129 SIGHUP); every connection still open is",
+      "         reset, never closed as if its answer were whole"
     ]
   }]
 }

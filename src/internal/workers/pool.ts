@@ -129,14 +129,14 @@ export class Pool {
     this.#stopping = true
   }
 
-  /** Kills every worker left (SIGKILL): the primary's process exits. */
-  killAll(): void {
-    for (const p of this.processes) p.kill()
+  /** Asks every worker left to go (SIGTERM): the primary's process exits. */
+  orphanAll(): void {
+    for (const p of this.processes) p.orphan()
   }
 
-  /** Kills the workers left when this process exits, for as long as the scope lasts. */
-  killOnExit(): Effect.Effect<void, never, Scope.Scope> {
-    const orphans = () => this.killAll()
+  /** Asks the workers left to go when this process exits, for as long as the scope lasts. */
+  orphanOnExit(): Effect.Effect<void, never, Scope.Scope> {
+    const orphans = () => this.orphanAll()
     return Effect.acquireRelease(
       Effect.sync(() => process.on("exit", orphans)),
       () => Effect.sync(() => process.off("exit", orphans))

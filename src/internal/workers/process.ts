@@ -156,6 +156,16 @@ export class WorkerProcess {
     this.#become(State.Stopping({ since: this.#since }))
   }
 
+  /**
+   * Asks it to go (SIGTERM), unless it has exited: this process is exiting. `serve`'s worker
+   * already shutting down takes it as a second signal (it resets the connections it still holds,
+   * and exits at once), any other as the start of its shutdown; SIGKILL would let the kernel
+   * close its connections as if every answer were whole.
+   */
+  orphan(): void {
+    if (this.#state._tag !== "Exited") this.channel.process.kill("SIGTERM")
+  }
+
   /** Ends it at once (SIGKILL), unless it has exited. */
   kill(): void {
     if (this.#state._tag !== "Exited") this.channel.process.kill("SIGKILL")
