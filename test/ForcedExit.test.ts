@@ -1,15 +1,17 @@
 /**
- * Nothing cut off passes for whole, even when the process ends at once: a second signal, an
- * exception no one catches, a worker whose primary is forced out. Each peer sees its whole answer
+ * Nothing cut off passes for whole, even when the process ends at once: a second signal, SIGQUIT,
+ * an exception no one catches, a worker whose primary is forced out. Each peer sees its whole answer
  * and a FIN, or a reset; never a short answer and a FIN. Real processes, real loopback sockets;
  * the peers are stranded first (the server read their input whole and holds part of their echo
  * itself: test/utils/stranded.ts), which is what an abrupt end would lose.
  */
 import { afterEach, describe, expect, it } from "@effect/vitest"
+import { Effect } from "effect"
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import * as readline from "node:readline"
+import { Client } from "../src/index.js"
 import { type Running, serve } from "./utils/cli.js"
 import { ending, queues, strand } from "./utils/stranded.js"
 
@@ -34,7 +36,7 @@ const lines = async (server: Running, pattern: RegExp, count = 1) => {
   throw new Error(`fewer than ${count} lines match ${pattern}:\n${server.lines.join("\n")}`)
 }
 
-const peers = 4
+const peers = 3
 
 describe("a second signal", () => {
   it("resets every connection still open: a stranded peer sees a reset, never its answer cut short behind a FIN", async () => {
@@ -69,6 +71,27 @@ describe("a second signal", () => {
       holding.length
     )
     expect(await Promise.all(stranded.map(ending))).toEqual(Array(peers).fill("RST"))
+  })
+})
+
+describe("SIGQUIT and SIGUSR2", () => {
+  it("SIGQUIT stops at once with 131, as a second signal does: a stranded peer sees a reset", async () => {
+    const server = await start(["--shutdown-timeout", "1m"])
+    const stranded = await Promise.all(Array.from({ length: peers }, () => strand(server.address.port)))
+    server.child.kill("SIGQUIT")
+    expect(await server.exited).toBe(131)
+    await lines(server, /SIGQUIT: stopping at once with exit status 131; every connection still open is reset/)
+    expect(await Promise.all(stranded.map(ending))).toEqual(Array(peers).fill("RST"))
+  })
+
+  it("SIGUSR2 is logged and ignored: the server serves on", async () => {
+    const server = await start([])
+    server.child.kill("SIGUSR2")
+    await lines(server, /SIGUSR2 ignored: it means nothing to this server/)
+    const echoed = await Effect.runPromise(Client.roundTrip({ port: server.address.port }, [Buffer.from("still")]))
+    expect(Buffer.from(echoed).toString()).toBe("still")
+    server.child.kill("SIGTERM")
+    expect(await server.exited).toBe(0)
   })
 })
 

@@ -46,11 +46,11 @@ const kernelsHold = (() => {
   }
 })()
 
-const small = 16 * 1024
-const large = 256 * 1024
+/** Steps: large far from the room the kernels have, then medium, then small near it. */
+const steps = [[256 * 1024, 1024 * 1024], [64 * 1024, 256 * 1024], [16 * 1024, 0]] as const
 
 /**
- * One try: sends large steps up to `room` less a margin, then small ones, reading nothing, until
+ * One try: sends large steps up to `room` less a margin, then smaller ones, reading nothing, until
  * the server has read all of it (its receive queue is empty) and holds part of its echo itself.
  * Past that (the server stopped reading with bytes left in its queue), what the kernels held
  * then: the room to try with next time.
@@ -83,7 +83,7 @@ const attempt = async (port: number, room: number): Promise<Stranded | { readonl
     return look()
   }
   while (sent < 32 * 1024 * 1024) {
-    const step = sent + large < room - 2 * large ? large : small
+    const step = steps.find(([size, margin]) => sent + size <= room - margin)?.[0] ?? 16 * 1024
     socket.write(Buffer.alloc(step, 7))
     sent += step
     const state = await settled()

@@ -168,7 +168,7 @@ export const command: Flags.Command<ServeFlags> = {
   summary: "Run the echo server until SIGINT, SIGTERM or SIGHUP.",
   usage: "serve [FLAGS]",
   description: [
-    "Run the echo server until SIGINT, SIGTERM or SIGHUP, then shut down gracefully: the port closes at once, and open connections get --shutdown-timeout to finish.",
+    "Run the echo server until SIGINT, SIGTERM or SIGHUP, then shut down gracefully: the port closes at once, and open connections get --shutdown-timeout to finish. SIGQUIT stops it at once, as a second signal does; SIGUSR2 is logged and ignored.",
     "Stdout gets one line, 'listening on HOST:PORT', once the server accepts, and with --metrics-port a second, 'metrics on HOST:PORT'. Logs go to stderr. A closed stdout or stderr (serve | head -1) never stops the server: what cannot be written is dropped.",
     "Each flag falls back to its variable; a flag wins over its variable."
   ],
@@ -180,9 +180,9 @@ export const command: Flags.Command<ServeFlags> = {
       "  1      could not serve (the port is taken, ...); with --workers, also a",
       "         crash loop, or a worker still running at the shutdown's deadline",
       "  2      a usage error: a flag, a variable, the command line",
-      "  128+N  a second signal N during the shutdown stopped it at once (130",
-      "         SIGINT, 143 SIGTERM, 129 SIGHUP); every connection still open is",
-      "         reset, never closed as if its answer were whole"
+      "  128+N  stopped at once by a second signal N during the shutdown (130",
+      "         SIGINT, 143 SIGTERM, 129 SIGHUP) or by SIGQUIT (131); every",
+      "         connection still open is reset, never closed as if it were whole"
     ]
   }]
 }
