@@ -1,0 +1,392 @@
+/**
+ * The command line as the binary reads it, in this process: one parser (internal/flags.ts) for
+ * every flag and variable, usage errors that name the flag or variable at fault, switches and
+ * their --no- form, and the help written from the same flags. (The binary as a user runs it, in
+ * subprocesses: Cli.test.ts.)
+ */
+import { NodeContext } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import { ConfigProvider, Effect, Either, Layer, Option } from "effect"
+import * as net from "node:net"
+import * as Cli from "../src/Cli.js"
+import { KernelLimits } from "../src/index.js"
+import * as Probe from "../src/internal/cli/probe.js"
+import * as Flags from "../src/internal/flags.js"
+
+/** Every usage error: one line naming what was wrong, the hint, exit status 2, no stack. */
+const expectUsage = (
+  result: { status: number | null; stderr: string; stdout: string },
+  ...fragments: Array<string>
+) => {
+  expect(result.status).toBe(2)
+  const lines = result.stderr.trimEnd().split("\n")
+  expect(lines).toHaveLength(2)
+  expect(lines[0]).toMatch(/^effect-tcp-echo: /)
+  for (const fragment of fragments) expect(lines[0]).toContain(fragment)
+  expect(lines[1]).toMatch(/^Try 'effect-tcp-echo( \w+)? --help'\.$/)
+  expect(result.stdout).toBe("")
+}
+
+/**
+ * A usage error found by the command line the binary runs, run in this process: what it
+ * prints, and that it is a usage error (exit status 2).
+ */
+const usageError = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
+  Cli.program("test")(["node", "bin.js", ...args]).pipe(
+    Effect.provide(Layer.provideMerge(KernelLimits.layer, NodeContext.layer)),
+    Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))),
+    // A check that lets a bad value through starts a server instead: fail rather than wait.
+    Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => new Error(`${args.join(" ")} was not refused`) }),
+    Effect.flip,
+    Effect.runPromise
+  ).then((failure) => {
+    expect(failure).toBeInstanceOf(Cli.CliFailure)
+    const { reason, text } = failure as Cli.CliFailure
+    expect(reason).toBe("Usage")
+    return { status: 2, stdout: "", stderr: text }
+  })
+
+/** A port that was free a moment ago: bound on port 0, then released. */
+const freePort = async () => {
+  const probe = net.createServer()
+  await new Promise<void>((r) => probe.listen(0, "127.0.0.1", r))
+  const port = (probe.address() as net.AddressInfo).port
+  await new Promise((r) => probe.close(r))
+  return port
+}
+
+describe("usage errors name the flag or the variable", () => {
+  it("a metrics port equal to the echo port is a usage error", async () => {
+    const port = await freePort()
+    expectUsage(
+      await usageError(["serve", "--port", String(port), "--metrics-port", String(port)]),
+      "--metrics-port",
+      "--port"
+    )
+  })
+
+  it("a keep-alive delay TCP_KEEPIDLE cannot hold is refused", async () => {
+    for (const delay of ["0s", "1500ms", "40000s"]) {
+      expectUsage(
+        await usageError(["serve", "--keep-alive-delay", delay]),
+        `--keep-alive-delay ${JSON.stringify(delay)}`,
+        "1s to 32767s"
+      )
+    }
+  })
+
+  it("integers: decimal only, in range", async () => {
+    for (const value of ["abc", "0x50", "1e3", "80.0", "", "70000", "-1"]) {
+      expectUsage(
+        await usageError(["serve", "--port", value]),
+        `invalid --port ${JSON.stringify(value)}`,
+        "an integer from 0 to 65535"
+      )
+    }
+    expectUsage(await usageError(["serve", "--backlog", "99999999999"]), "--backlog", "an integer from 1 to 2147483647")
+    expectUsage(await usageError(["serve"], { ECHO_PORT: "0x50" }), "invalid ECHO_PORT \"0x50\"")
+    expectUsage(await usageError(["serve"], { ECHO_MAX_CONNECTIONS: "0" }), "invalid ECHO_MAX_CONNECTIONS \"0\"")
+  })
+
+  it("durations: readable, never negative, never more than a timer holds (naming the maximum)", async () => {
+    expectUsage(
+      await usageError(["serve", "--idle-timeout", "0s"]),
+      "invalid --idle-timeout \"0s\"",
+      "from 1ms to 24d 20h 31m 23s 647ms"
+    )
+    expectUsage(await usageError(["serve", "--idle-timeout", "1000h"]), "--idle-timeout", "24d 20h 31m 23s 647ms")
+    expectUsage(
+      await usageError(["serve", "--shutdown-timeout", "597h"]),
+      "--shutdown-timeout",
+      "24d 20h 31m 23s 647ms"
+    )
+    expectUsage(await usageError(["serve", "--shutdown-timeout", "-5 seconds"]), "\"-5 seconds\"")
+    expectUsage(await usageError(["serve", "--shutdown-timeout=-1s"]), "\"-1s\"")
+    expectUsage(
+      await usageError(["serve"], { ECHO_SHUTDOWN_TIMEOUT: "soon" }),
+      "invalid ECHO_SHUTDOWN_TIMEOUT \"soon\""
+    )
+  })
+
+  it("log levels and formats that are not known name the variable", async () => {
+    for (const level of ["loud", "verbose"]) {
+      expectUsage(
+        await usageError(["serve"], { ECHO_LOG_LEVEL: level }),
+        `invalid ECHO_LOG_LEVEL ${JSON.stringify(level)}`,
+        "info"
+      )
+    }
+    expectUsage(await usageError(["serve", "--log-level", "chatty"]), "invalid --log-level \"chatty\"")
+    expectUsage(
+      await usageError(["serve"], { ECHO_LOG_FORMAT: "xml" }),
+      "invalid ECHO_LOG_FORMAT \"xml\"",
+      "pretty, json, logfmt"
+    )
+    expectUsage(await usageError(["serve"], { ECHO_NO_DELAY: "sure" }), "invalid ECHO_NO_DELAY \"sure\"")
+  })
+
+  it("a host that is not IPv4 names the flag", async () => {
+    expectUsage(await usageError(["serve", "--host", "::1"]), "invalid --host \"::1\"", "IPv4")
+  })
+
+  it("the command line itself: unknown, repeated or incomplete flags, stray arguments", async () => {
+    expectUsage(await usageError(["serve", "--bogus"]), "unknown flag --bogus for serve")
+    expectUsage(await usageError(["serve", "--port", "1", "--port", "2"]), "--port is given more than once")
+    expectUsage(await usageError(["serve", "--port"]), "--port needs a value")
+    expectUsage(await usageError(["serve", "--keep-alive=yes"]), "--keep-alive takes no value")
+    expectUsage(await usageError(["serve", "8080"]), "unexpected argument \"8080\"")
+    expectUsage(await usageError(["--port", "1", "serve"]), "--port goes after the command")
+    expectUsage(await usageError(["bogus"]), "unknown command \"bogus\"")
+    expectUsage(await usageError([]), "a command is needed")
+  })
+
+  it("a switch and its --no- form are one flag: given both, it is refused", async () => {
+    expectUsage(
+      await usageError(["serve", "--keep-alive", "--no-keep-alive"]),
+      "--keep-alive and --no-keep-alive are both given: give one"
+    )
+    expectUsage(await usageError(["serve", "--no-keep-alive=yes"]), "--no-keep-alive takes no value")
+    // A switch without a variable has nothing to turn off.
+    expectUsage(await usageError(["probe", "--no-json"]), "unknown flag --no-json for probe")
+  })
+
+  it("the PROXY protocol flags are checked, naming the flag or variable", async () => {
+    expectUsage(
+      await usageError(["serve", "--proxy-protocol", "--trusted-proxies", "10.0.0.0/33"]),
+      "invalid --trusted-proxies \"10.0.0.0/33\"",
+      "IPv4 networks"
+    )
+    expectUsage(
+      await usageError(["serve", "--proxy-protocol", "--trusted-proxies", "10.0.0.0/8,"]),
+      "--trusted-proxies",
+      "comma-separated"
+    )
+    expectUsage(
+      await usageError(["serve", "--proxy-protocol"], { ECHO_TRUSTED_PROXIES: "" }),
+      "invalid ECHO_TRUSTED_PROXIES \"\""
+    )
+    expectUsage(
+      await usageError(["serve", "--proxy-protocol", "--proxy-header-timeout", "0s"]),
+      "invalid --proxy-header-timeout \"0s\"",
+      "from 1ms"
+    )
+    expectUsage(await usageError(["serve"], { ECHO_PROXY_PROTOCOL: "maybe" }), "invalid ECHO_PROXY_PROTOCOL \"maybe\"")
+    expectUsage(await usageError(["serve", "--drain-delay", "-1s"]), "invalid --drain-delay \"-1s\"", "from 0ms")
+    expectUsage(await usageError(["serve"], { ECHO_DRAIN_DELAY: "soon" }), "invalid ECHO_DRAIN_DELAY \"soon\"")
+  })
+
+  it("--workers takes a count from 1 to 1024, or auto; anything else names the flag or variable", async () => {
+    for (const value of ["0", "-2", "two", "1.5", "2000"]) {
+      expectUsage(
+        await usageError(["serve", "--workers", value]),
+        `invalid --workers ${JSON.stringify(value)}`,
+        "an integer from 1 to 1024, or auto"
+      )
+    }
+    expectUsage(await usageError(["serve"], { ECHO_WORKERS: "many" }), "invalid ECHO_WORKERS \"many\"", "or auto")
+  })
+
+  it("trusted proxies or a header timeout without --proxy-protocol is refused, not ignored", async () => {
+    expectUsage(
+      await usageError(["serve", "--trusted-proxies", "10.0.0.0/8"]),
+      "--trusted-proxies takes effect only with --proxy-protocol"
+    )
+    expectUsage(
+      await usageError(["serve", "--proxy-header-timeout", "1s"], { ECHO_TRUSTED_PROXIES: "10.0.0.0/8" }),
+      "ECHO_TRUSTED_PROXIES and --proxy-header-timeout take effect only with --proxy-protocol"
+    )
+  })
+
+  it("a backlog below 1 is refused, not reported as an effective 0", async () => {
+    expectUsage(await usageError(["probe", "--backlog", "0"]), "invalid --backlog \"0\"", "an integer from 1")
+    expectUsage(await usageError(["probe", "--backlog", "-3"]), "invalid --backlog \"-3\"")
+  })
+})
+
+describe("the parser", () => {
+  const flags = {
+    port: Flags.value("port", "PORT", Flags.integer(0, 65535), "The port.", { variable: "T_PORT", default: "0" }),
+    keepAlive: Flags.switch_("keep-alive", "Keep alive.", "T_KEEP_ALIVE"),
+    json: Flags.switch_("json", "As JSON."),
+    text: Flags.value("text", "TEXT", Flags.text, "Any text.")
+  }
+  const serve: Flags.Command<typeof flags> = {
+    name: "serve",
+    summary: "Serve.",
+    usage: "serve [FLAGS]",
+    description: ["Serves."],
+    flags,
+    sections: [{ title: "Notes", lines: ["  kept as written"] }]
+  }
+  const other: Flags.Command = { name: "other", summary: "Other.", usage: "other", description: [], flags: {} }
+  const commands = [serve, other]
+  const parse = (...args: Array<string>) => Flags.parse(commands, args)
+  const usage = (...args: Array<string>) => {
+    const parsed = parse(...args)
+    return parsed._tag === "Usage" ? [parsed.message, parsed.command?.name] : parsed._tag
+  }
+  const given = (...args: Array<string>) => {
+    const parsed = parse(...args)
+    return parsed._tag === "Run" ? [parsed.command.name, Object.fromEntries(parsed.given)] : parsed._tag
+  }
+
+  it("one command, then its flags: each value checked as it is read, a switch true, its --no- form false", () => {
+    expect(given("serve", "--port", "7", "--keep-alive", "--text=-x", "--json")).toEqual([
+      "serve",
+      { port: 7, "keep-alive": true, text: "-x", json: true }
+    ])
+    expect(given("serve", "--port=0", "--no-keep-alive")).toEqual(["serve", { port: 0, "keep-alive": false }])
+    expect(given("serve", "--text", "--port")).toEqual(["serve", { text: "--port" }])
+    expect(given("other")).toEqual(["other", {}])
+  })
+
+  it("--help anywhere wins, naming the command it was given with; --version next", () => {
+    expect(parse("serve", "--port", "x", "--help")).toEqual({ _tag: "Help", command: serve })
+    expect(parse("-h")).toEqual({ _tag: "Help", command: undefined })
+    expect(parse("serve", "--version", "--bogus")).toEqual({ _tag: "Version" })
+  })
+
+  it("anything else is one usage error, naming the command whose help would say more", () => {
+    expect(usage()).toEqual(["a command is needed: serve, other", undefined])
+    expect(usage("--port", "1", "serve")).toEqual([
+      "--port goes after the command, e.g. effect-tcp-echo serve --port",
+      "serve"
+    ])
+    expect(usage("--no-keep-alive")).toEqual([
+      "--no-keep-alive goes after the command, e.g. effect-tcp-echo serve --no-keep-alive",
+      undefined
+    ])
+    expect(usage("--bogus=1")).toEqual(["unknown flag --bogus", undefined])
+    expect(usage("bogus")).toEqual(["unknown command \"bogus\": the commands are serve, other", undefined])
+    expect(usage("serve", "8080")).toEqual(["unexpected argument \"8080\": serve takes flags only", "serve"])
+    expect(usage("serve", "--bogus")).toEqual(["unknown flag --bogus for serve", "serve"])
+    expect(usage("serve", "--no-json")).toEqual(["unknown flag --no-json for serve", "serve"])
+    expect(usage("serve", "--no-port")).toEqual(["unknown flag --no-port for serve", "serve"])
+    expect(usage("serve", "--port", "1", "--port=2")).toEqual(["--port is given more than once: give it once", "serve"])
+    expect(usage("serve", "--no-keep-alive", "--keep-alive")).toEqual([
+      "--no-keep-alive and --keep-alive are both given: give one",
+      "serve"
+    ])
+    expect(usage("serve", "--json=yes")).toEqual(["--json takes no value (it is a switch)", "serve"])
+    expect(usage("serve", "--port")).toEqual(["--port needs a value (PORT)", "serve"])
+    expect(usage("serve", "--port", "x")).toEqual([
+      "invalid --port \"x\": expected an integer from 0 to 65535",
+      "serve"
+    ])
+  })
+
+  it("a flag wins over its variable; a variable is checked and named; a --no- switch turns its variable off", () =>
+    Effect.gen(function*() {
+      const resolve = (args: Array<string>, env: Record<string, string>) =>
+        Effect.gen(function*() {
+          const parsed = parse("serve", ...args)
+          if (parsed._tag !== "Run") throw new Error(parsed._tag)
+          return yield* Flags.resolve(flags, parsed.given)
+        }).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))))
+      const env = { T_PORT: "9", T_KEEP_ALIVE: "yes" }
+      expect(yield* resolve([], env)).toEqual({
+        values: { port: Option.some(9), keepAlive: Option.some(true), json: Option.none(), text: Option.none() },
+        sources: { port: "T_PORT", keepAlive: "T_KEEP_ALIVE", json: undefined, text: undefined }
+      })
+      const flagged = yield* resolve(["--port", "8", "--no-keep-alive"], env)
+      expect(flagged.values).toMatchObject({ port: Option.some(8), keepAlive: Option.some(false) })
+      expect(flagged.sources).toMatchObject({ port: "--port", keepAlive: "--keep-alive" })
+      expect(yield* Effect.flip(resolve([], { T_PORT: "0x50" }))).toEqual({
+        source: "T_PORT",
+        text: "0x50",
+        expected: "an integer from 0 to 65535"
+      })
+      expect(yield* Effect.flip(resolve(["--port", "1"], { T_KEEP_ALIVE: "sure" }))).toMatchObject({
+        source: "T_KEEP_ALIVE"
+      })
+    }).pipe(Effect.runPromise))
+
+  it("values as people type them: decimal integers, IPv4, any-case choices, booleans, networks, durations", () => {
+    expect(Flags.integer(1, 9)("-0")).toEqual(Either.left("an integer from 1 to 9"))
+    expect(Flags.integer(-9, 9)("-3")).toEqual(Either.right(-3))
+    expect(Flags.integer(0, 9)("1e3")).toEqual(Either.left("an integer from 0 to 9"))
+    expect(Flags.choice(["a", "b"])("B")).toEqual(Either.right("b"))
+    expect(Flags.choice(["a", "b"])("c")).toEqual(Either.left("one of a, b"))
+    for (const yes of ["true", "1", "YES", "on"]) expect(Flags.boolean(yes)).toEqual(Either.right(true))
+    for (const no of ["false", "0", "No", "OFF"]) expect(Flags.boolean(no)).toEqual(Either.right(false))
+    expect(Either.isLeft(Flags.boolean("maybe"))).toBe(true)
+    expect(Flags.networks(" 10.0.0.0/8 ,127.0.0.1")).toEqual(Either.right(["10.0.0.0/8", "127.0.0.1"]))
+    for (const bad of ["10.0.0.0/8,", "", "10.0.0.0/33"]) expect(Either.isLeft(Flags.networks(bad))).toBe(true)
+    expect(Flags.ipv4("localhost")).toEqual(Either.right("127.0.0.1"))
+    expect(Flags.text("-")).toEqual(Either.right("-"))
+  })
+
+  it("--help is written from the flags: each with its default and its variable, a switch with its --no- form", () => {
+    const text = Flags.help("prog", "1.2.3", "a summary.", commands, serve)
+    expect(text).toBe([
+      "Usage: prog serve [FLAGS]",
+      "",
+      "Serves.",
+      "",
+      "Flags:",
+      "  --port PORT",
+      "      The port. Default: 0. Variable: T_PORT.",
+      "  --keep-alive, --no-keep-alive",
+      "      Keep alive. Default: off. Variable: T_KEEP_ALIVE. --no-keep-alive turns it",
+      "      off, over T_KEEP_ALIVE.",
+      "  --json",
+      "      As JSON. Default: off.",
+      "  --text TEXT",
+      "      Any text.",
+      "  --help",
+      "      Print this help.",
+      "",
+      "Notes:",
+      "  kept as written",
+      ""
+    ].join("\n"))
+    expect(Flags.help("prog", "1.2.3", "a summary.", commands, undefined)).toBe([
+      "prog 1.2.3: a summary.",
+      "",
+      "Usage: prog COMMAND [FLAGS]",
+      "",
+      "Commands:",
+      "  serve   Serve.",
+      "  other   Other.",
+      "",
+      "'prog COMMAND --help' lists a command's flags; 'prog --version' prints the",
+      "version.",
+      ""
+    ].join("\n"))
+  })
+
+  it("wrapping keeps every word, within the columns asked (80 by default)", () => {
+    const words = "one two three four five six seven eight nine ten ".repeat(12).trim()
+    for (const columns of [80, 100]) {
+      const wrapped = Flags.wrap(words, "    ", "  ", columns)
+      expect(wrapped[0]!.startsWith("  one")).toBe(true)
+      for (const line of wrapped) expect(line.length).toBeLessThanOrEqual(columns)
+      // Full lines: the next word would not have fitted.
+      for (let i = 0; i + 1 < wrapped.length; i++) {
+        expect(wrapped[i]!.length + 1 + wrapped[i + 1]!.trim().split(" ")[0]!.length).toBeGreaterThan(columns)
+      }
+      expect(wrapped.join(" ").replace(/\s+/g, " ").trim()).toBe(words)
+    }
+    expect(Flags.wrap("x", "  ")).toEqual(["  x"])
+  })
+})
+
+describe("probe's table", () => {
+  it("a row per limit, its value and setting aligned; what it governs below; the SYN queue last", () => {
+    const long = "word ".repeat(30).trim()
+    const table = Probe.table([["a", "1", "sysctl a", "governs a"], ["bbb", "22 2", "ulimit -n", long]], "SYN queue: x")
+    const lines = table.split("\n")
+    expect(lines.slice(0, 3)).toEqual(["a    1     sysctl a", "    governs a", "bbb  22 2  ulimit -n"])
+    for (const line of lines.slice(3, -2)) expect(line).toMatch(/^ {4}word/)
+    for (const line of lines) expect(line.length).toBeLessThanOrEqual(100)
+    expect(lines.slice(-2)).toEqual(["", "SYN queue: x"])
+  })
+
+  it("limits read as numbers, unlimited, pairs, or unavailable", () => {
+    expect(Probe.formatLimit(5)).toBe("5")
+    expect(Probe.formatLimit(Number.POSITIVE_INFINITY)).toBe("unlimited")
+    expect(Probe.formatLimit({ soft: 1, hard: Number.POSITIVE_INFINITY })).toBe("soft=1 hard=unlimited")
+    expect(Probe.formatLimit(undefined)).toBe("unavailable")
+    expect(Probe.formatLimit(null)).toBe("unavailable")
+  })
+})
