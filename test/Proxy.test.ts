@@ -15,6 +15,7 @@ import { Command, IPv4Address, IPv4ProxyAddress, TransportProtocol, V2ProxyProto
 import type { Connection } from "../src/index.js"
 import { Client, Metrics, Server, TestKit } from "../src/index.js"
 import * as Proxy from "../src/internal/proxy.js"
+import { capturing } from "./utils/observe.js"
 import { eventually, rawConnect, readToEnd } from "./utils/peers.js"
 
 const dropped = (reason: string) =>
@@ -107,7 +108,8 @@ describe("the PROXY protocol", () => {
   it.scopedLive("a peer that resets before its address is read, or before its header, is a reset, not a refusal", () =>
     Effect.gen(function*() {
       const served = yield* Ref.make<Array<string>>([])
-      const server = yield* Server.make({ proxyProtocol: {} }, recording(served))
+      const log = capturing()
+      const server = yield* log.around(Server.make({ proxyProtocol: {} }, recording(served)))
       const port = server.address.port
       const counts = Effect.all({
         untrusted: dropped("proxy_untrusted"),
@@ -128,6 +130,12 @@ describe("the PROXY protocol", () => {
         `s.write("PROXY TCP4 127.9.8.7 127.0.0.1 40000 7\\r\\n"); s.resetAndDestroy() }); s.on("error", () => {})`
       ], { timeout: 30_000 })
       yield* eventually(counts, (now) => now.resets === before.resets + 1)
+      expect(log.records.filter((r) => r.message.includes("gone before"))).toEqual([
+        expect.objectContaining({
+          level: "INFO",
+          message: "a peer gone before its address was read reset the connection"
+        })
+      ])
       // The same reset once the server reads, before any header came.
       const peer = yield* rawConnect(port)
       const accepted = yield* eventually(server.connections, (live) => live.length === 1)

@@ -318,6 +318,7 @@ class Server implements Live {
     Metrics.connectionErrors.unsafeModify(1, this.labels.reason("Reset"))
     Metrics.connectionsReset.unsafeModify(1, this.labels.base)
     const kind = "connections ended (Reset)"
+    // Stryker disable next-line ConditionalExpression: equivalent when true (Effect's logger drops a record below the minimum level; the check saves building it)
     if (LogLevel.greaterThanEqual(LogLevel.Info, this.minimumLevel)) {
       this.logs.add(
         kind,
