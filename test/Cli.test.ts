@@ -1,11 +1,10 @@
-import { NodeContext } from "@effect/platform-node"
 import { afterEach, describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Layer } from "effect"
+import { Effect } from "effect"
 import { spawn, spawnSync } from "node:child_process"
 import * as net from "node:net"
-import * as Cli from "../src/Cli.js"
-import { Client, KernelLimits } from "../src/index.js"
+import { Client } from "../src/index.js"
 import { bin, run, runAsync, type Running, serve, untilNotReady } from "./utils/cli.js"
+import { expectUsage, usageError } from "./utils/usage.js"
 
 const started: Array<Running> = []
 const start = async (
@@ -38,39 +37,6 @@ const takenPort = async () => {
   await new Promise<void>((r) => taken.listen(0, "127.0.0.1", r))
   return { port: (taken.address() as net.AddressInfo).port, release: () => taken.close() }
 }
-
-/** Every usage error: one line naming what was wrong, the hint, exit status 2, no stack. */
-const expectUsage = (
-  result: { status: number | null; stderr: string; stdout: string },
-  ...fragments: Array<string>
-) => {
-  expect(result.status).toBe(2)
-  const lines = result.stderr.trimEnd().split("\n")
-  expect(lines).toHaveLength(2)
-  expect(lines[0]).toMatch(/^effect-tcp-echo: /)
-  for (const fragment of fragments) expect(lines[0]).toContain(fragment)
-  expect(lines[1]).toMatch(/^Try 'effect-tcp-echo( \w+)? --help'\.$/)
-  expect(result.stdout).toBe("")
-}
-
-/**
- * A usage error found by the command line the binary runs, run in this process (a subprocess
- * costs most of a second): what it prints, and that it is a usage error (exit status 2).
- */
-const usageError = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
-  Cli.program("test")(["node", "bin.js", ...args]).pipe(
-    Effect.provide(Layer.provideMerge(KernelLimits.layer, NodeContext.layer)),
-    Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))),
-    // A check that lets a bad value through starts a server instead: fail rather than wait.
-    Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => new Error(`${args.join(" ")} was not refused`) }),
-    Effect.flip,
-    Effect.runPromise
-  ).then((failure) => {
-    expect(failure).toBeInstanceOf(Cli.CliFailure)
-    const { reason, text } = failure as Cli.CliFailure
-    expect(reason).toBe("Usage")
-    return { status: 2, stdout: "", stderr: text }
-  })
 
 /** Connects, gets one byte echoed, resets; resolves with the peer's own address (`127.0.0.1:PORT`). */
 const peerReset = (port: number) =>

@@ -4,60 +4,16 @@
  * their --no- form, and the help written from the same flags. (The binary as a user runs it, in
  * subprocesses: Cli.test.ts.)
  */
-import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Either, Layer, Option } from "effect"
-import * as net from "node:net"
-import * as Cli from "../src/Cli.js"
-import { KernelLimits } from "../src/index.js"
+import { ConfigProvider, Effect, Either, Option } from "effect"
 import * as Probe from "../src/internal/cli/probe.js"
 import * as Flags from "../src/internal/flags.js"
-
-/** Every usage error: one line naming what was wrong, the hint, exit status 2, no stack. */
-const expectUsage = (
-  result: { status: number | null; stderr: string; stdout: string },
-  ...fragments: Array<string>
-) => {
-  expect(result.status).toBe(2)
-  const lines = result.stderr.trimEnd().split("\n")
-  expect(lines).toHaveLength(2)
-  expect(lines[0]).toMatch(/^effect-tcp-echo: /)
-  for (const fragment of fragments) expect(lines[0]).toContain(fragment)
-  expect(lines[1]).toMatch(/^Try 'effect-tcp-echo( \w+)? --help'\.$/)
-  expect(result.stdout).toBe("")
-}
-
-/**
- * A usage error found by the command line the binary runs, run in this process: what it
- * prints, and that it is a usage error (exit status 2).
- */
-const usageError = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
-  Cli.program("test")(["node", "bin.js", ...args]).pipe(
-    Effect.provide(Layer.provideMerge(KernelLimits.layer, NodeContext.layer)),
-    Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))),
-    // A check that lets a bad value through starts a server instead: fail rather than wait.
-    Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => new Error(`${args.join(" ")} was not refused`) }),
-    Effect.flip,
-    Effect.runPromise
-  ).then((failure) => {
-    expect(failure).toBeInstanceOf(Cli.CliFailure)
-    const { reason, text } = failure as Cli.CliFailure
-    expect(reason).toBe("Usage")
-    return { status: 2, stdout: "", stderr: text }
-  })
-
-/** A port that was free a moment ago: bound on port 0, then released. */
-const freePort = async () => {
-  const probe = net.createServer()
-  await new Promise<void>((r) => probe.listen(0, "127.0.0.1", r))
-  const port = (probe.address() as net.AddressInfo).port
-  await new Promise((r) => probe.close(r))
-  return port
-}
+import { expectUsage, usageError } from "./utils/usage.js"
 
 describe("usage errors name the flag or the variable", () => {
   it("a metrics port equal to the echo port is a usage error", async () => {
-    const port = await freePort()
+    // Refused before anything binds: no port is taken.
+    const port = 7007
     expectUsage(
       await usageError(["serve", "--port", String(port), "--metrics-port", String(port)]),
       "--metrics-port",
