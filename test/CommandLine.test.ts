@@ -4,10 +4,17 @@
  * their --no- form, and the help written from the same flags. (The binary as a user runs it, in
  * subprocesses: Cli.test.ts.)
  */
-import { describe, expect, it } from "@effect/vitest"
-import { ConfigProvider, Effect, Either, Option } from "effect"
+import { NodeContext } from "@effect/platform-node"
+import { describe, expect, it, vi } from "@effect/vitest"
+import { Cause, ConfigProvider, Duration, Effect, Either, Exit, FiberId, Layer, Option } from "effect"
+import * as os from "node:os"
+import * as Cli from "../src/Cli.js"
+import { KernelLimits } from "../src/index.js"
+import * as Failure from "../src/internal/cli/failure.js"
 import * as Probe from "../src/internal/cli/probe.js"
+import * as ServeFlags from "../src/internal/cli/serveFlags.js"
 import * as Flags from "../src/internal/flags.js"
+import * as Options_ from "../src/internal/options.js"
 import { expectUsage, usageError } from "./utils/usage.js"
 
 describe("usage errors name the flag or the variable", () => {
@@ -174,7 +181,13 @@ describe("the parser", () => {
     flags,
     sections: [{ title: "Notes", lines: ["  kept as written"] }]
   }
-  const other: Flags.Command = { name: "other", summary: "Other.", usage: "other", description: [], flags: {} }
+  const other: Flags.Command = {
+    name: "go",
+    summary: "Goes somewhere else entirely, by a long way round that takes more than one line to say.",
+    usage: "go",
+    description: [],
+    flags: {}
+  }
   const commands = [serve, other]
   const parse = (...args: Array<string>) => Flags.parse(commands, args)
   const usage = (...args: Array<string>) => {
@@ -193,7 +206,7 @@ describe("the parser", () => {
     ])
     expect(given("serve", "--port=0", "--no-keep-alive")).toEqual(["serve", { port: 0, "keep-alive": false }])
     expect(given("serve", "--text", "--port")).toEqual(["serve", { text: "--port" }])
-    expect(given("other")).toEqual(["other", {}])
+    expect(given("go")).toEqual(["go", {}])
   })
 
   it("--help anywhere wins, naming the command it was given with; --version next", () => {
@@ -203,7 +216,7 @@ describe("the parser", () => {
   })
 
   it("anything else is one usage error, naming the command whose help would say more", () => {
-    expect(usage()).toEqual(["a command is needed: serve, other", undefined])
+    expect(usage()).toEqual(["a command is needed: serve, go", undefined])
     expect(usage("--port", "1", "serve")).toEqual([
       "--port goes after the command, e.g. effect-tcp-echo serve --port",
       "serve"
@@ -213,7 +226,7 @@ describe("the parser", () => {
       undefined
     ])
     expect(usage("--bogus=1")).toEqual(["unknown flag --bogus", undefined])
-    expect(usage("bogus")).toEqual(["unknown command \"bogus\": the commands are serve, other", undefined])
+    expect(usage("bogus")).toEqual(["unknown command \"bogus\": the commands are serve, go", undefined])
     expect(usage("serve", "8080")).toEqual(["unexpected argument \"8080\": serve takes flags only", "serve"])
     expect(usage("serve", "--bogus")).toEqual(["unknown flag --bogus for serve", "serve"])
     expect(usage("serve", "--no-json")).toEqual(["unknown flag --no-json for serve", "serve"])
@@ -265,11 +278,16 @@ describe("the parser", () => {
     expect(Flags.choice(["a", "b"])("c")).toEqual(Either.left("one of a, b"))
     for (const yes of ["true", "1", "YES", "on"]) expect(Flags.boolean(yes)).toEqual(Either.right(true))
     for (const no of ["false", "0", "No", "OFF"]) expect(Flags.boolean(no)).toEqual(Either.right(false))
-    expect(Either.isLeft(Flags.boolean("maybe"))).toBe(true)
+    expect(Flags.boolean("maybe")).toEqual(Either.left("true or false (also 1/0, yes/no, on/off)"))
     expect(Flags.networks(" 10.0.0.0/8 ,127.0.0.1")).toEqual(Either.right(["10.0.0.0/8", "127.0.0.1"]))
     for (const bad of ["10.0.0.0/8,", "", "10.0.0.0/33"]) expect(Either.isLeft(Flags.networks(bad))).toBe(true)
     expect(Flags.ipv4("localhost")).toEqual(Either.right("127.0.0.1"))
     expect(Flags.text("-")).toEqual(Either.right("-"))
+    const duration = Flags.duration((value) => Options_.duration("", value, "positive"))
+    expect(duration("1.55s")).toEqual(Either.right(Duration.millis(1550)))
+    expect(duration(" 5s ")).toEqual(Either.right(Duration.seconds(5)))
+    expect(duration("2 minutes")).toEqual(Either.right(Duration.minutes(2)))
+    for (const bad of ["x5s", "5sx", "1.s", "-1s"]) expect(Either.isLeft(duration(bad)), bad).toBe(true)
   })
 
   it("--help is written from the flags: each with its default and its variable, a switch with its --no- form", () => {
@@ -303,7 +321,8 @@ describe("the parser", () => {
       "",
       "Commands:",
       "  serve   Serve.",
-      "  other   Other.",
+      "  go      Goes somewhere else entirely, by a long way round that takes more than",
+      "          one line to say.",
       "",
       "'prog COMMAND --help' lists a command's flags; 'prog --version' prints the",
       "version.",
@@ -324,18 +343,23 @@ describe("the parser", () => {
       expect(wrapped.join(" ").replace(/\s+/g, " ").trim()).toBe(words)
     }
     expect(Flags.wrap("x", "  ")).toEqual(["  x"])
+    expect(Flags.wrap("  a   b ", "")).toEqual(["a b"])
   })
 })
 
 describe("probe's table", () => {
   it("a row per limit, its value and setting aligned; what it governs below; the SYN queue last", () => {
     const long = "word ".repeat(30).trim()
-    const table = Probe.table([["a", "1", "sysctl a", "governs a"], ["bbb", "22 2", "ulimit -n", long]], "SYN queue: x")
+    const table = Probe.table([["a", "1", "sysctl a", "governs a"], ["bbb", "22 2", "ulimit -n", long]], `SYN ${long}`)
     const lines = table.split("\n")
     expect(lines.slice(0, 3)).toEqual(["a    1     sysctl a", "    governs a", "bbb  22 2  ulimit -n"])
-    for (const line of lines.slice(3, -2)) expect(line).toMatch(/^ {4}word/)
+    const blank = lines.indexOf("")
+    for (const line of lines.slice(3, blank)) expect(line).toMatch(/^ {4}word/)
     for (const line of lines) expect(line.length).toBeLessThanOrEqual(100)
-    expect(lines.slice(-2)).toEqual(["", "SYN queue: x"])
+    expect(lines[blank + 1]).toMatch(/^SYN word/)
+    // The SYN queue's sentence wrapped, not indented.
+    for (const line of lines.slice(blank + 2)) expect(line).toMatch(/^word/)
+    expect(lines.length).toBeGreaterThan(blank + 2)
   })
 
   it("limits read as numbers, unlimited, pairs, or unavailable", () => {
@@ -346,3 +370,134 @@ describe("probe's table", () => {
     expect(Probe.formatLimit(null)).toBe("unavailable")
   })
 })
+
+describe("serve's flags, checked together and made into the library's options", () => {
+  const resolved = (args: Array<string>, env: Record<string, string> = {}) =>
+    Effect.gen(function*() {
+      const parsed = Flags.parse([ServeFlags.command], ["serve", ...args])
+      if (parsed._tag !== "Run") throw new Error(parsed._tag === "Usage" ? parsed.message : parsed._tag)
+      return yield* Flags.resolve(ServeFlags.command.flags, parsed.given)
+    }).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))), Effect.runPromise)
+  const refusal = async (args: Array<string>, env: Record<string, string> = {}) =>
+    (await Effect.runPromise(Effect.flip(ServeFlags.checkTogether(await resolved(args, env))))).message
+
+  it("log levels in any case, warn for warning; workers as a count or auto", async () => {
+    expect((await resolved(["--log-level", "WARN"])).values.logLevel).toEqual(Option.some("warning"))
+    expect((await resolved(["--log-level", "Debug"])).values.logLevel).toEqual(Option.some("debug"))
+    expect((await resolved(["--workers", "AUTO"])).values.workers).toEqual(
+      Option.some(Math.max(1, os.availableParallelism()))
+    )
+    expect((await resolved(["--workers", "3"])).values.workers).toEqual(Option.some(3))
+  })
+
+  it("what the flags cannot say together is refused, naming each flag or variable", async () => {
+    expect(await refusal(["--port", "7007", "--metrics-port", "7007"])).toBe(
+      "--metrics-port 7007 is also the echo port (--port): give each its own"
+    )
+    expect(await refusal(["--metrics-host", "127.0.0.2"])).toBe(
+      "--metrics-host takes effect only with --metrics-port (or ECHO_METRICS_PORT): give it too, or drop it"
+    )
+    expect(await refusal(["--trusted-proxies", "10.0.0.0/8"])).toBe(
+      "--trusted-proxies takes effect only with --proxy-protocol (or ECHO_PROXY_PROTOCOL): give it too, or drop it"
+    )
+    expect(await refusal(["--proxy-header-timeout", "1s"], { ECHO_TRUSTED_PROXIES: "10.0.0.0/8" })).toBe(
+      "ECHO_TRUSTED_PROXIES and --proxy-header-timeout take effect only with --proxy-protocol (or " +
+        "ECHO_PROXY_PROTOCOL): give it too, or drop them"
+    )
+    // Both on port 0: the kernel gives each its own.
+    for (const args of [["--port", "0", "--metrics-port", "0"], ["--metrics-port", "7008"], ["--proxy-protocol"]]) {
+      await Effect.runPromise(ServeFlags.checkTogether(await resolved(args)))
+    }
+    await Effect.runPromise(
+      ServeFlags.checkTogether(await resolved(["--no-proxy-protocol"], { ECHO_PROXY_PROTOCOL: "true" }))
+    )
+    expect(await refusal(["--no-proxy-protocol", "--trusted-proxies", "10.0.0.0/8"], { ECHO_PROXY_PROTOCOL: "1" }))
+      .toContain("--trusted-proxies takes effect only with --proxy-protocol")
+  })
+
+  it("the options are what was given, nothing more: defaults stay the library's", async () => {
+    expect(ServeFlags.serverOptions((await resolved([])).values)).toEqual({})
+    expect(ServeFlags.serverOptions((await resolved(["--port", "7", "--no-delay", "--idle-timeout", "5s"])).values))
+      .toEqual({ port: 7, noDelay: true, idleTimeout: Duration.seconds(5) })
+    expect(ServeFlags.serverOptions((await resolved(["--keep-alive-delay", "60s"])).values)).toEqual({
+      keepAlive: true,
+      keepAliveInitialDelay: Duration.seconds(60)
+    })
+    expect(ServeFlags.serverOptions((await resolved(["--no-keep-alive"], { ECHO_KEEP_ALIVE: "on" })).values)).toEqual(
+      { keepAlive: false }
+    )
+    expect(ServeFlags.serverOptions((await resolved(["--proxy-protocol"])).values)).toEqual({ proxyProtocol: {} })
+    expect(
+      ServeFlags.serverOptions(
+        (await resolved(["--proxy-protocol", "--trusted-proxies", "10.0.0.0/8", "--proxy-header-timeout", "2s"])).values
+      )
+    ).toEqual({ proxyProtocol: { trustedProxies: ["10.0.0.0/8"], headerTimeout: Duration.seconds(2) } })
+    expect(ServeFlags.serverOptions((await resolved([], { ECHO_PROXY_PROTOCOL: "false" })).values)).toEqual({})
+  })
+})
+
+describe("how the command line ends", () => {
+  it("a usage error's text names the program and hints at the command's --help; a failure has no hint", () => {
+    expect(usageOf("no", "serve").text).toBe("effect-tcp-echo: no\nTry 'effect-tcp-echo serve --help'.\n")
+    expect(usageOf("no").text).toBe("effect-tcp-echo: no\nTry 'effect-tcp-echo --help'.\n")
+    expect(usageOf("no")).not.toHaveProperty("command")
+    expect(Failure.failed("gone")).toMatchObject({ reason: "Failed", message: "gone", text: "effect-tcp-echo: gone\n" })
+  })
+
+  it("the exit status: 0 done, 2 a usage error, 1 anything else, a bug included", () => {
+    expect(Failure.exitStatus(Exit.void)).toBe(0)
+    expect(Failure.exitStatus(Exit.fail(usageOf("x")))).toBe(2)
+    expect(Failure.exitStatus(Exit.fail(Failure.failed("x")))).toBe(1)
+    expect(Failure.exitStatus(Exit.die(new Error("bug")))).toBe(1)
+  })
+
+  it("a failure is reported as its text on stderr, a bug as one line naming it", async () => {
+    const written: Array<string> = []
+    vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => {
+      written.push(String(chunk))
+      return true
+    })
+    try {
+      await Effect.runPromise(Failure.report(Cause.fail(usageOf("bad", "probe"))))
+      await Effect.runPromise(Failure.report(Cause.die(new Error("oops"))))
+      await Effect.runPromise(Failure.report(Cause.die("plain")))
+      await Effect.runPromise(Failure.report(Cause.interrupt(FiberId.none)))
+    } finally {
+      vi.restoreAllMocks()
+    }
+    expect(written).toEqual([
+      "effect-tcp-echo: bad\nTry 'effect-tcp-echo probe --help'.\n",
+      "effect-tcp-echo: unexpected failure (a bug): oops\n",
+      "effect-tcp-echo: unexpected failure (a bug): plain\n",
+      "effect-tcp-echo: unexpected failure (a bug): interrupted\n"
+    ])
+  })
+
+  it("--help, --version and a command, each answered on stdout by the program itself", async () => {
+    const written: Array<string> = []
+    vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array, done?: unknown) => {
+      written.push(String(chunk))
+      if (typeof done === "function") done()
+      return true
+    })
+    const run = (...args: Array<string>) =>
+      Cli.run("9.9.9")(["node", "bin.js", ...args]).pipe(
+        Effect.provide(Layer.provideMerge(KernelLimits.layer, NodeContext.layer)),
+        Effect.runPromise
+      )
+    try {
+      expect(await run("--help")).toBe(0)
+      expect(await run("--version")).toBe(0)
+      expect(await run("probe", "--json", "--backlog", "7")).toBe(0)
+      expect(await run("client")).toBe(2)
+    } finally {
+      vi.restoreAllMocks()
+    }
+    expect(written[0]).toMatch(/^effect-tcp-echo 9\.9\.9: a resource-safe TCP \(IPv4\) echo server on Effect\.\n/)
+    expect(written[1]).toBe("effect-tcp-echo 9.9.9\n")
+    expect(JSON.parse(written[2]!)).toMatchObject({ backlog: { requested: 7 } })
+    expect(written).toHaveLength(3)
+  })
+})
+
+const usageOf = Failure.usage

@@ -34,13 +34,20 @@ describe("the reset on the way out", () => {
         whole.socket.once("finish", () => resume(Effect.void))
       })
       expect(ExitReset.resetAll()).toBe(3)
+      // Closed already, even before Node says so: nothing is left to reset.
+      expect(ExitReset.resetAll()).toBe(0)
       expect(yield* readToEnd(cut.peer)).toMatchObject({ error: "ECONNRESET" })
       expect(yield* readToEnd(whole.peer)).toEqual({ data: Buffer.from("done") })
       // Nothing was written to it: its answer, none, cannot pass for more than it is.
       expect((yield* readToEnd(silent.peer)).error).toBe("ECONNRESET")
-      // Gone already: nothing left to reset.
-      expect(ExitReset.resetAll()).toBe(0)
       yield* Scope.close(scope, Exit.void)
       yield* Scope.close(peers, Exit.void)
+    }))
+
+  it.scopedLive("it runs on the process's exit, once, however many listeners there are", () =>
+    Effect.gen(function*() {
+      yield* Listener.make()
+      yield* Listener.make()
+      expect(process.listeners("exit").filter((listener) => listener === ExitReset.resetAll)).toHaveLength(1)
     }))
 })

@@ -6,7 +6,7 @@
 import { FileSystem } from "@effect/platform"
 import { SystemError } from "@effect/platform/Error"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, Layer } from "effect"
+import { Duration, Effect, Either, Layer } from "effect"
 import type { Server } from "../src/index.js"
 import { KernelLimits } from "../src/index.js"
 import * as Host from "../src/internal/cli/host.js"
@@ -23,7 +23,12 @@ const limitsFile = [
  */
 const fakeFs = (
   files: Record<string, string | "unreadable">,
-  options: { readonly fds?: number; readonly reason?: "NotFound" | "PermissionDenied" } = {}
+  options: {
+    readonly fds?: number
+    readonly reason?: "NotFound" | "PermissionDenied"
+    /** `exists` fails instead of answering. */
+    readonly existsFails?: boolean
+  } = {}
 ) => {
   const reads = { now: 0, most: 0 }
   const fail = (method: string, path: string) =>
@@ -52,7 +57,7 @@ const fakeFs = (
       path === "/proc/self/fd" && options.fds !== undefined
         ? Effect.succeed(Array.from({ length: options.fds }, (_, i) => String(i)))
         : Effect.fail(fail("readDirectory", path)),
-    exists: (path) => Effect.succeed(path in files)
+    exists: (path) => options.existsFails === true ? Effect.fail(fail("exists", path)) : Effect.succeed(path in files)
   })
   return { reads, layer: Layer.provideMerge(KernelLimits.layer, fs) }
 }
@@ -101,7 +106,9 @@ describe("what serve reads before it listens", () => {
   it.effect("without /proc (not Linux) nothing is assumed, nothing fitted, nothing said about it", () =>
     Effect.gen(function*() {
       const host = yield* read(fakeFs({}))
-      expect(host).toEqual({ probed: Either.right({}), limits: {}, assumed: false, inUse: 0 })
+      expect(host).toStrictEqual({ probed: Either.right({}), limits: {}, assumed: false, inUse: 0 })
+      // Nor when even the file's existence cannot be asked.
+      expect((yield* read(fakeFs({}, { existsFails: true }))).assumed).toBe(false)
       expect(Host.fitToDescriptors({}, host.limits, host.inUse)).toEqual({ options: {}, budget: undefined })
       const log = capturing(true)
       yield* log.around(Host.report(host, {}, {}))
@@ -173,9 +180,58 @@ describe("exposure", () => {
   it("an address outside 127.0.0.0/8 is named as reachable from other hosts", () => {
     expect(Host.exposure("127.0.0.1", "127.0.0.1:7")).toBeUndefined()
     expect(Host.exposure("127.3.2.1", "127.3.2.1:7")).toBeUndefined()
-    expect(Host.exposure("0.0.0.0", "0.0.0.0:7")).toMatch(/^listening on 0\.0\.0\.0:7: every interface of this machine/)
-    expect(Host.exposure("192.0.2.1", "192.0.2.1:7")).toMatch(
-      /^listening on 192\.0\.2\.1:7: an address other hosts can reach/
+    expect(Host.exposure("0.0.0.0", "0.0.0.0:7")).toBe(
+      "listening on 0.0.0.0:7: every interface of this machine, so any host that can reach it can use this echo " +
+        "server; --host 127.0.0.1 (the default) keeps it to this machine"
+    )
+    expect(Host.exposure("192.0.2.1", "192.0.2.1:7")).toBe(
+      "listening on 192.0.2.1:7: an address other hosts can reach, so they can use this echo server; --host " +
+        "127.0.0.1 (the default) keeps it to this machine"
     )
   })
+})
+
+describe("keep-alive", () => {
+  const limits = { tcpKeepaliveTime: 600 }
+
+  it("on without a delay, it takes the kernel's idle time: Node's default of 0 would make Linux refuse it", () => {
+    expect(Host.withKeepAliveTime({ keepAlive: true }, limits)).toEqual({
+      keepAlive: true,
+      keepAliveInitialDelay: Duration.seconds(600)
+    })
+    // A delay given, keep-alive off, or no kernel value: as it is.
+    for (const options of [{ keepAlive: true, keepAliveInitialDelay: Duration.seconds(5) }, { keepAlive: false }, {}]) {
+      expect(Host.withKeepAliveTime(options, limits)).toBe(options)
+    }
+    const on = { keepAlive: true }
+    expect(Host.withKeepAliveTime(on, {})).toBe(on)
+  })
+
+  it("the report says when the first probe comes, and that libuv sets the rest", () =>
+    Effect.gen(function*() {
+      const host: Host.Host = { probed: Either.right(limits), limits, assumed: false, inUse: 0 }
+      const log = capturing(true)
+      yield* log.around(Host.report(host, { keepAlive: true }, Host.withKeepAliveTime({ keepAlive: true }, limits)))
+      yield* log.around(
+        Host.report(host, { keepAlive: true, keepAliveInitialDelay: "5 seconds" }, {
+          keepAlive: true,
+          keepAliveInitialDelay: "5 seconds"
+        })
+      )
+      yield* log.around(Host.report(host, { keepAlive: true }, { keepAlive: true }))
+      yield* log.around(Host.report(host, {}, { keepAlive: false }))
+      const said = log.records.filter((r) => r.message.startsWith("keep-alive on")).map((r) => r.message)
+      const rest =
+        "then every 1s; a peer that answers none of 10 probes is closed (libuv's TCP_KEEPINTVL and TCP_KEEPCNT)"
+      expect(said).toEqual([
+        `keep-alive on: first probe after 600s idle (net.ipv4.tcp_keepalive_time), ${rest}`,
+        `keep-alive on: first probe after 5s idle, ${rest}`,
+        `keep-alive on: first probe after the kernel's idle time, ${rest}`
+      ])
+      // The backlog first, with its numbers as annotations.
+      expect(log.records[0]).toMatchObject({
+        message: "backlog requested 511, effective 511",
+        annotations: { backlogRequested: 511, backlogEffective: 511 }
+      })
+    }).pipe(Effect.runPromise))
 })

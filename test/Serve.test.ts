@@ -7,10 +7,11 @@
  */
 import { NodeContext } from "@effect/platform-node"
 import { afterEach, describe, expect, it, vi } from "@effect/vitest"
-import { ConfigProvider, Effect, Exit, Fiber, Layer, Scope } from "effect"
+import { ConfigProvider, Effect, Exit, Fiber, Layer, LogLevel, Scope } from "effect"
 import * as net from "node:net"
 import * as Cli from "../src/Cli.js"
 import { Client, KernelLimits } from "../src/index.js"
+import * as Output from "../src/internal/cli/output.js"
 import * as Signals from "../src/internal/signals.js"
 import { capturing } from "./utils/observe.js"
 
@@ -60,13 +61,44 @@ describe("serve, run in this process", () => {
     expect(Exit.isSuccess(await Effect.runPromise(Fiber.await(fiber)))).toBe(true)
     const messages = log.records.map((r) => r.message)
     const at = (text: string) => messages.findIndex((m) => m.startsWith(text))
-    expect(at(`listening on 127.0.0.1:${port}`)).toBeGreaterThanOrEqual(0)
+    expect(log.records.find((r) => r.message.startsWith("listening on"))).toMatchObject({
+      message: `listening on 127.0.0.1:${port}`,
+      annotations: { address: `127.0.0.1:${port}` }
+    })
+    expect(log.records.find((r) => r.message.startsWith("metrics on"))).toMatchObject({
+      message: `metrics on http://127.0.0.1:${metrics}/metrics, probes on /healthz and /readyz`,
+      annotations: { metrics: `http://127.0.0.1:${metrics}/metrics` }
+    })
+    // On loopback, with the inspector closed, and limits that hold what it asks: nothing to warn of.
+    expect(log.records.filter((r) => r.level === "WARN")).toEqual([])
     // The report after the address, the metrics after the report.
     expect(at("backlog requested")).toBeGreaterThan(at("listening on"))
     expect(at(`metrics on http://127.0.0.1:${metrics}/metrics`)).toBeGreaterThan(at("open files limit"))
     expect(at("SIGTERM: shutting down gracefully")).toBeGreaterThan(at("metrics on"))
     expect(messages.at(-1)).toBe("stopped: the port is closed, and no connection is left open")
     expect(process.listenerCount("SIGTERM")).toBe(0)
+  })
+
+  it("says at start what it was asked that matters: the inspector allowed, the PROXY protocol", async () => {
+    stdout()
+    const usr1 = process.listenerCount("SIGUSR1")
+    const log = capturing()
+    const fiber = Effect.runFork(
+      log.around(Cli.program("test")(["node", "bin.js", "serve", "--inspect-on-sigusr1", "--proxy-protocol"]))
+        .pipe(Effect.provide(platform))
+    )
+    await until(() => log.records.some((r) => r.message.startsWith("PROXY protocol on")))
+    // Node's own SIGUSR1 behaviour, asked for: no listener of serve's in its way.
+    expect(process.listenerCount("SIGUSR1")).toBe(usr1)
+    process.emit("SIGTERM", "SIGTERM")
+    expect(Exit.isSuccess(await Effect.runPromise(Fiber.await(fiber)))).toBe(true)
+    expect(log.records.filter((r) => r.level === "WARN").map((r) => r.message)).toEqual([
+      "SIGUSR1 opens Node's inspector on 127.0.0.1:9229 (--inspect-on-sigusr1): any local user who can signal " +
+      "this process or reach that port can then run code as its user"
+    ])
+    expect(log.records.map((r) => r.message)).toContain(
+      "PROXY protocol on: a header (v1 or v2) from 127.0.0.0/8 within 5s, or the connection is refused"
+    )
   })
 
   it("without --metrics-port, stdout gets the address alone", async () => {
@@ -107,6 +139,54 @@ describe("serve, run in this process", () => {
       expect(writes).toEqual([])
     } finally {
       taken.close()
+    }
+  })
+})
+
+describe("the log, on stderr", () => {
+  /** What one record looks like in `format`, and whether the default logger wrote it too. */
+  const written = (format: Output.LogFormat, nested = false) => {
+    const errors: Array<string> = []
+    const logs: Array<string> = []
+    vi.spyOn(console, "error").mockImplementation((...args: Array<unknown>) => {
+      errors.push(args.map(String).join(" "))
+    })
+    vi.spyOn(console, "log").mockImplementation((...args: Array<unknown>) => {
+      logs.push(args.map(String).join(" "))
+    })
+    const layer = Output.loggingLayer(format, LogLevel.Info)
+    const record = Effect.logInfo("one record")
+    Effect.runSync(
+      nested
+        ? Effect.provide(record, layer).pipe(Effect.provide(Output.loggingLayer("pretty", LogLevel.Info)))
+        : Effect.provide(record, layer)
+    )
+    vi.restoreAllMocks()
+    return { errors, logs }
+  }
+
+  it("one record, one line on stderr, in the format asked; nothing on stdout", () => {
+    const previous = process.env.NO_COLOR
+    delete process.env.NO_COLOR
+    try {
+      const json = written("json")
+      expect(JSON.parse(json.errors[0]!)).toMatchObject({ message: "one record", logLevel: "INFO" })
+      expect(written("logfmt").errors[0]).toMatch(/^timestamp=\S+ level=INFO fiber=\S+ message="one record"$/)
+      const pretty = written("pretty")
+      expect(pretty.errors.join("\n")).toMatch(/INFO .*one record/)
+      // stderr is no terminal here: no colours.
+      expect(pretty.errors.join("\n")).not.toContain("\u001b[")
+      for (const format of ["json", "logfmt", "pretty"] as const) {
+        const { errors, logs } = written(format)
+        expect(errors.filter((e) => e.includes("one record")), format).toHaveLength(1)
+        expect(logs, format).toEqual([])
+      }
+      // One set inside another: the inner one only, once.
+      const nested = written("json", true)
+      expect(nested.errors).toHaveLength(1)
+      expect(JSON.parse(nested.errors[0]!).message).toBe("one record")
+    } finally {
+      if (previous !== undefined) process.env.NO_COLOR = previous
     }
   })
 })

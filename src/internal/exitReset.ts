@@ -55,5 +55,6 @@ export const track = (sockets: ReadonlySet<Transport.Socket>): Effect.Effect<voi
       installed = true
       process.on("exit", resetAll)
     }),
+    // Stryker disable next-line ArrowFunction: equivalent (the listener's release empties its set first: forgetting it frees memory only)
     () => Effect.sync(() => tracked.delete(sockets))
   )

@@ -146,10 +146,12 @@ export const client = (header: Buffer): string | undefined | "invalid" => {
   }
 }
 
-/** Whether a v1 header's address and port are an address of its family and a TCP port. */
+/**
+ * Whether a v1 header's address and port are an address of its family and a TCP port. The
+ * parser reads a port as decimal digits only: what is left to check is its range.
+ */
 const endpoint = (six: boolean, end: { readonly ipAddress: string; readonly port: number }): boolean =>
-  (six ? net.isIPv6(end.ipAddress) : net.isIPv4(end.ipAddress)) && Number.isInteger(end.port) && end.port >= 0 &&
-  end.port <= 65535
+  (six ? net.isIPv6(end.ipAddress) : net.isIPv4(end.ipAddress)) && end.port <= 65535
 
 const ipv6 = (octets: ReadonlyArray<number>): string => {
   const groups: Array<string> = []

@@ -89,8 +89,9 @@ export const fitToDescriptors = (
   const maxConnections = options.maxConnections ?? Server.defaults.maxConnections
   const maxPending = options.maxPending ?? Server.defaults.maxPending
   const soft = limits.openFiles?.soft
-  if (soft === undefined || !Number.isFinite(soft)) return { options, budget: undefined }
+  if (soft === undefined || soft === Number.POSITIVE_INFINITY) return { options, budget: undefined }
   const budget = Math.max(1, soft - inUse - descriptorReserve - metricsConnections)
+  // Stryker disable next-line EqualityOperator: equivalent (an exact fit, fitted, gives the same numbers)
   if (maxConnections + maxPending <= budget) return { options, budget }
   const connections = Math.min(maxConnections, budget)
   return {

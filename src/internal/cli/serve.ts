@@ -38,6 +38,7 @@ export const run = (
 ): Effect.Effect<void, CliFailure, KernelLimits.KernelLimits | FileSystem.FileSystem> => {
   const { values } = resolved
   const level = LogLevel.fromLiteral(capitalize(Option.getOrElse(values.logLevel, () => "info" as const)))
+  // Stryker disable next-line ArrowFunction: equivalent (no format is the pretty one)
   const format = Option.getOrElse(values.logFormat, () => "pretty" as const)
   const as = role(resolved)
   const served = as._tag === "Worker"
@@ -121,6 +122,7 @@ const serveMetrics = (
   Effect.gen(function*() {
     if (Option.isNone(values.metricsPort)) return undefined
     const bound = yield* Prometheus.serve({
+      // Stryker disable next-line ArrowFunction: equivalent (Prometheus.serve's own default is this one)
       host: Option.getOrElse(values.metricsHost, () => Prometheus.defaults.host),
       port: values.metricsPort.value,
       maxConnections: metricsMaxConnections,
@@ -136,14 +138,12 @@ const serveMetrics = (
         Option.match({ onNone: () => Prometheus.exposition, onSome: (s) => s.exposition })
       )
     }).pipe(Effect.mapError((error) => {
-      const from = [sources.metricsHost, sources.metricsPort].filter((s) => s !== undefined)
-      const which = from.length === 1 && sources.metricsPort !== undefined ? "port" : "address"
-      return failed(
-        `cannot serve metrics: ${
-          error.code === "EMFILE" ? Host.outOfDescriptors(error.address, host) : error.message
-        }` +
-          (from.length === 0 ? "" : ` (${which} from ${from.join(" and ")})`)
-      )
+      // The port was given (the listener is there for it), the host perhaps.
+      const from = sources.metricsHost === undefined
+        ? `port from ${sources.metricsPort}`
+        : `address from ${sources.metricsHost} and ${sources.metricsPort}`
+      const why = error.code === "EMFILE" ? Host.outOfDescriptors(error.address, host) : error.message
+      return failed(`cannot serve metrics: ${why} (${from})`)
     }))
     if (!bound.host.startsWith("127.")) {
       yield* Effect.logWarning(

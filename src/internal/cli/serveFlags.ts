@@ -24,6 +24,7 @@ export const metricsMaxConnections = 16
 const port = Flags.integer(0, 65535)
 const logLevel = (text: string) => Flags.choice(logLevels)(text.toLowerCase() === "warn" ? "warning" : text)
 const durationFlag = (zero: "zero allowed" | "positive") =>
+  // Stryker disable next-line StringLiteral: equivalent (only what is expected is kept, not the option's name)
   Flags.duration((value) => Options_.duration("", value, zero))
 
 /** A number of workers, or `auto`: one per core this process may use. */
@@ -114,6 +115,7 @@ const flags = {
   keepAliveDelay: Flags.value(
     "keep-alive-delay",
     "DURATION",
+    // Stryker disable next-line StringLiteral: equivalent (only what is expected is kept, not the option's name)
     Flags.duration((value) => Options_.keepAliveDelay("", value)),
     "Idle time before the first keepalive probe, in whole seconds (1s to 32767s); implies --keep-alive. Probes then follow every second, 10 of them (libuv sets TCP_KEEPINTVL 1 and TCP_KEEPCNT 10 on the socket, whatever net.ipv4.tcp_keepalive_intvl and _probes say).",
     {
