@@ -20,6 +20,7 @@ import * as Probe from "./internal/cli/probe.js"
 import * as Serve from "./internal/cli/serve.js"
 import * as ServeFlags from "./internal/cli/serveFlags.js"
 import * as Flags from "./internal/flags.js"
+import * as Simulate from "./internal/testkit/launch.js"
 import type * as KernelLimits from "./KernelLimits.js"
 
 /**
@@ -60,6 +61,12 @@ const commands: ReadonlyArray<Command> = [
 
 const specs = commands.map((c) => c.spec)
 
+/** The test kit's runner: flags of its own, read by the process it runs in. */
+const simulate = {
+  name: "simulate",
+  summary: "Property-test a handler's shutdown on the simulated network ('simulate --help' for its flags)."
+}
+
 /**
  * Runs the command line `argv` (with the node and script paths, as `process.argv`): answers
  * `--help` and `--version`, or runs the command it names. Every failure is a `CliFailure`, whose
@@ -74,7 +81,9 @@ export const program = (version: string) => (argv: ReadonlyArray<string>): Effec
     switch (parsed._tag) {
       case "Help":
         return Output.write(
-          Flags.help(name, version, "a resource-safe TCP (IPv4) echo server on Effect.", specs, parsed.command)
+          Flags.help(name, version, "a resource-safe TCP (IPv4) echo server on Effect.", specs, parsed.command, [
+            simulate
+          ])
         )
       case "Version":
         return Output.writeLine(`${name} ${version}`)
@@ -98,7 +107,9 @@ export const program = (version: string) => (argv: ReadonlyArray<string>): Effec
  * @category commands
  */
 export const run = (version: string) => (argv: ReadonlyArray<string>): Effect.Effect<ExitStatus, never, Platform> =>
-  program(version)(argv).pipe(
+  // simulate runs in a Node process of its own, on the installed modules that a user's handler
+  // module shares (internal/testkit/launch.ts), not on this bundle.
+  argv[2] === simulate.name ? Simulate.launch(argv) : program(version)(argv).pipe(
     Effect.onError(report),
     Effect.exit,
     Effect.map(exitStatus)

@@ -494,6 +494,8 @@ describe("how the command line ends", () => {
       vi.restoreAllMocks()
     }
     expect(written[0]).toMatch(/^effect-tcp-echo 9\.9\.9: a resource-safe TCP \(IPv4\) echo server on Effect\.\n/)
+    // simulate is listed beside the commands this parser reads, though its own process reads its flags.
+    expect(written[0]).toMatch(/\n {2}simulate +Property-test a handler's shutdown/)
     expect(written[1]).toBe("effect-tcp-echo 9.9.9\n")
     expect(JSON.parse(written[2]!)).toMatchObject({ backlog: { requested: 7 } })
     expect(written).toHaveLength(3)

@@ -408,7 +408,7 @@ describe("the table of workers and the port each asks for (pool.ts)", () => {
     expect(seventh?.metricState).toMatchObject({ count: 0 })
   })
 
-  it.effect("the workers left are killed with the primary's process, while the scope lasts", () =>
+  it.effect("the workers left are sent SIGTERM (their second signal) when the primary's process exits, while the scope lasts", () =>
     Effect.gen(function*() {
       const { forked, pool } = poolOf()
       yield* pool.fork(1)
@@ -416,12 +416,12 @@ describe("the table of workers and the port each asks for (pool.ts)", () => {
       forked[1]!.worker.exit(0)
       const before = process.listenerCount("exit")
       yield* Effect.scoped(Effect.gen(function*() {
-        yield* pool.killOnExit()
+        yield* pool.orphanOnExit()
         expect(process.listenerCount("exit")).toBe(before + 1)
         process.listeners("exit").at(-1)!(0)
       }))
       expect(process.listenerCount("exit")).toBe(before)
-      expect(forked.map((f) => f.worker.signals)).toEqual([["SIGKILL"], []])
+      expect(forked.map((f) => f.worker.signals)).toEqual([["SIGTERM"], []])
     }))
 })
 

@@ -330,17 +330,19 @@ export const help = (
   version: string,
   summary: string,
   commands: ReadonlyArray<Command>,
-  command: Command | undefined
+  command: Command | undefined,
+  others: ReadonlyArray<{ readonly name: string; readonly summary: string }> = []
 ): string => {
   if (command === undefined) {
-    const column = Math.max(...commands.map((c) => c.name.length)) + 5
+    const listed = [...commands, ...others]
+    const column = Math.max(...listed.map((c) => c.name.length)) + 5
     return [
       `${program} ${version}: ${summary}`,
       "",
       `Usage: ${program} COMMAND [FLAGS]`,
       "",
       "Commands:",
-      ...commands.flatMap((c) => wrap(c.summary, " ".repeat(column), `  ${c.name}`.padEnd(column))),
+      ...listed.flatMap((c) => wrap(c.summary, " ".repeat(column), `  ${c.name}`.padEnd(column))),
       "",
       ...wrap(`'${program} COMMAND --help' lists a command's flags; '${program} --version' prints the version.`, ""),
       ""

@@ -12,21 +12,19 @@ import * as path from "node:path"
 
 /**
  * Runs `simulate` with the arguments after it in `argv` (as `process.argv`), stdio shared, and
- * sets the process's exit status to the child's. Interrupted (a signal), it stops the child.
+ * succeeds with the child's exit status: 0 passed, 2 bad arguments, 1 anything else (a failure
+ * found, a child that could not start or was killed). Interrupted (a signal), it stops the child.
  *
  * @internal
  */
-export const launch = (argv: ReadonlyArray<string>): Effect.Effect<void> =>
-  Effect.async<void>((resume) => {
+export const launch = (argv: ReadonlyArray<string>): Effect.Effect<0 | 1 | 2> =>
+  Effect.async<0 | 1 | 2>((resume) => {
     // dist/src/bin.js runs the command; dist/src/internal/testkit/main.js is the runner (main.ts
     // under tsx, from the sources).
     const dir = path.join(path.dirname(path.resolve(argv[1] ?? ".")), "internal", "testkit")
     const entry = fs.existsSync(path.join(dir, "main.js")) ? path.join(dir, "main.js") : path.join(dir, "main.ts")
     const child = spawn(process.execPath, [...process.execArgv, entry, ...argv.slice(3)], { stdio: "inherit" })
-    const done = (code: number) => {
-      process.exitCode = code
-      resume(Effect.void)
-    }
+    const done = (code: number) => resume(Effect.succeed(code === 0 || code === 2 ? code : 1))
     child.once("error", (error) => {
       process.stderr.write(`effect-tcp-echo simulate: cannot start ${entry}: ${error.message}\n`)
       done(1)
