@@ -1,10 +1,10 @@
 /**
  * The package as a consumer meets it: `npm pack` (its prepack builds), then the tarball installed
- * in a scratch app with its peer dependencies from the registry, where the README's library
- * example must type-check (strict, exactOptionalPropertyTypes) and run: it must print its
- * address, echo what a peer sends, and shut down gracefully on SIGINT. Also: one copy of effect
- * in the app, the binary answering --help from the app, and its `simulate` running a handler
- * module of the app's own.
+ * in a scratch app with its peer dependencies from the registry, where the library's first
+ * example (docs/library.md, "The server as an effect") must type-check (strict,
+ * exactOptionalPropertyTypes) and run: it must print its address, echo what a peer sends, and
+ * shut down gracefully on SIGINT. Also: one copy of effect in the app, the binary answering
+ * --help from the app, and its `simulate` running a handler module of the app's own.
  *
  * Needs the npm registry (CI has it): `npm run check:package`, run by .ci/run. Every step has a
  * time bound; the whole takes about a minute. Prints one line per check, then `N passed, N failed`.
@@ -39,12 +39,13 @@ const check = async (name: string, body: () => Promise<void> | void) => {
 const sh = (command: string, args: ReadonlyArray<string>, cwd: string, timeout: number) =>
   execFileSync(command, args, { cwd, encoding: "utf8", timeout, stdio: ["ignore", "pipe", "pipe"] })
 
-/** The README's library example: the first TypeScript block after "As a library". */
-const readmeExample = () => {
-  const readme = fs.readFileSync(path.join(root, "README.md"), "utf8")
-  const from = readme.indexOf("As a library")
-  const block = /```ts\n([\s\S]*?)```/.exec(readme.slice(from))
-  if (from < 0 || block === null) throw new Error("README.md has no ```ts block after \"As a library\"")
+/** The library's first example: the first TypeScript block after "The server as an effect" in docs/library.md. */
+const heading = "The server as an effect"
+const libraryExample = () => {
+  const doc = fs.readFileSync(path.join(root, "docs/library.md"), "utf8")
+  const from = doc.indexOf(heading)
+  const block = /```ts\n([\s\S]*?)```/.exec(doc.slice(from))
+  if (from < 0 || block === null) throw new Error(`docs/library.md has no \`\`\`ts block after "${heading}"`)
   return block[1]!
 }
 
@@ -89,8 +90,8 @@ const tsc = (project: string) => {
   }
 }
 
-await check("the README's example type-checks (strict, exactOptionalPropertyTypes)", () => {
-  fs.writeFileSync(path.join(app, "main.ts"), readmeExample())
+await check("the library's example type-checks (strict, exactOptionalPropertyTypes)", () => {
+  fs.writeFileSync(path.join(app, "main.ts"), libraryExample())
   // skipLibCheck as Effect's own templates set it: @effect/platform-node's declarations import
   // `ws`, whose types it does not depend on. Ours are checked without it below.
   fs.writeFileSync(
@@ -121,7 +122,7 @@ await check("every entry point resolves with its types, which type-check without
 })
 
 await check(
-  "the README's example runs: listens, echoes, and exits 0 on SIGINT",
+  "the library's example runs: listens, echoes, and exits 0 on SIGINT",
   () =>
     new Promise<void>((resolve, reject) => {
       const child = spawn(process.execPath, [path.join(app, "out/main.js")], {
