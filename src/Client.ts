@@ -35,8 +35,8 @@ export interface Options {
    * Check every end of input with the kernel, so that a reset Node reports as a clean end fails
    * as a `Reset` (see {@link connect}). While the client still writes, that is one write of zero
    * bytes. Once it has half-closed, it is a read of `/proc/net/tcp` (Linux), whose cost grows with
-   * every TCP socket on the machine, `TIME_WAIT` ones included: measured 17 ms with 3,900. Turn it
-   * off for a client that half-closes on connections by the thousand. Default true.
+   * every TCP socket on the machine, `TIME_WAIT` ones included. Turn it off for a client that
+   * half-closes on connections by the thousand. Default true.
    */
   readonly verifyEnd?: boolean
 }

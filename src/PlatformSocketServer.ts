@@ -26,7 +26,7 @@
  * One thing layers alone cannot give: a layer built on {@link layer} (`RpcServer.layer`) is
  * released before it, and `RpcServer`'s release waits, uninterruptibly, for every response it is
  * writing. A large response to a peer that stopped reading holds it before this server's
- * shutdown has begun (a trial with a 64 MiB response was still waiting when stopped after 25 s).
+ * shutdown has begun, for as long as the peer does not read.
  * {@link serve} builds such a layer on this server and releases both at once, so that the
  * deadline bounds that wait too; with {@link layer}, `idleTimeout` bounds it (keep it above
  * `RpcClient`'s 10 s ping).

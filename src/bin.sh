@@ -1,8 +1,9 @@
 #!/bin/sh
 # The `effect-tcp-echo` command (package.json's bin): Node with the binary, dist/src/bin.js, once
-# the open-files limit lets Node start at all. Below about 19 descriptors (Node 20) or 24 (Node 22
-# and 24) Node dies while it loads, with a stack or a crash and no word on why; this says so in
-# one line instead. From 32 on, the binary reports what it cannot open itself, also in one line.
+# the open-files limit lets Node start at all. Below the few dozen descriptors Node needs to load
+# (more on newer versions), it dies while it loads, with a stack or a crash and no word on why;
+# this says so in one line instead. 32 covers Node 20, 22 and 24; from there on, the binary
+# reports what it cannot open itself, also in one line.
 # Copied to dist/src/effect-tcp-echo by `npm run build`; `exec`, so that signals reach Node.
 need=32
 limit=$(ulimit -n)

@@ -41,7 +41,8 @@ const readProgram = (): Buffer => {
   }
 }
 // What is read to compile (the bundle's bytes and text, the cache) is let go once compiled: held
-// at the module's top level, it would stay in memory (about 5 MB) for the server's life.
+// at the module's top level, it would stay in memory (the bundle's size, twice, and the cache's)
+// for the server's life.
 const compile = (): (...args: ReadonlyArray<unknown>) => void => {
   const source = readProgram()
   const digest = createHash("sha256").update(source).digest()

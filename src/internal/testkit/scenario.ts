@@ -57,8 +57,8 @@ export const operation = (options: Generation = {}, faults = false): fc.Arbitrar
   )
 }
 
-// Stryker disable all: test data (any bytes that depend on their position serve), and instrumented
-// for mutation its loop per byte made the generator slower than the runs it feeds.
+// Stryker disable all: test data (any bytes that depend on their position serve), and a loop per
+// byte instrumented for mutation must not cost more than the runs it feeds.
 /** Bytes in which every byte depends on its position (xorshift from `seed`): a byte out of place shows. */
 const pattern = (length: number, seed: number): Uint8Array => {
   const bytes = new Uint8Array(length)
