@@ -205,3 +205,12 @@ export const roundTrip = (
   payload: ReadonlyArray<Uint8Array>
 ): Effect.Effect<Uint8Array, ConnectError | Connection.ConnectionError> =>
   Effect.scoped(Effect.flatMap(connect(options), (client) => exchange(client, Stream.fromIterable(payload))))
+
+/**
+ * This module as a namespace, the shape the root entry point gives it:
+ * `import { Client } from "effect-tcp-echo/Client"`, as well as
+ * `import * as Client from "effect-tcp-echo/Client"`.
+ *
+ * @since 0.1.0
+ */
+export * as Client from "./Client.js"

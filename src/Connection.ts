@@ -203,3 +203,12 @@ export const make = (
     // Stryker disable next-line StringLiteral: equivalent (Socket.close tells "reset" from anything else)
     (driven) => driven.close("close")
   )
+
+/**
+ * This module as a namespace, the shape the root entry point gives it:
+ * `import { Connection } from "effect-tcp-echo/Connection"`, as well as
+ * `import * as Connection from "effect-tcp-echo/Connection"`.
+ *
+ * @since 0.1.0
+ */
+export * as Connection from "./Connection.js"

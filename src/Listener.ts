@@ -441,3 +441,12 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
   )
 
 const ignore = () => {}
+
+/**
+ * This module as a namespace, the shape the root entry point gives it:
+ * `import { Listener } from "effect-tcp-echo/Listener"`, as well as
+ * `import * as Listener from "effect-tcp-echo/Listener"`.
+ *
+ * @since 0.1.0
+ */
+export * as Listener from "./Listener.js"

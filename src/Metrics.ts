@@ -179,3 +179,12 @@ const labels = (base: ReadonlyArray<MetricLabel.MetricLabel>): Labels => {
  * @internal
  */
 export const currentLabels: Effect.Effect<Labels> = Effect.map(FiberRef.get(FiberRef.currentMetricLabels), labels)
+
+/**
+ * This module as a namespace, the shape the root entry point gives it:
+ * `import { Metrics } from "effect-tcp-echo/Metrics"`, as well as
+ * `import * as Metrics from "effect-tcp-echo/Metrics"`.
+ *
+ * @since 0.1.0
+ */
+export * as Metrics from "./Metrics.js"

@@ -335,3 +335,12 @@ export const serve = <A, E, R>(
     )
     return Context.add(built, SocketServer.SocketServer, socketServer)
   }))
+
+/**
+ * This module as a namespace, the shape the root entry point gives it:
+ * `import { PlatformSocketServer } from "effect-tcp-echo/PlatformSocketServer"`, as well as
+ * `import * as PlatformSocketServer from "effect-tcp-echo/PlatformSocketServer"`.
+ *
+ * @since 0.1.0
+ */
+export * as PlatformSocketServer from "./PlatformSocketServer.js"

@@ -311,3 +311,12 @@ export const serve = (
     const bound = server.address() as { address: string; port: number }
     return { host: bound.address, port: bound.port }
   })
+
+/**
+ * This module as a namespace, the shape the root entry point gives it:
+ * `import { Prometheus } from "effect-tcp-echo/Prometheus"`, as well as
+ * `import * as Prometheus from "effect-tcp-echo/Prometheus"`.
+ *
+ * @since 0.1.0
+ */
+export * as Prometheus from "./Prometheus.js"

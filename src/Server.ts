@@ -422,3 +422,12 @@ export const layer = <E = never, R = never>(
   handler?: Handler<E, R>
 ): Layer.Layer<EchoServer, ServerError | Listener.ListenError, Exclude<R, Scope.Scope>> =>
   Layer.scoped(EchoServer, make(options, handler as Handler<E, R>))
+
+/**
+ * This module as a namespace, the shape the root entry point gives it:
+ * `import { Server } from "effect-tcp-echo/Server"`, as well as
+ * `import * as Server from "effect-tcp-echo/Server"`.
+ *
+ * @since 0.1.0
+ */
+export * as Server from "./Server.js"

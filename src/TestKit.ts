@@ -684,3 +684,12 @@ export interface SimulationReport {
 export const runSimulation: <E = never, R = never>(
   options?: SimulationRunOptions<E, R>
 ) => Effect.Effect<SimulationReport, never, Exclude<R, Scope.Scope>> = Simulation.runSimulation
+
+/**
+ * This module as a namespace, the shape the root entry point gives it:
+ * `import { TestKit } from "effect-tcp-echo/TestKit"`, as well as
+ * `import * as TestKit from "effect-tcp-echo/TestKit"`.
+ *
+ * @since 0.1.0
+ */
+export * as TestKit from "./TestKit.js"

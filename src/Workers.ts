@@ -702,3 +702,12 @@ export class WorkersService extends Context.Tag("effect-tcp-echo/Workers")<Worke
  */
 export const layer = (options: Options): Layer.Layer<WorkersService, WorkersError> =>
   Layer.scoped(WorkersService, make(options))
+
+/**
+ * This module as a namespace, the shape the root entry point gives it:
+ * `import { Workers } from "effect-tcp-echo/Workers"`, as well as
+ * `import * as Workers from "effect-tcp-echo/Workers"`.
+ *
+ * @since 0.1.0
+ */
+export * as Workers from "./Workers.js"

@@ -103,6 +103,100 @@ describe("package", () => {
   })
 })
 
+/** The subpath entry points (`effect-tcp-echo/Server`, ...), by module name. */
+const subpaths = Object.keys(pkg.exports).filter((key) => key !== "." && key !== "./package.json").map((key) =>
+  key.slice(2)
+)
+/**
+ * The subpaths whose module exports itself under its own name, so that `import { X } from
+ * "effect-tcp-echo/X"` is the namespace the root gives: all but KernelLimits, whose `KernelLimits`
+ * is its service's tag (a class, which a namespace of the same name cannot merge with).
+ */
+const named = subpaths.filter((name) => name !== "KernelLimits")
+
+describe("the published declarations", () => {
+  it("no published .d.ts says @internal: internal items are stripped from them", () => {
+    const declarations = files.filter((f) => f.endsWith(".d.ts"))
+    expect(declarations.length).toBeGreaterThan(subpaths.length)
+    const marked = declarations.filter((f) => fs.readFileSync(path.join(root, f), "utf8").includes("@internal"))
+    expect(marked).toEqual([])
+  })
+
+  it("a consumer type-checks against them without skipLibCheck, each entry in both import forms", () => {
+    // Inside the package, so that `effect-tcp-echo/X` resolves through package.json's exports (a
+    // package's self-reference) to dist, and effect to this repository's node_modules.
+    const dir = fs.mkdtempSync(path.join(root, "test", ".consumer-"))
+    try {
+      const lines = named.flatMap((name, i) => [
+        `import * as A${i} from "effect-tcp-echo/${name}"`,
+        `import { ${name} as B${i} } from "effect-tcp-echo/${name}"`,
+        // The named namespace is the module: every member, values and types.
+        `export const same${i}: typeof A${i} = B${i}`
+      ])
+      fs.writeFileSync(
+        path.join(dir, "consumer.ts"),
+        [
+          `import * as Root from "effect-tcp-echo"`,
+          ...subpaths.map((name, i) => `export * as C${i} from "effect-tcp-echo/${name}"`),
+          `import { KernelLimits } from "effect-tcp-echo/KernelLimits"`,
+          `export const tag: typeof Root.KernelLimits.KernelLimits = KernelLimits`,
+          ...lines,
+          `import { Workers } from "effect-tcp-echo/Workers"`,
+          `import { Prometheus } from "effect-tcp-echo/Prometheus"`,
+          `export const workers: Workers.Options = { workers: 1, exec: "worker.js" }`,
+          `export const make: (options: Workers.Options) => unknown = Workers.make`,
+          `export const metrics: Prometheus.Options = { port: 0 }`,
+          `export const server: typeof Root.Server.make = Root.Server.make`,
+          ""
+        ].join("\n")
+      )
+      fs.writeFileSync(
+        path.join(dir, "tsconfig.json"),
+        JSON.stringify({
+          compilerOptions: {
+            target: "ES2022",
+            module: "NodeNext",
+            moduleResolution: "NodeNext",
+            strict: true,
+            exactOptionalPropertyTypes: true,
+            noUncheckedIndexedAccess: true,
+            skipLibCheck: false,
+            noEmit: true,
+            types: ["node"]
+          },
+          files: ["consumer.ts"]
+        })
+      )
+      const tsc = spawnSync(process.execPath, [path.join(root, "node_modules/typescript/bin/tsc"), "-p", dir], {
+        cwd: root,
+        encoding: "utf8",
+        timeout: 120_000
+      })
+      // The package's own declarations only: a dependency's are its own business.
+      const ours = tsc.stdout.split("\n").filter((line) => !/^node_modules\//.test(line) && line.trim() !== "")
+      expect(ours).toEqual([])
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true })
+    }
+  }, 120_000)
+
+  it("each subpath gives its module both ways: as the namespace import, and as a named namespace", () => {
+    expect(named.length).toBe(subpaths.length - 1)
+    const script = named.map((name) =>
+      `{ const all = await import("effect-tcp-echo/${name}"); ` +
+      `if (all.${name} !== all || Object.keys(all).length < 2) ` +
+      `throw new Error("${name}: the named namespace is not the module") }`
+    ).join("\n")
+    const result = spawnSync(process.execPath, ["--input-type=module", "-e", script], {
+      cwd: root,
+      encoding: "utf8",
+      timeout: 60_000
+    })
+    expect(result.stderr).toBe("")
+    expect(result.status).toBe(0)
+  })
+})
+
 /** Every module file the built entry reaches, and every bare specifier it imports, statically. */
 const graph = (entry: string) => {
   const modules = new Set<string>()

@@ -2,8 +2,6 @@
  * Connecting a client socket as a scoped resource: interruptible while connecting (the canceller
  * destroys the socket, so a timeout can end it), uninterruptible from the moment it connects
  * until its release is registered.
- *
- * @internal
  */
 import { Effect } from "effect"
 import type { Scope } from "effect"

@@ -3,8 +3,6 @@
  * echo, or nobody), what happened to the connection (the peer's FIN, a failure), and the fibers
  * parked until one of those moves. Node's callbacks only record and wake; every decision is taken
  * in the read, the write or the end of the fiber that asked.
- *
- * @internal
  */
 import { Chunk, Duration, Effect, Option, Stream } from "effect"
 import type { Connection, Options, RunOptions, Stats } from "../Connection.js"

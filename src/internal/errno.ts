@@ -1,16 +1,18 @@
 /**
  * The one place where Node's errno codes become the reasons users match on.
- *
- * @internal
  */
 
-/** @internal */
+// The reasons are part of the public errors' types (Listener.ListenErrorReason,
+// Connection.ConnectionErrorReason, Client's ConnectError): not marked internal, so that the
+// published declarations keep them.
+
+/** Why listening failed, from its errno. */
 export type ListenReason = "AddressInUse" | "PermissionDenied" | "AddressNotAvailable" | "Unknown"
 
-/** @internal */
+/** Why a connection failed, from its errno. */
 export type ConnectionReason = "Reset" | "BrokenPipe" | "Timeout" | "Unknown"
 
-/** @internal */
+/** Why connecting failed, from its errno. */
 export type ConnectReason = "Refused" | "Timeout" | "Unknown"
 
 /** @internal */

@@ -9,8 +9,6 @@
  * ends; a reset there is synchronous too (`resetAndDestroy`: `SO_LINGER` 0, then libuv's
  * `uv_close` closes the descriptor at once, and the kernel sends the RST as it does). A process
  * killed outright (SIGKILL, an out-of-memory abort) runs nothing, and is beyond this.
- *
- * @internal
  */
 import type { Scope } from "effect"
 import { Effect } from "effect"

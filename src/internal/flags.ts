@@ -4,8 +4,6 @@
  * parse of the command line (unknown, repeated or incomplete flags), the fallback to the
  * variable, the error that names the flag or the variable that was wrong, and `--help`. Values
  * are checked by the library's own rules (`internal/options.ts`).
- *
- * @internal
  */
 import type { Duration } from "effect"
 import { Config, Effect, Either, Option } from "effect"

@@ -4,8 +4,6 @@
  * (our FIN, then reading to the peer's), the verdict and the release (the socket, the slot), and
  * the shutdown of them all under one deadline. Everything a connection holds is taken and given
  * back here, and nowhere else.
- *
- * @internal
  */
 import {
   Cause,

@@ -6,8 +6,6 @@
  * many there were and names a few peers. A kind that stays quiet for a whole window is logged at
  * once again. The timer never keeps the process alive; `flush` (at scope close) writes what is
  * still counted.
- *
- * @internal
  */
 import type { LogLevel } from "effect"
 import { Effect } from "effect"

@@ -6,8 +6,6 @@
  *
  * Where it cannot (no loopback to listen on, say), it says why and leaves no cache: the binary
  * then compiles from source at each start, slower and otherwise the same. Not part of the package.
- *
- * @internal
  */
 import { spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"

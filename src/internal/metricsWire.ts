@@ -2,8 +2,6 @@
  * Metrics across processes: a worker's snapshot as plain data for the IPC channel (structured
  * clone: numbers, bigints, arrays), and the sum of every worker's snapshot as Effect `MetricPair`s,
  * so that the primary serves one exposition for the whole service with `Prometheus.format`.
- *
- * @internal
  */
 import { MetricBoundaries, MetricKey, MetricKeyType, MetricLabel, MetricPair, MetricState, Option } from "effect"
 

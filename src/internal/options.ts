@@ -2,8 +2,6 @@
  * The rules every option is checked against, written once: integers in a range, durations a timer
  * can hold, IPv4 hosts. Each check returns the value or what was wrong with it; the module that
  * owns the option turns that into its own typed error.
- *
- * @internal
  */
 import { Duration, Either, Option } from "effect"
 import * as net from "node:net"

@@ -2,8 +2,6 @@
  * How a connection ended, decided in one pure function: from the cause a handler ended with (or
  * the reason the server cut it off) to the reason it is counted under, the level it is logged at,
  * and how its socket is closed. The lifecycle applies the verdict; nothing here has effects.
- *
- * @internal
  */
 import { Cause, Chunk, LogLevel, Option } from "effect"
 import { ConnectionError } from "../Connection.js"
@@ -11,10 +9,13 @@ import type { Connection } from "../Connection.js"
 import * as Metrics from "../Metrics.js"
 import { raisedBy } from "./connection.js"
 
-/** @internal */
+// Not marked internal: `Server.PeerFault` is this symbol and this type, and the published declarations
+// must keep them.
+
+/** The key under which an error names the reason it is the peer's fault. */
 export const PeerFault: unique symbol = Symbol.for("effect-tcp-echo/Server/PeerFault")
 
-/** @internal */
+/** An error that is the peer's doing, with the reason it is counted under. */
 export interface PeerFault {
   readonly [PeerFault]: string
 }

@@ -1,8 +1,6 @@
 /**
  * Pure parsers for the text the kernel exposes under `/proc`. Each returns `undefined` when the
  * text does not have the expected shape, so the caller can raise one typed error with the path.
- *
- * @internal
  */
 
 const integer = /^-?\d+$/

@@ -3,8 +3,6 @@
  * Envoy, a cloud NLB) sends it ahead of a connection's bytes: who the real client is. Accepted only
  * from trusted sources, within a time limit; framed here (how long the header is), parsed by
  * `proxy-protocol-js` (a parser from the registry: no dependencies, both versions, typed).
- *
- * @internal
  */
 import type { Duration } from "effect"
 import { Effect, Either, Option } from "effect"

@@ -8,8 +8,6 @@
  * 127.0.0.1:9229, is logged and ignored unless the inspector is allowed; so is SIGUSR2, which
  * means nothing here. Left to Node, SIGQUIT and SIGUSR2 would kill the process outright, which
  * runs nothing on the way out: every connection would be left to the kernel to close as if whole.
- *
- * @internal
  */
 import { Deferred, Effect, Exit, Runtime } from "effect"
 import type { Scope } from "effect"

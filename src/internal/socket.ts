@@ -1,8 +1,6 @@
 /**
  * The one decision of how a socket is closed: with a FIN (the answer is complete) or with a RST
  * (it is not, and the peer must be able to tell).
- *
- * @internal
  */
 import type { Socket } from "./transport.js"
 

@@ -5,8 +5,6 @@
  * the last bytes is reported as a clean end, and a Node peer cannot tell a cut-off answer from a
  * complete one. The kernel can: after a FIN the socket is still in its tables (CLOSE_WAIT, or
  * TIME_WAIT when this side had half-closed), after a RST it is gone (TCP_CLOSE unhashes it).
- *
- * @internal
  */
 import * as fs from "node:fs"
 import * as os from "node:os"

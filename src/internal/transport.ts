@@ -3,8 +3,6 @@
  * and the test kit need of sockets, servers and time. `node:net` and the real clock by default;
  * the simulated network and its virtual clock in `TestKit`'s simulation. The server's code is the
  * same on both, and on Node it pays one lookup per listener and per client for the seam.
- *
- * @internal
  */
 import { Context } from "effect"
 import * as net from "node:net"
@@ -12,22 +10,33 @@ import * as TcpState from "./tcpState.js"
 
 /**
  * The members of `net.Socket` this project uses, and nothing else: `node:net`'s sockets have them,
- * and so do the simulation's.
- *
- * @internal
+ * and so do the simulation's. Not marked internal: `Listener.Socket` and `TestKit.PeerSocket`
+ * are this type, and the published declarations must keep it.
  */
 export interface Socket {
+  /** Adds a listener for `event`, as `net.Socket`'s `on`. */
   on(event: string, listener: (...args: Array<any>) => void): this
+  /** Adds a listener for the next `event` only. */
   once(event: string, listener: (...args: Array<any>) => void): this
+  /** Removes a listener. */
   off(event: string, listener: (...args: Array<any>) => void): this
+  /** Removes a listener (`off`). */
   removeListener(event: string, listener: (...args: Array<any>) => void): this
+  /** Queues bytes to send; false once Node's buffer is past its high-water mark (wait for `'drain'`). */
   write(data: Uint8Array | string): boolean
+  /** Half-closes: a FIN after everything queued. */
   end(data?: Uint8Array | string | (() => void)): this
+  /** Closes at once, dropping what Node still queues. */
   destroy(): this
+  /** Closes with a reset (RST). */
   resetAndDestroy(): this
+  /** Stops reading: the kernel's window then stops the peer. */
   pause(): this
+  /** Reads again. */
   resume(): this
+  /** Whether reading is paused. */
   isPaused(): boolean
+  /** Calls `callback` after `millis` with nothing moving either way (0: never). */
   setTimeout(millis: number, callback?: () => void): this
   readonly remoteAddress?: string | undefined
   readonly remotePort?: number | undefined

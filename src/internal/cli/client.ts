@@ -1,8 +1,6 @@
 /**
  * `client`: sends stdin (or `--message`) to an echo server, half-closes, and prints the echo,
  * checked against what was sent as it arrives.
- *
- * @internal
  */
 import { Duration, Effect, Option, Stream } from "effect"
 import * as Client from "../../Client.js"

@@ -1,8 +1,6 @@
 /**
  * How the command line fails: one typed error whose text is the one line printed, and the exit
  * status each way of ending gets.
- *
- * @internal
  */
 import { Cause, Data, Effect, Exit, Option } from "effect"
 import * as Workers from "../../Workers.js"

@@ -2,8 +2,6 @@
  * What `serve` learns of its machine before it listens, and says about it once it does: the
  * kernel's limits, the descriptors it holds, the connection limits fitted to them, and who can
  * reach the address it binds.
- *
- * @internal
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import { Duration, Effect, Either, Logger, LogLevel } from "effect"

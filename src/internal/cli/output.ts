@@ -1,7 +1,5 @@
 /**
  * Where the command line writes: its results on stdout, its logs on stderr, in the format asked.
- *
- * @internal
  */
 import { Effect, FiberRef, HashSet, Layer, Logger } from "effect"
 import type { LogLevel } from "effect"

@@ -1,8 +1,6 @@
 /**
  * `probe`: the kernel limits that govern a TCP server, as a table at most 100 columns wide or as
  * one JSON object.
- *
- * @internal
  */
 import { Effect, Option } from "effect"
 import * as KernelLimits from "../../KernelLimits.js"

@@ -2,8 +2,6 @@
  * `serve`: one runner for every service (service.ts). It answers the signals, checks the flags
  * together, serves the metrics and probes, announces the address, waits for a signal (or for
  * the service to stop by itself), then shuts the service down and says how it ended.
- *
- * @internal
  */
 import type * as FileSystem from "@effect/platform/FileSystem"
 import { Effect, Either, LogLevel, Option, Ref } from "effect"

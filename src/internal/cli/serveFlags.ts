@@ -1,7 +1,5 @@
 /**
  * `serve`'s flags, what they cannot say together, and the library's options they make.
- *
- * @internal
  */
 import { Duration, Effect, Either, Option } from "effect"
 import * as os from "node:os"

@@ -1,8 +1,6 @@
 /**
  * What `serve` runs, in one shape: one server in this process (alone, or as a worker of a
  * primary), or the primary of `--workers N`. The runner (serve.ts) serves either the same way.
- *
- * @internal
  */
 import { Duration, Effect, ExecutionStrategy, Exit, Option, Scope } from "effect"
 import * as Listener from "../../Listener.js"

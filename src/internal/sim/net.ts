@@ -15,8 +15,6 @@
  *   Node's `maxConnections` (`'drop'`), and a descriptor limit (`EMFILE` on accept);
  * - reads are split by the seed: one `'data'` is anything from a byte to 64 KiB.
  * No packet is lost or reordered: TCP hides both.
- *
- * @internal
  */
 import { EventEmitter } from "node:events"
 import type { World } from "./world.js"

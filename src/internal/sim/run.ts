@@ -2,8 +2,6 @@
  * A simulation: a world, its network, and the transport that puts the server on them. `run`
  * plays an Effect to its end inside the world, synchronously: its fibers are scheduled by the
  * world, its clock is the world's, and every socket it opens is simulated.
- *
- * @internal
  */
 import { Cause, Effect, Exit, Logger, LogLevel } from "effect"
 import type * as Transport from "../transport.js"

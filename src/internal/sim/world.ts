@@ -4,8 +4,6 @@
  * time, in an order the seed decides. Nothing in it reads the real time or waits for the real
  * event loop, so a run is a pure function of its seed and its inputs, and it runs as fast as the
  * CPU allows.
- *
- * @internal
  */
 import { Clock, Duration, Effect } from "effect"
 import type { Fiber, Scheduler } from "effect"

@@ -4,8 +4,6 @@
  * one JSON line: the runs, the failures, the seed and, on failure, the failing run's trace hash,
  * its shrunk scenario, its error and the command that replays it (which prints the same hash).
  * A bad argument gets one line on stderr. Exit status: 0 held, 1 failed, 2 bad arguments.
- *
- * @internal
  */
 import { Effect, Either } from "effect"
 import * as path from "node:path"

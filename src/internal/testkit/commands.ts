@@ -3,8 +3,6 @@
  * after it: the command contract both runners (loopback and simulation) sequence the same way.
  * A command acts on a {@link Run}: the server under test, its port, the peers opened so far, and
  * the shutdown once begun.
- *
- * @internal
  */
 import { Duration, Effect, Option, Schedule } from "effect"
 import type { Conversation, Model, Operation, Peer, Protocol } from "../../TestKit.js"

@@ -2,8 +2,6 @@
  * How the command line runs `simulate`: in a Node process of its own, on the installed package's
  * modules (`main.ts` beside this one), not on the command line's bundle, whose own copy of
  * `effect` a user's handler module could not share. Its exit status becomes the command's.
- *
- * @internal
  */
 import { Effect } from "effect"
 import { spawn } from "node:child_process"

@@ -1,8 +1,6 @@
 /**
  * What a process holds (socket descriptors, Node's active handles by type), and the checks that
  * a run left none of it behind: the sockets, handles and timers it had before, and its port free.
- *
- * @internal
  */
 import { Duration, Effect } from "effect"
 import * as fs from "node:fs"

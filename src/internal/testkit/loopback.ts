@@ -1,8 +1,6 @@
 /**
  * The loopback runner: a scenario against a server on real `node:net` sockets on 127.0.0.1, in
  * the caller's runtime, with the process's own sockets, handles and timers as the leak check.
- *
- * @internal
  */
 import type { Effect } from "effect"
 import type { Scope } from "effect"

@@ -2,8 +2,6 @@
  * The entry of `effect-tcp-echo simulate` (run in a process of its own by the command line, see
  * `launch.ts`) and of `npm run simulate`: the installed package's modules, unbundled, so that the
  * user's handler module and the test kit share one copy of `effect`.
- *
- * @internal
  */
 import { Effect } from "effect"
 import * as Command from "./command.js"

@@ -3,8 +3,6 @@
  * life (serving, draining, stopped). Pure: whether an operation applies in a state (its
  * precondition), and the state after it. A scenario replayed against the model alone says what a
  * generator produces, without a server.
- *
- * @internal
  */
 import type { Model, Operation, PeerModel } from "../../TestKit.js"
 

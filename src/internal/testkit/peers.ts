@@ -3,8 +3,6 @@
  * fiber runs on) that do exactly what they are told, and record every byte each way and how their
  * connection ended. Nothing is read until a peer is told to read, so one never told is a stalled
  * reader.
- *
- * @internal
  */
 import { Effect } from "effect"
 import type { Scope } from "effect"

@@ -1,8 +1,6 @@
 /**
  * Protocol models from a pure answer: the conversation keeps what the peer sent, and asks the
  * user's function for the answer to all of it. The echo is the first of them.
- *
- * @internal
  */
 import type { FastCheck as fc } from "effect"
 import type { Conversation, Protocol } from "../../TestKit.js"

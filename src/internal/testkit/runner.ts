@@ -5,8 +5,6 @@
  * operation acted in order (see `commands.ts`), then the shutdown and the checks of its end. What
  * differs between the two backends is a {@link Harness}: how leaks are counted, and how exact the
  * clock is.
- *
- * @internal
  */
 import { Cause, Chunk, Duration, Effect, Exit, Scope, Supervisor } from "effect"
 import type { Fiber } from "effect"

@@ -2,8 +2,6 @@
  * Scenarios as data, and the arbitraries that generate them: the operations a peer (or the test)
  * can do, weighted so that most scenarios hold the case the key invariant is about, and printed
  * in a line a reader can follow (`Open, Send(0, 113 bytes), HalfClose(0)`).
- *
- * @internal
  */
 import { Duration, FastCheck as fc } from "effect"
 import * as Server from "../../Server.js"

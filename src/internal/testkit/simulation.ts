@@ -3,8 +3,6 @@
  * world (`internal/sim`) where every socket is simulated, every timer is on virtual time and every
  * interleaving is chosen by a seed; and the property over many generated runs, with the failing
  * run's own trace kept for its report.
- *
- * @internal
  */
 import { Cause, Data, Effect, Exit, FastCheck as fc } from "effect"
 import type { Scope } from "effect"

@@ -4,8 +4,6 @@
  * a broken invariant (or none) comes out. The order of the checks is the order a reader would ask
  * them: was what arrived an answer at all; then, for a clean end, was it whole; for a reset, was
  * it the deadline's.
- *
- * @internal
  */
 import { Data } from "effect"
 import type { Conversation, Protocol } from "../../TestKit.js"

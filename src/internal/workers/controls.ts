@@ -3,8 +3,6 @@
  * state in force, reconciled into each worker: the workers listening when a control is asked are
  * told it, and a worker that listens later (a restart) is told what is in force, in order. One
  * control at a time, so that each worker applies them in the order they were asked for.
- *
- * @internal
  */
 import { Effect } from "effect"
 import type * as Protocol from "./protocol.js"

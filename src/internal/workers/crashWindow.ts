@@ -2,8 +2,6 @@
  * The crash loop's rule: past `restarts` restarts, of any worker, within the window `within`, the
  * primary gives up. Deaths are times on the Effect clock, so a `TestClock` drives the window; the
  * verdict on each death is a pure function of the deaths before it.
- *
- * @internal
  */
 import { Clock, Duration, Effect, Ref } from "effect"
 

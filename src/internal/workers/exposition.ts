@@ -2,8 +2,6 @@
  * The metrics of the whole service, in the primary: each worker's snapshot asked for over IPC
  * (a worker that does not answer in time is left out, logged and counted), summed series by
  * series with the primary's own, then per worker the connections it serves now and has accepted.
- *
- * @internal
  */
 import { Duration, Effect, Metric, Option } from "effect"
 import * as Prometheus from "../../Prometheus.js"

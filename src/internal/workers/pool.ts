@@ -3,8 +3,6 @@
  * number's slot), and the port each new one asks for. Forking stops for good once the shutdown
  * begins; if the primary's process exits with workers left (a second signal, a crash), they are
  * killed with it.
- *
- * @internal
  */
 import { Effect, Metric } from "effect"
 import type { Scope } from "effect"

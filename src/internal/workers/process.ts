@@ -2,8 +2,6 @@
  * One worker process as the primary sees it, from fork to exit: its state, what it answers, and
  * the two ways it is told to end (its own graceful shutdown, or a signal). The cluster worker's
  * events drive it; nothing here decides when to restart or stop it.
- *
- * @internal
  */
 import { Data, Deferred, Duration, Effect, Exit, FiberId, Option } from "effect"
 import type * as Listener from "../../Listener.js"

@@ -2,8 +2,6 @@
  * What the primary and its workers say to each other over `node:cluster`'s IPC channel: the
  * messages (marked, so that a user's own messages pass by), who a worker is (handed to it in its
  * environment), and requests with their replies, matched by number and bounded in time.
- *
- * @internal
  */
 import type { Duration } from "effect"
 import { Deferred, Effect, Exit, FiberId, Option } from "effect"

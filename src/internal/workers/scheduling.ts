@@ -9,8 +9,6 @@
  *
  * `cluster.schedulingPolicy` is one setting for the whole process, read when the first worker is
  * forked (`cluster.setupPrimary` or `cluster.fork`) and fixed from then on.
- *
- * @internal
  */
 import { Either } from "effect"
 import cluster from "node:cluster"

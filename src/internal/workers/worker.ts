@@ -2,8 +2,6 @@
  * The worker's side of the channel: it tells the primary that it listens (or why it could not),
  * answers its scrapes, applies its controls to its own server one at a time, and waits for the
  * shutdown the primary asks for.
- *
- * @internal
  */
 import { Deferred, Effect, Exit, Metric, Runtime } from "effect"
 import type { Scope } from "effect"
