@@ -69,6 +69,13 @@ fs.writeFileSync(
 
 const definesTests = (code: string) => /^\s*(describe|it)(\.\w+)*\(/m.test(code)
 
+describe("README.md", () => {
+  it("stays a newcomer's read: at most 1,500 words (wc -w), the rest in docs/", () => {
+    const words = fs.readFileSync(path.join(root, "README.md"), "utf8").split(/\s+/).filter((w) => w !== "")
+    expect(words.length).toBeLessThanOrEqual(1500)
+  })
+})
+
 describe("the TypeScript blocks of README.md and docs/", () => {
   it("there are blocks, and each runs or says it shows a shape only", () => {
     expect(blocks.length).toBeGreaterThan(5)
