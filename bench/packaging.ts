@@ -4,7 +4,7 @@
  * against `import "effect"` alone, the binary's time to its `listening on` line, and the open
  * files it needs to start. Each build is packed (`npm pack --ignore-scripts`) and installed
  * from the registry in scratch apps, as a consumer installs it:
- * - library: what the README's example needs (the package, and for peer dependencies the peers);
+ * - library: what docs/library.md's example needs (the package, and for peer dependencies the peers);
  * - core: the package with only the peers the library imports (effect, @effect/platform);
  * - CLI: `npm install` of the package alone (npm adds required peers by itself).
  *
@@ -276,7 +276,7 @@ Installed (\`du -sb node_modules\`, and the packages \`npm ls --all\` lists):
 
 | install | before | after |
 |---|---|---|
-${installRow("library", "library: the README's example (the package and, after, its three peers)")}
+${installRow("library", "library: docs/library.md's example (the package and, after, its three peers)")}
 ${installRow("core", "library without @effect/platform-node (after: its required peers only)")}
 ${installRow("cli", "CLI: `npm install effect-tcp-echo` alone")}
 

@@ -726,22 +726,12 @@ ${controlLine}
 | shutdown with stalled peers within deadline (1 s) + 0.5 s | ${fmt(rows[5]!.perServer["effect-tcp-echo"].median)} s |
 
 ## Where the time goes (from \`node --cpu-prof\` of \`serve\` under each load)
-- **Churn** is the cost of structured concurrency per connection: each connection is a fiber,
-  forked from Node's 'connection' callback and tracked in the server's registry, which its
-  scope closes. Removed from this path, each measured in its own commit: the Stream machinery
-  of the first echo (0.15x -> 0.35x), the accept loop's queue and semaphore in favour of admission
-  on Node's callback (-> 0.47x), the ECLOSED error built at every close (its stack trace), an
-  onInterrupt per connection (-> ~0.55x), \`Effect.annotateLogs\` around each connection (the
-  peer is set in the fiber's initial FiberRefs instead); then FiberSet's second observer and
-  deferred, in favour of the registry the server already kept (-> ~0.63x); the connection's
-  thirty closures, now one object with shared methods and shared socket listeners (-> ~0.76x,
-  and a third less memory per idle connection); and the canceler of the echo's wait, which made
-  \`Effect.async\` wrap it in an uninterruptible region and an exit handler (-> ~0.88x). A shared
-  run queue instead of Effect's per-fiber scheduler queues was tried and measured no faster.
-  What is left over plain Node: creating the fiber (its FiberRefs are copied twice, for the fork
-  and for the peer annotation), \`getpeername\` for that annotation (about 4 us per connection,
-  kept because a peer that resets must still be named), and the garbage of both (a sampled heap
-  profile shows about 18 KB allocated per connection, a third of it Node's own socket).
+- **Churn**: the built-in echo runs on Node's callbacks, with no fiber per connection: a
+  connection is admitted in Node's 'connection' callback, is one object with shared methods and
+  shared socket listeners, is tracked in the server's registry, and its echo waits without a
+  canceler. A handler of your own adds a fiber per connection (its FiberRefs, with the peer's
+  name as a log annotation, which costs a \`getpeername\` call), its \`Scope\`, and the garbage of
+  both: the rows under "A handler of your own" above, and [handlers.md](handlers.md).
 - **Stream**: the echo path costs close to what the pipe costs (the last two rows: within a tenth
   of the CPU per MB); what separated the servers was the kernel's time in page faults. Node reads each socket into a fresh 64 KiB buffer from malloc, and V8
   frees them in batches, at each collection (every 40 ms or so here, for "external memory
@@ -755,13 +745,14 @@ ${controlLine}
   threshold; its mmap threshold rises to 32 MiB with it, and what that costs in RSS is under
   "Idle memory" below and in heap.ts), and the faults fall to 0-5 per MB. Plain Node could take the same step; the last
   two rows give both the same setting by environment instead, and compare the echo paths alone.
-- **Round trips** are at parity since the echo moved onto callbacks (0.47x before).
-- **Idle memory** per connection: Node's socket, plus the connection object and a suspended fiber
-  (its FiberRefs, the peer annotation, the continuation of its handler). The figure is RSS, so
-  glibc's trimming shows here too: with \`serve\`'s heap step, memory freed while 10,000
-  connections are set up stays mapped. Measured by hand: about 7.4 KiB per connection with it,
-  6.8 before it, 4.1 with \`MALLOC_TRIM_THRESHOLD_=131072\` (the step then does nothing and glibc
-  trims at 128 KiB). A server that holds many idle connections and streams little can set that.
+- **Round trips**: the echo's write and its wait for the next read are Node callbacks, as the
+  pipe's are; no fiber runs per trip.
+- **Idle memory** per connection: Node's socket and the connection object (for a handler of your
+  own, also a suspended fiber: its FiberRefs, the peer annotation, the continuation of its
+  handler). The figure is RSS, so glibc's trimming shows here too: with \`serve\`'s heap step,
+  memory freed while 10,000 connections are set up stays mapped; with
+  \`MALLOC_TRIM_THRESHOLD_=131072\` the step does nothing and glibc trims at 128 KiB, which suits a
+  server that holds many idle connections and streams little.
 ${packaging === undefined ? "" : `\n${packaging}\n`}${workersSection === undefined ? "" : `\n${workersSection}\n`}`
   )
   console.log(
