@@ -47,7 +47,13 @@ describe("PlatformSocketServer", () => {
     Effect.gen(function*() {
       const { port, scope, server } = yield* start({ port: 0 })
       const running = yield* Effect.forkDaemon(server.run(echo))
-      const payload = [Buffer.from("hello, "), Buffer.alloc(256 * 1024, 7), Buffer.from("platform\n")]
+      // Bytes that are not UTF-8 (0x80, 0xff) too: a chunk is written as the bytes it holds, never as text.
+      const payload = [
+        Buffer.from("hello, "),
+        Buffer.alloc(256 * 1024, 7),
+        Buffer.from([0x80, 0xff, 0]),
+        Buffer.from("platform\n")
+      ]
       const back = yield* Client.roundTrip({ port }, payload)
       expect(Buffer.from(back).equals(Buffer.concat(payload))).toBe(true)
       yield* Fiber.interrupt(running)
@@ -184,6 +190,8 @@ describe("PlatformSocketServer", () => {
     Effect.gen(function*() {
       const { port, scope, server } = yield* start({ port: 0 })
       const returned = yield* Deferred.make<Exit.Exit<void, unknown>>()
+      const closes = yield* errors("SocketClosed")
+      const failures = yield* errors("HandlerError")
       const running = yield* Effect.forkDaemon(server.run((socket) =>
         Effect.scoped(Effect.gen(function*() {
           const write = yield* socket.writer
@@ -206,6 +214,10 @@ describe("PlatformSocketServer", () => {
       expect(Buffer.concat(quiet.received).toString()).toBe("bye\n")
       yield* Fiber.interrupt(running)
       yield* Scope.close(scope, Exit.void)
+      // A normal close: once the connection is done, it is counted neither as closed by the
+      // protocol (SocketClosed) nor as failed.
+      expect(yield* errors("SocketClosed")).toBe(closes)
+      expect(yield* errors("HandlerError")).toBe(failures)
     }))
 
   it.live("a CloseEvent other than 1000 ends the connection as the peer's doing, after what was written", () =>
@@ -230,4 +242,13 @@ describe("PlatformSocketServer", () => {
       yield* Fiber.interrupt(running)
       yield* Scope.close(scope, Exit.void)
     }))
+
+  it("SocketClosed names the peer, the code and the reason the handler gave", () => {
+    expect(
+      new PlatformSocketServer.SocketClosed({ peer: "127.0.0.1:4242", code: 1009, closeReason: "too big" }).message
+    )
+      .toBe("closed 127.0.0.1:4242 with code 1009: too big")
+    expect(new PlatformSocketServer.SocketClosed({ peer: "127.0.0.1:4242", code: 4000 }).message)
+      .toBe("closed 127.0.0.1:4242 with code 4000")
+  })
 })
