@@ -274,10 +274,10 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
         // Every accepted socket still open: the safety net that makes the release leak-free even
         // when a consumer forgets one, and what is reset if the process exits meanwhile.
         const open = new Set<Socket>()
-        yield* ExitReset.track(open)
+        const transport = yield* Transport.CurrentTransport
+        yield* ExitReset.track(open, transport)
         let accepting = true
         let handle: Transport.Server | undefined
-        const transport = yield* Transport.CurrentTransport
         // Drops come in floods: the first is logged, the rest summed up once a second. Registered
         // before the socket, so the last summary is written after the listener has closed.
         const logs = new LogAggregator({

@@ -7,6 +7,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Scope } from "effect"
 import { Listener, TestKit } from "../src/index.js"
 import * as ExitReset from "../src/internal/exitReset.js"
+import * as Transport from "../src/internal/transport.js"
 import { readToEnd } from "./utils/peers.js"
 
 /** A peer of `listener`, and the socket the listener accepted for it. */
@@ -40,6 +41,26 @@ describe("the reset on the way out", () => {
       expect(yield* readToEnd(whole.peer)).toEqual({ data: Buffer.from("done") })
       // Nothing was written to it: its answer, none, cannot pass for more than it is.
       expect((yield* readToEnd(silent.peer)).error).toBe("ECONNRESET")
+      yield* Scope.close(scope, Exit.void)
+      yield* Scope.close(peers, Exit.void)
+    }))
+
+  it.live("limited to one transport, it resets that one's listeners and leaves every other alone", () =>
+    Effect.gen(function*() {
+      const scope = yield* Scope.make()
+      // The test kit's runs each put their server on a transport of their own.
+      const own: Transport.Transport = { ...Transport.node }
+      const mine = yield* Scope.extend(
+        Effect.provideService(Listener.make(), Transport.CurrentTransport, own),
+        scope
+      )
+      const other = yield* Scope.extend(Listener.make(), scope)
+      const peers = yield* Scope.make()
+      const [reset, spared] = yield* Scope.extend(Effect.all([accepted(mine), accepted(other)]), peers)
+      expect(ExitReset.resetOn(own)).toBe(1)
+      expect((yield* readToEnd(reset.peer)).error).toBe("ECONNRESET")
+      expect(spared.socket.destroyed).toBe(false)
+      expect(ExitReset.resetOn(own)).toBe(0)
       yield* Scope.close(scope, Exit.void)
       yield* Scope.close(peers, Exit.void)
     }))

@@ -15,19 +15,14 @@ import { Effect } from "effect"
 import * as Socket from "./socket.js"
 import type * as Transport from "./transport.js"
 
-/** The open sockets of every listener of this process, each listener's own set. */
-const tracked = new Set<ReadonlySet<Transport.Socket>>()
+/** The open sockets of every listener of this process, each listener's own set, with its transport. */
+const tracked = new Map<ReadonlySet<Transport.Socket>, Transport.Transport>()
 
-/**
- * Resets every tracked socket whose answer is not whole (`Socket.close`'s `"reset"`: one whose
- * FIN is handed to the kernel after all its bytes is closed normally). Returns how many sockets
- * were still open.
- *
- * @internal
- */
-export const resetAll = (): number => {
+/** Resets the sockets of the tracked sets `which` picks, as {@link resetAll} says. */
+const reset = (which: (transport: Transport.Transport) => boolean): number => {
   let open = 0
-  for (const sockets of tracked) {
+  for (const [sockets, transport] of tracked) {
+    if (!which(transport)) continue
     for (const socket of sockets) {
       if (socket.destroyed) continue
       open++
@@ -37,18 +32,38 @@ export const resetAll = (): number => {
   return open
 }
 
-let installed = false
-
 /**
- * Tracks `sockets` (a listener's set of accepted sockets still open) for as long as the scope
- * lasts: if the process exits meanwhile, they are reset as {@link resetAll} says.
+ * Resets every tracked socket whose answer is not whole (`Socket.close`'s `"reset"`: one whose
+ * FIN is handed to the kernel after all its bytes is closed normally). Returns how many sockets
+ * were still open.
  *
  * @internal
  */
-export const track = (sockets: ReadonlySet<Transport.Socket>): Effect.Effect<void, never, Scope.Scope> =>
+export const resetAll = (): number => reset(() => true)
+
+/**
+ * The same reset, of the listeners on `transport` only: the test kit's forced stop of the one
+ * server it runs (on a transport of its own), in a process that goes on with others.
+ *
+ * @internal
+ */
+export const resetOn = (transport: Transport.Transport): number => reset((on) => on === transport)
+
+let installed = false
+
+/**
+ * Tracks `sockets` (a listener's set of accepted sockets still open, on `transport`) for as long
+ * as the scope lasts: if the process exits meanwhile, they are reset as {@link resetAll} says.
+ *
+ * @internal
+ */
+export const track = (
+  sockets: ReadonlySet<Transport.Socket>,
+  transport: Transport.Transport
+): Effect.Effect<void, never, Scope.Scope> =>
   Effect.acquireRelease(
     Effect.sync(() => {
-      tracked.add(sockets)
+      tracked.set(sockets, transport)
       if (installed) return
       installed = true
       process.on("exit", resetAll)
