@@ -198,6 +198,19 @@ export type Operation =
   | { readonly _tag: "Descriptors"; readonly exhausted: boolean }
   /** Begins the server's shutdown (at most once; after the last step otherwise). */
   | { readonly _tag: "Shutdown" }
+  /**
+   * The process ends at once, while the server serves or drains: a second signal during the
+   * shutdown, SIGQUIT, an exception no one catches. What the process runs on its way out is what
+   * this plays: every connection whose answer is not whole is reset, now. In a real process
+   * nothing runs after it; in the run's, which goes on, the shutdown then begins (if it had not)
+   * and ends as it would.
+   */
+  | { readonly _tag: "ForceShutdown" }
+  /**
+   * The fiber that holds the server dies of a defect while it serves: its scope closes with the
+   * defect, which begins the shutdown, as graceful as one asked for.
+   */
+  | { readonly _tag: "ServerDefect" }
   /** Lets time pass; once shutdown began, enough of it crosses the deadline. */
   | { readonly _tag: "Wait"; readonly millis: number }
 
@@ -229,6 +242,12 @@ export interface Generation {
   readonly cleanupTimeout?: Duration.DurationInput
   /** Whose requests the payloads are ({@link Protocol.payload}). Default: any bytes. */
   readonly protocol?: Protocol | undefined
+  /**
+   * Also the forced and crash paths: `ForceShutdown` and `ServerDefect`. Default false: the same
+   * seed and path then give the same scenarios as they did without them, so a failure recorded
+   * before replays.
+   */
+  readonly crashes?: boolean | undefined
 }
 
 /**

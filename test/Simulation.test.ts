@@ -45,6 +45,17 @@ describe("the shutdown property on the simulated network", () => {
     { timeout: 120_000, fastCheck: { numRuns: Math.ceil(runs / 4), ...replay } }
   )
 
+  it.effect.prop(
+    "on the forced and crash paths too (a forced stop, a defect in the server's fiber): the echo's and a user's",
+    { run: TestKit.simulation({ ...timeouts, crashes: true }) },
+    ({ run }) =>
+      Effect.zipRight(
+        TestKit.simulate(run, timeouts),
+        TestKit.simulate(run, { ...timeouts, handler: userEcho, protocol: TestKit.echo })
+      ).pipe(Effect.asVoid),
+    { timeout: 120_000, fastCheck: { numRuns: Math.ceil(runs / 4), ...replay } }
+  )
+
   it.effect("a burst of connects interrupted before it starts does not leave the run stuck (fiber turns in order)", () =>
     Effect.gen(function*() {
       // Shrunk by the property: with fiber turns in a random order, the interruption of the

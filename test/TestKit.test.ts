@@ -5,12 +5,11 @@
  * binary runs it, with a handler module in plain JavaScript).
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, FiberId, Stream } from "effect"
-import type { Scope } from "effect"
+import { Cause, Effect, Exit, FastCheck as fc, FiberId, Scope, Stream } from "effect"
 import { spawnSync } from "node:child_process"
 import * as path from "node:path"
-import type { Connection, Server } from "../src/index.js"
-import { TestKit } from "../src/index.js"
+import type { Connection } from "../src/index.js"
+import { Server, TestKit } from "../src/index.js"
 import * as Command from "../src/internal/testkit/command.js"
 import * as Runner from "../src/internal/testkit/runner.js"
 import * as Verdict from "../src/internal/testkit/verdict.js"
@@ -56,6 +55,7 @@ const facts = (overrides: Partial<Verdict.Facts> = {}): Verdict.Facts => ({
   leftItself: false,
   refused: false,
   intoShutdown: undefined,
+  forced: false,
   ...overrides
 })
 
@@ -119,6 +119,14 @@ describe("the verdict on a peer's end", () => {
       reason: "EarlyReset",
       detail: "a connection ended with a reset 400 ms into shutdown, before its 400 ms deadline"
     })
+  })
+
+  it("after a forced stop, a reset holds at any moment; a cut-off answer then a FIN still does not", () => {
+    expect(judge("ab\n", "A", "reset", { forced: true })).toBeUndefined()
+    expect(judge("ab\n", "", "closed", { forced: true, intoShutdown: 3 })).toBeUndefined()
+    expect(judge("ab\n", "AB\n", "eof", { forced: true })).toBeUndefined()
+    expect(judge("ab\n", "A", "eof", { forced: true })?.reason).toBe("CutOffThenFin")
+    expect(judge("ab\n", "AX", "reset", { forced: true })?.reason).toBe("NotAnAnswer")
   })
 
   it("bytes that are no prefix of an allowed answer are not an answer, whoever ended the connection", () => {
@@ -317,13 +325,185 @@ describe("each invariant, broken on purpose, is caught and named", () => {
         { _tag: "Descriptors", exhausted: true },
         { _tag: "Descriptors", exhausted: false },
         { _tag: "Shutdown" },
-        { _tag: "Wait", millis: 950 }
+        { _tag: "Wait", millis: 950 },
+        { _tag: "ServerDefect" },
+        { _tag: "ForceShutdown" }
       ])
       const line = "Open, Send(0, 3 bytes), Exchange(2 bytes), HalfClose(1), Flood(4), Descriptors(exhausted), " +
-        "Descriptors(back), Shutdown, Wait(950 ms)"
+        "Descriptors(back), Shutdown, Wait(950 ms), ServerDefect, ForceShutdown"
       expect(String(scenario)).toBe(line)
       expect(TestKit.format(scenario)).toBe(line)
     }))
+})
+
+describe("the forced and crash paths", () => {
+  // Buffers of 1 KiB: of an echo of 10,000 bytes, the kernels hold 2 KiB, the server's own buffer the rest.
+  const network = { receiveBuffer: 1024, sendBuffer: 1024 }
+  const data = new Uint8Array(10_000).map((_, i) => i % 251)
+  /** Peer 0 stranded (its input read whole, its echo held in the server's buffer), peer 1 mid-conversation. */
+  const held: ReadonlyArray<TestKit.Operation> = [
+    { _tag: "Open" },
+    { _tag: "Stall", peer: 0 },
+    { _tag: "Send", peer: 0, data },
+    { _tag: "HalfClose", peer: 0 },
+    { _tag: "Open" },
+    { _tag: "Send", peer: 1, data: data.subarray(0, 100) }
+  ]
+  const targets = [{}, { handler: echo, protocol: TestKit.echo }]
+
+  it.effect("a forced stop resets every connection not whole at once: never an echo cut short behind a FIN", () =>
+    Effect.gen(function*() {
+      for (const target of targets) {
+        for (const then of [[{ _tag: "ForceShutdown" }], [{ _tag: "Shutdown" }, { _tag: "ForceShutdown" }]] as const) {
+          const outcome = yield* TestKit.simulate(
+            { scenario: { operations: [...held, ...then] }, seed: 1, network },
+            { ...timeouts, ...target }
+          )
+          // The stranded peer got what the kernels held, then the reset; the other one, what of its
+          // echo had come, then the reset.
+          expect(outcome.peers[0]).toMatchObject({ sent: 10_000, ending: "reset" })
+          expect(outcome.peers[0]!.received).toBeLessThan(10_000)
+          expect(outcome.peers[1]).toMatchObject({ sent: 100, ending: "reset" })
+        }
+      }
+    }))
+
+  it.effect("while it serves, a forced stop is the shutdown's start, and it waits for no deadline", () =>
+    Effect.gen(function*() {
+      for (const target of targets) {
+        const outcome = yield* TestKit.simulate(
+          { scenario: { operations: [...held, { _tag: "ForceShutdown" }] }, seed: 1, network },
+          { ...timeouts, ...target }
+        )
+        expect(outcome.shutdownMillis).toBe(0)
+      }
+    }))
+
+  it.effect("a peer that reads sees the reset at the forced stop, not at the deadline", () =>
+    Effect.gen(function*() {
+      // Forced at 10 ms into the shutdown: peer 1, still talking, is reset then (and so allowed),
+      // or the run fails as late (at the deadline) or early (a reset before it, unforced).
+      const outcome = yield* TestKit.simulate(
+        {
+          scenario: {
+            operations: [...held, { _tag: "Shutdown" }, { _tag: "Wait", millis: 10 }, { _tag: "ForceShutdown" }]
+          },
+          seed: 1,
+          network
+        },
+        timeouts
+      )
+      expect(outcome.peers[1]!.ending).toBe("reset")
+    }))
+
+  /** A server of the user's own, on `Server.make`, that records how its scope was closed. */
+  const recorded = () => {
+    const exits: Array<Exit.Exit<unknown, unknown>> = []
+    const serve = (options: Server.Options) =>
+      Effect.zipRight(
+        Effect.addFinalizer((exit) => Effect.sync(() => exits.push(exit))),
+        Effect.map(Server.make(options), (server) => ({ port: server.address.port }))
+      )
+    return { exits, target: { serve, protocol: TestKit.echo } }
+  }
+
+  it.effect("a defect in the server's fiber closes its scope with the defect, and shuts down as gracefully as asked", () =>
+    Effect.gen(function*() {
+      const { exits, target } = recorded()
+      const outcome = yield* TestKit.simulate(
+        {
+          scenario: {
+            operations: [
+              { _tag: "Open" },
+              { _tag: "Send", peer: 0, data },
+              { _tag: "Open" },
+              { _tag: "ServerDefect" },
+              { _tag: "HalfClose", peer: 0 }
+            ]
+          },
+          seed: 1
+        },
+        { ...timeouts, ...target }
+      )
+      // Peer 0 half-closed during the drain: its whole echo. Peer 1, silent: reset at the deadline.
+      expect(outcome.peers).toEqual([
+        { sent: 10_000, received: 10_000, halfClosed: "while draining", ending: "eof" },
+        { sent: 0, received: 0, halfClosed: "no", ending: "reset" }
+      ])
+      expect(outcome.shutdownMillis).toBe(400)
+      expect(exits).toHaveLength(1)
+      const exit = exits[0]!
+      expect(Exit.isFailure(exit) && Cause.squash(exit.cause)).toMatchObject({
+        message: "a defect in the fiber that holds the server (the run's ServerDefect)"
+      })
+      // Asked for, the same shutdown closes the scope with success.
+      const asked = recorded()
+      yield* TestKit.simulate(
+        { scenario: { operations: [{ _tag: "Open" }, { _tag: "Shutdown" }] }, seed: 1 },
+        { ...timeouts, ...asked.target }
+      )
+      expect(asked.exits).toEqual([Exit.void])
+    }))
+
+  it.effect("a server whose release does not wait for its drain when its fiber dies is caught by ServerDefect alone", () =>
+    Effect.gen(function*() {
+      // On a failure, its release lets the shutdown go on in the background and returns: in a real
+      // process, which exits once the fiber is done, the drain is cut short.
+      const hasty = {
+        serve: (options: Server.Options) =>
+          Effect.gen(function*() {
+            const inner = yield* Scope.make()
+            yield* Effect.addFinalizer((exit) =>
+              Exit.isFailure(exit)
+                ? Effect.asVoid(Effect.forkDaemon(Scope.close(inner, exit)))
+                : Scope.close(inner, exit)
+            )
+            const server = yield* Scope.extend(Server.make(options), inner)
+            return { port: server.address.port }
+          }),
+        protocol: TestKit.echo
+      }
+      const asked = yield* TestKit.simulate(
+        { scenario: { operations: [{ _tag: "Open" }, { _tag: "Shutdown" }] }, seed: 1 },
+        { ...timeouts, ...hasty }
+      )
+      expect(asked.peers[0]!.ending).toBe("reset")
+      const failure = yield* simulatedFailure({ operations: [{ _tag: "Open" }, { _tag: "ServerDefect" }] }, hasty)
+      expect(failure).toMatchObject({ reason: "Leak", detail: "1 server socket(s) still open when shutdown returned" })
+    }))
+
+  it.effect("the generator plays them only when asked: without, a seed gives the scenarios it gave before", () =>
+    Effect.sync(() => {
+      const tags = (crashes: boolean) =>
+        new Set(
+          fc.sample(TestKit.scenario({ ...timeouts, crashes }), { seed: 42, numRuns: 200 }).flatMap((scenario) =>
+            scenario.operations.map((op) => op._tag)
+          )
+        )
+      expect(tags(false).has("ForceShutdown")).toBe(false)
+      expect(tags(false).has("ServerDefect")).toBe(false)
+      expect(tags(true).has("ForceShutdown")).toBe(true)
+      expect(tags(true).has("ServerDefect")).toBe(true)
+      const plain = fc.sample(TestKit.scenario(timeouts), { seed: 42, numRuns: 20 }).map(TestKit.format)
+      expect(
+        fc.sample(TestKit.scenario({ ...timeouts, crashes: false }), { seed: 42, numRuns: 20 }).map(TestKit.format)
+      )
+        .toEqual(plain)
+    }))
+
+  it("the model: a forced stop applies while serving or draining and stops everything; a defect begins the shutdown", () => {
+    const model = TestKit.initialModel(900)
+    expect(TestKit.applies(model, { _tag: "ServerDefect" })).toBe(true)
+    expect(TestKit.applies(model, { _tag: "ForceShutdown" })).toBe(true)
+    TestKit.step(model, { _tag: "ServerDefect" })
+    expect(model.phase).toBe("draining")
+    expect(TestKit.applies(model, { _tag: "ServerDefect" })).toBe(false)
+    expect(TestKit.applies(model, { _tag: "ForceShutdown" })).toBe(true)
+    TestKit.step(model, { _tag: "ForceShutdown" })
+    expect(model.phase).toBe("stopped")
+    expect(TestKit.applies(model, { _tag: "ForceShutdown" })).toBe(false)
+    expect(TestKit.applies(model, { _tag: "ServerDefect" })).toBe(false)
+  })
 })
 
 /** `simulate` in this process: its exit status, and what it wrote. */
@@ -428,11 +608,14 @@ describe("simulate on the command line", () => {
         "--shutdown-timeout",
         "300",
         "--cleanup-timeout",
-        "200"
+        "200",
+        "--crashes"
       )
       const line = JSON.parse(found.out[0]!) as Record<string, unknown>
       expect(line.strategy).toBe("pct(depth 2, 500 steps)")
-      expect(line.replay).toMatch(/ --strategy pct --depth 2 --steps 500 --shutdown-timeout 300 --cleanup-timeout 200$/)
+      expect(line.replay).toMatch(
+        / --strategy pct --depth 2 --steps 500 --shutdown-timeout 300 --cleanup-timeout 200 --crashes$/
+      )
       const replayed = yield* simulate(...(line.replay as string).split(" ").slice(2))
       expect(JSON.parse(replayed.out[0]!)).toMatchObject({ trace: line.trace })
     }))

@@ -15,9 +15,10 @@ import * as Simulation from "./simulation.js"
 /** @internal */
 export const usage = "usage: simulate [--runs N] [--seed S] [--handler MODULE[#EXPORT]] [--path P]\n" +
   "                [--strategy random|pct] [--depth D] [--steps K]\n" +
-  "                [--shutdown-timeout MS] [--cleanup-timeout MS]\n" +
+  "                [--shutdown-timeout MS] [--cleanup-timeout MS] [--crashes]\n" +
   "MODULE exports (default, or EXPORT) a Server.Handler, or { handler | serve, protocol };\n" +
-  "beside a handler, an export named protocol is its model (a TestKit.Protocol)."
+  "beside a handler, an export named protocol is its model (a TestKit.Protocol).\n" +
+  "--crashes adds the forced and crash paths (ForceShutdown, ServerDefect) to the scenarios."
 
 /** How the command was run, and where it writes: the process's streams, or a test's. */
 interface Io {
@@ -61,6 +62,7 @@ const parse = (argv: ReadonlyArray<string>) => {
         steps: { type: "string" },
         "shutdown-timeout": { type: "string" },
         "cleanup-timeout": { type: "string" },
+        crashes: { type: "boolean" },
         help: { type: "boolean" }
       },
       strict: true,
@@ -88,6 +90,7 @@ const parse = (argv: ReadonlyArray<string>) => {
     })
   return {
     help: values.help === true,
+    crashes: values.crashes === true,
     runs: integer("runs", values.runs, 1, 10_000_000) ?? defaults.runs,
     // fast-check takes 32-bit seeds: anything wider would be cut silently.
     seed: integer("seed", values.seed, -(2 ** 31), 2 ** 31 - 1),
@@ -154,7 +157,8 @@ const replayOf = (io: Io, parsed: Parsed, seed: number, runPath: string): string
       ? [`--strategy pct --depth ${parsed.strategy.depth} --steps ${parsed.strategy.steps}`]
       : []),
     ...(parsed.shutdownTimeout === defaults.shutdownTimeout ? [] : [`--shutdown-timeout ${parsed.shutdownTimeout}`]),
-    ...(parsed.cleanupTimeout === defaults.cleanupTimeout ? [] : [`--cleanup-timeout ${parsed.cleanupTimeout}`])
+    ...(parsed.cleanupTimeout === defaults.cleanupTimeout ? [] : [`--cleanup-timeout ${parsed.cleanupTimeout}`]),
+    ...(parsed.crashes ? ["--crashes"] : [])
   ].join(" ")
 
 /**
@@ -186,7 +190,8 @@ export const run = (argv: ReadonlyArray<string>, io: Io): Effect.Effect<number> 
       ...(parsed.path === undefined ? {} : { path: parsed.path }),
       strategy: parsed.strategy,
       shutdownTimeout: `${parsed.shutdownTimeout} millis`,
-      cleanupTimeout: `${parsed.cleanupTimeout} millis`
+      cleanupTimeout: `${parsed.cleanupTimeout} millis`,
+      crashes: parsed.crashes
     }
     const report = yield* Simulation.runSimulation(options)
     const { failure, ...counts } = report

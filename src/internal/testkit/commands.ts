@@ -65,10 +65,20 @@ export interface Run {
   /** Fails unless the server's port is free (bound by nothing). */
   readonly portFree: Effect.Effect<void, Error>
   readonly beginShutdown: Effect.Effect<void>
+  /** The fiber that holds the server dies of a defect: its scope closes with it, which begins the shutdown. */
+  readonly serverDefect: Effect.Effect<void>
+  /**
+   * The process's way out at once (a second signal, SIGQUIT, an exception no one catches): every
+   * connection of the server whose answer is not whole reset now; then the shutdown, if it had
+   * not begun, in place of the process's end.
+   */
+  readonly forceShutdown: Effect.Effect<void>
   /** Waits for the shutdown to return (beginning it if need be), and checks it did in time. */
   readonly awaitShutdown: Effect.Effect<void, ShutdownViolation>
   /** When shutdown began (the transport's clock), once it has. */
   readonly shutdownStartedAt: () => number | undefined
+  /** When the server was forced to stop (the transport's clock), once it was. */
+  readonly forcedAt: () => number | undefined
   /** What the run knows of the handler that served `peer`, to add to a violation about it. */
   readonly explain: (peer: RunPeer) => string
 }
@@ -79,7 +89,8 @@ export interface Run {
  * - `Send`: what the peer received so far is the start of an answer the protocol allows;
  * - `HalfClose` of a peer that reads, and `Exchange`, with a protocol: its complete answer
  *   arrives, then a FIN (the key invariant), or, once the deadline passed, a reset;
- * - `Shutdown`: the port refuses connections by the drain delay plus the shutdown deadline;
+ * - `Shutdown`, `ServerDefect`: the port refuses connections by the drain delay plus the shutdown
+ *   deadline;
  * - `Wait` that crosses the deadline: the shutdown has returned, and every connection has ended
  *   as the protocol allows (see {@link expectAllEnded}).
  *
@@ -132,8 +143,12 @@ export const act = (
         return yield* run.crowd(op.peers)
       case "Descriptors":
         return yield* run.exhaust(op.exhausted)
-      case "Shutdown": {
-        yield* run.beginShutdown
+      case "ForceShutdown":
+        // Every end after it is judged as after a forced stop (see `judge`).
+        return yield* run.forceShutdown
+      case "Shutdown":
+      case "ServerDefect": {
+        yield* op._tag === "Shutdown" ? run.beginShutdown : run.serverDefect
         // The listener is the first thing shutdown closes, after the drain delay.
         const { drainDelay, shutdownTimeout } = run.timing
         return yield* timed(
@@ -192,13 +207,20 @@ const intoShutdown = (run: Run, at: number | undefined) => {
   return started === undefined || at === undefined || at < started ? undefined : at - started
 }
 
+/** Whether an end seen `at` came at or after a forced stop. */
+const afterForce = (run: Run, at: number | undefined) => {
+  const forced = run.forcedAt()
+  return forced !== undefined && at !== undefined && at >= forced
+}
+
 const factsOf = (target: RunPeer, model: Model, run: Run, at: number | undefined): Verdict.Facts => {
   const state = model.peers[target.index]!
   return {
     halfClosed: state.halfClosed !== "no",
     leftItself: state.reset,
     refused: state.refused,
-    intoShutdown: intoShutdown(run, at)
+    intoShutdown: intoShutdown(run, at),
+    forced: afterForce(run, at)
   }
 }
 
@@ -230,7 +252,8 @@ const awaitEnd = (target: RunPeer, model: Model, run: Run, never: string) =>
 /**
  * The verdict on one peer's end (see `Verdict.judgeEnd`), and that it came in time: by the
  * deadline plus the margin after shutdown began, or, for a peer that was not reading then, as
- * soon as it read again.
+ * soon as it read again; after a forced stop, which waits for nothing, at once (within the
+ * margin).
  */
 const judge = (target: RunPeer, how: "eof" | "reset" | "closed", model: Model, run: Run) =>
   Effect.suspend(() => {
@@ -247,23 +270,34 @@ const judge = (target: RunPeer, how: "eof" | "reset" | "closed", model: Model, r
     )
     if (found !== undefined) return Effect.fail(withPeer(target, run, found))
     const started = run.shutdownStartedAt()
-    if (started !== undefined && endedAt !== undefined && !model.peers[target.index]!.reset) {
-      const { deadlineMargin } = run.timing
-      const latest = Math.max(started + deadline(run.timing), target.resumedAt) + deadlineMargin
-      if (endedAt > latest) {
-        return Effect.fail(withPeer(
+    if (started === undefined || endedAt === undefined || model.peers[target.index]!.reset) return Effect.void
+    const { deadlineMargin } = run.timing
+    const forced = run.forcedAt()
+    if (forced !== undefined && endedAt >= forced) {
+      return endedAt > Math.max(forced, target.resumedAt) + deadlineMargin
+        ? Effect.fail(withPeer(
           target,
           run,
           Verdict.violation(
             "Late",
-            `a connection ended ${Math.round(endedAt - started)} ms into shutdown, past its deadline of ${
-              deadline(run.timing)
-            } ms plus ${deadlineMargin} ms`
+            `a connection ended ${Math.round(endedAt - forced)} ms after a forced stop, which resets every ` +
+              `connection at once (plus ${deadlineMargin} ms)`
           )
         ))
-      }
+        : Effect.void
     }
-    return Effect.void
+    return endedAt > Math.max(started + deadline(run.timing), target.resumedAt) + deadlineMargin
+      ? Effect.fail(withPeer(
+        target,
+        run,
+        Verdict.violation(
+          "Late",
+          `a connection ended ${Math.round(endedAt - started)} ms into shutdown, past its deadline of ${
+            deadline(run.timing)
+          } ms plus ${deadlineMargin} ms`
+        )
+      ))
+      : Effect.void
   })
 
 /**

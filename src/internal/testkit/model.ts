@@ -39,7 +39,11 @@ export const applies = (model: Model, op: Operation): boolean => {
     case "Flood":
     case "Exchange":
     case "Shutdown":
+    case "ServerDefect":
       return model.phase === "serving"
+    // The process can end at once while it serves (SIGQUIT, a crash) or drains (a second signal).
+    case "ForceShutdown":
+      return model.phase !== "stopped"
     case "Send":
     case "HalfClose": {
       const peer = peerOf(model, op.peer)
@@ -91,7 +95,12 @@ export const step = (model: Model, op: Operation): void => {
       peer!.reset = true
       return
     case "Shutdown":
+    case "ServerDefect":
       model.phase = "draining"
+      return
+    // Every connection is reset at once: nothing is owed after it, but how each one ended.
+    case "ForceShutdown":
+      model.phase = "stopped"
       return
     case "Wait":
       if (model.phase !== "draining") return

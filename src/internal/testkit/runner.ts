@@ -6,10 +6,11 @@
  * differs between the two backends is a {@link Harness}: how leaks are counted, and how exact the
  * clock is.
  */
-import { Cause, Chunk, Duration, Effect, Exit, Scope, Supervisor } from "effect"
+import { Cause, Chunk, Deferred, Duration, Effect, Exit, FiberId, Scope, Supervisor } from "effect"
 import type { Fiber } from "effect"
 import * as Server from "../../Server.js"
 import type { Holdings, Outcome, Peer, Protocol, RunOptions, Scenario, Target } from "../../TestKit.js"
+import * as ExitReset from "../exitReset.js"
 import * as Transport from "../transport.js"
 import type { Run, RunPeer, Timing } from "./commands.js"
 import * as Commands from "./commands.js"
@@ -151,26 +152,60 @@ const timingOf = (options: RunOptions, harness: Harness): Timing => ({
   deadlineMargin: millis(options.deadlineMargin, harness.deadlineMargin)
 })
 
+/** What `ServerDefect` makes the server's fiber die of. */
+class ServerDefect extends Error {
+  constructor() {
+    super("a defect in the fiber that holds the server (the run's ServerDefect)")
+  }
+}
+
 /**
- * The server's shutdown, as the run drives it: begun once (closing the server's scope, in the
- * background), timed on the transport's clock, and awaited with the deadline it must keep.
+ * The server's life, as the run drives it. The server runs in a fiber of its own, which started it
+ * in its scope and holds it: a shutdown is that fiber returning (its scope closes), a
+ * `ServerDefect` that fiber dying (its scope closes with the defect), as Effect closes the scope
+ * of any fiber that ends. Either is begun once, in the background; `force` is the process's way
+ * out at once, before it. Timed on the transport's clock, and awaited with the deadline it must keep.
  */
-class Shutdown {
+class ServerLife {
   private state:
     | { readonly _tag: "Serving" }
-    | { readonly _tag: "Begun"; readonly fiber: Fiber.RuntimeFiber<void>; readonly at: number; returnedAt?: number } = {
-      _tag: "Serving"
-    }
+    | { readonly _tag: "Begun"; readonly at: number; returnedAt?: number } = { _tag: "Serving" }
+  private readonly stop = Deferred.unsafeMake<void>(FiberId.none)
+  private fiber: Fiber.RuntimeFiber<void, ShutdownViolation> | undefined = undefined
+  private forced: number | undefined = undefined
 
   constructor(
-    private readonly serverScope: Scope.CloseableScope,
-    private readonly now: () => number,
+    /** The transport the server runs on: the run's own, which no other server shares. */
+    private readonly transport: Transport.Transport,
     private readonly timing: Timing,
     private readonly serverSocketsOpen: Harness["serverSocketsOpen"]
   ) {}
 
+  /** Forks the server's fiber, which starts `server` in its scope and holds it: the port it listens on. */
+  start<R>(
+    server: Effect.Effect<number, ShutdownViolation, R | Scope.Scope>
+  ): Effect.Effect<number, ShutdownViolation, Exclude<R, Scope.Scope>> {
+    return Effect.gen(this, function*() {
+      const port = yield* Deferred.make<number, ShutdownViolation>()
+      const held = Effect.scoped(
+        Effect.zipRight(Effect.flatMap(server, (bound) => Deferred.succeed(port, bound)), Deferred.await(this.stop))
+      )
+      this.fiber = yield* Effect.forkDaemon(Effect.onExit(held, (exit) =>
+        Effect.suspend(() => {
+          if (this.state._tag === "Begun") this.state.returnedAt = this.transport.now()
+          // A server that did not start: its failure is the run's.
+          return Exit.isFailure(exit) ? Deferred.failCause(port, exit.cause) : Effect.void
+        })))
+      return yield* Deferred.await(port)
+    })
+  }
+
   get startedAt(): number | undefined {
     return this.state._tag === "Begun" ? this.state.at : undefined
+  }
+
+  get forcedAt(): number | undefined {
+    return this.forced
   }
 
   /** From its start to its return; 0 while it has not returned. */
@@ -180,18 +215,38 @@ class Shutdown {
       : 0
   }
 
-  readonly begin: Effect.Effect<void> = Effect.suspend(() => {
-    if (this.state._tag === "Begun") return Effect.void
-    const at = this.now()
-    const closing = Effect.ensuring(
-      Scope.close(this.serverScope, Exit.void),
-      Effect.sync(() => {
-        if (this.state._tag === "Begun") this.state.returnedAt = this.now()
-      })
-    )
-    return Effect.map(Effect.forkDaemon(closing), (fiber) => {
-      this.state = { _tag: "Begun", fiber, at }
+  /** Ends the server's fiber with `exit`, unless its shutdown began already. */
+  private end(exit: Exit.Exit<void>): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      if (this.state._tag === "Begun") return Effect.void
+      this.state = { _tag: "Begun", at: this.transport.now() }
+      return Effect.asVoid(Deferred.done(this.stop, exit))
     })
+  }
+
+  readonly begin: Effect.Effect<void> = this.end(Exit.void)
+
+  readonly defect: Effect.Effect<void> = Effect.suspend(() => this.end(Exit.die(new ServerDefect())))
+
+  /**
+   * What the process does on its way out at once (internal/exitReset.ts), for this server's
+   * connections only: the others of this process go on. The process would be gone; this one goes
+   * on, so the shutdown begins (if it had not), in its place.
+   */
+  readonly force: Effect.Effect<void> = Effect.suspend(() => {
+    this.forced ??= this.transport.now()
+    ExitReset.resetOn(this.transport)
+    return this.begin
+  })
+
+  /**
+   * At the run's end, whatever failed: a server still serving is shut down and awaited; a shutdown
+   * that began is left to end as it will (its hang may be what failed).
+   */
+  readonly release: Effect.Effect<void> = Effect.suspend(() => {
+    const fiber = this.fiber
+    if (this.state._tag === "Begun" || fiber === undefined) return Effect.void
+    return Effect.zipRight(this.begin, Effect.asVoid(fiber.await))
   })
 
   /** Begins it if need be, waits for its return, and checks it returned by its deadline, leaving no server socket. */
@@ -200,9 +255,8 @@ class Shutdown {
     Effect.suspend(() => {
       const deadline = Commands.deadline(this.timing)
       const limit = deadline + this.timing.deadlineMargin
-      const begun = this.state as Extract<Shutdown["state"], { _tag: "Begun" }>
       return Commands.timed(
-        begun.fiber.await,
+        this.fiber!.await,
         limit + this.timing.margin,
         "Hang",
         `shutdown did not return within its deadline of ${deadline} ms plus ${
@@ -227,36 +281,34 @@ class Shutdown {
 }
 
 /**
- * Starts the target in `serverScope`, on a transport whose listeners `accepted` watches, with its
- * fibers tracked by `supervisor`: the port it listens on.
+ * The target, started with its fibers tracked by `supervisor`, on `transport` (one whose listeners
+ * `accepted` watches): the port it listens on. In the scope of the fiber that runs it.
  */
 const start = <E, R>(
   target: Target<E, R>,
   options: Server.Options,
   handlers: Handlers | undefined,
-  accepted: Accepted,
-  supervisor: Supervisor.Supervisor<unknown>,
-  serverScope: Scope.Scope
-): Effect.Effect<number, ShutdownViolation, Exclude<R, Scope.Scope>> =>
-  Effect.flatMap(Transport.CurrentTransport, (transport) => {
-    const started: Effect.Effect<number, unknown, Scope.Scope | Exclude<R, Scope.Scope>> = target.serve !== undefined
-      ? Effect.map(target.serve(options), (served) => served.port) as Effect.Effect<
-        number,
-        unknown,
-        Scope.Scope | Exclude<R, Scope.Scope>
-      >
-      : Effect.map(
-        Server.make(options, handlers === undefined ? undefined : handlers.wrap(target.handler!)),
-        (server) => server.address.port
-      )
-    return Scope.extend(started, serverScope).pipe(
-      Effect.provideService(Transport.CurrentTransport, accepted.watch(transport)),
-      Effect.supervised(supervisor),
-      Effect.catchAllCause((cause) =>
-        Effect.fail(violation("NotStarted", `the server did not start: ${Cause.pretty(cause).split("\n")[0]}`))
-      )
+  transport: Transport.Transport,
+  supervisor: Supervisor.Supervisor<unknown>
+): Effect.Effect<number, ShutdownViolation, Scope.Scope | Exclude<R, Scope.Scope>> => {
+  const started: Effect.Effect<number, unknown, Scope.Scope | Exclude<R, Scope.Scope>> = target.serve !== undefined
+    ? Effect.map(target.serve(options), (served) => served.port) as Effect.Effect<
+      number,
+      unknown,
+      Scope.Scope | Exclude<R, Scope.Scope>
+    >
+    : Effect.map(
+      Server.make(options, handlers === undefined ? undefined : handlers.wrap(target.handler!)),
+      (server) => server.address.port
     )
-  })
+  return started.pipe(
+    Effect.provideService(Transport.CurrentTransport, transport),
+    Effect.supervised(supervisor),
+    Effect.catchAllCause((cause) =>
+      Effect.fail(violation("NotStarted", `the server did not start: ${Cause.pretty(cause).split("\n")[0]}`))
+    )
+  )
+}
 
 /** What the run knows of how a handler ended, to add to a violation about its peer. */
 const fate = (record: HandlerRecord | undefined): string => {
@@ -287,10 +339,10 @@ const makeRun = (parts: {
   readonly now: () => number
   readonly accepted: Accepted
   readonly handlers: Handlers | undefined
-  readonly shutdown: Shutdown
+  readonly life: ServerLife
   readonly peersScope: Scope.Scope
 }): Run => {
-  const { accepted, handlers, harness, now, peersScope, port, protocol, shutdown, timing } = parts
+  const { accepted, handlers, harness, life, now, peersScope, port, protocol, timing } = parts
   const peers: Array<RunPeer> = []
   const connect = Scope.extend(Peers.connect(port), peersScope)
   return {
@@ -334,9 +386,12 @@ const makeRun = (parts: {
         ? Effect.fail(violation("Unsupported", "only the simulation can run the server's descriptors out"))
         : harness.exhaust(exhausted),
     portFree: harness.expectPortFree(port),
-    beginShutdown: shutdown.begin,
-    awaitShutdown: shutdown.await,
-    shutdownStartedAt: () => shutdown.startedAt,
+    beginShutdown: life.begin,
+    serverDefect: life.defect,
+    forceShutdown: life.force,
+    awaitShutdown: life.await,
+    shutdownStartedAt: () => life.startedAt,
+    forcedAt: () => life.forcedAt,
     explain: (target) => fate(handlers?.of(target.peer))
   }
 }
@@ -359,19 +414,19 @@ export const play = <E, R>(
       return yield* Effect.fail(violation("Unsupported", "a target is a handler or a server of its own, not both"))
     }
     const protocol: Protocol | undefined = given ?? (handler === undefined && serve === undefined ? echo : undefined)
-    const now = (yield* Transport.CurrentTransport).now
+    const accepted = new Accepted()
+    // The run's own transport: its listeners watched, and no other server's.
+    const transport = accepted.watch(yield* Transport.CurrentTransport)
+    const now = transport.now
     const timing = timingOf(options, harness)
     const before = yield* harness.holdings
     const supervisor = yield* Supervisor.track
-    const serverScope = yield* Scope.make()
     const peersScope = yield* Scope.make()
+    const life = new ServerLife(transport, timing, harness.serverSocketsOpen)
     // Whatever check fails, nothing of this run may outlive it into the next.
-    yield* Effect.addFinalizer(() =>
-      Effect.zipRight(Scope.close(peersScope, Exit.void), Scope.close(serverScope, Exit.void))
-    )
-    const accepted = new Accepted()
+    yield* Effect.addFinalizer(() => Effect.zipRight(Scope.close(peersScope, Exit.void), life.release))
     const handlers = handler === undefined ? undefined : new Handlers(now)
-    const port = yield* start(
+    const port = yield* life.start(start(
       options,
       {
         ...serverOptions,
@@ -379,12 +434,10 @@ export const play = <E, R>(
         cleanupTimeout: Duration.millis(timing.cleanupTimeout)
       },
       handlers,
-      accepted,
-      supervisor,
-      serverScope
-    )
-    const shutdown = new Shutdown(serverScope, now, timing, harness.serverSocketsOpen)
-    const run = makeRun({ harness, port, protocol, timing, now, accepted, handlers, shutdown, peersScope })
+      transport,
+      supervisor
+    ))
+    const run = makeRun({ harness, port, protocol, timing, now, accepted, handlers, life, peersScope })
 
     const model = Model.initialModel(Commands.deadline(timing))
     for (const op of scenario.operations) {
@@ -396,11 +449,11 @@ export const play = <E, R>(
     }
 
     // The end: shutdown returns in time, every connection ends as the protocol allows.
-    yield* shutdown.await
+    yield* life.await
     const endings = yield* Commands.expectAllEnded(model, run)
     const lives = handlers === undefined
       ? undefined
-      : handlersViolation(handlers.records, shutdown.startedAt!, timing, harness.notice)
+      : handlersViolation(handlers.records, life.startedAt!, timing, harness.notice)
     if (lives !== undefined) return yield* Effect.fail(lives)
 
     // Nothing left behind: port, fibers, sockets, handles, timers.
@@ -412,7 +465,7 @@ export const play = <E, R>(
     yield* Scope.close(peersScope, Exit.void)
     yield* Effect.mapError(harness.expectNoLeaks(before), (error) => violation("Leak", error.message))
     return {
-      shutdownMillis: shutdown.millis,
+      shutdownMillis: life.millis,
       verified: protocol === undefined ? 0 : model.peers.filter((peer) => peer.verified).length,
       peers: run.peers.map((target) => ({
         sent: target.peer.sent().length,

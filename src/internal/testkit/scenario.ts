@@ -16,7 +16,8 @@ const settings = (options: Generation) => ({
 })
 
 /**
- * Operations; with `faults`, also those only a simulation can play (descriptors running out).
+ * Operations; with `faults`, also those only a simulation can play (descriptors running out);
+ * with `crashes`, the forced and crash paths.
  *
  * @internal
  */
@@ -45,6 +46,13 @@ export const operation = (options: Generation = {}, faults = false): fc.Arbitrar
       ? [{ weight: 1, arbitrary: fc.record({ _tag: fc.constant("Descriptors" as const), exhausted: fc.boolean() }) }]
       : []),
     { weight: 1, arbitrary: fc.constant({ _tag: "Shutdown" as const }) },
+    // Last but one, and only when asked for: without them, a seed generates what it did before.
+    ...(options.crashes === true
+      ? [
+        { weight: 1, arbitrary: fc.constant({ _tag: "ForceShutdown" as const }) },
+        { weight: 1, arbitrary: fc.constant({ _tag: "ServerDefect" as const }) }
+      ]
+      : []),
     {
       weight: 5,
       arbitrary: fc.record({
@@ -111,6 +119,8 @@ export const formatOperation = (op: Operation): string => {
       return `Descriptors(${op.exhausted ? "exhausted" : "back"})`
     case "Open":
     case "Shutdown":
+    case "ForceShutdown":
+    case "ServerDefect":
       return op._tag
     default:
       return `${op._tag}(${op.peer})`

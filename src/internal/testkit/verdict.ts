@@ -19,7 +19,7 @@ export type ViolationReason =
   | "NotAnAnswer"
   /** A clean end (FIN) after a partial answer: the one thing a peer cannot tell from a whole one. */
   | "CutOffThenFin"
-  /** A connection reset before the shutdown deadline, its peer having done nothing to cause it. */
+  /** A connection reset before the shutdown deadline, its peer having done nothing to cause it, and no forced stop. */
   | "EarlyReset"
   /** A connection, or the shutdown, ended later than the deadline plus the margin. */
   | "Late"
@@ -136,6 +136,8 @@ export interface Facts {
   readonly refused: boolean
   /** Milliseconds into shutdown when the end was seen; `undefined` before shutdown began. */
   readonly intoShutdown: number | undefined
+  /** The end was seen at or after a forced stop, which resets every connection not whole at once. */
+  readonly forced: boolean
 }
 
 /**
@@ -172,7 +174,8 @@ const firstDifference = (a: Uint8Array, b: Uint8Array): number => {
  * 3. A clean end (FIN) comes after a complete answer: the whole answer after the peer's
  *    half-close; the answers earned, when the server ended the conversation by the protocol's
  *    rules; or whole answers and the whole farewell, once shutdown began.
- * 4. Any other end (a reset) comes only at the shutdown deadline or after: a cut-off answer.
+ * 4. Any other end (a reset) comes only at the shutdown deadline or after, or after a forced
+ *    stop: a cut-off answer.
  *
  * @internal
  */
@@ -206,7 +209,7 @@ export const judgeEnd = (
     )
   }
   const into = facts.intoShutdown
-  if (into !== undefined && into >= shutdownTimeoutMillis) return undefined
+  if (facts.forced || (into !== undefined && into >= shutdownTimeoutMillis)) return undefined
   return violation(
     "EarlyReset",
     into === undefined
