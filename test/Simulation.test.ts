@@ -53,7 +53,7 @@ describe("the shutdown property on the simulated network", () => {
         TestKit.simulate(run, timeouts),
         TestKit.simulate(run, { ...timeouts, handler: userEcho, protocol: TestKit.echo })
       ).pipe(Effect.asVoid),
-    { timeout: 120_000, fastCheck: { numRuns: Math.ceil(runs / 4), ...replay } }
+    { timeout: 120_000, fastCheck: { numRuns: Math.ceil(runs / 8), ...replay } }
   )
 
   it.effect("a burst of connects interrupted before it starts does not leave the run stuck (fiber turns in order)", () =>
