@@ -11,6 +11,7 @@ import * as path from "node:path"
 import type { Connection } from "../src/index.js"
 import { Server, TestKit } from "../src/index.js"
 import * as Command from "../src/internal/testkit/command.js"
+import * as Commands from "../src/internal/testkit/commands.js"
 import * as Runner from "../src/internal/testkit/runner.js"
 import * as Verdict from "../src/internal/testkit/verdict.js"
 
@@ -224,6 +225,35 @@ describe("the checks of the handlers' lives", () => {
   })
 })
 
+describe("when an end is due", () => {
+  const timing = { shutdownTimeout: 400, cleanupTimeout: 500, drainDelay: 100, margin: 10_000, deadlineMargin: 5 }
+  const late = (times: Partial<Commands.EndTimes>) =>
+    Commands.lateness({ endedAt: 0, startedAt: 0, forcedAt: undefined, resumedAt: 0, ...times }, timing)
+
+  it("by the drain delay, the shutdown and cleanup timeouts and the margin after the shutdown began", () => {
+    expect(late({ startedAt: 10, endedAt: 1015 })).toBeUndefined()
+    expect(late({ startedAt: 10, endedAt: 1015.5 })).toMatchObject({
+      reason: "Late",
+      detail: "a connection ended 1006 ms into shutdown, past its deadline of 1000 ms plus 5 ms"
+    })
+    // A peer that was not reading sees its end when it reads again.
+    expect(late({ startedAt: 10, endedAt: 3000, resumedAt: 2995 })).toBeUndefined()
+    expect(late({ startedAt: 10, endedAt: 3001, resumedAt: 2995 })?.reason).toBe("Late")
+  })
+
+  it("after a forced stop, at once: by the stop plus the margin, or when the peer reads again", () => {
+    expect(late({ startedAt: 10, forcedAt: 50, endedAt: 55 })).toBeUndefined()
+    expect(late({ startedAt: 10, forcedAt: 50, endedAt: 56 })).toMatchObject({
+      reason: "Late",
+      detail: "a connection ended 6 ms after a forced stop, which resets every connection at once (plus 5 ms)"
+    })
+    expect(late({ startedAt: 10, forcedAt: 50, endedAt: 900, resumedAt: 897 })).toBeUndefined()
+    // An end before the forced stop is timed by the shutdown's deadline.
+    expect(late({ startedAt: 10, forcedAt: 2000, endedAt: 1015 })).toBeUndefined()
+    expect(late({ startedAt: 10, forcedAt: 2000, endedAt: 1500 })?.detail).toMatch(/into shutdown, past its deadline/)
+  })
+})
+
 /** The cause of a simulated run's failure. */
 const simulatedFailure = <E, R>(scenario: TestKit.Scenario, target: TestKit.Target<E, R>, seed = 1) =>
   Effect.map(
@@ -252,13 +282,38 @@ describe("each invariant, broken on purpose, is caught and named", () => {
       expect(bare.message).toMatch(/^the handler of 127\.0\.0\.1:\d+ died: Error: boom$/)
     }))
 
-  it.live("on loopback too, a handler that dies is named as such", () =>
+  it.live("on loopback too, a handler that dies is named as such, and the failed run leaves nothing behind", () =>
     Effect.gen(function*() {
+      const before = yield* TestKit.holdings
       // It may die before its peer's connect completes, or after: a reset either way, and its death named.
       const failure = yield* Effect.flip(TestKit.checkShutdown(exchange, { ...timeouts, handler: dies }))
       expect(failure._tag).toBe("ShutdownViolation")
       expect(failure.message).toMatch(/died: Error: boom/)
       expect(["HandlerDied", "EarlyReset"]).toContain(failure.reason)
+      // The run failed before its shutdown: the server it started was shut down all the same.
+      yield* TestKit.expectNoLeaks(before)
+    }))
+
+  it.effect("a server whose shutdown never returns is a hang; one that returns past its deadline is late", () =>
+    Effect.gen(function*() {
+      /** A server of the user's own whose release, after the server's, runs `then`. */
+      const releasing = (then: Effect.Effect<void>) => ({
+        serve: (options: Server.Options) =>
+          Effect.zipRight(
+            Effect.addFinalizer(() => then),
+            Effect.map(Server.make(options), (server) => ({ port: server.address.port }))
+          )
+      })
+      const open: TestKit.Scenario = { operations: [{ _tag: "Open" }] }
+      expect(yield* simulatedFailure(open, releasing(Effect.never))).toMatchObject({
+        reason: "Hang",
+        detail: "shutdown did not return within its deadline of 900 ms plus 10000 ms"
+      })
+      // The silent peer is cut off at 400 ms, then the release takes a second more.
+      expect(yield* simulatedFailure(open, releasing(Effect.sleep("1 second")))).toMatchObject({
+        reason: "Late",
+        detail: "shutdown returned 1400 ms after it began, past its deadline of 900 ms plus 0 ms"
+      })
     }))
 
   it.effect("a handler whose finalizer never ends is named for it", () =>
@@ -292,7 +347,7 @@ describe("each invariant, broken on purpose, is caught and named", () => {
     Effect.gen(function*() {
       const notStarted = yield* simulatedFailure(exchange, { serve: () => Effect.fail("no port for you") })
       expect(notStarted).toMatchObject({ reason: "NotStarted" })
-      expect(notStarted.message).toMatch(/^the server did not start: /)
+      expect(notStarted.message).toBe("the server did not start: Error: no port for you")
       const both = yield* simulatedFailure(exchange, {
         handler: echo,
         serve: () => Effect.succeed({ port: 1 })
@@ -472,7 +527,7 @@ describe("the forced and crash paths", () => {
       expect(failure).toMatchObject({ reason: "Leak", detail: "1 server socket(s) still open when shutdown returned" })
     }))
 
-  it.effect("the generator plays them only when asked: without, a seed gives the scenarios it gave before", () =>
+  it.effect("the generator plays them only when asked: crashes off generates what no option does", () =>
     Effect.sync(() => {
       const tags = (crashes: boolean) =>
         new Set(

@@ -250,10 +250,51 @@ const awaitEnd = (target: RunPeer, model: Model, run: Run, never: string) =>
   )
 
 /**
- * The verdict on one peer's end (see `Verdict.judgeEnd`), and that it came in time: by the
- * deadline plus the margin after shutdown began, or, for a peer that was not reading then, as
- * soon as it read again; after a forced stop, which waits for nothing, at once (within the
- * margin).
+ * When a connection's end was seen, as the deadline check needs it: when the shutdown began, when
+ * the server was forced to stop (if it was), and when the peer last started to read again.
+ *
+ * @internal
+ */
+export interface EndTimes {
+  readonly endedAt: number
+  readonly startedAt: number
+  readonly forcedAt: number | undefined
+  readonly resumedAt: number
+}
+
+/**
+ * Whether an end came too late, as a `Late` violation (`undefined` when in time). An end seen
+ * after a forced stop, which waits for nothing, is due at once: by the forced stop plus the
+ * margin. Any other is due by the deadline after the shutdown began plus the margin. Either way,
+ * a peer that was not reading sees its end only once it reads again: not before `resumedAt`.
+ *
+ * @internal
+ */
+export const lateness = (times: EndTimes, timing: Timing): ShutdownViolation | undefined => {
+  const { endedAt, forcedAt, resumedAt, startedAt } = times
+  const { deadlineMargin } = timing
+  if (forcedAt !== undefined && endedAt >= forcedAt) {
+    return endedAt > Math.max(forcedAt, resumedAt) + deadlineMargin
+      ? Verdict.violation(
+        "Late",
+        `a connection ended ${Math.round(endedAt - forcedAt)} ms after a forced stop, which resets every ` +
+          `connection at once (plus ${deadlineMargin} ms)`
+      )
+      : undefined
+  }
+  return endedAt > Math.max(startedAt + deadline(timing), resumedAt) + deadlineMargin
+    ? Verdict.violation(
+      "Late",
+      `a connection ended ${Math.round(endedAt - startedAt)} ms into shutdown, past its deadline of ${
+        deadline(timing)
+      } ms plus ${deadlineMargin} ms`
+    )
+    : undefined
+}
+
+/**
+ * The verdict on one peer's end (see `Verdict.judgeEnd`), and that it came in time (see
+ * {@link lateness}); a peer that left by itself, or an end before the shutdown, is not timed.
  */
 const judge = (target: RunPeer, how: "eof" | "reset" | "closed", model: Model, run: Run) =>
   Effect.suspend(() => {
@@ -269,35 +310,16 @@ const judge = (target: RunPeer, how: "eof" | "reset" | "closed", model: Model, r
       run.timing.drainDelay + run.timing.shutdownTimeout
     )
     if (found !== undefined) return Effect.fail(withPeer(target, run, found))
-    const started = run.shutdownStartedAt()
-    if (started === undefined || endedAt === undefined || model.peers[target.index]!.reset) return Effect.void
-    const { deadlineMargin } = run.timing
-    const forced = run.forcedAt()
-    if (forced !== undefined && endedAt >= forced) {
-      return endedAt > Math.max(forced, target.resumedAt) + deadlineMargin
-        ? Effect.fail(withPeer(
-          target,
-          run,
-          Verdict.violation(
-            "Late",
-            `a connection ended ${Math.round(endedAt - forced)} ms after a forced stop, which resets every ` +
-              `connection at once (plus ${deadlineMargin} ms)`
-          )
-        ))
-        : Effect.void
-    }
-    return endedAt > Math.max(started + deadline(run.timing), target.resumedAt) + deadlineMargin
-      ? Effect.fail(withPeer(
-        target,
-        run,
-        Verdict.violation(
-          "Late",
-          `a connection ended ${Math.round(endedAt - started)} ms into shutdown, past its deadline of ${
-            deadline(run.timing)
-          } ms plus ${deadlineMargin} ms`
-        )
-      ))
-      : Effect.void
+    const startedAt = run.shutdownStartedAt()
+    // Stryker disable next-line ConditionalExpression,LogicalOperator: equivalent (an undefined time compares as false in lateness)
+    if (startedAt === undefined || endedAt === undefined) return Effect.void
+    // A peer that left by itself ended when it did so.
+    if (model.peers[target.index]!.reset) return Effect.void
+    const late = lateness(
+      { endedAt, startedAt, forcedAt: run.forcedAt(), resumedAt: target.resumedAt },
+      run.timing
+    )
+    return late === undefined ? Effect.void : Effect.fail(withPeer(target, run, late))
   })
 
 /**
