@@ -243,9 +243,9 @@ export interface Generation {
   /** Whose requests the payloads are ({@link Protocol.payload}). Default: any bytes. */
   readonly protocol?: Protocol | undefined
   /**
-   * Also the forced and crash paths: `ForceShutdown` and `ServerDefect`. Default false: the same
-   * seed and path then give the same scenarios as they did without them, so a failure recorded
-   * before replays.
+   * Also the forced and crash paths: `ForceShutdown` and `ServerDefect`. Default false: they
+   * change what every seed generates, and a failure's seed and path replay only with the
+   * generation it was found with.
    */
   readonly crashes?: boolean | undefined
 }

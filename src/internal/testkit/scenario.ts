@@ -46,7 +46,7 @@ export const operation = (options: Generation = {}, faults = false): fc.Arbitrar
       ? [{ weight: 1, arbitrary: fc.record({ _tag: fc.constant("Descriptors" as const), exhausted: fc.boolean() }) }]
       : []),
     { weight: 1, arbitrary: fc.constant({ _tag: "Shutdown" as const }) },
-    // Last but one, and only when asked for: without them, a seed generates what it did before.
+    // Only when asked for: another arbitrary in this oneof changes what every seed draws.
     ...(options.crashes === true
       ? [
         { weight: 1, arbitrary: fc.constant({ _tag: "ForceShutdown" as const }) },
