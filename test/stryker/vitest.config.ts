@@ -15,6 +15,7 @@ export default defineConfig({
       "test/Cli.test.ts",
       "test/Examples.test.ts",
       "test/ForcedExit.test.ts",
+      "test/ProcessFaults.test.ts",
       "test/Package.test.ts",
       // The docs' recipes: type-checked by a tsc subprocess, and run here by the tests they show.
       "test/Docs.test.ts",
