@@ -248,6 +248,8 @@ describe("when an end is due", () => {
       detail: "a connection ended 6 ms after a forced stop, which resets every connection at once (plus 5 ms)"
     })
     expect(late({ startedAt: 10, forcedAt: 50, endedAt: 900, resumedAt: 897 })).toBeUndefined()
+    // Forced past the deadline (real time runs on between steps): an end at that moment is in time.
+    expect(late({ startedAt: 10, forcedAt: 2000, endedAt: 2000 })).toBeUndefined()
     // An end before the forced stop is timed by the shutdown's deadline.
     expect(late({ startedAt: 10, forcedAt: 2000, endedAt: 1015 })).toBeUndefined()
     expect(late({ startedAt: 10, forcedAt: 2000, endedAt: 1500 })?.detail).toMatch(/into shutdown, past its deadline/)
