@@ -439,15 +439,16 @@ describe("descriptors", () => {
       const clients: Array<TestKit.PeerSocket> = []
       for (let i = 0; i < 10; i++) clients.push(yield* rawConnect(port))
       yield* eventually(server.connections, (live) => live.length === 10)
+      const peers = new Set(clients.map((client) => client.localPort!))
       // The listener, and one socket per connection.
-      expect(serverSockets(port)).toBe(11)
+      expect(serverSockets(port, peers)).toBe(11)
       // Half of them finish their echo: the server lets go of their sockets while it goes on.
       for (const client of clients.slice(0, 5)) {
         client.end(Buffer.from("x"))
         yield* readToEnd(client)
         client.destroy()
       }
-      yield* eventually(Effect.sync(() => serverSockets(port)), (n) => n === 6)
+      yield* eventually(Effect.sync(() => serverSockets(port, peers)), (n) => n === 6)
       expect((yield* server.connections).length).toBe(5)
     }))
 

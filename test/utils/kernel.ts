@@ -35,8 +35,11 @@ export const openSockets = (): number =>
  * Descriptors this process holds for sockets whose local port is `port`: a server's listening
  * socket and the connections it accepted, and nothing else the process has open (other tests'
  * sockets, the test runner's own). Sockets in `/proc/net/tcp` joined to `/proc/self/fd` by inode.
+ * With `peers` (the clients' local ports), only the listening socket and the connections from
+ * those clients count: a port the kernel gave out again may be reached by a straggler of an
+ * earlier test that aimed at it.
  */
-export const serverSockets = (port: number): number => {
+export const serverSockets = (port: number, peers?: ReadonlySet<number>): number => {
   const held = new Set<string>()
   for (const fd of fs.readdirSync("/proc/self/fd")) {
     try {
@@ -50,6 +53,8 @@ export const serverSockets = (port: number): number => {
   const hexPort = port.toString(16).toUpperCase().padStart(4, "0")
   return fs.readFileSync("/proc/net/tcp", "latin1").split("\n").slice(1).filter((line) => {
     const fields = line.trim().split(/\s+/)
-    return fields[1]?.endsWith(`:${hexPort}`) === true && fields[9] !== undefined && held.has(fields[9])
+    if (fields[1]?.endsWith(`:${hexPort}`) !== true || fields[9] === undefined || !held.has(fields[9])) return false
+    if (peers === undefined || fields[3] === "0A") return true
+    return peers.has(Number.parseInt(fields[2]?.split(":")[1] ?? "", 16))
   }).length
 }
