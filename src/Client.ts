@@ -176,7 +176,7 @@ export const exchange = <E, R>(
   data: Stream.Stream<Uint8Array, E, R>
 ): Effect.Effect<Uint8Array, E | Connection.ConnectionError, R> =>
   Effect.zipWith(
-    Effect.zipRight(Stream.runForEachChunk(data, connection.writeAll), connection.end),
+    Effect.andThen(Stream.runForEachChunk(data, connection.writeAll), connection.end),
     readAll(connection),
     (_, received) => received,
     { concurrent: true }

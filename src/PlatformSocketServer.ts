@@ -142,8 +142,8 @@ class PlatformSocket implements Socket.Socket {
     )
     const stopped = Effect.suspend(() => this.stopped())
     return options?.onOpen === undefined
-      ? Effect.zipRight(read, stopped)
-      : Effect.zipRight(options.onOpen, Effect.zipRight(read, stopped))
+      ? Effect.andThen(read, stopped)
+      : Effect.andThen(options.onOpen, Effect.andThen(read, stopped))
   }
 
   // TCP carries bytes only: run and runRaw are the same.

@@ -192,8 +192,8 @@ export const echoLogged: Handler<Connection.ConnectionError> = (connection) => {
     onSuccess: (chunk) =>
       Effect.logDebug(`receive data from ${connection.peer}`).pipe(
         Effect.annotateLogs("bytes", Chunk.reduce(chunk, 0, (n, b) => n + b.length)),
-        Effect.zipRight(connection.writeAll(chunk)),
-        Effect.zipRight(loop)
+        Effect.andThen(connection.writeAll(chunk)),
+        Effect.andThen(loop)
       )
   })
   return loop

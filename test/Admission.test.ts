@@ -37,7 +37,7 @@ const bytes = (text: string) => new Uint8Array(Buffer.from(text))
 
 /** A handler that keeps its connection busy (and so never idle): a byte every 50 ms. */
 const busy: Server.Handler<Connection.ConnectionError> = (connection) =>
-  Effect.forever(Effect.zipRight(connection.write(bytes(".")), Effect.sleep("50 millis")))
+  Effect.forever(Effect.andThen(connection.write(bytes(".")), Effect.sleep("50 millis")))
 
 /** Connects a peer that reads what it gets, and waits until the server has it (served or waiting). */
 const arrive = (server: Server.Server, live: number, waiting: number) =>
@@ -175,7 +175,7 @@ describe("the wait for a slot", () => {
         yield* arrive(server, 1, 0)
         const waiting: Array<TestKit.Peer> = []
         for (let i = 0; i < 8; i++) waiting.push(yield* arrive(server, 1, i + 1))
-        const newcomer = Effect.zipRight(TestKit.connect(server.address.port), Effect.sleep("1 millis"))
+        const newcomer = Effect.andThen(TestKit.connect(server.address.port), Effect.sleep("1 millis"))
         yield* newcomer
         yield* waiting[7]!.reset
         yield* Effect.sleep("1 millis")
@@ -317,7 +317,7 @@ describe("what a connection leaves in the logs and metrics", () => {
         const before = yield* Metric.value(Metrics.connectionDuration)
         const sentBefore = yield* counter(Metrics.bytesSent)
         const answer: Server.Handler<Connection.ConnectionError> = (connection) =>
-          Effect.zipRight(Effect.sleep("250 millis"), connection.write(bytes("hello")))
+          Effect.andThen(Effect.sleep("250 millis"), connection.write(bytes("hello")))
         const server = yield* Server.make({}, answer)
         // A second into the run: a duration is the time since the connection began, not since the world did.
         yield* Effect.sleep("1 second")
@@ -413,7 +413,7 @@ describe("what a connection leaves in the logs and metrics", () => {
       () =>
         Effect.gen(function*() {
           const answer: Server.Handler<Connection.ConnectionError> = (connection) =>
-            Effect.zipRight(Effect.sleep("250 millis"), connection.write(bytes("hello")))
+            Effect.andThen(Effect.sleep("250 millis"), connection.write(bytes("hello")))
           const server = yield* Server.make({}, answer)
           yield* Effect.sleep("1 second")
           const peer = yield* TestKit.connect(server.address.port)
@@ -465,7 +465,7 @@ describe("a peer's fault", () => {
       Effect.gen(function*() {
         const faults = yield* counter(Metrics.connectionErrors, "TooLong")
         const strict: Server.Handler<Connection.ConnectionError | TooLong> = (connection) =>
-          Effect.zipRight(connection.write(bytes("ERR too long\n")), Effect.fail(new TooLong({ limit: 10 })))
+          Effect.andThen(connection.write(bytes("ERR too long\n")), Effect.fail(new TooLong({ limit: 10 })))
         const server = yield* Server.make({}, strict)
         const peer = yield* TestKit.connect(server.address.port)
         yield* peer.startReading
@@ -524,7 +524,7 @@ describe("behind a proxy (loopback)", () => {
     Effect.gen(function*() {
       const log = capturing()
       const logging: Server.Handler<Connection.ConnectionError> = (connection) =>
-        Effect.zipRight(Effect.logInfo("serving"), connection.echo)
+        Effect.andThen(Effect.logInfo("serving"), connection.echo)
       const echo = yield* Server.make({ proxyProtocol: {} })
       const custom = yield* log.around(Server.make({ proxyProtocol: {} }, logging))
       const exchange = (port: number, header: string) =>

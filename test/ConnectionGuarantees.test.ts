@@ -79,7 +79,7 @@ const stats = (connection: Connection.Connection) => connection.stats
 
 /** Waits until the socket has emitted 'close' (in the world, posted events run before time moves). */
 const closed = (socket: Listener.Socket) =>
-  Effect.zipRight(eventually(Effect.sync(() => socket.destroyed), (destroyed) => destroyed), Effect.sleep("10 millis"))
+  Effect.andThen(eventually(Effect.sync(() => socket.destroyed), (destroyed) => destroyed), Effect.sleep("10 millis"))
 
 const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
   if (Exit.isSuccess(exit)) throw new Error("expected a failure")
@@ -247,7 +247,7 @@ describe("run serves a protocol buffer by buffer", () => {
       const seen: Array<Buffer> = []
       const running = yield* Effect.fork(
         connection.run((data) =>
-          Effect.zipRight(Effect.sync(() => seen.push(Buffer.from(data))), Deferred.await(release))
+          Effect.andThen(Effect.sync(() => seen.push(Buffer.from(data))), Deferred.await(release))
         )
       )
       const sent = pattern(256 * 1024)

@@ -42,7 +42,7 @@ const fakeFs = (
         }),
         // A read takes a while: others started meanwhile would be in flight with it.
         () =>
-          Effect.zipRight(
+          Effect.andThen(
             Effect.yieldNow(),
             Effect.suspend(() => {
               const text = files[path]

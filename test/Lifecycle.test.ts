@@ -69,7 +69,7 @@ describe("the shutdown deadline is hard", () => {
       const entered = yield* Deferred.make<void>()
       const stubborn: Server.Handler = () =>
         Deferred.succeed(entered, undefined).pipe(
-          Effect.zipRight(Effect.never),
+          Effect.andThen(Effect.never),
           Effect.onInterrupt(() => Effect.never)
         )
       const log = yield* capturing
@@ -91,7 +91,7 @@ describe("the shutdown deadline is hard", () => {
       const entered = yield* Deferred.make<void>()
       const interrupted = yield* Ref.make(false)
       const forever: Server.Handler = () =>
-        Effect.zipRight(Deferred.succeed(entered, undefined), Effect.never).pipe(
+        Effect.andThen(Deferred.succeed(entered, undefined), Effect.never).pipe(
           Effect.onInterrupt(() => Ref.set(interrupted, true))
         )
       const log = yield* capturing
@@ -114,9 +114,9 @@ describe("the shutdown deadline is hard", () => {
       // It dies once the peer has spoken (a reset before that could fail the peer's connect).
       const slowToClean: Server.Handler<never, Scope.Scope> = (connection) =>
         Effect.addFinalizer(() => Effect.sleep("400 millis")).pipe(
-          Effect.zipRight(Effect.ignore(connection.read)),
-          Effect.zipRight(Deferred.succeed(dying, undefined)),
-          Effect.zipRight(Effect.die(new Error("bug")))
+          Effect.andThen(Effect.ignore(connection.read)),
+          Effect.andThen(Deferred.succeed(dying, undefined)),
+          Effect.andThen(Effect.die(new Error("bug")))
         )
       const log = yield* capturing
       const { port, shutdown } = yield* log.around(started({ shutdownTimeout: "50 millis" }, slowToClean))
@@ -138,7 +138,7 @@ describe("the shutdown deadline is hard", () => {
     Effect.gen(function*() {
       // Ends right after a write it did not wait for: bytes are still in Node's buffer, unsent.
       const hasty: Server.Handler<Connection.ConnectionError> = (connection) =>
-        Effect.zipRight(Effect.ignore(Effect.timeout(connection.write(big), "50 millis")), connection.end)
+        Effect.andThen(Effect.ignore(Effect.timeout(connection.write(big), "50 millis")), connection.end)
       const { port, server, shutdown } = yield* started({ shutdownTimeout: "200 millis" }, hasty)
       const peers = yield* Scope.make()
       const peer = yield* Scope.extend(rawConnect(port), peers)
@@ -153,7 +153,7 @@ describe("the shutdown deadline is hard", () => {
   it.scopedLive("an answer cut off by the idle timeout, with bytes unsent, ends with a reset", () =>
     Effect.gen(function*() {
       const hasty: Server.Handler<Connection.ConnectionError> = (connection) =>
-        Effect.zipRight(Effect.ignore(Effect.timeout(connection.write(big), "50 millis")), connection.end)
+        Effect.andThen(Effect.ignore(Effect.timeout(connection.write(big), "50 millis")), connection.end)
       const server = yield* Server.make({ idleTimeout: "300 millis" }, hasty)
       const timeouts = yield* counter(Metrics.connectionErrors, "Timeout")
       const peer = yield* rawConnect(server.address.port)
@@ -167,9 +167,9 @@ describe("the shutdown deadline is hard", () => {
     Effect.gen(function*() {
       const partial: Server.Handler<Connection.ConnectionError, Scope.Scope> = (connection) =>
         Effect.addFinalizer(() => Effect.sleep("500 millis")).pipe(
-          Effect.zipRight(Effect.ignore(connection.read)),
-          Effect.zipRight(connection.write(bytes("partial answer"))),
-          Effect.zipRight(Effect.die(new Error("bug")))
+          Effect.andThen(Effect.ignore(connection.read)),
+          Effect.andThen(connection.write(bytes("partial answer"))),
+          Effect.andThen(Effect.die(new Error("bug")))
         )
       const server = yield* Server.make({ idleTimeout: "100 millis" }, partial)
       const peer = yield* rawConnect(server.address.port)
@@ -182,7 +182,7 @@ describe("the shutdown deadline is hard", () => {
   it.scopedLive("the idle timeout ends a handler that does not touch its socket, and frees its slot", () =>
     Effect.gen(function*() {
       const ran = yield* Ref.make(0)
-      const absent: Server.Handler = () => Effect.zipRight(Ref.update(ran, (n) => n + 1), Effect.never)
+      const absent: Server.Handler = () => Effect.andThen(Ref.update(ran, (n) => n + 1), Effect.never)
       const server = yield* Server.make({ idleTimeout: "200 millis", maxConnections: 1 }, absent)
       const first = yield* rawConnect(server.address.port)
       const second = yield* rawConnect(server.address.port)
@@ -198,7 +198,7 @@ describe("each connection has a scope of its own", () => {
     Effect.gen(function*() {
       const released = yield* Ref.make(0)
       const scopedEcho: Server.Handler<Connection.ConnectionError, Scope.Scope> = (connection) =>
-        Effect.zipRight(Effect.addFinalizer(() => Ref.update(released, (n) => n + 1)), connection.echo)
+        Effect.andThen(Effect.addFinalizer(() => Ref.update(released, (n) => n + 1)), connection.echo)
       const server = yield* Server.make({}, scopedEcho)
       for (let i = 0; i < 5; i++) {
         const echoed = yield* Client.roundTrip({ port: server.address.port }, [bytes(`#${i}`)])
@@ -213,7 +213,7 @@ describe("each connection has a scope of its own", () => {
       const released = yield* Ref.make(false)
       const holding: Server.Handler<never, Scope.Scope> = () =>
         Effect.acquireRelease(Deferred.succeed(acquired, undefined), () => Ref.set(released, true)).pipe(
-          Effect.zipRight(Effect.never)
+          Effect.andThen(Effect.never)
         )
       const { port, shutdown } = yield* started({ shutdownTimeout: "100 millis" }, holding)
       const peers = yield* Scope.make()
@@ -232,10 +232,10 @@ describe("handlers are told when shutdown begins", () => {
       // Echoes until the server drains, then says so in-band and ends.
       const polite: Server.Handler<Connection.ConnectionError> = (connection) =>
         Deferred.succeed(serving, undefined).pipe(
-          Effect.zipRight(
+          Effect.andThen(
             Stream.runForEach(Stream.interruptWhen(connection.stream, connection.draining), connection.write)
           ),
-          Effect.zipRight(connection.write(bytes("bye\n")))
+          Effect.andThen(connection.write(bytes("bye\n")))
         )
       const { port, shutdown } = yield* started({ shutdownTimeout: "1 minute" }, polite)
       const peers = yield* Scope.make()
@@ -267,7 +267,7 @@ describe("one verdict per connection", () => {
   it.scopedLive("a defect beside a connection error is a defect, and resets the connection", () =>
     Effect.gen(function*() {
       const both: Server.Handler<Connection.ConnectionError> = (connection) =>
-        Effect.zipRight(
+        Effect.andThen(
           Effect.ignore(connection.read),
           Effect.failCause(Cause.parallel(
             Cause.fail(new Connection.ConnectionError({ reason: "Reset", peer: connection.peer })),
@@ -290,13 +290,13 @@ describe("one verdict per connection", () => {
       // Upstream: asked, it sends half an answer, then a bug resets it.
       const upstream = yield* Server.make({}, (connection) =>
         Effect.ignore(connection.read).pipe(
-          Effect.zipRight(connection.write(bytes("first half"))),
-          Effect.zipRight(Effect.die("upstream bug"))
+          Effect.andThen(connection.write(bytes("first half"))),
+          Effect.andThen(Effect.die("upstream bug"))
         ))
       const proxy: Server.Handler<Connection.ConnectionError | Client.ConnectError, Scope.Scope> = (connection) =>
         Effect.flatMap(
           Client.connect({ port: upstream.address.port }),
-          (up) => Effect.zipRight(up.write(bytes("?")), Stream.runForEach(up.stream, connection.write))
+          (up) => Effect.andThen(up.write(bytes("?")), Stream.runForEach(up.stream, connection.write))
         )
       const server = yield* Server.make({}, proxy).pipe(Effect.tagMetrics("server", "proxy"))
       const proxied = <A>(effect: Effect.Effect<A>) => Effect.tagMetrics(effect, "server", "proxy")
@@ -316,9 +316,9 @@ describe("one verdict per connection", () => {
       // for the peer (that never reads) to take all of it.
       const died: Server.Handler<Connection.ConnectionError, Scope.Scope> = (connection) =>
         Effect.addFinalizer(() => Effect.ignore(connection.end)).pipe(
-          Effect.zipRight(Effect.ignore(connection.read)),
-          Effect.zipRight(Effect.ignore(Effect.timeout(connection.write(big), "50 millis"))),
-          Effect.zipRight(Effect.die(new Error("bug")))
+          Effect.andThen(Effect.ignore(connection.read)),
+          Effect.andThen(Effect.ignore(Effect.timeout(connection.write(big), "50 millis"))),
+          Effect.andThen(Effect.die(new Error("bug")))
         )
       const server = yield* Server.make({}, died)
       const defects = yield* counter(Metrics.connectionErrors, "Defect")
@@ -371,7 +371,7 @@ describe("a place in the queue for a slot", () => {
     Effect.gen(function*() {
       const go = yield* Deferred.make<void>()
       const gated: Server.Handler<Connection.ConnectionError> = (connection) =>
-        Effect.zipRight(Deferred.await(go), connection.echo)
+        Effect.andThen(Deferred.await(go), connection.echo)
       const server = yield* Server.make({ maxConnections: 1, maxPending: 1 }, gated)
       const port = server.address.port
       const dropped = yield* counter(Metrics.connectionsDropped, "max_connections")
@@ -499,7 +499,7 @@ describe("TestKit", () => {
     Effect.gen(function*() {
       // An echo written as a user would, on the pull, with a scoped resource per connection.
       const handler: Server.Handler<Connection.ConnectionError, Scope.Scope> = (connection) =>
-        Effect.zipRight(
+        Effect.andThen(
           Effect.addFinalizer(() => Effect.void),
           Stream.runForEachChunk(connection.stream, (chunk) => connection.writeAll(chunk as Chunk.Chunk<Uint8Array>))
         )
@@ -528,7 +528,7 @@ describe("what the server tells an operator", () => {
   it.live("shutdown says what it waits for, when it cuts off, and whom it cut off (ten named at most)", () =>
     Effect.gen(function*() {
       const entered = yield* Ref.make(0)
-      const forever: Server.Handler = () => Effect.zipRight(Ref.update(entered, (n) => n + 1), Effect.never)
+      const forever: Server.Handler = () => Effect.andThen(Ref.update(entered, (n) => n + 1), Effect.never)
       const log = yield* capturing
       const { port, shutdown } = yield* log.around(started({ shutdownTimeout: "100 millis" }, forever))
       const cutOff = yield* counter(Metrics.connectionErrors, "ShutdownDeadline")
@@ -560,7 +560,7 @@ describe("what the server tells an operator", () => {
   it.live("waiting sockets are dropped at shutdown and counted, as are those that waited too long", () =>
     Effect.gen(function*() {
       const busy: Server.Handler<Connection.ConnectionError> = (connection) =>
-        Effect.forever(Effect.zipRight(connection.write(bytes(".")), Effect.sleep("20 millis")))
+        Effect.forever(Effect.andThen(connection.write(bytes(".")), Effect.sleep("20 millis")))
       const { port, server, shutdown } = yield* started(
         { maxConnections: 1, maxPending: 2, idleTimeout: "300 millis", shutdownTimeout: "50 millis" },
         busy

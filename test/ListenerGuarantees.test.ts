@@ -457,7 +457,7 @@ describe("Server guarantees", () => {
   it.live("highWaterMark sets how far a connection reads ahead of a handler that stopped reading", () =>
     Effect.gen(function*() {
       const highWaterMark = 512 * 1024
-      const readsOnce: Server.Handler = (connection) => Effect.zipRight(Effect.ignore(connection.read), Effect.never)
+      const readsOnce: Server.Handler = (connection) => Effect.andThen(Effect.ignore(connection.read), Effect.never)
       const server = yield* Server.make({ highWaterMark, shutdownTimeout: 0 }, readsOnce)
       yield* stallingPeer(server.address.port, 4 * 1024 * 1024)
       const [connection] = yield* settled(server.connections, 15)

@@ -154,7 +154,7 @@ describe("PlatformSocketServer", () => {
       const started = yield* Deferred.make<void>()
       const running = yield* Effect.forkDaemon(
         server.run((socket) =>
-          Effect.zipRight(Deferred.succeed(started, undefined), Effect.orDie(socket.run(() => Effect.void)))
+          Effect.andThen(Deferred.succeed(started, undefined), Effect.orDie(socket.run(() => Effect.void)))
         )
       )
       const { socket } = yield* peer(port)
@@ -198,7 +198,7 @@ describe("PlatformSocketServer", () => {
           // The chunk handler returns at once; the answer and the close come from a fiber of their own.
           // The run then fails with the close (code 1000, a normal close), as the platform's does.
           const ran = yield* Effect.exit(socket.run(() =>
-            Effect.asVoid(Effect.forkDaemon(Effect.zipRight(write("bye\n"), write(new Socket.CloseEvent(1000)))))
+            Effect.asVoid(Effect.forkDaemon(Effect.andThen(write("bye\n"), write(new Socket.CloseEvent(1000)))))
           ))
           yield* Deferred.succeed(returned, ran)
         }))
@@ -228,7 +228,7 @@ describe("PlatformSocketServer", () => {
         Effect.scoped(Effect.gen(function*() {
           const write = yield* socket.writer
           yield* socket.run(() =>
-            Effect.zipRight(write("ERR bad input\n"), write(new Socket.CloseEvent(1009, "bad input")))
+            Effect.andThen(write("ERR bad input\n"), write(new Socket.CloseEvent(1009, "bad input")))
           )
         }))
       ))

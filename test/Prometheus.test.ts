@@ -47,7 +47,7 @@ describe("Prometheus.exposition", () => {
       yield* histogram(Effect.succeed(0.7))
       yield* upDown(Effect.succeed(3))
       yield* upDown(Effect.succeed(-1))
-      yield* Metric.increment(bare)
+      yield* Metric.update(bare, 1)
       const text = yield* Prometheus.exposition
       const all = families(text)
       for (const [name, family] of all) {
@@ -87,7 +87,7 @@ describe("Prometheus.exposition", () => {
   it.effect("escapes label values and help text", () =>
     Effect.gen(function*() {
       const escaped = Metric.counter("test_escaped", { description: "back\\slash\nnewline", incremental: true })
-      yield* Metric.increment(Metric.tagged(escaped, "path", "a\"b\\c\nd"))
+      yield* Metric.update(Metric.tagged(escaped, "path", "a\"b\\c\nd"), 1)
       const text = yield* Prometheus.exposition
       expect(text).toContain("# HELP test_escaped_total back\\\\slash\\nnewline\n")
       expect(text).toContain("test_escaped_total{path=\"a\\\"b\\\\c\\nd\"} 1\n")
@@ -106,7 +106,7 @@ describe("promtool", () => {
     return Effect.gen(function*() {
       const server = yield* Server.make()
       yield* Client.roundTrip({ port: server.address.port }, [Buffer.from("promtool")])
-      yield* Metric.increment(Metric.tagged(Metrics.connectionErrors, "reason", "Reset"))
+      yield* Metric.update(Metric.tagged(Metrics.connectionErrors, "reason", "Reset"), 1)
       const text = yield* Prometheus.exposition
       const result = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" })
       expect(result.stdout + result.stderr).toBe("")

@@ -25,7 +25,7 @@ const dropped = (reason: string) =>
 
 /** An echo that also records the peer each connection names. */
 const recording = (peers: Ref.Ref<Array<string>>): Server.Handler<Connection.ConnectionError> => (connection) =>
-  Effect.zipRight(Ref.update(peers, (all) => [...all, connection.peer]), connection.echo)
+  Effect.andThen(Ref.update(peers, (all) => [...all, connection.peer]), connection.echo)
 
 const v2Header = (source: [number, number, number, number], port: number, command = Command.PROXY) =>
   Buffer.from(
@@ -256,7 +256,7 @@ describe("behind a real HAProxy", () => {
         Effect.async<void>((resume) => {
           child.once("exit", () => resume(Effect.void))
           child.kill("SIGKILL")
-        }).pipe(Effect.zipRight(Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))))
+        }).pipe(Effect.andThen(Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))))
       )
       // Until HAProxy listens (bounded): then one exchange through it.
       const peer = yield* eventually(
@@ -307,7 +307,7 @@ describe("what an operator controls while the server runs", () => {
     Effect.gen(function*() {
       const go = yield* Deferred.make<void>()
       const gated: Server.Handler<Connection.ConnectionError> = (connection) =>
-        Effect.zipRight(Deferred.await(go), connection.echo)
+        Effect.andThen(Deferred.await(go), connection.echo)
       const server = yield* Server.make({ maxConnections: 2 }, gated)
       const port = server.address.port
       yield* rawConnect(port)

@@ -75,7 +75,7 @@ describe("Server", () => {
       // make Linux reset the connection and drop what it had not sent yet.
       const answer = Buffer.alloc(4 * 1024 * 1024, 9)
       const early: Server.Handler<Connection.ConnectionError> = (connection) =>
-        Effect.zipRight(Effect.catchAll(connection.read, () => Effect.void), connection.write(answer))
+        Effect.andThen(Effect.catchAll(connection.read, () => Effect.void), connection.write(answer))
       const server = yield* Server.make({}, early)
       const client = yield* Client.connect({ port: server.address.port })
       const received = yield* Effect.fork(Client.readAll(client))
@@ -208,7 +208,7 @@ describe("Server", () => {
               ? Effect.asVoid(
                 Effect.all([Effect.fail(new Garbage({ peer: connection.peer })), Effect.die("bug")], { concurrency: 2 })
               )
-              : Effect.zipRight(
+              : Effect.andThen(
                 Effect.orDie(connection.write(bytes("ERR garbage\n"))),
                 Effect.fail(new Garbage({ peer: connection.peer }))
               )
@@ -327,7 +327,7 @@ describe("Server", () => {
       // Half-closed before shutdown and still reading, slowly: must get its full echo.
       const finisher = yield* Scope.extend(Client.connect({ port, highWaterMark: 1024 }), peers)
       const sentByFinisher = Buffer.alloc(4 * 1024 * 1024, 7)
-      yield* Effect.fork(Effect.zipRight(finisher.write(sentByFinisher), finisher.end))
+      yield* Effect.fork(Effect.andThen(finisher.write(sentByFinisher), finisher.end))
       const finisherEcho = yield* Client.readAll(finisher).pipe(Effect.fork)
       // Idle: connected, silent, never half-closes.
       const idle = yield* Scope.extend(rawConnect(port), peers)
@@ -361,8 +361,8 @@ describe("Server", () => {
       // A handler that never ends by itself and takes a while to clean up when interrupted.
       const slowToStop: Server.Handler = () =>
         Deferred.succeed(started, undefined).pipe(
-          Effect.zipRight(Effect.never),
-          Effect.onInterrupt(() => Effect.sleep("200 millis").pipe(Effect.zipRight(Ref.set(cleaned, true))))
+          Effect.andThen(Effect.never),
+          Effect.onInterrupt(() => Effect.sleep("200 millis").pipe(Effect.andThen(Ref.set(cleaned, true))))
         )
       const server = yield* Scope.extend(Server.make({ shutdownTimeout: "50 millis" }, slowToStop), scope)
       const peers = yield* Scope.make()
@@ -424,7 +424,7 @@ describe("Server", () => {
     Effect.gen(function*() {
       // The one slot is held for good by a handler that never returns and is never idle.
       const busy: Server.Handler<Connection.ConnectionError> = (connection) =>
-        Effect.forever(Effect.zipRight(connection.write(bytes(".")), Effect.sleep("20 millis")))
+        Effect.forever(Effect.andThen(connection.write(bytes(".")), Effect.sleep("20 millis")))
       const server = yield* Server.make(
         { idleTimeout: "200 millis", maxConnections: 1, maxPending: 1, shutdownTimeout: "100 millis" },
         busy

@@ -22,7 +22,7 @@ const timeouts = { shutdownTimeout: "400 millis", cleanupTimeout: "500 millis" }
 
 /** An echo written as a user would, on the pull, with a scoped resource per connection. */
 const userEcho: Server.Handler<Connection.ConnectionError, Scope.Scope> = (connection) =>
-  Effect.zipRight(Effect.addFinalizer(() => Effect.void), Stream.runForEach(connection.stream, connection.write))
+  Effect.andThen(Effect.addFinalizer(() => Effect.void), Stream.runForEach(connection.stream, connection.write))
 
 describe("the shutdown property on the simulated network", () => {
   it.effect.prop(

@@ -321,7 +321,7 @@ describe("each invariant, broken on purpose, is caught and named", () => {
   it.effect("a handler whose finalizer never ends is named for it", () =>
     Effect.gen(function*() {
       const stuck: Server.Handler<Connection.ConnectionError, Scope.Scope> = (connection) =>
-        Effect.zipRight(Effect.addFinalizer(() => Effect.never), echo(connection))
+        Effect.andThen(Effect.addFinalizer(() => Effect.never), echo(connection))
       const failure = yield* simulatedFailure(exchange, { handler: stuck, protocol: TestKit.echo })
       expect(failure.reason).toBe("Finalizer")
     }))

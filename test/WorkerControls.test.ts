@@ -146,12 +146,12 @@ describe("the controls, reconciled into each worker (controls.ts)", () => {
         pid: 1001,
         apply: (control) =>
           Effect.as(
-            Effect.zipRight(
+            Effect.andThen(
               Effect.sync(() => told.push(`${control.action} begins`)),
               control.action === "resume"
-                ? Effect.zipRight(Deferred.succeed(resuming, undefined), Deferred.await(gate))
+                ? Effect.andThen(Deferred.succeed(resuming, undefined), Deferred.await(gate))
                 : Effect.void
-            ).pipe(Effect.zipLeft(Effect.sync(() => told.push(`${control.action} ends`)))),
+            ).pipe(Effect.tap(Effect.sync(() => told.push(`${control.action} ends`)))),
             undefined
           )
       }

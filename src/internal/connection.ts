@@ -443,7 +443,7 @@ export class Driven implements Connection {
       if (!this.writeNow(buffers[i]!)) {
         return i === buffers.length - 1
           ? Effect.suspend(() => this.drained())
-          : Effect.zipRight(Effect.suspend(() => this.drained()), Effect.suspend(() => this.writeFrom(buffers, i + 1)))
+          : Effect.andThen(Effect.suspend(() => this.drained()), Effect.suspend(() => this.writeFrom(buffers, i + 1)))
       }
     }
     return Effect.void

@@ -416,13 +416,13 @@ class Server implements Live {
       ? Effect.onExit(
         Effect.catchAllCause(
           // Its Scope is in the fiber's first context (see `start`), where the types cannot see it.
-          Effect.zipRight(Effect.suspend(() => handle.run(connection) as Effect.Effect<void, unknown>), complete(slot)),
+          Effect.andThen(Effect.suspend(() => handle.run(connection) as Effect.Effect<void, unknown>), complete(slot)),
           judge
         ),
         (exit) => Scope.close(slot.scope!, exit)
       )
       : Effect.catchAllCause(
-        Effect.zipRight(handle._tag === "Echo" ? connection.echo : handle.run(connection), complete(slot)),
+        Effect.andThen(handle._tag === "Echo" ? connection.echo : handle.run(connection), complete(slot)),
         judge
       )
     const proxy = this.policy.proxy
@@ -619,7 +619,7 @@ class Server implements Live {
   setMaxConnections(maxConnections: number): Effect.Effect<void> {
     return Effect.suspend(() => {
       this.maxConnections = maxConnections
-      return Effect.zipRight(
+      return Effect.andThen(
         this.listener.setMaxAccepted(maxConnections + this.policy.maxPending + 1),
         Effect.sync(() => this.admitWaiting())
       )
@@ -675,7 +675,7 @@ const complete = (slot: Slot): Effect.Effect<void, Connection.ConnectionError> =
   Effect.suspend(() => {
     slot.answered = true
     const connection = slot.connection
-    return connection.finished ? Effect.void : Effect.zipRight(connection.end, connection.discardInput(linger))
+    return connection.finished ? Effect.void : Effect.andThen(connection.end, connection.discardInput(linger))
   })
 
 /** The debug record of a connection that closed, with its counters. */

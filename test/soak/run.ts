@@ -321,7 +321,7 @@ export const run = (
           stats.rss.push(sample.rssBytes)
           stats.count++
         }
-      }).pipe(Effect.zipRight(Effect.sleep(limits.sampleEvery)), Effect.forever)
+      }).pipe(Effect.andThen(Effect.sleep(limits.sampleEvery)), Effect.forever)
     )
 
     /** At rest: both workers back, every connection gone; then each process measured. */
@@ -450,7 +450,7 @@ export const run = (
           yield* FiberSet.run(
             peers,
             peer(plan, `peer:${i}`, server).pipe(
-              Effect.ensuring(Effect.zipRight(slots.release(1), isHttp ? httpSlots.release(1) : Effect.void))
+              Effect.ensuring(Effect.andThen(slots.release(1), isHttp ? httpSlots.release(1) : Effect.void))
             )
           )
         }

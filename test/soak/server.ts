@@ -292,7 +292,7 @@ export const stop = (
     const seen = new Set<number>(children(server.pid))
     const watch = Effect.sync(() => {
       for (const pid of children(server.pid)) seen.add(pid)
-    }).pipe(Effect.zipRight(Effect.sleep("50 millis")), Effect.forever)
+    }).pipe(Effect.andThen(Effect.sleep("50 millis")), Effect.forever)
     signal(server.pid, "SIGTERM")
     let forced = false
     const waited = yield* Effect.raceFirst(

@@ -99,7 +99,7 @@ const exchange = (values: Flags.Values<typeof flags>, port: number) =>
     const send = input(values.message).pipe(
       Stream.tap((chunk) => Effect.sync(() => checker.sent(chunk))),
       Stream.runForEachChunk(connection.writeAll),
-      Effect.zipRight(connection.end)
+      Effect.andThen(connection.end)
     )
     const receive = Stream.runForEach(connection.stream, (chunk) => {
       const mismatch = checker.received(chunk)

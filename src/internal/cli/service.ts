@@ -169,7 +169,7 @@ export const primary = (resolved: Resolved, count: number): Effect.Effect<Servic
       exposition: workers.exposition,
       stopped: Effect.mapError(workers.failed, (error) => failed(error.message)),
       shutdown: Effect.flatMap(
-        Effect.zipRight(
+        Effect.andThen(
           Effect.logInfo(`shutting down ${count} workers: each drains, all within ${Duration.format(deadline)}`),
           workers.shutdown
         ),
@@ -196,7 +196,7 @@ const shutdownVerdict = (summary: Workers.Shutdown, deadline: Duration.Duration)
   const logged = Effect.logInfo(`workers stopped: ${statuses}`)
   if (summary.clean) return logged
   const { killed } = summary
-  return Effect.zipRight(
+  return Effect.andThen(
     logged,
     Effect.fail(failed(
       killed.length > 0

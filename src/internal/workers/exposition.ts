@@ -56,8 +56,8 @@ const scrape = (worker: WorkerProcess, timeout: Duration.Duration): Effect.Effec
   Effect.flatMap(worker.scrape(timeout), (answer) => {
     if (answer === undefined) return Effect.succeed(undefined)
     if (Option.isSome(answer)) return Effect.succeed({ id: worker.id, series: answer.value })
-    return Metric.increment(Metric.tagged(scrapesMissed, "worker", String(worker.id))).pipe(
-      Effect.zipRight(Effect.logWarning(
+    return Metric.update(Metric.tagged(scrapesMissed, "worker", String(worker.id)), 1).pipe(
+      Effect.andThen(Effect.logWarning(
         `metrics: worker ${worker.id} (pid ${worker.pid}) did not answer within ${
           Duration.format(timeout)
         }: left out of this scrape`

@@ -118,7 +118,7 @@ export class Pool {
       })
       const p = new WorkerProcess(id, channel, now, () => this.#changed())
       this.#slots[id - 1] = p
-      return Effect.as(restart ? Metric.increment(Metric.tagged(restartsMetric, "worker", String(id))) : Effect.void, p)
+      return Effect.as(restart ? Metric.update(Metric.tagged(restartsMetric, "worker", String(id)), 1) : Effect.void, p)
     })
   }
 
