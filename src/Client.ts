@@ -5,9 +5,10 @@
  *
  * @since 0.1.0
  */
-import { Chunk, Data, Effect, Either, Stream } from "effect"
+import { Chunk, Data, Effect, Stream } from "effect"
 import type { Duration, Scope } from "effect"
 import type * as Connection from "./Connection.js"
+import * as Checked from "./internal/checked.js"
 import { connectWith } from "./internal/connect.js"
 import * as Driven from "./internal/connection.js"
 import * as errno from "./internal/errno.js"
@@ -96,11 +97,15 @@ export interface Client extends Connection.Connection {
 export const connect = (options: Options): Effect.Effect<Client, ConnectError, Scope.Scope> => {
   const host = options.host ?? "127.0.0.1"
   const address = `${host}:${options.port}`
-  const invalid = Either.all([Options_.ipv4("host", host), Options_.integer("port", options.port, 1, 65535)])
-  if (Either.isLeft(invalid)) {
-    return Effect.fail(new ConnectError({ reason: "InvalidOption", address, ...invalid.left }))
+  const valid = Checked.gen(function*() {
+    const ipv4 = yield* Checked.value(Options_.ipv4("host", host))
+    yield* Checked.value(Options_.integer("port", options.port, 1, 65535))
+    return Checked.valid(ipv4)
+  })
+  if (valid._tag === "Invalid") {
+    return Effect.fail(new ConnectError({ reason: "InvalidOption", address, ...valid.error }))
   }
-  const validHost = invalid.right[0]
+  const validHost = valid.value
   const connecting = Effect.flatMap(
     CurrentTransport,
     (transport) => Effect.map(connectWith(transport, validHost, options.port), (socket) => ({ socket, transport }))

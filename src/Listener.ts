@@ -5,9 +5,10 @@
  *
  * @since 0.1.0
  */
-import { Data, Duration, Effect, Either, LogLevel, Runtime } from "effect"
+import { Data, Duration, Effect, LogLevel, Runtime } from "effect"
 import type { Scope } from "effect"
 import type * as net from "node:net"
+import * as Checked from "./internal/checked.js"
 import * as errno from "./internal/errno.js"
 import * as ExitReset from "./internal/exitReset.js"
 import { LogAggregator } from "./internal/logAggregator.js"
@@ -198,25 +199,25 @@ export interface Listener {
  *
  * @internal
  */
-export const validate = (options: Options): Either.Either<Valid, Options_.Invalid> =>
-  Either.gen(function*() {
-    const host = yield* Options_.ipv4("host", options.host ?? defaults.host)
-    const port = yield* Options_.integer("port", options.port ?? defaults.port, 0, 65535)
-    const backlog = yield* Options_.integer("backlog", options.backlog ?? defaults.backlog, 1)
+export const validate = (options: Options): Checked.Checked<Valid, Options_.Invalid> =>
+  Checked.gen(function*() {
+    const host = yield* Checked.value(Options_.ipv4("host", options.host ?? defaults.host))
+    const port = yield* Checked.value(Options_.integer("port", options.port ?? defaults.port, 0, 65535))
+    const backlog = yield* Checked.value(Options_.integer("backlog", options.backlog ?? defaults.backlog, 1))
     const maxAccepted = options.maxAccepted === undefined
       ? undefined
-      : yield* Options_.integer("maxAccepted", options.maxAccepted, 1)
+      : yield* Checked.value(Options_.integer("maxAccepted", options.maxAccepted, 1))
     const keepAliveInitialDelay = options.keepAliveInitialDelay === undefined
       ? undefined
-      : yield* Options_.keepAliveDelay("keepAliveInitialDelay", options.keepAliveInitialDelay)
+      : yield* Checked.value(Options_.keepAliveDelay("keepAliveInitialDelay", options.keepAliveInitialDelay))
     if (options.reusePort === true && !reusePortSupported) {
-      return yield* Either.left<Options_.Invalid>({
+      return Checked.invalid({
         option: "reusePort",
         value: true,
         expected: `false on Node ${process.versions.node} (reusePort needs Node 22.12 or later)`
       })
     }
-    return {
+    return Checked.valid({
       host,
       port,
       backlog,
@@ -226,7 +227,7 @@ export const validate = (options: Options): Either.Either<Valid, Options_.Invali
       keepAliveInitialDelayMs: keepAliveInitialDelay === undefined ? 0 : Duration.toMillis(keepAliveInitialDelay),
       exclusive: options.exclusive ?? true,
       reusePort: options.reusePort ?? false
-    }
+    })
   })
 
 /** @internal */
@@ -257,7 +258,7 @@ export const requestedAddress = (options: Options): string =>
  */
 export const make = (options: Options = {}): Effect.Effect<Listener, ListenError, Scope.Scope> =>
   Effect.flatMap(
-    Effect.mapError(validate(options), (invalid) =>
+    Effect.mapError(Checked.toEffect(validate(options)), (invalid) =>
       new ListenError({ reason: "InvalidOption", address: requestedAddress(options), ...invalid })),
     (valid) =>
       Effect.gen(function*() {

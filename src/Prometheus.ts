@@ -10,10 +10,11 @@
  *
  * @since 0.1.0
  */
-import { Effect, Either, LogLevel, Metric, MetricKeyType, MetricState, Runtime } from "effect"
+import { Effect, LogLevel, Metric, MetricKeyType, MetricState, Runtime } from "effect"
 import type { MetricPair, Scope } from "effect"
 import * as http from "node:http"
 import type { DropArgument } from "node:net"
+import * as Checked from "./internal/checked.js"
 import * as errno from "./internal/errno.js"
 import { LogAggregator } from "./internal/logAggregator.js"
 import * as Options_ from "./internal/options.js"
@@ -238,15 +239,19 @@ export const serve = (
   Effect.gen(function*() {
     const host = options.host ?? defaults.host
     const address = `${host}:${options.port}`
-    const valid = Either.all([
-      Options_.ipv4("host", host),
-      Options_.integer("port", options.port, 0, 65535),
-      Options_.integer("maxConnections", options.maxConnections ?? defaults.maxConnections, 1)
-    ])
-    if (Either.isLeft(valid)) {
-      return yield* new Listener.ListenError({ reason: "InvalidOption", address, ...valid.left })
+    const valid = Checked.gen(function*() {
+      return Checked.valid({
+        bindHost: yield* Checked.value(Options_.ipv4("host", host)),
+        port: yield* Checked.value(Options_.integer("port", options.port, 0, 65535)),
+        maxConnections: yield* Checked.value(
+          Options_.integer("maxConnections", options.maxConnections ?? defaults.maxConnections, 1)
+        )
+      })
+    })
+    if (valid._tag === "Invalid") {
+      return yield* new Listener.ListenError({ reason: "InvalidOption", address, ...valid.error })
     }
-    const [bindHost, port, maxConnections] = valid.right
+    const { bindHost, maxConnections, port } = valid.value
     const runtime = yield* Effect.runtime<never>()
     const runFork = Runtime.runFork(runtime)
     const runCallback = Runtime.runCallback(runtime)

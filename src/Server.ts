@@ -6,9 +6,10 @@
  *
  * @since 0.1.0
  */
-import { Chunk, Context, Data, Duration, Effect, Either, FiberRef, Layer, LogLevel, Option } from "effect"
+import { Chunk, Context, Data, Duration, Effect, FiberRef, Layer, LogLevel, Option } from "effect"
 import type { Scope } from "effect"
 import * as Connection from "./Connection.js"
+import * as Checked from "./internal/checked.js"
 import * as Lifecycle from "./internal/lifecycle.js"
 import * as Options_ from "./internal/options.js"
 import * as Outcome from "./internal/outcome.js"
@@ -256,46 +257,50 @@ export class EchoServer extends Context.Tag("effect-tcp-echo/Server")<EchoServer
  * Every option checked, with defaults applied, in one place: the server's own, the connection's,
  * and the listener's (which `Listener.make` checks again by the same rules).
  */
-const validate = (options: Options): Either.Either<Lifecycle.Policy, ServerError> =>
-  Either.mapLeft(
-    Either.gen(function*() {
-      yield* Listener.validate(options)
-      const maxConnections = yield* Options_.integer(
+const validate = (options: Options): Checked.Checked<Lifecycle.Policy, ServerError> =>
+  Checked.mapError(
+    Checked.gen(function*() {
+      yield* Checked.value(Listener.validate(options))
+      const maxConnections = yield* Checked.value(Options_.integer(
         "maxConnections",
         options.maxConnections ?? defaults.maxConnections,
         1
+      ))
+      const maxPending = yield* Checked.value(
+        Options_.integer("maxPending", options.maxPending ?? defaults.maxPending, 0)
       )
-      const maxPending = yield* Options_.integer("maxPending", options.maxPending ?? defaults.maxPending, 0)
       // The listener holds one more than these (see make).
       if (maxConnections + maxPending > 2 ** 31 - 2) {
-        return yield* Either.left<Options_.Invalid>({
+        return Checked.invalid({
           option: "maxConnections",
           value: maxConnections,
           expected: "maxConnections + maxPending below 2^31 - 1"
         })
       }
-      const highWaterMark = yield* Options_.integer(
+      const highWaterMark = yield* Checked.value(Options_.integer(
         "highWaterMark",
         options.highWaterMark ?? Connection.defaults.highWaterMark,
         1
-      )
+      ))
       const idleTimeout = options.idleTimeout === undefined
         ? undefined
-        : yield* Options_.duration("idleTimeout", options.idleTimeout, "positive")
+        : yield* Checked.value(Options_.duration("idleTimeout", options.idleTimeout, "positive"))
       const shutdownTimeout = options.shutdownTimeout === undefined
         ? defaults.shutdownTimeout
         // Stryker disable next-line StringLiteral: equivalent (the duration check tells "positive" from anything else)
-        : yield* Options_.duration("shutdownTimeout", options.shutdownTimeout, "zero allowed")
+        : yield* Checked.value(Options_.duration("shutdownTimeout", options.shutdownTimeout, "zero allowed"))
       const cleanupTimeout = options.cleanupTimeout === undefined
         ? defaults.cleanupTimeout
         // Stryker disable next-line StringLiteral: equivalent (the duration check tells "positive" from anything else)
-        : yield* Options_.duration("cleanupTimeout", options.cleanupTimeout, "zero allowed")
+        : yield* Checked.value(Options_.duration("cleanupTimeout", options.cleanupTimeout, "zero allowed"))
       const drainDelay = options.drainDelay === undefined
         ? defaults.drainDelay
         // Stryker disable next-line StringLiteral: equivalent (the duration check tells "positive" from anything else)
-        : yield* Options_.duration("drainDelay", options.drainDelay, "zero allowed")
-      const proxy = options.proxyProtocol === undefined ? undefined : yield* proxyPolicy(options.proxyProtocol)
-      return {
+        : yield* Checked.value(Options_.duration("drainDelay", options.drainDelay, "zero allowed"))
+      const proxy = options.proxyProtocol === undefined
+        ? undefined
+        : yield* Checked.value(proxyPolicy(options.proxyProtocol))
+      return Checked.valid({
         maxConnections,
         maxPending,
         connection: idleTimeout === undefined ? { highWaterMark } : { highWaterMark, idleTimeout },
@@ -304,18 +309,18 @@ const validate = (options: Options): Either.Either<Lifecycle.Policy, ServerError
         shutdownTimeout,
         cleanupTimeout,
         proxy
-      }
+      })
     }),
     (invalid) => new ServerError({ reason: "InvalidOption", address: Listener.requestedAddress(options), ...invalid })
   )
 
 const proxyPolicy = (
   options: NonNullable<Options["proxyProtocol"]>
-): Either.Either<Proxy.Policy, Options_.Invalid> =>
-  Either.gen(function*() {
+): Checked.Checked<Proxy.Policy, Options_.Invalid> =>
+  Checked.gen(function*() {
     const networks = options.trustedProxies ?? defaults.trustedProxies
     if (!Array.isArray(networks)) {
-      return yield* Either.left<Options_.Invalid>({
+      return Checked.invalid({
         option: "proxyProtocol.trustedProxies",
         value: networks,
         expected: "a list of IPv4 networks such as 10.0.0.0/8, or addresses"
@@ -323,20 +328,20 @@ const proxyPolicy = (
     }
     const trusted: Array<Proxy.Cidr> = []
     for (const network of networks) {
-      const parsed = typeof network === "string" ? Proxy.cidr(network) : Either.left("not a string")
-      if (Either.isLeft(parsed)) {
-        return yield* Either.left<Options_.Invalid>({
+      const parsed = typeof network === "string" ? Proxy.cidr(network) : Checked.invalid("not a string")
+      if (parsed._tag === "Invalid") {
+        return Checked.invalid({
           option: "proxyProtocol.trustedProxies",
           value: network,
           expected: "an IPv4 network such as 10.0.0.0/8, or an address"
         })
       }
-      trusted.push(parsed.right)
+      trusted.push(parsed.value)
     }
     const timeout = options.headerTimeout === undefined
       ? defaults.headerTimeout
-      : yield* Options_.duration("proxyProtocol.headerTimeout", options.headerTimeout, "positive")
-    return { trusted, timeout }
+      : yield* Checked.value(Options_.duration("proxyProtocol.headerTimeout", options.headerTimeout, "positive"))
+    return Checked.valid({ trusted, timeout })
   })
 
 /**
@@ -366,7 +371,7 @@ export const makeWith = <E = never, R = never>(
   services?: () => Context.Context<never> | undefined
 ): Effect.Effect<Server, ServerError | Listener.ListenError, Scope.Scope | Exclude<R, Scope.Scope>> =>
   Effect.gen(function*() {
-    const policy = yield* validate(options)
+    const policy = yield* Checked.toEffect(validate(options))
     if (policy.proxy !== undefined) yield* Proxy.load
     // One more than the server holds: the server sees the newcomer that finds the queue full, and
     // may make room for it (a waiting peer that reset); the kernel's cap is only a backstop.
@@ -390,14 +395,16 @@ export const makeWith = <E = never, R = never>(
       setMaxConnections: (maxConnections) =>
         Effect.flatMap(
           Effect.mapError(
-            Either.flatMap(Options_.integer("maxConnections", maxConnections, 1), (n) =>
-              n + policy.maxPending > 2 ** 31 - 2
-                ? Either.left<Options_.Invalid>({
+            Checked.toEffect(Checked.gen(function*() {
+              const n = yield* Checked.value(Options_.integer("maxConnections", maxConnections, 1))
+              return n + policy.maxPending > 2 ** 31 - 2
+                ? Checked.invalid({
                   option: "maxConnections",
                   value: n,
                   expected: "maxConnections + maxPending below 2^31 - 1"
                 })
-                : Either.right(n)),
+                : Checked.valid(n)
+            })),
             (invalid) =>
               new ServerError({
                 reason: "InvalidOption",
@@ -405,8 +412,7 @@ export const makeWith = <E = never, R = never>(
                 ...invalid
               })
           ),
-          (n) =>
-            live.setMaxConnections(n)
+          (n) => live.setMaxConnections(n)
         )
     } satisfies Server
   })

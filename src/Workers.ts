@@ -10,9 +10,10 @@
  *
  * @since 0.1.0
  */
-import { Context, Data, Deferred, Duration, Effect, Either, FiberSet, Layer, Option, Predicate, Schedule } from "effect"
+import { Context, Data, Deferred, Duration, Effect, FiberSet, Layer, Option, Predicate, Schedule } from "effect"
 import type { Scope } from "effect"
 import cluster from "node:cluster"
+import * as Checked from "./internal/checked.js"
 import * as Options_ from "./internal/options.js"
 import * as Controls from "./internal/workers/controls.js"
 import * as CrashWindow from "./internal/workers/crashWindow.js"
@@ -411,37 +412,38 @@ interface Valid {
   readonly scrapeTimeout: Duration.Duration
 }
 
-const validate = (options: Options): Either.Either<Valid, InvalidOptionError> =>
-  Either.mapLeft(
-    Either.gen(function*() {
-      const workers = yield* Options_.integer("workers", options.workers, 1, 1024)
-      const port = yield* Options_.integer("port", options.port ?? 0, 0, 65535)
+const validate = (options: Options): Checked.Checked<Valid, InvalidOptionError> =>
+  Checked.mapError(
+    Checked.gen(function*() {
+      const workers = yield* Checked.value(Options_.integer("workers", options.workers, 1, 1024))
+      const port = yield* Checked.value(Options_.integer("port", options.port ?? 0, 0, 65535))
       const asked = options.sharing ?? "auto"
       if (asked !== "auto" && asked !== "cluster" && asked !== "reusePort") {
-        return yield* Either.left<Options_.Invalid>({
+        return Checked.invalid({
           option: "sharing",
           value: asked,
           expected: "auto, cluster or reusePort"
         })
       }
       if (asked === "reusePort" && !Listener.reusePortSupported) {
-        return yield* Either.left<Options_.Invalid>({
+        return Checked.invalid({
           option: "sharing",
           value: asked,
           expected: `auto or cluster on Node ${process.versions.node} (reusePort needs Node 22.12 or later)`
         })
       }
-      const restarts = yield* Options_.integer(
+      const restarts = yield* Checked.value(Options_.integer(
         "crashLoop.restarts",
         options.crashLoop?.restarts ?? defaults.crashLoop.restarts,
         0
-      )
+      ))
       const within = options.crashLoop?.within === undefined
         ? defaults.crashLoop.within
-        : yield* Options_.duration("crashLoop.within", options.crashLoop.within, "positive")
+        : yield* Checked.value(Options_.duration("crashLoop.within", options.crashLoop.within, "positive"))
+      // A generator: a duration's value, or the end of the checks.
       const duration = (option: string, value: Duration.DurationInput | undefined, fallback: Duration.Duration) =>
-        value === undefined ? Either.right(fallback) : Options_.duration(option, value, "positive")
-      return {
+        Checked.value(value === undefined ? Checked.valid(fallback) : Options_.duration(option, value, "positive"))
+      return Checked.valid<Valid>({
         workers,
         port,
         sharing: asked === "auto" ? (Listener.reusePortSupported ? "reusePort" : "cluster") : asked,
@@ -451,7 +453,7 @@ const validate = (options: Options): Either.Either<Valid, InvalidOptionError> =>
         startTimeout: yield* duration("startTimeout", options.startTimeout, defaults.startTimeout),
         shutdownTimeout: yield* duration("shutdownTimeout", options.shutdownTimeout, defaults.shutdownTimeout),
         scrapeTimeout: yield* duration("scrapeTimeout", options.scrapeTimeout, defaults.scrapeTimeout)
-      } satisfies Valid
+      })
     }),
     (invalid) => new InvalidOptionError(invalid)
   )
@@ -472,10 +474,10 @@ const validate = (options: Options): Either.Either<Valid, InvalidOptionError> =>
  */
 export const make = (options: Options): Effect.Effect<Workers, WorkersError, Scope.Scope> =>
   Effect.gen(function*() {
-    const valid = yield* validate(options)
+    const valid = yield* Checked.toEffect(validate(options))
     // Before the first fork, which fixes node:cluster's scheduling for the whole process.
     if (valid.sharing === "cluster") {
-      yield* Either.mapLeft(Scheduling.acceptInWorkers(), (i) => new InvalidOptionError(i))
+      yield* Checked.toEffect(Checked.mapError(Scheduling.acceptInWorkers(), (i) => new InvalidOptionError(i)))
     }
     cluster.setupPrimary({
       exec: options.exec ?? process.argv[1]!,
@@ -530,7 +532,10 @@ export const make = (options: Options): Effect.Effect<Workers, WorkersError, Sco
       resume: control({ action: "resume" }),
       setMaxConnections: (n) =>
         Effect.flatMap(
-          Effect.mapError(Options_.integer("maxConnections", n, 1), (invalid) => new InvalidOptionError(invalid)),
+          Effect.mapError(
+            Checked.toEffect(Options_.integer("maxConnections", n, 1)),
+            (invalid) => new InvalidOptionError(invalid)
+          ),
           (maxConnections) => control({ action: "setMaxConnections", maxConnections })
         )
     } satisfies Workers
@@ -609,17 +614,17 @@ const supervise = ({ controls, crashWindow, giveUp, pool, valid }: Supervising, 
         `worker ${id} (pid ${p.pid}) ${death}: restarting it (restart ${verdict.count} within ` +
           `${Duration.format(valid.within)}; the primary gives up past ${valid.restarts})`
       ).pipe(Effect.annotateLogs({ worker: id, pid: p.pid }))
-      const waited = yield* Effect.either(driver.next(undefined))
-      if (Either.isLeft(waited)) return yield* Deferred.fail(giveUp, crashLoop(verdict.count, "schedule"))
+      const waited = yield* Effect.option(driver.next(undefined))
+      if (Option.isNone(waited)) return yield* Deferred.fail(giveUp, crashLoop(verdict.count, "schedule"))
       // Not while the workers are suspended: a new worker would accept until told otherwise.
       yield* controls.resumed
       const next = yield* pool.fork(id)
       if (next === undefined) return
       p = next
-      const address = yield* Effect.either(p.listening(valid.startTimeout))
-      if (Either.isRight(address)) {
+      const address = yield* Effect.option(p.listening(valid.startTimeout))
+      if (Option.isSome(address)) {
         yield* Effect.logInfo(
-          `worker ${id} (pid ${p.pid}) restarted, listening on ${Listener.formatAddress(address.right)}`
+          `worker ${id} (pid ${p.pid}) restarted, listening on ${Listener.formatAddress(address.value)}`
         ).pipe(Effect.annotateLogs({ worker: id, pid: p.pid }))
         // What the others were told since they started, this one is told now.
         yield* controls.catchUp(target(p, valid))

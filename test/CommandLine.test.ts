@@ -6,10 +6,11 @@
  */
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it, vi } from "@effect/vitest"
-import { Cause, ConfigProvider, Duration, Effect, Either, Exit, FiberId, Layer, Option } from "effect"
+import { Cause, ConfigProvider, Duration, Effect, Exit, FiberId, Layer, Option } from "effect"
 import * as os from "node:os"
 import * as Cli from "../src/Cli.js"
 import { KernelLimits } from "../src/index.js"
+import * as Checked from "../src/internal/checked.js"
 import * as Failure from "../src/internal/cli/failure.js"
 import * as Probe from "../src/internal/cli/probe.js"
 import * as ServeFlags from "../src/internal/cli/serveFlags.js"
@@ -271,23 +272,23 @@ describe("the parser", () => {
     }).pipe(Effect.runPromise))
 
   it("values as people type them: decimal integers, IPv4, any-case choices, booleans, networks, durations", () => {
-    expect(Flags.integer(1, 9)("-0")).toEqual(Either.left("an integer from 1 to 9"))
-    expect(Flags.integer(-9, 9)("-3")).toEqual(Either.right(-3))
-    expect(Flags.integer(0, 9)("1e3")).toEqual(Either.left("an integer from 0 to 9"))
-    expect(Flags.choice(["a", "b"])("B")).toEqual(Either.right("b"))
-    expect(Flags.choice(["a", "b"])("c")).toEqual(Either.left("one of a, b"))
-    for (const yes of ["true", "1", "YES", "on"]) expect(Flags.boolean(yes)).toEqual(Either.right(true))
-    for (const no of ["false", "0", "No", "OFF"]) expect(Flags.boolean(no)).toEqual(Either.right(false))
-    expect(Flags.boolean("maybe")).toEqual(Either.left("true or false (also 1/0, yes/no, on/off)"))
-    expect(Flags.networks(" 10.0.0.0/8 ,127.0.0.1")).toEqual(Either.right(["10.0.0.0/8", "127.0.0.1"]))
-    for (const bad of ["10.0.0.0/8,", "", "10.0.0.0/33"]) expect(Either.isLeft(Flags.networks(bad))).toBe(true)
-    expect(Flags.ipv4("localhost")).toEqual(Either.right("127.0.0.1"))
-    expect(Flags.text("-")).toEqual(Either.right("-"))
+    expect(Flags.integer(1, 9)("-0")).toEqual(Checked.invalid("an integer from 1 to 9"))
+    expect(Flags.integer(-9, 9)("-3")).toEqual(Checked.valid(-3))
+    expect(Flags.integer(0, 9)("1e3")).toEqual(Checked.invalid("an integer from 0 to 9"))
+    expect(Flags.choice(["a", "b"])("B")).toEqual(Checked.valid("b"))
+    expect(Flags.choice(["a", "b"])("c")).toEqual(Checked.invalid("one of a, b"))
+    for (const yes of ["true", "1", "YES", "on"]) expect(Flags.boolean(yes)).toEqual(Checked.valid(true))
+    for (const no of ["false", "0", "No", "OFF"]) expect(Flags.boolean(no)).toEqual(Checked.valid(false))
+    expect(Flags.boolean("maybe")).toEqual(Checked.invalid("true or false (also 1/0, yes/no, on/off)"))
+    expect(Flags.networks(" 10.0.0.0/8 ,127.0.0.1")).toEqual(Checked.valid(["10.0.0.0/8", "127.0.0.1"]))
+    for (const bad of ["10.0.0.0/8,", "", "10.0.0.0/33"]) expect(Flags.networks(bad)._tag).toBe("Invalid")
+    expect(Flags.ipv4("localhost")).toEqual(Checked.valid("127.0.0.1"))
+    expect(Flags.text("-")).toEqual(Checked.valid("-"))
     const duration = Flags.duration((value) => Options_.duration("", value, "positive"))
-    expect(duration("1.55s")).toEqual(Either.right(Duration.millis(1550)))
-    expect(duration(" 5s ")).toEqual(Either.right(Duration.seconds(5)))
-    expect(duration("2 minutes")).toEqual(Either.right(Duration.minutes(2)))
-    for (const bad of ["x5s", "5sx", "1.s", "-1s"]) expect(Either.isLeft(duration(bad)), bad).toBe(true)
+    expect(duration("1.55s")).toEqual(Checked.valid(Duration.millis(1550)))
+    expect(duration(" 5s ")).toEqual(Checked.valid(Duration.seconds(5)))
+    expect(duration("2 minutes")).toEqual(Checked.valid(Duration.minutes(2)))
+    for (const bad of ["x5s", "5sx", "1.s", "-1s"]) expect(duration(bad)._tag, bad).toBe("Invalid")
   })
 
   it("--help is written from the flags: each with its default and its variable, a switch with its --no- form", () => {

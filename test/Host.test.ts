@@ -6,9 +6,10 @@
 import { FileSystem } from "@effect/platform"
 import { SystemError } from "@effect/platform/Error"
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, Either, Layer } from "effect"
+import { Duration, Effect, Layer } from "effect"
 import type { Server } from "../src/index.js"
 import { KernelLimits } from "../src/index.js"
+import * as Checked from "../src/internal/checked.js"
 import * as Host from "../src/internal/cli/host.js"
 import { capturing } from "./utils/observe.js"
 
@@ -106,7 +107,7 @@ describe("what serve reads before it listens", () => {
   it.effect("without /proc (not Linux) nothing is assumed, nothing fitted, nothing said about it", () =>
     Effect.gen(function*() {
       const host = yield* read(fakeFs({}))
-      expect(host).toStrictEqual({ probed: Either.right({}), limits: {}, assumed: false, inUse: 0 })
+      expect(host).toStrictEqual({ probed: Checked.valid({}), limits: {}, assumed: false, inUse: 0 })
       // Nor when even the file's existence cannot be asked.
       expect((yield* read(fakeFs({}, { existsFails: true }))).assumed).toBe(false)
       expect(Host.fitToDescriptors({}, host.limits, host.inUse)).toEqual({ options: {}, budget: undefined })
@@ -118,7 +119,7 @@ describe("what serve reads before it listens", () => {
   it.effect("a malformed limits file is reported, and the open-files limit it held assumed", () =>
     Effect.gen(function*() {
       const host = yield* read(fakeFs({ "/proc/self/limits": "Max open files  many  1024  files\n" }))
-      expect(Either.isLeft(host.probed)).toBe(true)
+      expect(host.probed._tag).toBe("Invalid")
       expect(host.assumed).toBe(true)
       const log = capturing(true)
       yield* log.around(Host.report(host, {}, {}))
@@ -156,7 +157,7 @@ describe("the connection limits, fitted", () => {
   it("the report says whether the limit holds what the flags ask", () =>
     Effect.gen(function*() {
       const host: Host.Host = {
-        probed: Either.right({}),
+        probed: Checked.valid({}),
         limits: { openFiles: { soft: 100, hard: Number.POSITIVE_INFINITY } },
         assumed: false,
         inUse: 20
@@ -209,7 +210,7 @@ describe("keep-alive", () => {
 
   it("the report says when the first probe comes, and that libuv sets the rest", () =>
     Effect.gen(function*() {
-      const host: Host.Host = { probed: Either.right(limits), limits, assumed: false, inUse: 0 }
+      const host: Host.Host = { probed: Checked.valid(limits), limits, assumed: false, inUse: 0 }
       const log = capturing(true)
       yield* log.around(Host.report(host, { keepAlive: true }, Host.withKeepAliveTime({ keepAlive: true }, limits)))
       yield* log.around(

@@ -5,9 +5,10 @@
  * decision down, so that a change to one is seen here first.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Duration, Either, LogLevel } from "effect"
+import { Cause, Duration, LogLevel } from "effect"
 import * as net from "node:net"
 import { Connection, Listener, Server } from "../src/index.js"
+import * as Checked from "../src/internal/checked.js"
 import * as Driven from "../src/internal/connection.js"
 import * as Options from "../src/internal/options.js"
 import * as Outcome from "../src/internal/outcome.js"
@@ -232,11 +233,12 @@ describe("the verdict on a connection's end (outcome.ts)", () => {
 })
 
 describe("the rules options are checked by (options.ts)", () => {
-  const left = <A>(either: Either.Either<A, Options.Invalid>) => Either.isLeft(either) ? either.left : undefined
+  const left = <A>(checked: Checked.Checked<A, Options.Invalid>) =>
+    checked._tag === "Invalid" ? checked.error : undefined
 
   it("integers: in range, whole, numbers; the message says the range", () => {
-    expect(Options.integer("n", 1, 1)).toEqual(Either.right(1))
-    expect(Options.integer("n", 2 ** 31 - 1, 1)).toEqual(Either.right(2 ** 31 - 1))
+    expect(Options.integer("n", 1, 1)).toEqual(Checked.valid(1))
+    expect(Options.integer("n", 2 ** 31 - 1, 1)).toEqual(Checked.valid(2 ** 31 - 1))
     expect(left(Options.integer("n", 2 ** 31, 1))).toEqual({
       option: "n",
       value: 2 ** 31,
@@ -245,36 +247,36 @@ describe("the rules options are checked by (options.ts)", () => {
     expect(left(Options.integer("n", 0, 1))?.expected).toBe("a positive integer below 2^31")
     expect(left(Options.integer("n", 1.5, 1))?.value).toBe(1.5)
     expect(left(Options.integer("n", "3", 1))?.value).toBe("3")
-    expect(Options.integer("n", 0, 0)).toEqual(Either.right(0))
+    expect(Options.integer("n", 0, 0)).toEqual(Checked.valid(0))
     expect(left(Options.integer("n", -1, 0))?.expected).toBe("an integer from 0 to 2^31 - 1")
-    expect(Options.integer("n", 65535, 0, 65535)).toEqual(Either.right(65535))
+    expect(Options.integer("n", 65535, 0, 65535)).toEqual(Checked.valid(65535))
     expect(left(Options.integer("n", 65536, 0, 65535))?.expected).toBe("an integer from 0 to 65535")
   })
 
   it("durations: what a timer can hold, never negative; zero only where allowed", () => {
     const max = Options.maxTimerMillis
     expect(max).toBe(2147483647)
-    expect(Options.duration("d", "0 millis", "zero allowed")).toEqual(Either.right(Duration.zero))
-    expect(Options.duration("d", 0, "zero allowed")).toEqual(Either.right(Duration.zero))
-    expect(Options.duration("d", "1 millis", "positive")).toEqual(Either.right(Duration.millis(1)))
-    expect(Options.duration("d", max, "positive")).toEqual(Either.right(Duration.millis(max)))
+    expect(Options.duration("d", "0 millis", "zero allowed")).toEqual(Checked.valid(Duration.zero))
+    expect(Options.duration("d", 0, "zero allowed")).toEqual(Checked.valid(Duration.zero))
+    expect(Options.duration("d", "1 millis", "positive")).toEqual(Checked.valid(Duration.millis(1)))
+    expect(Options.duration("d", max, "positive")).toEqual(Checked.valid(Duration.millis(max)))
     const expected = "a duration from 1ms to 24d 20h 31m 23s 647ms, such as 500ms, 5s or 1m"
     for (const bad of ["0 millis", 0, max + 1, "-5 seconds", "  -1 millis", -1, Number.NaN, "forever", Infinity, {}]) {
       expect(left(Options.duration("d", bad, "positive")), String(bad)).toEqual({ option: "d", value: bad, expected })
     }
     // Refused, not read as zero, where zero is allowed too.
     for (const bad of ["-5 seconds", "  -1 millis", "\t-0 millis", -1]) {
-      expect(Either.isLeft(Options.duration("d", bad, "zero allowed")), String(bad)).toBe(true)
+      expect(Options.duration("d", bad, "zero allowed")._tag, String(bad)).toBe("Invalid")
     }
     expect(left(Options.duration("d", -1, "zero allowed"))?.expected).toBe(
       "a duration from 0ms to 24d 20h 31m 23s 647ms, such as 500ms, 5s or 1m"
     )
-    expect(Either.isRight(Options.duration("d", Duration.infinity, "zero allowed"))).toBe(false)
+    expect(Options.duration("d", Duration.infinity, "zero allowed")._tag).toBe("Invalid")
   })
 
   it("the keepalive delay: whole seconds from 1 to 32767", () => {
-    expect(Options.keepAliveDelay("k", "1 seconds")).toEqual(Either.right(Duration.seconds(1)))
-    expect(Options.keepAliveDelay("k", "32767 seconds")).toEqual(Either.right(Duration.seconds(32767)))
+    expect(Options.keepAliveDelay("k", "1 seconds")).toEqual(Checked.valid(Duration.seconds(1)))
+    expect(Options.keepAliveDelay("k", "32767 seconds")).toEqual(Checked.valid(Duration.seconds(32767)))
     for (const bad of ["32768 seconds", "1500 millis", "999 millis", 0, "-1 seconds"]) {
       expect(left(Options.keepAliveDelay("k", bad)), String(bad)).toEqual({
         option: "k",
@@ -285,8 +287,8 @@ describe("the rules options are checked by (options.ts)", () => {
   })
 
   it("hosts: IPv4 or localhost", () => {
-    expect(Options.ipv4("h", "localhost")).toEqual(Either.right("127.0.0.1"))
-    expect(Options.ipv4("h", "10.1.2.3")).toEqual(Either.right("10.1.2.3"))
+    expect(Options.ipv4("h", "localhost")).toEqual(Checked.valid("127.0.0.1"))
+    expect(Options.ipv4("h", "10.1.2.3")).toEqual(Checked.valid("10.1.2.3"))
     for (const bad of ["::1", "example.com", 7, "256.0.0.1"]) {
       expect(left(Options.ipv4("h", bad))).toEqual({
         option: "h",

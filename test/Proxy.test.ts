@@ -184,8 +184,8 @@ describe("the PROXY protocol", () => {
     expect(Proxy.client(Buffer.from("PROXY UNKNOWN\r\n"))).toBeUndefined()
     expect(Proxy.client(Buffer.from("PROXY TCP4 999.0.0.1 127.0.0.1 1 2\r\n"))).toBe("invalid")
     const tens = Proxy.cidr("10.0.0.0/8")
-    if (tens._tag === "Left") throw new Error(tens.left)
-    const policy: Proxy.Policy = { trusted: [tens.right], timeout: Duration.seconds(1) }
+    if (tens._tag === "Invalid") throw new Error(tens.error)
+    const policy: Proxy.Policy = { trusted: [tens.value], timeout: Duration.seconds(1) }
     expect(Proxy.isTrusted(policy, "::ffff:10.2.3.4")).toBe(true)
     expect(Proxy.isTrusted(policy, "11.0.0.1")).toBe(false)
     expect(Proxy.isTrusted(policy, undefined)).toBe(false)

@@ -4,9 +4,10 @@
  * processes and the port each asks for, who a worker is, and the exposition of several answers.
  */
 import { describe, expect, it, onTestFinished } from "@effect/vitest"
-import { Duration, Effect, Either, Fiber, Logger, Metric, Option, TestClock } from "effect"
+import { Duration, Effect, Fiber, Logger, Metric, Option, TestClock } from "effect"
 import cluster from "node:cluster"
 import { EventEmitter } from "node:events"
+import * as Checked from "../src/internal/checked.js"
 import type * as MetricsWire from "../src/internal/metricsWire.js"
 import * as Exposition from "../src/internal/workers/exposition.js"
 import * as Pool from "../src/internal/workers/pool.js"
@@ -523,26 +524,26 @@ describe("who accepts the connections (scheduling.ts)", () => {
 
   it("before the first fork, round robin is replaced by each worker accepting itself", () => {
     given(undefined, false, cluster.SCHED_RR)
-    expect(Scheduling.acceptInWorkers()).toEqual(Either.void)
+    expect(Scheduling.acceptInWorkers()).toEqual(Checked.valid(undefined))
     expect(cluster.schedulingPolicy).toBe(cluster.SCHED_NONE)
   })
 
   it("none, set before, is kept, even once forked or with the variable saying otherwise", () => {
     given("rr", true, cluster.SCHED_NONE)
-    expect(Scheduling.acceptInWorkers()).toEqual(Either.void)
+    expect(Scheduling.acceptInWorkers()).toEqual(Checked.valid(undefined))
   })
 
   it("round robin asked for in the environment is refused, naming the variable", () => {
     given("rr", false, cluster.SCHED_RR)
     expect(Scheduling.acceptInWorkers()).toEqual(
-      Either.left({ option: "NODE_CLUSTER_SCHED_POLICY", value: "rr", expected: `none, or unset: ${why}` })
+      Checked.invalid({ option: "NODE_CLUSTER_SCHED_POLICY", value: "rr", expected: `none, or unset: ${why}` })
     )
     expect(cluster.schedulingPolicy).toBe(cluster.SCHED_RR)
   })
 
   it("round robin fixed by an earlier fork is refused; another value of the variable changes nothing", () => {
     given("something", true, cluster.SCHED_RR)
-    expect(Scheduling.acceptInWorkers()).toEqual(Either.left({
+    expect(Scheduling.acceptInWorkers()).toEqual(Checked.invalid({
       option: "cluster.schedulingPolicy",
       value: "SCHED_RR",
       expected: `SCHED_NONE, set before this process forks its first worker: ${why}`

@@ -6,7 +6,8 @@
  * are checked by the library's own rules (`internal/options.ts`).
  */
 import type { Duration } from "effect"
-import { Config, Effect, Either, Option } from "effect"
+import { Config, Effect, Option } from "effect"
+import * as Checked from "./checked.js"
 import * as Options_ from "./options.js"
 import * as Proxy from "./proxy.js"
 
@@ -24,7 +25,7 @@ export interface Flag<A> {
   /** As `--help` states it; undefined: none worth stating. */
   readonly default: string | undefined
   /** The value, or what a valid one looks like. */
-  readonly parse: (text: string) => Either.Either<A, string>
+  readonly parse: (text: string) => Checked.Checked<A, string>
 }
 
 /** A command's flags, keyed as its handler reads them. @internal */
@@ -34,7 +35,7 @@ export type Table = Readonly<Record<string, Flag<any>>>
 export const value = <A>(
   name: string,
   placeholder: string,
-  parse: (text: string) => Either.Either<A, string>,
+  parse: (text: string) => Checked.Checked<A, string>,
   description: string,
   options: { readonly variable?: string; readonly default?: string } = {}
 ): Flag<A> => ({ name, variable: options.variable, placeholder, description, default: options.default, parse })
@@ -52,30 +53,30 @@ export const switch_ = (name: string, description: string, variable?: string): F
 // --- Values, checked by the library's rules.
 
 /** A decimal integer from `min` to `max`: no sign but `-`, no `0x`, no exponent, no fraction. @internal */
-export const integer = (min: number, max: number) => (text: string): Either.Either<number, string> => {
+export const integer = (min: number, max: number) => (text: string): Checked.Checked<number, string> => {
   const expected = `an integer from ${min} to ${max}`
-  if (!/^-?[0-9]+$/.test(text)) return Either.left(expected)
+  if (!/^-?[0-9]+$/.test(text)) return Checked.invalid(expected)
   // Stryker disable next-line StringLiteral: equivalent (the option's name is in the message, replaced here)
-  return Either.mapLeft(Options_.integer("", Number(text), min, max), () => expected)
+  return Checked.mapError(Options_.integer("", Number(text), min, max), () => expected)
 }
 
 /** An IPv4 address or `localhost`. @internal */
-export const ipv4 = (text: string): Either.Either<string, string> =>
+export const ipv4 = (text: string): Checked.Checked<string, string> =>
   // Stryker disable next-line StringLiteral: equivalent (only what is expected is kept, not the option's name)
-  Either.mapLeft(Options_.ipv4("", text), (invalid) => invalid.expected)
+  Checked.mapError(Options_.ipv4("", text), (invalid) => invalid.expected)
 
 /** One of `values`, in any case. @internal */
-export const choice = <A extends string>(values: ReadonlyArray<A>) => (text: string): Either.Either<A, string> => {
+export const choice = <A extends string>(values: ReadonlyArray<A>) => (text: string): Checked.Checked<A, string> => {
   const found = values.find((v) => v === text.toLowerCase())
-  return found === undefined ? Either.left(`one of ${values.join(", ")}`) : Either.right(found)
+  return found === undefined ? Checked.invalid(`one of ${values.join(", ")}`) : Checked.valid(found)
 }
 
 /** @internal */
-export const boolean = (text: string): Either.Either<boolean, string> => {
+export const boolean = (text: string): Checked.Checked<boolean, string> => {
   const lower = text.toLowerCase()
-  if (["true", "1", "yes", "on"].includes(lower)) return Either.right(true)
-  if (["false", "0", "no", "off"].includes(lower)) return Either.right(false)
-  return Either.left("true or false (also 1/0, yes/no, on/off)")
+  if (["true", "1", "yes", "on"].includes(lower)) return Checked.valid(true)
+  if (["false", "0", "no", "off"].includes(lower)) return Checked.valid(false)
+  return Checked.invalid("true or false (also 1/0, yes/no, on/off)")
 }
 
 /**
@@ -84,15 +85,15 @@ export const boolean = (text: string): Either.Either<boolean, string> => {
  *
  * @internal
  */
-export const networks = (text: string): Either.Either<ReadonlyArray<string>, string> => {
+export const networks = (text: string): Checked.Checked<ReadonlyArray<string>, string> => {
   const expected = "a comma-separated list of IPv4 networks such as 10.0.0.0/8, or addresses"
   const parts = text.split(",").map((part) => part.trim())
   // An empty part (`10.0.0.0/8,`) is no network either.
-  return parts.some((part) => Either.isLeft(Proxy.cidr(part))) ? Either.left(expected) : Either.right(parts)
+  return parts.some((part) => Proxy.cidr(part)._tag === "Invalid") ? Checked.invalid(expected) : Checked.valid(parts)
 }
 
 /** Any text. @internal */
-export const text = (text: string): Either.Either<string, string> => Either.right(text)
+export const text = (text: string): Checked.Checked<string, string> => Checked.valid(text)
 
 const units: Record<string, string> = {
   ms: "millis",
@@ -110,12 +111,12 @@ const units: Record<string, string> = {
  * @internal
  */
 export const duration = (
-  rule: (value: string) => Either.Either<Duration.Duration, Options_.Invalid>
+  rule: (value: string) => Checked.Checked<Duration.Duration, Options_.Invalid>
 ) =>
-(text: string): Either.Either<Duration.Duration, string> => {
+(text: string): Checked.Checked<Duration.Duration, string> => {
   const short = /^\s*(-?\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$/.exec(text)
   const normalized = short === null ? text : `${short[1]} ${units[short[2]!]}`
-  return Either.mapLeft(rule(normalized), (invalid) => invalid.expected)
+  return Checked.mapError(rule(normalized), (invalid) => invalid.expected)
 }
 
 // --- Commands.
@@ -225,8 +226,8 @@ const parseFlags = (command: Command, args: ReadonlyArray<string>): Parsed => {
     const text = eq === -1 ? args[++i] : arg.slice(eq + 1)
     if (text === undefined) return usage(`${name} needs a value (${flag.placeholder})`, command)
     const parsed = flag.parse(text)
-    if (Either.isLeft(parsed)) return usage(formatInvalid({ source: name, text, expected: parsed.left }), command)
-    given.set(flag.name, parsed.right)
+    if (parsed._tag === "Invalid") return usage(formatInvalid({ source: name, text, expected: parsed.error }), command)
+    given.set(flag.name, parsed.value)
   }
   return { _tag: "Run", command, given }
 }
@@ -286,10 +287,10 @@ export const resolve = <T extends Table>(
         continue
       }
       const parsed = flag.parse(text.value)
-      if (Either.isLeft(parsed)) {
-        return yield* Effect.fail<Invalid>({ source: flag.variable!, text: text.value, expected: parsed.left })
+      if (parsed._tag === "Invalid") {
+        return yield* Effect.fail<Invalid>({ source: flag.variable!, text: text.value, expected: parsed.error })
       }
-      values[key] = Option.some(parsed.right)
+      values[key] = Option.some(parsed.value)
     }
     // Built key by key from `flags` above, so each key holds its flag's value type.
     return { values: values as Values<T>, sources: sources as Sources<T> }

@@ -3,8 +3,9 @@
  * can hold, IPv4 hosts. Each check returns the value or what was wrong with it; the module that
  * owns the option turns that into its own typed error.
  */
-import { Duration, Either, Option } from "effect"
+import { Duration, Option } from "effect"
 import * as net from "node:net"
+import * as Checked from "./checked.js"
 
 /**
  * An option that failed its check.
@@ -34,11 +35,11 @@ export const integer = (
   value: unknown,
   min: number,
   max = 2 ** 31 - 1
-): Either.Either<number, Invalid> =>
+): Checked.Checked<number, Invalid> =>
   // Stryker disable next-line ConditionalExpression: equivalent (Number.isInteger is false for a non-number); the typeof narrows the type
   typeof value === "number" && Number.isInteger(value) && value >= min && value <= max
-    ? Either.right(value)
-    : Either.left({
+    ? Checked.valid(value)
+    : Checked.invalid({
       option,
       value,
       expected: max === 2 ** 31 - 1
@@ -56,8 +57,8 @@ export const duration = (
   option: string,
   value: unknown,
   zero: "zero allowed" | "positive"
-): Either.Either<Duration.Duration, Invalid> => {
-  const invalid = Either.left<Invalid>({
+): Checked.Checked<Duration.Duration, Invalid> => {
+  const invalid = Checked.invalid<Invalid>({
     option,
     value,
     expected: `a duration from ${zero === "positive" ? "1ms" : "0ms"} to ${maxTimer}, such as 500ms, 5s or 1m`
@@ -70,7 +71,7 @@ export const duration = (
   const decoded = Duration.decodeUnknown(value)
   if (Option.isNone(decoded) || !Duration.isFinite(decoded.value)) return invalid
   const millis = Duration.toMillis(decoded.value)
-  return millis > maxTimerMillis || (zero === "positive" && millis < 1) ? invalid : Either.right(decoded.value)
+  return millis > maxTimerMillis || (zero === "positive" && millis < 1) ? invalid : Checked.valid(decoded.value)
 }
 
 /**
@@ -81,26 +82,26 @@ export const duration = (
  *
  * @internal
  */
-export const keepAliveDelay = (option: string, value: unknown): Either.Either<Duration.Duration, Invalid> => {
-  const invalid = Either.left<Invalid>({
+export const keepAliveDelay = (option: string, value: unknown): Checked.Checked<Duration.Duration, Invalid> => {
+  const invalid = Checked.invalid<Invalid>({
     option,
     value,
     expected: "a whole number of seconds from 1s to 32767s (TCP_KEEPIDLE)"
   })
   const checked = duration(option, value, "positive")
-  if (Either.isLeft(checked)) return invalid
-  const millis = Duration.toMillis(checked.right)
+  if (checked._tag === "Invalid") return invalid
+  const millis = Duration.toMillis(checked.value)
   // At least 1 ms (checked above), whole seconds: at least 1 s.
   return millis % 1000 === 0 && millis <= 32767_000 ? checked : invalid
 }
 
 /** An IPv4 address, or `localhost` (= 127.0.0.1). @internal */
-export const ipv4 = (option: string, value: unknown): Either.Either<string, Invalid> => {
+export const ipv4 = (option: string, value: unknown): Checked.Checked<string, Invalid> => {
   const host = value === "localhost" ? "127.0.0.1" : value
   // Stryker disable next-line ConditionalExpression: equivalent (net.isIPv4 is false for a non-string); the typeof narrows the type
   return typeof host === "string" && net.isIPv4(host)
-    ? Either.right(host)
-    : Either.left({ option, value, expected: "an IPv4 address such as 127.0.0.1, or localhost" })
+    ? Checked.valid(host)
+    : Checked.invalid({ option, value, expected: "an IPv4 address such as 127.0.0.1, or localhost" })
 }
 
 /**

@@ -5,10 +5,11 @@
  * `proxy-protocol-js` (a parser from the registry: no dependencies, both versions, typed).
  */
 import type { Duration } from "effect"
-import { Effect, Either, Option } from "effect"
+import { Effect, Option } from "effect"
 import * as net from "node:net"
 import type * as Parser from "proxy-protocol-js"
 import type * as Connection from "../Connection.js"
+import * as Checked from "./checked.js"
 import type * as Driven from "./connection.js"
 
 /**
@@ -49,16 +50,16 @@ export interface Cidr {
 }
 
 /** An IPv4 network (`10.0.0.0/8`) or address (`10.1.2.3`), or why not. @internal */
-export const cidr = (text: string): Either.Either<Cidr, string> => {
+export const cidr = (text: string): Checked.Checked<Cidr, string> => {
   const [address, bits, ...rest] = text.split("/")
   const prefix = bits === undefined ? 32 : Number(bits)
   if (
     address === undefined || rest.length > 0 || !net.isIPv4(address) || !/^\d{1,2}$/.test(bits ?? "32") || prefix > 32
   ) {
-    return Either.left(`${JSON.stringify(text)} is not an IPv4 network such as 10.0.0.0/8 or an address`)
+    return Checked.invalid(`${JSON.stringify(text)} is not an IPv4 network such as 10.0.0.0/8 or an address`)
   }
   const mask = prefix === 0 ? 0 : (0xFFFFFFFF << (32 - prefix)) >>> 0
-  return Either.right({ base: (toNumber(address) & mask) >>> 0, mask, text })
+  return Checked.valid({ base: (toNumber(address) & mask) >>> 0, mask, text })
 }
 
 const toNumber = (address: string): number =>

@@ -4,9 +4,10 @@
  * reach the address it binds.
  */
 import * as FileSystem from "@effect/platform/FileSystem"
-import { Duration, Effect, Either, Logger, LogLevel } from "effect"
+import { Duration, Effect, Logger, LogLevel } from "effect"
 import * as KernelLimits from "../../KernelLimits.js"
 import * as Server from "../../Server.js"
+import * as Checked from "../checked.js"
 import { formatLimit } from "./probe.js"
 
 /**
@@ -16,7 +17,7 @@ import { formatLimit } from "./probe.js"
  */
 export interface Host {
   /** The limits, or why they could not be read (reported once `serve` listens). */
-  readonly probed: Either.Either<KernelLimits.Limits, KernelLimits.KernelLimitsError>
+  readonly probed: Checked.Checked<KernelLimits.Limits, KernelLimits.KernelLimitsError>
   /**
    * What was read (nothing known when the read failed), but for the open-files limit of a system
    * that has one in /proc and would not give it: {@link assumedOpenFiles} then, and `assumed`.
@@ -46,13 +47,16 @@ export const assumedOpenFiles = 1024
 export const read: Effect.Effect<Host, never, KernelLimits.KernelLimits | FileSystem.FileSystem> = Effect.gen(
   function*() {
     // Logged after the address, not now: the report comes once the server listens.
-    const probed = yield* Effect.either(KernelLimits.read).pipe(Logger.withMinimumLogLevel(LogLevel.None))
+    const probed = yield* KernelLimits.read.pipe(
+      Effect.match({ onFailure: Checked.invalid, onSuccess: Checked.valid }),
+      Logger.withMinimumLogLevel(LogLevel.None)
+    )
     const fs = yield* FileSystem.FileSystem
     const inUse = yield* fs.readDirectory("/proc/self/fd").pipe(
       Effect.map((fds) => fds.length),
       Effect.orElseSucceed(() => 0)
     )
-    const limits = Either.getOrElse(probed, (): KernelLimits.Limits => ({}))
+    const limits: KernelLimits.Limits = probed._tag === "Valid" ? probed.value : {}
     // Asked of the file's existence: a stat, which takes no descriptor.
     const assumed = limits.openFiles === undefined &&
       (yield* fs.exists(openFilesPath).pipe(Effect.orElseSucceed(() => false)))
@@ -158,7 +162,7 @@ export const report = (host: Host, requested: Server.Options, options: Server.Op
   Effect.gen(function*() {
     const { limits } = host
     // A malformed file is reported and treated as unknown, not fatal.
-    if (Either.isLeft(host.probed)) yield* Effect.logWarning(host.probed.left.message)
+    if (host.probed._tag === "Invalid") yield* Effect.logWarning(host.probed.error.message)
     const backlog = KernelLimits.effectiveBacklog(options.backlog, limits)
     yield* Effect.logInfo(`backlog ${KernelLimits.formatBacklog(backlog)}`).pipe(
       Effect.annotateLogs({ backlogRequested: backlog.requested, backlogEffective: backlog.effective })

@@ -4,7 +4,7 @@
  * the service to stop by itself), then shuts the service down and says how it ended.
  */
 import type * as FileSystem from "@effect/platform/FileSystem"
-import { Effect, Either, LogLevel, Option, Ref } from "effect"
+import { Effect, LogLevel, Option, Ref } from "effect"
 import type * as KernelLimits from "../../KernelLimits.js"
 import * as Listener from "../../Listener.js"
 import * as Prometheus from "../../Prometheus.js"
@@ -48,6 +48,10 @@ export const run = (
 
 const capitalize = <S extends string>(s: S) => (s.charAt(0).toUpperCase() + s.slice(1)) as Capitalize<S>
 
+/** How `effect` failed, if it did: its error, kept for later (a defect or an interruption is not caught). */
+const failure = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<Option.Option<E>, never, R> =>
+  Effect.match(effect, { onFailure: Option.some, onSuccess: () => Option.none() })
+
 const serve = (resolved: Resolved, as: Service.Role) =>
   Effect.gen(function*() {
     // First, so that it covers everything below: a first signal starts the graceful shutdown, a
@@ -72,12 +76,12 @@ const serve = (resolved: Resolved, as: Service.Role) =>
     yield* announce(as, service, metrics)
     // Until the first signal, or until the service stops by itself (a worker asked by its
     // primary, a crash loop).
-    const ended = yield* Effect.either(Effect.raceFirst(signals.stopped, service.stopped))
+    const ended = yield* failure(Effect.raceFirst(signals.stopped, service.stopped))
     // Begun without a signal, the shutdown still yields to one: it stops the process at once.
     yield* signals.begin(as._tag === "Worker" ? "its primary asked for (or left)" : "a crash loop began")
-    const shut = yield* Effect.either(service.shutdown)
-    if (Either.isLeft(ended)) return yield* ended.left
-    if (Either.isLeft(shut)) return yield* shut.left
+    const shut = yield* failure(service.shutdown)
+    if (Option.isSome(ended)) return yield* ended.value
+    if (Option.isSome(shut)) return yield* shut.value
     yield* Effect.logInfo("stopped: the port is closed, and no connection is left open")
   }).pipe(Effect.scoped)
 

@@ -1,11 +1,12 @@
 /**
  * `serve`'s flags, what they cannot say together, and the library's options they make.
  */
-import { Duration, Effect, Either, Option } from "effect"
+import { Duration, Effect, Option } from "effect"
 import * as os from "node:os"
 import * as Listener from "../../Listener.js"
 import * as Prometheus from "../../Prometheus.js"
 import * as Server from "../../Server.js"
+import * as Checked from "../checked.js"
 import * as Flags from "../flags.js"
 import * as Options_ from "../options.js"
 import { type CliFailure, usage } from "./failure.js"
@@ -26,10 +27,10 @@ const durationFlag = (zero: "zero allowed" | "positive") =>
   Flags.duration((value) => Options_.duration("", value, zero))
 
 /** A number of workers, or `auto`: one per core this process may use. */
-const workersFlag = (text: string): Either.Either<number, string> =>
+const workersFlag = (text: string): Checked.Checked<number, string> =>
   text.toLowerCase() === "auto"
-    ? Either.right(Math.max(1, os.availableParallelism()))
-    : Either.mapLeft(Flags.integer(1, 1024)(text), (expected) => `${expected}, or auto`)
+    ? Checked.valid(Math.max(1, os.availableParallelism()))
+    : Checked.mapError(Flags.integer(1, 1024)(text), (expected) => `${expected}, or auto`)
 
 const flags = {
   host: Flags.value(

@@ -10,8 +10,8 @@
  * `cluster.schedulingPolicy` is one setting for the whole process, read when the first worker is
  * forked (`cluster.setupPrimary` or `cluster.fork`) and fixed from then on.
  */
-import { Either } from "effect"
 import cluster from "node:cluster"
+import * as Checked from "../checked.js"
 import type * as Options_ from "../options.js"
 
 /** What round robin costs a peer, said once for both refusals. */
@@ -25,20 +25,20 @@ const why = "with round robin the primary holds each connection until a worker t
  *
  * @internal
  */
-export const acceptInWorkers = (): Either.Either<void, Options_.Invalid> => {
-  if (cluster.schedulingPolicy === cluster.SCHED_NONE) return Either.void
+export const acceptInWorkers = (): Checked.Checked<void, Options_.Invalid> => {
+  if (cluster.schedulingPolicy === cluster.SCHED_NONE) return Checked.valid(undefined)
   const variable = process.env.NODE_CLUSTER_SCHED_POLICY
   if (variable === "rr") {
-    return Either.left({ option: "NODE_CLUSTER_SCHED_POLICY", value: variable, expected: `none, or unset: ${why}` })
+    return Checked.invalid({ option: "NODE_CLUSTER_SCHED_POLICY", value: variable, expected: `none, or unset: ${why}` })
   }
   // `cluster.settings` is filled by the first `setupPrimary` (which `fork` calls): the policy is fixed.
   if (Object.keys(cluster.settings).length > 0) {
-    return Either.left({
+    return Checked.invalid({
       option: "cluster.schedulingPolicy",
       value: "SCHED_RR",
       expected: `SCHED_NONE, set before this process forks its first worker: ${why}`
     })
   }
   cluster.schedulingPolicy = cluster.SCHED_NONE
-  return Either.void
+  return Checked.valid(undefined)
 }
