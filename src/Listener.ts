@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { Data, Duration, Effect, LogLevel, Runtime } from "effect"
+import { Data, Duration, Effect, Runtime } from "effect"
 import type { Scope } from "effect"
 import type * as net from "node:net"
 import * as Checked from "./internal/checked.js"
@@ -326,7 +326,7 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
           logs.add(
             "drop",
             peer,
-            LogLevel.Warning,
+            "Warning",
             `dropped connections (${valid.maxAccepted} held)`,
             () => Effect.logWarning(`dropped connection from ${peer}: ${valid.maxAccepted} connections held`)
           )

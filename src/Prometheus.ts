@@ -10,7 +10,7 @@
  *
  * @since 0.1.0
  */
-import { Effect, LogLevel, Metric, MetricKeyType, MetricState, Runtime } from "effect"
+import { Effect, Metric, MetricKeyType, MetricState, Runtime } from "effect"
 import type { MetricPair, Scope } from "effect"
 import * as http from "node:http"
 import type { DropArgument } from "node:net"
@@ -290,7 +290,7 @@ export const serve = (
     server.on("drop", (drop?: DropArgument) => {
       connectionsDropped.unsafeUpdate(1, [])
       const peer = `${drop?.remoteAddress}:${drop?.remotePort}`
-      logs.add("drop", peer, LogLevel.Warning, `metrics: dropped HTTP connections (${maxConnections} open)`, () =>
+      logs.add("drop", peer, "Warning", `metrics: dropped HTTP connections (${maxConnections} open)`, () =>
         Effect.logWarning(`metrics: dropped HTTP connection from ${peer}: ${maxConnections} open, the most it holds`))
     })
     yield* Effect.async<void, Listener.ListenError>((resume) => {

@@ -6,11 +6,13 @@
  *
  * @since 0.1.0
  */
-import { Chunk, Context, Data, Duration, Effect, FiberRef, Layer, LogLevel, Option } from "effect"
+import { Chunk, Context, Data, Duration, Effect, Layer, Option } from "effect"
 import type { Scope } from "effect"
 import * as Connection from "./Connection.js"
 import * as Checked from "./internal/checked.js"
+import * as Level from "./internal/level.js"
 import * as Lifecycle from "./internal/lifecycle.js"
+import * as Log from "./internal/log.js"
 import * as Options_ from "./internal/options.js"
 import * as Outcome from "./internal/outcome.js"
 import * as Proxy from "./internal/proxy.js"
@@ -173,8 +175,8 @@ export const isPeerFault: (u: unknown) => u is PeerFault = Outcome.isPeerFault
  */
 export const echo: Handler<Connection.ConnectionError> = (connection) =>
   Effect.flatMap(
-    FiberRef.get(FiberRef.currentMinimumLogLevel),
-    (level) => LogLevel.lessThanEqual(level, LogLevel.Debug) ? echoLogged(connection) : connection.echo
+    Log.minimumLevel,
+    (level) => Level.enabled("Debug", level) ? echoLogged(connection) : connection.echo
   )
 
 /**
@@ -377,7 +379,7 @@ export const makeWith = <E = never, R = never>(
     // may make room for it (a waiting peer that reset); the kernel's cap is only a backstop.
     const listener = yield* Listener.make({ ...options, maxAccepted: policy.maxConnections + policy.maxPending + 1 })
     // The default echo decides between its two paths by the log level: decided once here.
-    const debug = LogLevel.lessThanEqual(yield* FiberRef.get(FiberRef.currentMinimumLogLevel), LogLevel.Debug)
+    const debug = Level.enabled("Debug", yield* Log.minimumLevel)
     const handle: Lifecycle.Handle<unknown, R> = (handler as Handler<any, any>) !== echo
       ? services === undefined ? { _tag: "User", run: handler } : { _tag: "User", run: handler, services }
       : debug

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, FiberRef, HashSet, Logger, LogLevel, Metric } from "effect"
+import { Effect, FiberRef, HashSet, Logger, Metric } from "effect"
 import * as net from "node:net"
 import { Client, Metrics, Server } from "../src/index.js"
 import { LogAggregator } from "../src/internal/logAggregator.js"
@@ -61,7 +61,7 @@ const reset = (peer: string) => () => Effect.logInfo(`${peer} reset the connecti
 describe("LogAggregator", () => {
   it("logs the first event at once, as it is, and sums up the rest of its window in one record", () => {
     const { logs, records, tick } = harness(2)
-    for (let i = 1; i <= 5; i++) logs.add("reset", `127.0.0.1:${i}`, LogLevel.Info, "resets", reset(`127.0.0.1:${i}`))
+    for (let i = 1; i <= 5; i++) logs.add("reset", `127.0.0.1:${i}`, "Info", "resets", reset(`127.0.0.1:${i}`))
     expect(records).toHaveLength(1)
     expect(records[0]).toMatchObject({
       level: "INFO",
@@ -77,10 +77,10 @@ describe("LogAggregator", () => {
 
   it("under a steady flood writes one summary per window; a kind quiet for a window is logged at once again", () => {
     const { armed, logs, records, tick } = harness()
-    logs.add("drop", "a", LogLevel.Warning, "drops", () => Effect.logWarning("dropped a"))
-    logs.add("drop", "b", LogLevel.Warning, "drops", () => Effect.logWarning("dropped b"))
+    logs.add("drop", "a", "Warning", "drops", () => Effect.logWarning("dropped a"))
+    logs.add("drop", "b", "Warning", "drops", () => Effect.logWarning("dropped b"))
     tick()
-    logs.add("drop", "c", LogLevel.Warning, "drops", () => Effect.logWarning("dropped c"))
+    logs.add("drop", "c", "Warning", "drops", () => Effect.logWarning("dropped c"))
     tick()
     expect(records.map((r) => r.message)).toEqual([
       "dropped a",
@@ -90,16 +90,16 @@ describe("LogAggregator", () => {
     // A window with nothing: the kind is forgotten and no timer is left armed.
     tick()
     expect(armed()).toBe(0)
-    logs.add("drop", "d", LogLevel.Warning, "drops", () => Effect.logWarning("dropped d"))
+    logs.add("drop", "d", "Warning", "drops", () => Effect.logWarning("dropped d"))
     expect(records.at(-1)!.message).toBe("dropped d")
   })
 
   it("keeps kinds apart, each at its own level", () => {
     const { logs, records, tick } = harness()
-    logs.add("drop", "a", LogLevel.Warning, "drops", () => Effect.logWarning("dropped a"))
-    logs.add("reset", "b", LogLevel.Info, "resets", reset("b"))
-    logs.add("drop", "c", LogLevel.Warning, "drops", () => Effect.logWarning("dropped c"))
-    logs.add("reset", "d", LogLevel.Info, "resets", reset("d"))
+    logs.add("drop", "a", "Warning", "drops", () => Effect.logWarning("dropped a"))
+    logs.add("reset", "b", "Info", "resets", reset("b"))
+    logs.add("drop", "c", "Warning", "drops", () => Effect.logWarning("dropped c"))
+    logs.add("reset", "d", "Info", "resets", reset("d"))
     expect(records.map((r) => r.message)).toEqual(["dropped a", "b reset the connection"])
     tick()
     expect(records.slice(2).map((r) => [r.level, r.message])).toEqual([
@@ -110,8 +110,8 @@ describe("LogAggregator", () => {
 
   it("flush writes what is still counted, disarms the timer, and is idempotent", () => {
     const { armed, logs, records } = harness()
-    logs.add("reset", "a", LogLevel.Info, "resets", reset("a"))
-    logs.add("reset", "b", LogLevel.Info, "resets", reset("b"))
+    logs.add("reset", "a", "Info", "resets", reset("a"))
+    logs.add("reset", "b", "Info", "resets", reset("b"))
     logs.flush()
     logs.flush()
     expect(records.map((r) => r.message)).toEqual(["a reset the connection", "resets: 1 more within 1s, from b"])
@@ -121,7 +121,7 @@ describe("LogAggregator", () => {
   it("its own timer does not keep the process alive", () => {
     const logs = new LogAggregator({ emit: () => {} })
     const before = process.getActiveResourcesInfo().filter((r) => r === "Timeout").length
-    logs.add("reset", "a", LogLevel.Info, "resets", reset("a"))
+    logs.add("reset", "a", "Info", "resets", reset("a"))
     const after = process.getActiveResourcesInfo().filter((r) => r === "Timeout").length
     logs.flush()
     expect(after).toBe(before)

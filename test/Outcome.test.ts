@@ -1,19 +1,23 @@
 /**
  * The pure decisions under the lifecycle, field by field: the verdict on every way a connection
- * can end (outcome.ts), the rules options are checked by (options.ts), and how a socket is
- * closed (socket.ts). The lifecycle tests show their effects on real sockets; these pin each
+ * can end (outcome.ts), whether a record passes the minimum log level (level.ts, and Effect's
+ * levels as the project's: log.ts), the rules options are checked by (options.ts), and how a
+ * socket is closed (socket.ts). The lifecycle tests show their effects on real sockets; these pin each
  * decision down, so that a change to one is seen here first.
  */
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Duration, LogLevel } from "effect"
+import { Cause, Duration, Effect, Logger, LogLevel } from "effect"
 import * as net from "node:net"
 import { Connection, Listener, Server } from "../src/index.js"
 import * as Checked from "../src/internal/checked.js"
 import * as Driven from "../src/internal/connection.js"
+import * as Level from "../src/internal/level.js"
+import * as Log from "../src/internal/log.js"
 import * as Options from "../src/internal/options.js"
 import * as Outcome from "../src/internal/outcome.js"
 import * as Socket from "../src/internal/socket.js"
 import type * as Transport from "../src/internal/transport.js"
+import { capturing } from "./utils/observe.js"
 
 /** A connection on a socket that never connects: enough to raise errors that are its own. */
 const own = () => {
@@ -36,7 +40,7 @@ describe("the verdict on a connection's end (outcome.ts)", () => {
       reason: undefined,
       dropped: undefined,
       peerReset: false,
-      level: LogLevel.None,
+      level: "None",
       message: "",
       cause: undefined,
       release: "complete"
@@ -48,7 +52,7 @@ describe("the verdict on a connection's end (outcome.ts)", () => {
       reason: "Timeout",
       dropped: undefined,
       peerReset: false,
-      level: LogLevel.Info,
+      level: "Info",
       message: "1.2.3.4:5 timed out (idle)",
       cause: undefined,
       release: "reset"
@@ -57,7 +61,7 @@ describe("the verdict on a connection's end (outcome.ts)", () => {
       reason: "ShutdownDeadline",
       dropped: undefined,
       peerReset: false,
-      level: LogLevel.None,
+      level: "None",
       message: "",
       cause: undefined,
       release: "reset"
@@ -69,7 +73,7 @@ describe("the verdict on a connection's end (outcome.ts)", () => {
       reason: undefined,
       dropped: "proxy_timeout",
       peerReset: false,
-      level: LogLevel.Warning,
+      level: "Warning",
       message: "refused connection from 1.2.3.4:5: too slow",
       cause: undefined,
       release: "reset"
@@ -91,7 +95,7 @@ describe("the verdict on a connection's end (outcome.ts)", () => {
         reason: "Defect",
         dropped: undefined,
         peerReset: false,
-        level: LogLevel.Error,
+        level: "Error",
         message: "handler died",
         cause,
         release: "reset"
@@ -117,7 +121,7 @@ describe("the verdict on a connection's end (outcome.ts)", () => {
         reason: "HandlerError",
         dropped: undefined,
         peerReset: false,
-        level: LogLevel.Error,
+        level: "Error",
         message: "handler failed",
         cause,
         release: "reset"
@@ -132,7 +136,7 @@ describe("the verdict on a connection's end (outcome.ts)", () => {
       reason: "LineTooLong",
       dropped: undefined,
       peerReset: false,
-      level: LogLevel.Info,
+      level: "Info",
       message: "line too long",
       cause: undefined,
       release: "complete"
@@ -155,7 +159,7 @@ describe("the verdict on a connection's end (outcome.ts)", () => {
       reason: "Reset",
       dropped: undefined,
       peerReset: true,
-      level: LogLevel.Info,
+      level: "Info",
       message: "1.2.3.4:5 reset the connection",
       cause: undefined,
       release: "close"
@@ -166,7 +170,7 @@ describe("the verdict on a connection's end (outcome.ts)", () => {
     expect(Outcome.classify(Cause.parallel(Cause.fail(pipe), Cause.fail(timeout)), connection)).toMatchObject({
       reason: "BrokenPipe",
       peerReset: false,
-      level: LogLevel.Info,
+      level: "Info",
       release: "close"
     })
     const odd = raise({ reason: "Unknown", peer: "1.2.3.4:5", code: "EHOSTUNREACH" })
@@ -175,7 +179,7 @@ describe("the verdict on a connection's end (outcome.ts)", () => {
       reason: "Unknown",
       dropped: undefined,
       peerReset: false,
-      level: LogLevel.Warning,
+      level: "Warning",
       message: "connection with 1.2.3.4:5 failed: EHOSTUNREACH",
       cause,
       release: "close"
@@ -213,7 +217,7 @@ describe("the verdict on a connection's end (outcome.ts)", () => {
       reason: "Interrupted",
       dropped: undefined,
       peerReset: false,
-      level: LogLevel.Info,
+      level: "Info",
       message: `handler for ${connection.peer} was interrupted`,
       cause: undefined,
       release: "reset"
@@ -230,6 +234,47 @@ describe("the verdict on a connection's end (outcome.ts)", () => {
     expect(Server.isPeerFault(null)).toBe(false)
     expect(Server.isPeerFault("LineTooLong")).toBe(false)
   })
+})
+
+describe("the minimum log level (level.ts), and Effect's levels as the project's (log.ts)", () => {
+  it("a record passes a minimum at or below its level; nothing passes at None, and nothing at None is logged", () => {
+    const levels: ReadonlyArray<Level.Level> = ["Debug", "Info", "Warning", "Error", "None"]
+    const passing = (minimum: Level.Level) => levels.filter((level) => Level.enabled(level, minimum))
+    expect(passing("Debug")).toEqual(["Debug", "Info", "Warning", "Error"])
+    expect(passing("Info")).toEqual(["Info", "Warning", "Error"])
+    expect(passing("Warning")).toEqual(["Warning", "Error"])
+    expect(passing("Error")).toEqual(["Error"])
+    expect(passing("None")).toEqual([])
+  })
+
+  it("each of Effect's levels is the project's level that lets the same records through", () => {
+    expect(LogLevel.allLevels.map((level) => [level._tag, Log.fromLogLevel(level)])).toEqual([
+      ["All", "Debug"],
+      ["Trace", "Debug"],
+      ["Debug", "Debug"],
+      ["Info", "Info"],
+      ["Warning", "Warning"],
+      ["Error", "Error"],
+      ["Fatal", "None"],
+      ["None", "None"]
+    ])
+  })
+
+  it.effect("the minimum is the running fiber's; a record is logged at its level, with its cause when it has one", () =>
+    Effect.gen(function*() {
+      expect(yield* Log.minimumLevel.pipe(Logger.withMinimumLogLevel(LogLevel.Trace))).toBe("Debug")
+      expect(yield* Log.minimumLevel.pipe(Logger.withMinimumLogLevel(LogLevel.Warning))).toBe("Warning")
+      const log = capturing(true)
+      yield* log.around(
+        Effect.all([Log.logAt("Warning", "w"), Log.logAt("Error", "e", Cause.fail("boom"))]).pipe(
+          Logger.withMinimumLogLevel(LogLevel.Debug)
+        )
+      )
+      expect(log.records.map((r) => [r.level, r.message, r.cause.includes("boom")])).toEqual([
+        ["WARN", "w", false],
+        ["ERROR", "e", true]
+      ])
+    }))
 })
 
 describe("the rules options are checked by (options.ts)", () => {

@@ -16,7 +16,6 @@ import {
   FiberRef,
   FiberRefs,
   HashMap,
-  LogLevel,
   Option,
   Runtime,
   RuntimeFlags,
@@ -27,6 +26,8 @@ import type * as Connection from "../Connection.js"
 import type * as Listener from "../Listener.js"
 import * as Metrics from "../Metrics.js"
 import * as Driven from "./connection.js"
+import * as Level from "./level.js"
+import * as Log from "./log.js"
 import { LogAggregator } from "./logAggregator.js"
 import * as Outcome from "./outcome.js"
 import * as Proxy from "./proxy.js"
@@ -145,7 +146,7 @@ export const serve = <E, R>(
       Runtime.runFork(runtime as Runtime.Runtime<never>),
       runtime.context as Context.Context<never>,
       yield* Metrics.currentLabels,
-      yield* FiberRef.get(FiberRef.currentMinimumLogLevel),
+      yield* Log.minimumLevel,
       // Its clock and timers: the real ones, or a simulation's.
       yield* Transport.CurrentTransport
     )
@@ -200,11 +201,11 @@ class Server implements Live {
     // The services of that runtime: a handler's fiber starts with them, and its own scope.
     private readonly context: Context.Context<never>,
     readonly labels: Metrics.Labels,
-    private readonly minimumLevel: LogLevel.LogLevel,
+    private readonly minimumLevel: Level.Level,
     readonly transport: Transport.Transport
   ) {
-    this.debug = LogLevel.lessThanEqual(minimumLevel, LogLevel.Debug)
-    this.namesPeers = LogLevel.lessThanEqual(minimumLevel, LogLevel.Warning)
+    this.debug = Level.enabled("Debug", minimumLevel)
+    this.namesPeers = Level.enabled("Warning", minimumLevel)
     this.maxConnections = policy.maxConnections
     this.logs = new LogAggregator({
       emit: (record, peer) => peer === undefined ? this.runFork(record) : this.log(peer, record),
@@ -284,7 +285,7 @@ class Server implements Live {
   private drop(socket: Listener.Socket): void {
     Metrics.connectionsDropped.unsafeModify(1, this.labels.reason("max_connections"))
     const peer = `${socket.remoteAddress}:${socket.remotePort}`
-    this.logs.add("drop", peer, LogLevel.Warning, "dropped connections (max_connections)", () =>
+    this.logs.add("drop", peer, "Warning", "dropped connections (max_connections)", () =>
       Effect.logWarning(
         `dropped connection from ${peer}: ${this.live.size + this.waiting.length} connections held ` +
           `(${this.live.size} served, ${this.waiting.length} waiting)`
@@ -300,7 +301,7 @@ class Server implements Live {
     this.logs.add(
       refusal,
       peer,
-      LogLevel.Warning,
+      "Warning",
       `refused connections (${refusal})`,
       () => Effect.logWarning(`refused connection from ${peer}: ${refusalMessage[refusal]}`)
     )
@@ -317,11 +318,11 @@ class Server implements Live {
     Metrics.connectionsReset.unsafeModify(1, this.labels.base)
     const kind = "connections ended (Reset)"
     // Stryker disable next-line ConditionalExpression: equivalent when true (Effect's logger drops a record below the minimum level; the check saves building it)
-    if (LogLevel.greaterThanEqual(LogLevel.Info, this.minimumLevel)) {
+    if (Level.enabled("Info", this.minimumLevel)) {
       this.logs.add(
         kind,
         goneBeforeRead,
-        LogLevel.Info,
+        "Info",
         kind,
         () => Effect.logInfo(`${goneBeforeRead} reset the connection`)
       )
@@ -481,7 +482,7 @@ class Server implements Live {
     if (verdict.reason !== undefined) Metrics.connectionErrors.unsafeModify(1, labels.reason(verdict.reason))
     if (verdict.dropped !== undefined) Metrics.connectionsDropped.unsafeModify(1, labels.reason(verdict.dropped))
     if (verdict.peerReset) Metrics.connectionsReset.unsafeModify(1, labels.base)
-    if (verdict.level !== LogLevel.None && LogLevel.greaterThanEqual(verdict.level, this.minimumLevel)) {
+    if (Level.enabled(verdict.level, this.minimumLevel)) {
       const { cause, dropped, level, message, reason } = verdict
       const kind = dropped === undefined ? `connections ended (${reason})` : `refused connections (${dropped})`
       this.logs.add(
@@ -489,7 +490,7 @@ class Server implements Live {
         slot.connection.peer,
         level,
         kind,
-        () => Effect.logWithLevel(level, message, ...(cause === undefined ? [] : [cause]))
+        () => Log.logAt(level, message, cause)
       )
     }
     // Stryker disable next-line ConditionalExpression: equivalent when true (Effect's logger drops a record below the minimum level; the check saves building it)

@@ -7,8 +7,9 @@
  * once again. The timer never keeps the process alive; `flush` (at scope close) writes what is
  * still counted.
  */
-import type { LogLevel } from "effect"
 import { Effect } from "effect"
+import type { Level } from "./level.js"
+import * as Log from "./log.js"
 
 /** How long a window lasts, by default. @internal */
 export const defaultWindowMillis = 1000
@@ -27,7 +28,7 @@ export interface Options {
 }
 
 interface Kind {
-  readonly level: LogLevel.LogLevel
+  readonly level: Level
   readonly label: string
   count: number
   readonly peers: Array<string>
@@ -57,7 +58,7 @@ export class LogAggregator {
    * One event of kind `key`: `record` is logged now if this kind was quiet, else counted (with
    * `peer` among the few named). `label` names the kind in the summary ("dropped connections").
    */
-  add(key: string, peer: string, level: LogLevel.LogLevel, label: string, record: () => Effect.Effect<void>): void {
+  add(key: string, peer: string, level: Level, label: string, record: () => Effect.Effect<void>): void {
     const kind = this.kinds.get(key)
     if (kind !== undefined) {
       kind.count++
@@ -102,7 +103,7 @@ const summary = (kind: Kind, windowMillis: number): Effect.Effect<void> => {
   const others = kind.count - kind.peers.length
   const named = kind.peers.join(", ") + (others > 0 ? `, and ${others} more` : "")
   const window = windowMillis % 1000 === 0 ? `${windowMillis / 1000}s` : `${windowMillis}ms`
-  return Effect.logWithLevel(kind.level, `${kind.label}: ${kind.count} more within ${window}, from ${named}`).pipe(
+  return Log.logAt(kind.level, `${kind.label}: ${kind.count} more within ${window}, from ${named}`).pipe(
     Effect.annotateLogs({ count: kind.count, peers: kind.peers.join(" ") })
   )
 }

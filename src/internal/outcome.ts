@@ -3,11 +3,12 @@
  * the reason the server cut it off) to the reason it is counted under, the level it is logged at,
  * and how its socket is closed. The lifecycle applies the verdict; nothing here has effects.
  */
-import { Cause, Chunk, LogLevel, Option } from "effect"
+import { Cause, Chunk, Option } from "effect"
 import { ConnectionError } from "../Connection.js"
 import type { Connection } from "../Connection.js"
 import * as Metrics from "../Metrics.js"
 import { raisedBy } from "./connection.js"
+import type { Level } from "./level.js"
 
 // Not marked internal: `Server.PeerFault` is this symbol and this type, and the published declarations
 // must keep them.
@@ -52,8 +53,8 @@ export interface Verdict {
   readonly dropped: string | undefined
   /** Whether it also counts in `echo_connections_reset_total` (the peer reset it). */
   readonly peerReset: boolean
-  /** `LogLevel.None`: nothing is logged for this connection on its own. */
-  readonly level: LogLevel.LogLevel
+  /** `None`: nothing is logged for this connection on its own. */
+  readonly level: Level
   readonly message: string
   /** Logged with the message: what a bug report needs. */
   readonly cause: Cause.Cause<unknown> | undefined
@@ -65,7 +66,7 @@ export const normal: Verdict = {
   reason: undefined,
   dropped: undefined,
   peerReset: false,
-  level: LogLevel.None,
+  level: "None",
   message: "",
   cause: undefined,
   release: "complete"
@@ -73,7 +74,7 @@ export const normal: Verdict = {
 
 const verdict = (
   reason: string,
-  level: LogLevel.LogLevel,
+  level: Level,
   message: string,
   release: Release,
   cause?: Cause.Cause<unknown>
@@ -89,7 +90,7 @@ export const refused = (refusal: string, peer: string, why: string): Verdict => 
   reason: undefined,
   dropped: refusal,
   peerReset: false,
-  level: LogLevel.Warning,
+  level: "Warning",
   message: `refused connection from ${peer}: ${why}`,
   cause: undefined,
   release: "reset"
@@ -109,8 +110,8 @@ export type Cut = "Timeout" | "ShutdownDeadline"
 /** @internal */
 export const cut = (reason: Cut, peer: string): Verdict =>
   reason === "Timeout"
-    ? verdict("Timeout", LogLevel.Info, `${peer} timed out (idle)`, "reset")
-    : verdict("ShutdownDeadline", LogLevel.None, "", "reset")
+    ? verdict("Timeout", "Info", `${peer} timed out (idle)`, "reset")
+    : verdict("ShutdownDeadline", "None", "", "reset")
 
 /**
  * The verdict on a handler that ended with `cause`, in this order:
@@ -127,23 +128,23 @@ export const cut = (reason: Cut, peer: string): Verdict =>
  * @internal
  */
 export const classify = (cause: Cause.Cause<unknown>, connection: Connection): Verdict => {
-  if (!Chunk.isEmpty(Cause.defects(cause))) return verdict("Defect", LogLevel.Error, "handler died", "reset", cause)
+  if (!Chunk.isEmpty(Cause.defects(cause))) return verdict("Defect", "Error", "handler died", "reset", cause)
   const failures = Cause.failures(cause)
   let peerFault: PeerFault | undefined
   let connectionError: ConnectionError | undefined
   for (const failure of failures) {
     if (isPeerFault(failure)) peerFault ??= failure
     else if (failure instanceof ConnectionError && raisedBy(failure) === connection) connectionError ??= failure
-    else return verdict("HandlerError", LogLevel.Error, "handler failed", "reset", cause)
+    else return verdict("HandlerError", "Error", "handler failed", "reset", cause)
   }
-  if (peerFault !== undefined) return verdict(peerFault[PeerFault], LogLevel.Info, messageOf(peerFault), "complete")
+  if (peerFault !== undefined) return verdict(peerFault[PeerFault], "Info", messageOf(peerFault), "complete")
   if (connectionError !== undefined) {
     // The peer leaving or idling out is how connections end; only the unexplained is a warning.
     return connectionError.reason === "Unknown"
-      ? verdict("Unknown", LogLevel.Warning, connectionError.message, "close", cause)
-      : verdict(connectionError.reason, LogLevel.Info, connectionError.message, "close")
+      ? verdict("Unknown", "Warning", connectionError.message, "close", cause)
+      : verdict(connectionError.reason, "Info", connectionError.message, "close")
   }
   return Option.isSome(Cause.interruptOption(cause))
-    ? verdict("Interrupted", LogLevel.Info, `handler for ${connection.peer} was interrupted`, "reset")
-    : verdict("HandlerError", LogLevel.Error, "handler failed", "reset", cause)
+    ? verdict("Interrupted", "Info", `handler for ${connection.peer} was interrupted`, "reset")
+    : verdict("HandlerError", "Error", "handler failed", "reset", cause)
 }
