@@ -10,13 +10,14 @@
  *
  * @since 0.1.0
  */
-import { Effect, Metric, MetricKeyType, MetricState, Runtime } from "effect"
+import { Effect, Metric, Runtime } from "effect"
 import type { MetricPair, Scope } from "effect"
 import * as http from "node:http"
 import type { DropArgument } from "node:net"
 import * as Checked from "./internal/checked.js"
 import * as errno from "./internal/errno.js"
 import { LogAggregator } from "./internal/logAggregator.js"
+import * as MetricsWire from "./internal/metricsWire.js"
 import * as Options_ from "./internal/options.js"
 import * as Listener from "./Listener.js"
 
@@ -87,7 +88,7 @@ export const contentType = "text/plain; version=0.0.4; charset=utf-8"
  * @since 0.1.0
  * @category exposition
  */
-export const exposition: Effect.Effect<string> = Effect.map(Metric.snapshot, (pairs) => format(pairs))
+export const exposition: Effect.Effect<string> = Effect.sync(() => formatSeries(MetricsWire.snapshot()))
 
 interface Family {
   readonly type: "counter" | "gauge" | "histogram" | "summary"
@@ -103,7 +104,15 @@ interface Family {
  * @since 0.1.0
  * @category exposition
  */
-export const format = (pairs: ReadonlyArray<MetricPair.MetricPair.Untyped>): string => {
+export const format = (pairs: ReadonlyArray<MetricPair.MetricPair.Untyped>): string =>
+  formatSeries(MetricsWire.encode(pairs))
+
+/**
+ * {@link format} of metrics as plain data: a process's own, or the sum of several processes'.
+ *
+ * @internal
+ */
+export const formatSeries = (all: ReadonlyArray<MetricsWire.Series>): string => {
   const families = new Map<string, Family>()
   const family = (name: string, type: Family["type"], description: string | undefined) => {
     const found = families.get(name)
@@ -112,37 +121,46 @@ export const format = (pairs: ReadonlyArray<MetricPair.MetricPair.Untyped>): str
     families.set(name, created)
     return created
   }
-  for (const { metricKey: key, metricState: state } of pairs) {
-    if (key.name.startsWith("effect_fiber_")) continue
-    const base = metricName(key.name)
-    const description = key.description._tag === "Some" ? key.description.value : undefined
-    const labels: Array<readonly [string, string]> = key.tags.map((tag) => [labelName(tag.key), tag.value])
-    if (MetricState.isCounterState(state)) {
-      const incremental = MetricKeyType.isCounterKey(key.keyType) && key.keyType.incremental
-      const name = incremental && !base.endsWith("_total") ? `${base}_total` : base
-      family(name, incremental ? "counter" : "gauge", description)?.samples.push(sample(name, labels, state.count))
-    } else if (MetricState.isGaugeState(state)) {
-      family(base, "gauge", description)?.samples.push(sample(base, labels, state.value))
-    } else if (MetricState.isHistogramState(state)) {
-      const samples = family(base, "histogram", description)?.samples
-      if (samples === undefined) continue
-      for (const [le, cumulative] of state.buckets) {
-        samples.push(sample(`${base}_bucket`, [...labels, ["le", number(le)]], cumulative))
-      }
-      samples.push(sample(`${base}_sum`, labels, state.sum), sample(`${base}_count`, labels, state.count))
-    } else if (MetricState.isFrequencyState(state)) {
-      const name = base.endsWith("_total") ? base : `${base}_total`
-      const samples = family(name, "counter", description)?.samples
-      for (const [value, count] of state.occurrences) samples?.push(sample(name, [...labels, ["key", value]], count))
-    } else if (MetricState.isSummaryState(state)) {
-      const samples = family(base, "summary", description)?.samples
-      if (samples === undefined) continue
-      for (const [quantile, value] of state.quantiles) {
-        samples.push(
-          sample(base, [...labels, ["quantile", number(quantile)]], value._tag === "Some" ? value.value : NaN)
+  for (const series of all) {
+    const base = metricName(series.name)
+    const { description } = series
+    const labels: Array<readonly [string, string]> = series.tags.map(([key, value]) => [labelName(key), value])
+    switch (series.kind) {
+      case "counter": {
+        const name = series.incremental && !base.endsWith("_total") ? `${base}_total` : base
+        family(name, series.incremental ? "counter" : "gauge", description)?.samples.push(
+          sample(name, labels, series.value)
         )
+        break
       }
-      samples.push(sample(`${base}_sum`, labels, state.sum), sample(`${base}_count`, labels, state.count))
+      case "gauge": {
+        family(base, "gauge", description)?.samples.push(sample(base, labels, series.value))
+        break
+      }
+      case "histogram": {
+        const samples = family(base, "histogram", description)?.samples
+        if (samples === undefined) break
+        for (const [le, cumulative] of series.buckets) {
+          samples.push(sample(`${base}_bucket`, [...labels, ["le", number(le)]], cumulative))
+        }
+        samples.push(sample(`${base}_sum`, labels, series.sum), sample(`${base}_count`, labels, series.count))
+        break
+      }
+      case "frequency": {
+        const name = base.endsWith("_total") ? base : `${base}_total`
+        const samples = family(name, "counter", description)?.samples
+        for (const [value, count] of series.occurrences) samples?.push(sample(name, [...labels, ["key", value]], count))
+        break
+      }
+      case "summary": {
+        const samples = family(base, "summary", description)?.samples
+        if (samples === undefined) break
+        for (const [quantile, value] of series.quantiles) {
+          samples.push(sample(base, [...labels, ["quantile", number(quantile)]], value ?? NaN))
+        }
+        samples.push(sample(`${base}_sum`, labels, series.sum), sample(`${base}_count`, labels, series.count))
+        break
+      }
     }
   }
   let text = ""

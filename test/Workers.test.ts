@@ -117,10 +117,10 @@ describe("the metrics of several processes", () => {
         sum: n
       }
     ]
-    const text = Prometheus.format(MetricsWire.decode(MetricsWire.sum([
+    const text = Prometheus.formatSeries(MetricsWire.sum([
       { label: "1", series: worker(1) },
       { label: "2", series: worker(2) }
-    ])))
+    ]))
     expect(text).toMatch(/^c_total 3$/m)
     expect(text).toMatch(/^c_total\{reason="x"\} 30$/m)
     expect(text).toMatch(/^g 3$/m)
@@ -133,20 +133,25 @@ describe("the metrics of several processes", () => {
   })
 })
 
-describe("metrics across processes, decoded", () => {
-  it("bigint counters and gauges stay bigint, and a counter keeps whether it only grows", () => {
-    const [counter, gauge, plain] = MetricsWire.decode([
-      { name: "b_total", description: undefined, tags: [], kind: "counter", incremental: true, value: 5n },
+describe("metrics across processes, written", () => {
+  it("bigint counters and gauges stay bigint, and a counter that can go down is a gauge", () => {
+    const text = Prometheus.formatSeries([
+      { name: "b_total", description: undefined, tags: [], kind: "counter", incremental: true, value: 2n ** 64n },
       { name: "bg", description: "b", tags: [], kind: "gauge", value: 7n },
       { name: "n_total", description: undefined, tags: [["k", "v"]], kind: "counter", incremental: false, value: 3 }
     ])
-    expect(counter!.metricState).toMatchObject({ count: 5n })
-    expect(counter!.metricKey.keyType).toMatchObject({ bigint: true, incremental: true })
-    expect(gauge!.metricState).toMatchObject({ value: 7n })
-    expect(gauge!.metricKey.keyType).toMatchObject({ bigint: true })
-    expect(plain!.metricState).toMatchObject({ count: 3 })
-    expect(plain!.metricKey.keyType).toMatchObject({ bigint: false, incremental: false })
-    expect(plain!.metricKey.tags.map((tag) => [tag.key, tag.value])).toEqual([["k", "v"]])
+    expect(text).toBe([
+      "# HELP b_total b_total (no description given)",
+      "# TYPE b_total counter",
+      "b_total 18446744073709551616",
+      "# HELP bg b",
+      "# TYPE bg gauge",
+      "bg 7",
+      "# HELP n_total n_total (no description given)",
+      "# TYPE n_total gauge",
+      "n_total{k=\"v\"} 3",
+      ""
+    ].join("\n"))
   })
 })
 

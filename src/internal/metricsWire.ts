@@ -1,9 +1,11 @@
 /**
- * Metrics across processes: a worker's snapshot as plain data for the IPC channel (structured
- * clone: numbers, bigints, arrays), and the sum of every worker's snapshot as Effect `MetricPair`s,
- * so that the primary serves one exposition for the whole service with `Prometheus.format`.
+ * Metrics as plain data (`Series`): what `Prometheus` writes, what a worker sends over the IPC
+ * channel (structured clone: numbers, bigints, arrays), and what the primary sums for one
+ * exposition of the whole service. Effect's own snapshots differ between Effect 3 (`MetricPair`s)
+ * and Effect 4; only `encode` and `snapshot` read them.
  */
-import { MetricBoundaries, MetricKey, MetricKeyType, MetricLabel, MetricPair, MetricState, Option } from "effect"
+import { Metric, MetricKeyType, MetricState, Option } from "effect"
+import type { MetricPair } from "effect"
 
 /** One series of a snapshot, as plain data. @internal */
 export type Series =
@@ -36,8 +38,8 @@ export type Series =
   )
 
 /**
- * A snapshot as plain data. Effect's own runtime metrics (`effect_fiber_*`) are left out, as the
- * exposition leaves them out.
+ * A snapshot as plain data. Effect's own runtime metrics (`effect_fiber_*`) are left out: they
+ * count every fiber of the process, carry no description, and time fibers in milliseconds.
  *
  * @internal
  */
@@ -68,6 +70,9 @@ export const encode = (pairs: ReadonlyArray<MetricPair.MetricPair.Untyped>): Arr
   }
   return out
 }
+
+/** Every metric of the process now, as plain data (see {@link encode}). @internal */
+export const snapshot = (): Array<Series> => encode(Metric.unsafeSnapshot())
 
 const add = (a: number | bigint, b: number | bigint): number | bigint =>
   typeof a === "bigint" || typeof b === "bigint" ? BigInt(a) + BigInt(b) : a + b
@@ -125,82 +130,6 @@ const combine = (a: Series, b: Series): Series | undefined => {
   }
   return undefined
 }
-
-/**
- * Back to Effect's `MetricPair`s, which `Prometheus.format` writes: a key of the series' kind,
- * with its tags, and its state.
- *
- * @internal
- */
-export const decode = (all: ReadonlyArray<Series>): Array<MetricPair.MetricPair.Untyped> =>
-  all.map((series) => {
-    const labels = series.tags.map(([key, value]) => MetricLabel.make(key, value))
-    const options = series.description === undefined ? {} : { description: series.description }
-    switch (series.kind) {
-      case "counter": {
-        const { incremental, name, value } = series
-        return typeof value === "bigint"
-          ? MetricPair.unsafeMake(
-            MetricKey.taggedWithLabels(MetricKey.counter(name, { ...options, incremental, bigint: true }), labels),
-            MetricState.counter(value)
-          )
-          : MetricPair.unsafeMake(
-            MetricKey.taggedWithLabels(MetricKey.counter(name, { ...options, incremental }), labels),
-            MetricState.counter(value)
-          )
-      }
-      case "gauge": {
-        const { name, value } = series
-        return typeof value === "bigint"
-          ? MetricPair.unsafeMake(
-            MetricKey.taggedWithLabels(MetricKey.gauge(name, { ...options, bigint: true }), labels),
-            MetricState.gauge(value)
-          )
-          : MetricPair.unsafeMake(
-            MetricKey.taggedWithLabels(MetricKey.gauge(name, options), labels),
-            MetricState.gauge(value)
-          )
-      }
-      case "histogram": {
-        const boundaries = MetricBoundaries.fromIterable(series.buckets.map(([le]) => le))
-        const key = MetricKey.histogram(series.name, boundaries, series.description)
-        const { buckets, count, max, min, sum } = series
-        return MetricPair.unsafeMake(
-          MetricKey.taggedWithLabels(key, labels),
-          MetricState.histogram({ buckets, count, min, max, sum })
-        )
-      }
-      case "frequency": {
-        const key = MetricKey.frequency(series.name, options)
-        return MetricPair.unsafeMake(
-          MetricKey.taggedWithLabels(key, labels),
-          MetricState.frequency(new Map(series.occurrences))
-        )
-      }
-      case "summary": {
-        const key = MetricKey.summary({
-          name: series.name,
-          maxAge: "1 minute",
-          maxSize: 1,
-          error: series.error,
-          quantiles: series.quantiles.map(([q]) => q),
-          ...options
-        })
-        const { count, error, max, min, sum } = series
-        return MetricPair.unsafeMake(
-          MetricKey.taggedWithLabels(key, labels),
-          MetricState.summary({
-            error,
-            quantiles: series.quantiles.map(([q, v]) => [q, Option.fromNullable(v)] as const),
-            count,
-            min,
-            max,
-            sum
-          })
-        )
-      }
-    }
-  })
 
 /** The value of the untagged series `name` of a counter or gauge, or 0. @internal */
 export const valueOf = (all: ReadonlyArray<Series>, name: string): number => {

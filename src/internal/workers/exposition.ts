@@ -48,7 +48,7 @@ export const format = (primary: ReadonlyArray<MetricsWire.Series>, answers: Read
     { label: "primary", series: primary },
     ...answers.map(({ id, series }) => ({ label: String(id), series }))
   ]
-  return Prometheus.format(MetricsWire.decode([...MetricsWire.sum(snapshots), ...perWorker]))
+  return Prometheus.formatSeries([...MetricsWire.sum(snapshots), ...perWorker])
 }
 
 /** What `worker` answers within `timeout`; undefined if it cannot be asked, or did not answer (counted). */
@@ -77,7 +77,7 @@ export const gather = (workers: ReadonlyArray<WorkerProcess>, timeout: Duration.
     Effect.forEach(workers, (worker) => scrape(worker, timeout), { concurrency: "unbounded" }),
     (answers) =>
       format(
-        MetricsWire.encode(Metric.unsafeSnapshot()),
+        MetricsWire.snapshot(),
         answers.filter((answer): answer is Answer => answer !== undefined)
       )
   )

@@ -3,7 +3,7 @@
  * answers its scrapes, applies its controls to its own server one at a time, and waits for the
  * shutdown the primary asks for.
  */
-import { Deferred, Effect, Exit, Metric, Runtime } from "effect"
+import { Deferred, Effect, Exit, Runtime } from "effect"
 import type { Scope } from "effect"
 import type * as Listener from "../../Listener.js"
 import type * as Server from "../../Server.js"
@@ -63,7 +63,7 @@ export const attach = (
         runFork(send({
           [Protocol.tag]: "metrics",
           request: message.request,
-          series: MetricsWire.encode(Metric.unsafeSnapshot())
+          series: MetricsWire.snapshot()
         }))
       } else if (tag === "control" && "control" in message) {
         const request = message.request
