@@ -35,7 +35,7 @@ export const fromLogLevel = (level: LogLevel.LogLevel): Level => {
 }
 
 /**
- * The running fiber's minimum log level, read in as many steps as `FiberRef.get` takes: a fiber
+ * The running fiber's minimum log level, read in as many steps as reading a fiber ref takes: a fiber
  * yields after a fixed count of steps, and a simulation's trace follows where it yields.
  *
  * @internal
