@@ -3,6 +3,7 @@ import { Effect, Exit, FiberRef, HashSet, Logger, Metric, MetricBoundaries, Ref,
 import { spawnSync } from "node:child_process"
 import * as net from "node:net"
 import { Client, Metrics, Server } from "../src/index.js"
+import type * as MetricsWire from "../src/internal/metricsWire.js"
 import * as Prometheus from "../src/Prometheus.js"
 
 // Touched so that every kind the exposition writes has a series, labelled and not.
@@ -92,6 +93,33 @@ describe("Prometheus.exposition", () => {
       expect(text).toContain("# HELP test_escaped_total back\\\\slash\\nnewline\n")
       expect(text).toContain("test_escaped_total{path=\"a\\\"b\\\\c\\nd\"} 1\n")
     }))
+
+  it.effect("a frequency is a counter per key; a summary, its quantiles, sum and count", () =>
+    Effect.gen(function*() {
+      const words = Metric.frequency("test_words", { description: "Words seen" })
+      const sizes = Metric.summary({
+        name: "test_sizes",
+        description: "Sizes seen",
+        maxAge: "1 minute",
+        maxSize: 10,
+        error: 0.01,
+        quantiles: [0.5]
+      })
+      yield* Metric.update(words, "hello")
+      yield* Metric.update(words, "hello")
+      yield* Metric.update(sizes, 4)
+      const all = families(yield* Prometheus.exposition)
+      expect(all.get("test_words_total")).toEqual({
+        help: "Words seen",
+        type: "counter",
+        samples: ["test_words_total{key=\"hello\"} 2"]
+      })
+      expect(all.get("test_sizes")).toEqual({
+        help: "Sizes seen",
+        type: "summary",
+        samples: ["test_sizes{quantile=\"0.5\"} 4", "test_sizes_sum 4", "test_sizes_count 1"]
+      })
+    }))
 })
 
 const promtool = spawnSync("promtool", ["--version"], { encoding: "utf8" }).status === 0
@@ -112,6 +140,70 @@ describe("promtool", () => {
       expect(result.stdout + result.stderr).toBe("")
       expect(result.status).toBe(0)
     }).pipe(Effect.scoped, Effect.runPromise)
+  })
+})
+
+describe("Prometheus.formatSeries", () => {
+  it("each kind of series as its family; a series under a name a family of another type holds is left out", () => {
+    const none = { description: undefined, tags: [] } as const
+    const series: ReadonlyArray<MetricsWire.Series> = [
+      { name: "events", description: "e", tags: [["path", "/"]], kind: "frequency", occurrences: [["a", 2], ["b", 1]] },
+      { name: "hits_total", ...none, kind: "frequency", occurrences: [["c", 3]] },
+      {
+        name: "latency",
+        ...none,
+        kind: "summary",
+        error: 0.01,
+        quantiles: [[0.5, 1.5], [0.99, undefined]],
+        count: 2,
+        min: 1,
+        max: 2,
+        sum: 3
+      },
+      {
+        name: "size",
+        ...none,
+        kind: "histogram",
+        buckets: [[1, 1], [Infinity, 2]],
+        count: 2,
+        min: 0.5,
+        max: 3,
+        sum: 3.5
+      },
+      { name: "held_total", ...none, kind: "gauge", value: 4 },
+      // Each of these under a name taken by a family of another type.
+      { name: "events_total", ...none, kind: "gauge", value: 1 },
+      { name: "events_total", ...none, kind: "counter", incremental: false, value: 1 },
+      { name: "latency", ...none, kind: "histogram", buckets: [[Infinity, 1]], count: 1, min: 1, max: 1, sum: 1 },
+      { name: "size", ...none, kind: "summary", error: 0.01, quantiles: [[0.5, 1]], count: 1, min: 1, max: 1, sum: 1 },
+      { name: "held", ...none, kind: "counter", incremental: true, value: 1 },
+      { name: "held", ...none, kind: "frequency", occurrences: [["d", 1]] }
+    ]
+    expect(Prometheus.formatSeries(series)).toBe([
+      "# HELP events_total e",
+      "# TYPE events_total counter",
+      "events_total{path=\"/\",key=\"a\"} 2",
+      "events_total{path=\"/\",key=\"b\"} 1",
+      "# HELP hits_total hits_total (no description given)",
+      "# TYPE hits_total counter",
+      "hits_total{key=\"c\"} 3",
+      "# HELP latency latency (no description given)",
+      "# TYPE latency summary",
+      "latency{quantile=\"0.5\"} 1.5",
+      "latency{quantile=\"0.99\"} NaN",
+      "latency_sum 3",
+      "latency_count 2",
+      "# HELP size size (no description given)",
+      "# TYPE size histogram",
+      "size_bucket{le=\"1\"} 1",
+      "size_bucket{le=\"+Inf\"} 2",
+      "size_sum 3.5",
+      "size_count 2",
+      "# HELP held_total held_total (no description given)",
+      "# TYPE held_total gauge",
+      "held_total 4",
+      ""
+    ].join("\n"))
   })
 })
 

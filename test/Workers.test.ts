@@ -131,6 +131,69 @@ describe("the metrics of several processes", () => {
     expect(text).toMatch(/^s\{worker="1",quantile="0\.5"\} 1$/m)
     expect(text).toMatch(/^s\{worker="2",quantile="0\.5"\} 2$/m)
   })
+
+  it("the sum as series: bigints stay exact, histograms add when their buckets agree and stay apart when not", () => {
+    const none = { description: undefined, tags: [] } as const
+    const histogram = (les: ReadonlyArray<number>, n: number): MetricsWire.Series => ({
+      name: "h",
+      ...none,
+      kind: "histogram",
+      buckets: les.map((le) => [le, n] as const),
+      count: n,
+      min: n,
+      max: 10 * n,
+      sum: n
+    })
+    const summary: MetricsWire.Series = {
+      name: "s",
+      ...none,
+      kind: "summary",
+      error: 0.01,
+      quantiles: [[0.5, 1]],
+      count: 1,
+      min: 1,
+      max: 1,
+      sum: 1
+    }
+    const summed = MetricsWire.sum([
+      {
+        label: "1",
+        series: [
+          { name: "g", description: undefined, tags: [["k", "v"]], kind: "gauge", value: 100 },
+          { name: "c", ...none, kind: "counter", incremental: true, value: 2n ** 60n },
+          { name: "d", ...none, kind: "counter", incremental: true, value: 1 },
+          { name: "g", ...none, kind: "gauge", value: 1 },
+          histogram([1, Infinity], 1),
+          summary
+        ]
+      },
+      {
+        label: "2",
+        series: [
+          { name: "c", ...none, kind: "counter", incremental: true, value: 1 },
+          { name: "d", ...none, kind: "counter", incremental: true, value: 2n },
+          { name: "g", ...none, kind: "gauge", value: 2 },
+          histogram([1, Infinity], 2)
+        ]
+      },
+      // Other buckets: other boundaries, or fewer of them (what a process sends is not trusted to be whole).
+      { label: "3", series: [histogram([2, Infinity], 3), histogram([1], 4)] }
+    ])
+    expect(summed).toEqual([
+      { name: "g", description: undefined, tags: [["k", "v"]], kind: "gauge", value: 100 },
+      { name: "c", ...none, kind: "counter", incremental: true, value: 2n ** 60n + 1n },
+      { name: "d", ...none, kind: "counter", incremental: true, value: 3n },
+      { name: "g", ...none, kind: "gauge", value: 3 },
+      { ...histogram([1, Infinity], 3), min: 1, max: 20 },
+      { ...summary, tags: [["worker", "1"]] },
+      { ...histogram([2, Infinity], 3), tags: [["worker", "3"]] },
+      { ...histogram([1], 4), tags: [["worker", "3"]] }
+    ])
+    // The value of the untagged counter or gauge of that name; 0 for anything else.
+    expect([MetricsWire.valueOf(summed, "g"), MetricsWire.valueOf(summed, "c")]).toEqual([3, 2 ** 60 + 1])
+    expect([MetricsWire.valueOf(summed, "h"), MetricsWire.valueOf(summed, "s"), MetricsWire.valueOf(summed, "x")])
+      .toEqual([0, 0, 0])
+  })
 })
 
 describe("metrics across processes, written", () => {

