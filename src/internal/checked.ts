@@ -2,8 +2,6 @@
  * The result of a check: the value, or what was wrong with it. The decisions (options, flags, the
  * PROXY protocol's networks) return this, the project's own union, rather than Effect's `Either`,
  * which Effect 4 replaced with `Result`: written once, they read the same on both lines.
- *
- * @internal
  */
 import { Effect } from "effect"
 

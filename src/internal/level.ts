@@ -4,8 +4,6 @@
  * with the minimum. Effect's levels are objects with ordinals in Effect 3 and strings with other
  * names (`Warn`) in Effect 4, so the comparisons are written once, here, and `log.ts` is the one
  * place these levels meet Effect's.
- *
- * @internal
  */
 
 /** From the least severe to the most; nothing is ever logged at `None`. @internal */

@@ -1,8 +1,6 @@
 /**
  * The project's log levels (`level.ts`) on Effect 3's `LogLevel`, in one place: the running
  * fiber's minimum level as a `Level`, and a record logged at a `Level`.
- *
- * @internal
  */
 import type { Cause } from "effect"
 import { Effect, FiberRef, LogLevel } from "effect"
