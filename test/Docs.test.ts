@@ -74,6 +74,20 @@ describe("README.md", () => {
     const words = fs.readFileSync(path.join(root, "README.md"), "utf8").split(/\s+/).filter((w) => w !== "")
     expect(words.length).toBeLessThanOrEqual(1500)
   })
+
+  it("quotes its measured figures from docs/benchmarks.md, which a bench run regenerates", () => {
+    const readme = fs.readFileSync(path.join(root, "README.md"), "utf8")
+    const measured = readme.slice(
+      readme.indexOf("## Measured"),
+      readme.indexOf("\n## ", readme.indexOf("## Measured") + 1)
+    )
+    const benchmarks = fs.readFileSync(path.join(root, "docs/benchmarks.md"), "utf8")
+    // A ratio with its x, so that another figure's digits elsewhere in the page do not pass for it.
+    const figures = measured.match(/\d+\.\d+x?/g) ?? []
+    expect(figures.length).toBeGreaterThan(10)
+    expect(figures.filter((figure) => !benchmarks.includes(figure))).toEqual([])
+    expect(benchmarks).toContain(`on ${/\((\d{4}-\d\d-\d\d)\)/.exec(measured)?.[1]}`)
+  })
 })
 
 describe("the TypeScript blocks of README.md and docs/", () => {
