@@ -7,6 +7,7 @@ import { Effect } from "effect"
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import type { ExitStatus } from "../cli/failure.js"
 
 /**
  * Runs `simulate` with the arguments after it in `argv` (as `process.argv`), stdio shared, and
@@ -15,8 +16,8 @@ import * as path from "node:path"
  *
  * @internal
  */
-export const launch = (argv: ReadonlyArray<string>): Effect.Effect<0 | 1 | 2> =>
-  Effect.async<0 | 1 | 2>((resume) => {
+export const launch = (argv: ReadonlyArray<string>): Effect.Effect<ExitStatus> =>
+  Effect.async<ExitStatus>((resume) => {
     // dist/src/bin.js runs the command; dist/src/internal/testkit/main.js is the runner (main.ts
     // under tsx, from the sources).
     const dir = path.join(path.dirname(path.resolve(argv[1] ?? ".")), "internal", "testkit")
