@@ -227,6 +227,38 @@ describe("the read side is backpressured", () => {
     })))
 })
 
+describe("input read before the socket closed is still read", () => {
+  it("both FINs close the socket while input waits unread: read and run still get every byte, then the end", () =>
+    simulated(Effect.gen(function*() {
+      for (const take of ["read", "run"] as const) {
+        const { connection, peer } = yield* accepted()
+        yield* peer.startReading
+        // A first read sets the socket flowing, as a client's is from the start.
+        yield* peer.send(bytes("x"))
+        expect(concat(yield* connection.read).toString()).toBe("x")
+        // Our FIN first, then the peer's input and its FIN: the socket closes with that input held.
+        yield* connection.end
+        const sent = pattern(40 * 1024, take === "read" ? 1 : 2)
+        yield* peer.send(sent)
+        yield* peer.halfClose
+        yield* settled(stats(connection))
+        const got: Array<Buffer> = []
+        if (take === "read") {
+          for (let i = 0; i < 1_000; i++) {
+            const chunk = yield* Effect.option(connection.read)
+            if (Option.isNone(chunk)) break
+            got.push(concat(chunk.value))
+          }
+        } else {
+          yield* connection.run((data) => {
+            got.push(Buffer.from(data))
+          })
+        }
+        expect(Buffer.concat(got).equals(sent)).toBe(true)
+      }
+    })))
+})
+
 describe("run serves a protocol buffer by buffer", () => {
   it("calls f with every buffer, in order, and succeeds at the peer's half-close after the last one", () =>
     simulated(Effect.gen(function*() {

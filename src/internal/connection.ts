@@ -52,18 +52,24 @@ export interface VerifyEnd {
  * - `Echo`: written straight back; `done` is told once, when our FIN is out or the connection
  *   failed;
  * - `Discard`: dropped (the handler is done; waiting for the peer's FIN);
- * - `Closed`: the socket is closed, nothing more arrives.
+ * - `Closed`: the socket is closed, nothing more arrives; what a `Pull` held and nobody took yet
+ *   is still there to take (both FINs close the socket, whether or not the reader caught up).
  */
 type Consumer =
   | { readonly _tag: "Pull"; buffered: Array<Uint8Array>; bytes: number }
   | { readonly _tag: "Echo"; readonly done: EchoDone }
   | { readonly _tag: "Discard" }
-  | { readonly _tag: "Closed" }
+  | { readonly _tag: "Closed"; buffered: Array<Uint8Array>; bytes: number }
+
+/** The consumers that hold input for the fiber to take. */
+type Holding = Extract<Consumer, { readonly buffered: Array<Uint8Array> }>
+const holds = (consumer: Consumer): consumer is Holding => consumer._tag === "Pull" || consumer._tag === "Closed"
 
 type Echo = Extract<Consumer, { readonly _tag: "Echo" }>
 
-const closed: Consumer = { _tag: "Closed" }
 const discard: Consumer = { _tag: "Discard" }
+// Shared: nothing is ever added to a Closed's input, and a pull only empties one that holds some.
+const closed: Consumer = { _tag: "Closed", buffered: [], bytes: 0 }
 const pull = (): Consumer => ({ _tag: "Pull", buffered: [], bytes: 0 })
 
 /**
@@ -243,7 +249,10 @@ export class Driven implements Connection {
   private static onClose(this: Tagged): void {
     const self = this[kDriven]
     const consumer = self.consumer
-    self.consumer = closed
+    // What a reader had not taken yet stays for it; the common close, with nothing held, allocates nothing.
+    self.consumer = consumer._tag === "Pull" && consumer.buffered.length > 0
+      ? { _tag: "Closed", buffered: consumer.buffered, bytes: consumer.bytes }
+      : closed
     wake(self.readers)
     // An echo still running ends here: with the connection's failure, or as a broken pipe.
     if (consumer._tag === "Echo") self.echoSettled(consumer)
@@ -338,7 +347,7 @@ export class Driven implements Connection {
 
   private pull(): Effect.Effect<Chunk.Chunk<Uint8Array>, Option.Option<ConnectionError>> {
     const consumer = this.consumer
-    if (consumer._tag === "Pull" && consumer.buffered.length > 0) {
+    if (holds(consumer) && consumer.buffered.length > 0) {
       const chunk = Chunk.unsafeFromArray(consumer.buffered)
       consumer.buffered = []
       consumer.bytes = 0
@@ -357,7 +366,7 @@ export class Driven implements Connection {
   /** The next buffer held, in order, or `undefined`. Reading resumes once nothing is held. */
   private takeOne(): Uint8Array | undefined {
     const consumer = this.consumer
-    if (consumer._tag !== "Pull" || consumer.buffered.length === 0) return undefined
+    if (!holds(consumer) || consumer.buffered.length === 0) return undefined
     const data = consumer.buffered.shift()!
     consumer.bytes -= data.length
     if (consumer.buffered.length === 0) this.flow()
@@ -554,7 +563,7 @@ export class Driven implements Connection {
     return Effect.sync((): Stats => ({
       bytesIn: this.bytesIn,
       bytesOut: this.bytesOut,
-      buffered: (this.consumer._tag === "Pull" ? this.consumer.bytes : 0) + this.socket.readableLength +
+      buffered: (holds(this.consumer) ? this.consumer.bytes : 0) + this.socket.readableLength +
         this.socket.writableLength
     }))
   }
