@@ -6,8 +6,9 @@
  *
  * @since 0.1.0
  */
-import { Chunk, Context, Data, Duration, Effect, Layer, Option } from "effect"
-import type { Scope } from "effect"
+import { type DurationInput, Service } from "#line/types"
+import { Chunk, Data, Duration, Effect, Layer, Option } from "effect"
+import type { Context, Scope } from "effect"
 import * as Connection from "./Connection.js"
 import * as Checked from "./internal/checked.js"
 import * as Level from "./internal/level.js"
@@ -38,14 +39,14 @@ export interface Options extends Omit<Listener.Options, "maxAccepted">, Connecti
    * `Connection.draining`) before cutting them off: interrupting their handlers and closing their
    * sockets with a reset. Default 5 s.
    */
-  readonly shutdownTimeout?: Duration.DurationInput
+  readonly shutdownTimeout?: DurationInput
   /**
    * After shutdown begins, how long the server still accepts new connections before it stops,
    * while its readiness ({@link Server.ready}) already says no: the time a load balancer takes to
    * stop sending connections once its readiness probe fails (Kubernetes' preStop pattern). Then
    * the drain notice, and `shutdownTimeout`. Default 0.
    */
-  readonly drainDelay?: Duration.DurationInput
+  readonly drainDelay?: DurationInput
   /**
    * Behind an L4 load balancer (HAProxy's `send-proxy` or `send-proxy-v2`, Envoy, a cloud NLB):
    * every connection starts with a PROXY protocol header (v1 or v2) naming the real client, which
@@ -58,7 +59,7 @@ export interface Options extends Omit<Listener.Options, "maxAccepted">, Connecti
     /** Who may connect: IPv4 networks (`10.0.0.0/8`) or addresses. Default loopback (`127.0.0.0/8`). */
     readonly trustedProxies?: ReadonlyArray<string>
     /** How long the header may take to arrive. Default 5 s. */
-    readonly headerTimeout?: Duration.DurationInput
+    readonly headerTimeout?: DurationInput
   }
   /**
    * After the shutdown deadline, how long the finalizers of the handlers cut off may still run
@@ -66,7 +67,7 @@ export interface Options extends Omit<Listener.Options, "maxAccepted">, Connecti
    * never ends is logged as an error). So shutdown takes at most `shutdownTimeout +
    * cleanupTimeout`, whatever a handler does. Default 1 s.
    */
-  readonly cleanupTimeout?: Duration.DurationInput
+  readonly cleanupTimeout?: DurationInput
 }
 
 /**
@@ -253,7 +254,7 @@ export interface Server {
  * @since 0.1.0
  * @category services
  */
-export class EchoServer extends Context.Tag("effect-tcp-echo/Server")<EchoServer, Server>() {}
+export class EchoServer extends Service<EchoServer, Server>()("effect-tcp-echo/Server") {}
 
 /**
  * Every option checked, with defaults applied, in one place: the server's own, the connection's,

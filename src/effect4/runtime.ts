@@ -1,0 +1,98 @@
+/**
+ * Running effects from Node's callbacks, and the few fiber primitives whose names differ between
+ * Effect 3 and Effect 4; this is the Effect 4 side (`#line/runtime`). src/effect3/runtime.ts
+ * exports the same names.
+ *
+ * @internal
+ */
+import { Deferred, Effect, Latch, Semaphore } from "effect"
+import type { Cause, Duration, Exit, Fiber } from "effect"
+
+/** An effect resumed from a callback (Effect 4's `Effect.callback`). */
+export const callback = <A, E = never, R = never>(
+  register: (
+    resume: (effect: Effect.Effect<A, E, R>) => void,
+    signal: AbortSignal
+  ) => void | Effect.Effect<void, never, R>
+): Effect.Effect<A, E, R> => Effect.callback<A, E, R>((resume, signal) => register(resume, signal))
+
+/** Recovers from any cause: a failure, a defect or an interruption. */
+export const catchAllCause: {
+  <E, A2, E2, R2>(
+    f: (cause: Cause.Cause<E>) => Effect.Effect<A2, E2, R2>
+  ): <A, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A2 | A, E2, R2 | R>
+  <A, E, R, A2, E2, R2>(
+    self: Effect.Effect<A, E, R>,
+    f: (cause: Cause.Cause<E>) => Effect.Effect<A2, E2, R2>
+  ): Effect.Effect<A | A2, E2, R | R2>
+} = Effect.catchCause
+
+/** Runs an effect on the same cause: a failure, a defect or an interruption. */
+export const tapCause: <E, X, E2, R2>(
+  f: (cause: Cause.Cause<E>) => Effect.Effect<X, E2, R2>
+) => <A, R>(self: Effect.Effect<A, E, R>) => Effect.Effect<A, E | E2, R2 | R> = (f) => Effect.tapCause(f)
+
+/** Forks a fiber that no parent waits for or interrupts. */
+export const forkDetach = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<Fiber.Fiber<A, E>, never, R> =>
+  Effect.forkDetach(self)
+
+/** Fails with `onTimeout()` when the effect takes longer than `duration`. */
+export const timeoutFail = <E1>(options: {
+  readonly duration: Duration.Input
+  readonly onTimeout: () => E1
+}) =>
+<A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E | E1, R> =>
+  Effect.timeoutOrElse(self, { duration: options.duration, orElse: () => Effect.fail(options.onTimeout()) })
+
+/** A deferred made outside any fiber. */
+export const deferredUnsafe = <A, E = never>(): Deferred.Deferred<A, E> => Deferred.makeUnsafe<A, E>()
+
+/** Completes a deferred outside any fiber; nothing when it was already done. */
+export const deferredDone = <A, E>(deferred: Deferred.Deferred<A, E>, effect: Effect.Effect<A, E>): void => {
+  Deferred.doneUnsafe(deferred, effect)
+}
+
+/** A semaphore made outside any fiber. */
+export const semaphoreUnsafe = (permits: number): Semaphore.Semaphore => Semaphore.makeUnsafe(permits)
+
+/** A semaphore. */
+export const semaphore = (permits: number): Effect.Effect<Semaphore.Semaphore> => Semaphore.make(permits)
+
+/** A latch, closed unless `open`. */
+export const latch = (open?: boolean): Effect.Effect<Latch.Latch> => Latch.make(open)
+
+/** A fiber forked at the root, from a callback: what the lifecycle holds of each connection. */
+export type RootFiber<A, E = never> = Fiber.Fiber<A, E>
+
+/** Calls `f` with the fiber's exit once it is done; at once when it already is. */
+export const observe = <A, E>(fiber: RootFiber<A, E>, f: (exit: Exit.Exit<A, E>) => void): void => {
+  fiber.addObserver(f)
+}
+
+/** Interrupts a root fiber without waiting for it. */
+export const interruptFork = <A, E>(fiber: RootFiber<A, E>): void => fiber.interruptUnsafe()
+
+/** The fiber's exit, when it is done. */
+export const poll = <A, E>(fiber: RootFiber<A, E>): Exit.Exit<A, E> | undefined => fiber.pollUnsafe()
+
+/**
+ * What runs effects from Node's callbacks with the services of the fiber that made it: a root
+ * fiber each, interruptible whatever region the runner was made in (a connection's fiber must be
+ * interruptible by the shutdown).
+ */
+export interface Runner<R> {
+  readonly fork: <A, E>(effect: Effect.Effect<A, E, R>) => RootFiber<A, E>
+  readonly runSync: <A, E>(effect: Effect.Effect<A, E, R>) => A
+  readonly runPromise: <A, E>(effect: Effect.Effect<A, E, R>) => Promise<A>
+}
+
+/** The runner for the current fiber's services. */
+export const runner = <R = never>(): Effect.Effect<Runner<R>, never, R> =>
+  Effect.map(Effect.context<R>(), (context) => {
+    const fork = Effect.runForkWith(context)
+    return {
+      fork: (effect) => fork(effect),
+      runSync: Effect.runSyncWith(context),
+      runPromise: Effect.runPromiseWith(context)
+    }
+  })
