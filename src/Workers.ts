@@ -10,8 +10,11 @@
  *
  * @since 0.1.0
  */
-import { Context, Data, Deferred, Duration, Effect, FiberSet, Layer, Option, Predicate, Schedule } from "effect"
-import type { Scope } from "effect"
+import * as Layers from "#line/layer"
+import * as Schedules from "#line/schedule"
+import { type DurationInput, Service } from "#line/types"
+import { Data, Deferred, Duration, Effect, FiberSet, Option, Predicate, Schedule } from "effect"
+import type { Layer, Scope } from "effect"
 import cluster from "node:cluster"
 import * as Checked from "./internal/checked.js"
 import * as Options_ from "./internal/options.js"
@@ -64,17 +67,17 @@ export interface Options {
    * A crash loop: more than `restarts` restarts, of any worker, within `within`. Then the primary
    * gives up ({@link Workers.failed}). Default 5 within 1 minute.
    */
-  readonly crashLoop?: { readonly restarts?: number; readonly within?: Duration.DurationInput }
+  readonly crashLoop?: { readonly restarts?: number; readonly within?: DurationInput }
   /** How long a worker may take to listen; past it, it is killed and counts as died. Default 10 s. */
-  readonly startTimeout?: Duration.DurationInput
+  readonly startTimeout?: DurationInput
   /**
    * The one deadline of the shutdown: how long every worker has to drain and exit once told to.
    * Past it, those left are killed (SIGKILL). Give it more than the workers' own drain delay,
    * shutdown timeout and cleanup timeout together. Default 10 s.
    */
-  readonly shutdownTimeout?: Duration.DurationInput
+  readonly shutdownTimeout?: DurationInput
   /** How long a worker has to send its metrics for a scrape; past it, it is left out (logged, counted). Default 1 s. */
-  readonly scrapeTimeout?: Duration.DurationInput
+  readonly scrapeTimeout?: DurationInput
 }
 
 /**
@@ -85,10 +88,7 @@ export interface Options {
  */
 export const defaults = {
   /** 50 ms, doubling, at most 5 s: a worker that dies at once does not spin the machine. */
-  restart: Schedule.exponential("50 millis").pipe(Schedule.union(Schedule.spaced("5 seconds"))) as Schedule.Schedule<
-    unknown,
-    unknown
-  >,
+  restart: Schedules.union(Schedule.exponential("50 millis"), Schedule.spaced("5 seconds")),
   crashLoop: { restarts: 5, within: Duration.minutes(1) },
   startTimeout: Duration.seconds(10),
   shutdownTimeout: Duration.seconds(10),
@@ -441,7 +441,7 @@ const validate = (options: Options): Checked.Checked<Valid, InvalidOptionError> 
         ? defaults.crashLoop.within
         : yield* Checked.value(Options_.duration("crashLoop.within", options.crashLoop.within, "positive"))
       // A generator: a duration's value, or the end of the checks.
-      const duration = (option: string, value: Duration.DurationInput | undefined, fallback: Duration.Duration) =>
+      const duration = (option: string, value: DurationInput | undefined, fallback: Duration.Duration) =>
         Checked.value(value === undefined ? Checked.valid(fallback) : Options_.duration(option, value, "positive"))
       return Checked.valid<Valid>({
         workers,
@@ -486,14 +486,14 @@ export const make = (options: Options): Effect.Effect<Workers, WorkersError, Sco
       // Structured clone: numbers as they are (Infinity and NaN too, which JSON loses), bigints.
       serialization: "advanced"
     })
-    const clock = yield* Effect.clock
+    const now = yield* Schedules.clockMillis
     const pool = new Pool({
       workers: valid.workers,
       port: valid.port,
       sharing: valid.sharing,
       fork: (env) => cluster.fork(env),
       env: options.env,
-      now: () => clock.unsafeCurrentTimeMillis()
+      now
     })
     // If this process exits with workers left (a second signal, a crash), they go with it.
     yield* pool.orphanOnExit()
@@ -595,7 +595,7 @@ interface Supervising {
 const supervise = ({ controls, crashWindow, giveUp, pool, valid }: Supervising, first: WorkerProcess) =>
   Effect.gen(function*() {
     const id = first.id
-    const driver = yield* Schedule.driver(valid.restart)
+    const driver = yield* Schedules.driver(valid.restart)
     let p = first
     while (true) {
       const { detail: death, since } = yield* p.exited
@@ -614,8 +614,7 @@ const supervise = ({ controls, crashWindow, giveUp, pool, valid }: Supervising, 
         `worker ${id} (pid ${p.pid}) ${death}: restarting it (restart ${verdict.count} within ` +
           `${Duration.format(valid.within)}; the primary gives up past ${valid.restarts})`
       ).pipe(Effect.annotateLogs({ worker: id, pid: p.pid }))
-      const waited = yield* Effect.option(driver.next(undefined))
-      if (Option.isNone(waited)) return yield* Deferred.fail(giveUp, crashLoop(verdict.count, "schedule"))
+      if (!(yield* driver.next)) return yield* Deferred.fail(giveUp, crashLoop(verdict.count, "schedule"))
       // Not while the workers are suspended: a new worker would accept until told otherwise.
       yield* controls.resumed
       const next = yield* pool.fork(id)
@@ -689,7 +688,7 @@ const shutdownOnce = (
  * @since 0.1.0
  * @category services
  */
-export class WorkersService extends Context.Tag("effect-tcp-echo/Workers")<WorkersService, Workers>() {}
+export class WorkersService extends Service<WorkersService, Workers>()("effect-tcp-echo/Workers") {}
 
 /**
  * The workers as a layer: started when the layer is built (every worker listening), shut down
@@ -706,7 +705,7 @@ export class WorkersService extends Context.Tag("effect-tcp-echo/Workers")<Worke
  * @category layers
  */
 export const layer = (options: Options): Layer.Layer<WorkersService, WorkersError> =>
-  Layer.scoped(WorkersService, make(options))
+  Layers.scoped(WorkersService, make(options))
 
 /**
  * This module as a namespace, the shape the root entry point gives it:

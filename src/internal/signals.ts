@@ -9,7 +9,8 @@
  * means nothing here. Left to Node, SIGQUIT and SIGUSR2 would kill the process outright, which
  * runs nothing on the way out: every connection would be left to the kernel to close as if whole.
  */
-import { Deferred, Effect, Exit, Runtime } from "effect"
+import { deferredDone, runner } from "#line/runtime"
+import { Deferred, Effect, Exit } from "effect"
 import type { Scope } from "effect"
 import * as os from "node:os"
 
@@ -40,9 +41,9 @@ export interface Guard {
  */
 export const guard = (options: { readonly inspector: boolean }): Effect.Effect<Guard, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const runtime = yield* Effect.runtime<never>()
     // Log records from a signal handler, written before it returns (stderr writes are synchronous).
-    const log = (record: Effect.Effect<void>) => Runtime.runSync(runtime)(record)
+    const run = yield* runner()
+    const log = (record: Effect.Effect<void>) => run.runSync(record)
     const first = yield* Deferred.make<void>()
     // How the shutdown began ("SIGINT began"), once it has.
     let began: string | undefined
@@ -58,7 +59,7 @@ export const guard = (options: { readonly inspector: boolean }): Effect.Effect<G
       if (began !== undefined) return stop(signal, ` during the shutdown ${began}`)
       began = `${signal} began`
       log(Effect.logInfo(`${signal}: shutting down gracefully (a second signal stops at once)`))
-      Deferred.unsafeDone(first, Exit.void)
+      deferredDone(first, Exit.void)
     }
     const onQuit = () => stop("SIGQUIT", "")
     const onUsr1 = () =>

@@ -4,6 +4,7 @@
  * told it, and a worker that listens later (a restart) is told what is in force, in order. One
  * control at a time, so that each worker applies them in the order they were asked for.
  */
+import { latch, semaphore } from "#line/runtime"
 import { Effect } from "effect"
 import type * as Protocol from "./protocol.js"
 
@@ -96,8 +97,8 @@ export const make = (
 ): Effect.Effect<Controls> =>
   Effect.gen(function*() {
     let inForce = initial
-    const serially = (yield* Effect.makeSemaphore(1)).withPermits(1)
-    const resumed = yield* Effect.makeLatch(true)
+    const serially = (yield* semaphore(1)).withPermits(1)
+    const resumed = yield* latch(true)
 
     const applyAll = (control: Control): Effect.Effect<void, Refusal> =>
       Effect.gen(function*() {

@@ -3,7 +3,8 @@
  * the two ways it is told to end (its own graceful shutdown, or a signal). The cluster worker's
  * events drive it; nothing here decides when to restart or stop it.
  */
-import { Data, Deferred, Duration, Effect, Exit, FiberId, Option } from "effect"
+import { deferredDone, deferredUnsafe, timeoutFail } from "#line/runtime"
+import { Data, Deferred, Duration, Effect, Exit, Option } from "effect"
 import type * as Listener from "../../Listener.js"
 import type * as MetricsWire from "../metricsWire.js"
 import * as Protocol from "./protocol.js"
@@ -62,8 +63,8 @@ export class WorkerProcess {
   #state: State = State.Starting()
   /** What it reported before it exited, if it could not go on: the words for its end. */
   #reported: string | undefined
-  readonly #listening = Deferred.unsafeMake<Listener.Address, string>(FiberId.none)
-  readonly #exited = Deferred.unsafeMake<Exited>(FiberId.none)
+  readonly #listening = deferredUnsafe<Listener.Address, string>()
+  readonly #exited = deferredUnsafe<Exited>()
   readonly #scrapes = new Protocol.Requests<ReadonlyArray<MetricsWire.Series>>()
   /** The worker's refusal, or undefined once it applied the control (or is gone). */
   readonly #controls = new Protocol.Requests<string | undefined>()
@@ -101,7 +102,7 @@ export class WorkerProcess {
   /** Waits for it to listen at most `timeout` (then kills it): its address, or why it did not. */
   listening(timeout: Duration.Duration): Effect.Effect<Listener.Address, string> {
     return Deferred.await(this.#listening).pipe(
-      Effect.timeoutFail({
+      timeoutFail({
         duration: timeout,
         onTimeout: () => `did not listen within ${Duration.format(timeout)}, and was killed`
       }),
@@ -198,7 +199,7 @@ export class WorkerProcess {
       case "listening":
         if ("address" in message && this.#state._tag === "Starting") {
           this.#become(State.Listening({ address: message.address, since: this.now(), accepting: true }))
-          Deferred.unsafeDone(this.#listening, Exit.succeed(message.address))
+          deferredDone(this.#listening, Exit.succeed(message.address))
         }
         return
       case "failed":
@@ -217,8 +218,8 @@ export class WorkerProcess {
     const detail = this.#reported ?? describe(ended)
     const exited = State.Exited({ ended, detail, since: this.#since })
     this.#become(exited)
-    Deferred.unsafeDone(this.#listening, Exit.fail(detail))
-    Deferred.unsafeDone(this.#exited, Exit.succeed(exited))
+    deferredDone(this.#listening, Exit.fail(detail))
+    deferredDone(this.#exited, Exit.succeed(exited))
     this.#scrapes.answerAll([])
     // A worker that died has nothing left to apply: its restart gets the controls in force.
     this.#controls.answerAll(undefined)

@@ -3,8 +3,9 @@
  * messages (marked, so that a user's own messages pass by), who a worker is (handed to it in its
  * environment), and requests with their replies, matched by number and bounded in time.
  */
-import type { Duration } from "effect"
-import { Deferred, Effect, Exit, FiberId, Option } from "effect"
+import { deferredDone, deferredUnsafe } from "#line/runtime"
+import type { DurationInput } from "#line/types"
+import { Deferred, Effect, Exit, Option } from "effect"
 import type * as Listener from "../../Listener.js"
 import type * as MetricsWire from "../metricsWire.js"
 
@@ -82,10 +83,10 @@ export class Requests<A> {
    * Sends the message `send` makes with a new request number, and waits for the reply under
    * that number at most `timeout`: `None` if none came in time.
    */
-  ask(send: (request: number) => void, timeout: Duration.DurationInput): Effect.Effect<Option.Option<A>> {
+  ask(send: (request: number) => void, timeout: DurationInput): Effect.Effect<Option.Option<A>> {
     return Effect.suspend(() => {
       const request = ++this.#last
-      const reply = Deferred.unsafeMake<A>(FiberId.none)
+      const reply = deferredUnsafe<A>()
       this.#waiting.set(request, reply)
       send(request)
       return Effect.ensuring(
@@ -98,12 +99,12 @@ export class Requests<A> {
   /** The reply to `request`, for whoever waits for it. */
   answer(request: number, value: A): void {
     const waiting = this.#waiting.get(request)
-    if (waiting !== undefined) Deferred.unsafeDone(waiting, Exit.succeed(value))
+    if (waiting !== undefined) deferredDone(waiting, Exit.succeed(value))
   }
 
   /** `value` for every request still waiting: the worker is gone. */
   answerAll(value: A): void {
-    for (const waiting of this.#waiting.values()) Deferred.unsafeDone(waiting, Exit.succeed(value))
+    for (const waiting of this.#waiting.values()) deferredDone(waiting, Exit.succeed(value))
   }
 
   /** Requests waiting for their reply now. */

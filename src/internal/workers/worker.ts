@@ -3,7 +3,8 @@
  * answers its scrapes, applies its controls to its own server one at a time, and waits for the
  * shutdown the primary asks for.
  */
-import { Deferred, Effect, Exit, Runtime } from "effect"
+import { callback, deferredDone, runner, semaphoreUnsafe } from "#line/runtime"
+import { Deferred, Effect, Exit } from "effect"
 import type { Scope } from "effect"
 import type * as Listener from "../../Listener.js"
 import type * as Server from "../../Server.js"
@@ -15,7 +16,7 @@ export type Controllable = Partial<Pick<Server.Server, "suspend" | "resume" | "s
 
 /** Sends to the primary and waits until it is written (a worker about to exit must not lose it). @internal */
 export const send = (message: Protocol.ToPrimary): Effect.Effect<void> =>
-  Effect.async<void>((resume) => {
+  callback<void>((resume) => {
     // Stryker disable next-line ConditionalExpression: equivalent (calling an absent send throws, and the catch resumes); the check narrows the type
     if (process.send === undefined || !process.connected) return resume(Effect.void)
     try {
@@ -52,13 +53,13 @@ export const attach = (
 ): Effect.Effect<Effect.Effect<void>, never, Scope.Scope> =>
   Effect.gen(function*() {
     const stop = yield* Deferred.make<void>()
-    const runFork = Runtime.runFork(yield* Effect.runtime<never>())
+    const runFork = (yield* runner()).fork
     // Applied one at a time, in the order they came.
-    const serially = Effect.unsafeMakeSemaphore(1).withPermits(1)
+    const serially = semaphoreUnsafe(1).withPermits(1)
     const onMessage = (message: unknown) => {
       if (!Protocol.isMessage(message)) return
       const tag = message[Protocol.tag]
-      if (tag === "shutdown") Deferred.unsafeDone(stop, Exit.void)
+      if (tag === "shutdown") deferredDone(stop, Exit.void)
       else if (tag === "metrics" && "request" in message) {
         runFork(send({
           [Protocol.tag]: "metrics",
@@ -75,7 +76,7 @@ export const attach = (
         ))
       }
     }
-    const onDisconnect = () => Deferred.unsafeDone(stop, Exit.void)
+    const onDisconnect = () => deferredDone(stop, Exit.void)
     yield* Effect.acquireRelease(
       Effect.sync(() => {
         process.on("message", onMessage)
