@@ -6,8 +6,9 @@
  *
  * @since 0.1.0
  */
+import type { Buffers, DurationInput, Read } from "#line/types"
 import { Data, Effect } from "effect"
-import type { Chunk, Duration, Option, Stream } from "effect"
+import type { Stream } from "effect"
 import type { Scope } from "effect"
 import * as Driven from "./internal/connection.js"
 import type * as errno from "./internal/errno.js"
@@ -30,7 +31,7 @@ export interface Options {
    * Close the connection when no byte moves in either direction for this long: with a FIN when
    * everything written was sent, with a reset when bytes are still unsent. Default: never.
    */
-  readonly idleTimeout?: Duration.DurationInput
+  readonly idleTimeout?: DurationInput
 }
 
 /**
@@ -109,16 +110,17 @@ export interface Connection {
   readonly peer: string
   /**
    * Pulls what has arrived, waiting when nothing has: every buffer read since the last pull, in
-   * order. Fails with `None` at the peer's half-close (end of input). The socket is read only up to
+   * order. At the peer's half-close (end of input) it fails with `None` on Effect 3 and ends with
+   * `Cause.Done` on Effect 4, each line's convention for a pull. The socket is read only up to
    * the high-water mark ahead of these pulls: a consumer that stops pulling stops the peer.
    */
-  readonly read: Effect.Effect<Chunk.Chunk<Uint8Array>, Option.Option<ConnectionError>>
+  readonly read: Read<ConnectionError>
   /** {@link read} as a stream that ends at the peer's half-close. */
   readonly stream: Stream.Stream<Uint8Array, ConnectionError>
   /** Writes one buffer; when Node's buffer is full, waits for `'drain'` before returning. */
   readonly write: (data: Uint8Array) => Effect.Effect<void, ConnectionError>
   /** Writes buffers in order, waiting for `'drain'` after every write that fills Node's buffer. */
-  readonly writeAll: (data: Chunk.Chunk<Uint8Array>) => Effect.Effect<void, ConnectionError>
+  readonly writeAll: (data: Buffers) => Effect.Effect<void, ConnectionError>
   /**
    * Half-closes: sends FIN after everything written (the recipe's `shutdown(SHUT_WR)`) and returns
    * once the kernel has it. Reading stays possible. Idempotent.
@@ -192,7 +194,7 @@ export const make = (
   Effect.acquireRelease(
     Effect.suspend(() =>
       Driven.isOwned(socket)
-        ? Effect.dieMessage("Connection.make: this socket already belongs to a connection")
+        ? Effect.die(new Error("Connection.make: this socket already belongs to a connection"))
         : Effect.sync(() => {
           const connection = Driven.drive(socket, options)
           // Named now, while the socket is open: a peer that resets later is still named in its errors.

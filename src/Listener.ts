@@ -5,7 +5,9 @@
  *
  * @since 0.1.0
  */
-import { Data, Duration, Effect, Runtime } from "effect"
+import { callback, runner } from "#line/runtime"
+import type { DurationInput } from "#line/types"
+import { Data, Duration, Effect } from "effect"
 import type { Scope } from "effect"
 import type * as net from "node:net"
 import * as Checked from "./internal/checked.js"
@@ -43,7 +45,7 @@ export interface Options {
    * Idle time before the first keepalive probe, when `keepAlive` is on: whole seconds from 1 s to
    * 32767 s (Linux's `TCP_KEEPIDLE`). Default: the kernel's `net.ipv4.tcp_keepalive_time`.
    */
-  readonly keepAliveInitialDelay?: Duration.DurationInput
+  readonly keepAliveInitialDelay?: DurationInput
   /**
    * In a `node:cluster` worker: false asks the primary for its listening socket on this address,
    * shared by every worker that asks for the same one (`Workers` sets it). Default true: this
@@ -264,8 +266,7 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
       Effect.gen(function*() {
         // The address as asked, then as bound (the port the kernel chose for 0): what errors and logs name.
         let address = `${valid.host}:${valid.port}`
-        const runtime = yield* Effect.runtime<never>()
-        const log = Runtime.runFork(runtime)
+        const log = (yield* runner()).fork
         // The metric labels of the fiber that starts the listener are on everything it counts.
         const labels = yield* Metrics.currentLabels
         // Accepted sockets nobody has taken yet, and the fibers waiting in `accept` for one.
@@ -310,7 +311,7 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
             })
           ),
           (server) =>
-            Effect.async<void>((resume) => {
+            callback<void>((resume) => {
               stopAccepting()
               // The 'close' event waits for every accepted socket: destroy those still open.
               server.close(() => resume(Effect.void))
@@ -354,7 +355,7 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
         let listenPort = valid.port
         // While a listen is under way its own handler reports its failure, not the one below.
         let listening = false
-        const listen = Effect.async<void, ListenError>((resume) => {
+        const listen = callback<void, ListenError>((resume) => {
           listening = true
           const onError = (error: Error) => {
             listening = false
@@ -403,7 +404,7 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
         })
         const resume = Effect.suspend(() => {
           if (!accepting || !paused) return Effect.void
-          return Effect.tap(listen, () => {
+          return Effect.map(listen, () => {
             paused = false
           })
         })
@@ -411,7 +412,7 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
           Effect.sync(() => {
             server.maxConnections = maxAccepted
           })
-        const accept = Effect.async<Socket>((resume) => {
+        const accept = callback<Socket>((resume) => {
           const socket = waiting.shift()
           if (socket !== undefined) return resume(Effect.succeed(socket))
           if (!accepting) return resume(Effect.interrupt)

@@ -6,9 +6,10 @@
  *
  * @since 0.1.0
  */
-import { type DurationInput, Service } from "#line/types"
-import { Chunk, Data, Duration, Effect, Layer, Option } from "effect"
-import type { Context, Scope } from "effect"
+import * as Layers from "#line/layer"
+import { buffersArray, type DurationInput, matchRead, Service } from "#line/types"
+import { Data, Duration, Effect } from "effect"
+import type { Context, Layer, Scope } from "effect"
 import * as Connection from "./Connection.js"
 import * as Checked from "./internal/checked.js"
 import * as Level from "./internal/level.js"
@@ -188,15 +189,13 @@ export const echo: Handler<Connection.ConnectionError> = (connection) =>
  * @category handlers
  */
 export const echoLogged: Handler<Connection.ConnectionError> = (connection) => {
-  const loop: Effect.Effect<void, Connection.ConnectionError> = Effect.matchEffect(connection.read, {
-    onFailure: Option.match({
-      onNone: () => Effect.logDebug(`no data from ${connection.peer}: half-closed, echo complete`),
-      onSome: Effect.fail
-    }),
-    onSuccess: (chunk) =>
+  const loop: Effect.Effect<void, Connection.ConnectionError> = matchRead(connection.read, {
+    onEnd: () => Effect.logDebug(`no data from ${connection.peer}: half-closed, echo complete`),
+    onFailure: Effect.fail,
+    onBuffers: (buffers) =>
       Effect.logDebug(`receive data from ${connection.peer}`).pipe(
-        Effect.annotateLogs("bytes", Chunk.reduce(chunk, 0, (n, b) => n + b.length)),
-        Effect.andThen(connection.writeAll(chunk)),
+        Effect.annotateLogs("bytes", buffersArray(buffers).reduce((n, b) => n + b.length, 0)),
+        Effect.andThen(connection.writeAll(buffers)),
         Effect.andThen(loop)
       )
   })
@@ -430,7 +429,7 @@ export const layer = <E = never, R = never>(
   options: Options = {},
   handler?: Handler<E, R>
 ): Layer.Layer<EchoServer, ServerError | Listener.ListenError, Exclude<R, Scope.Scope>> =>
-  Layer.scoped(EchoServer, make(options, handler as Handler<E, R>))
+  Layers.scoped(EchoServer, make(options, handler as Handler<E, R>))
 
 /**
  * This module as a namespace, the shape the root entry point gives it:

@@ -4,7 +4,11 @@
  * parked until one of those moves. Node's callbacks only record and wake; every decision is taken
  * in the read, the write or the end of the fiber that asked.
  */
-import { Chunk, Duration, Effect, Option, Stream } from "effect"
+import { callback } from "#line/runtime"
+import type { Buffers, DurationInput, Read } from "#line/types"
+import { buffersArray, readBuffers, readEnd, readFail, streamOf } from "#line/types"
+import { Duration, Effect } from "effect"
+import type { Stream } from "effect"
 import type { Connection, Options, RunOptions, Stats } from "../Connection.js"
 import { ConnectionError, defaults } from "../Connection.js"
 import * as errno from "./errno.js"
@@ -178,20 +182,19 @@ export class Driven implements Connection {
   private readonly readers: Array<() => void> = []
   private readonly writers: Array<() => void> = []
   // Built on first use: most handlers need only some of these.
-  private pulled: Effect.Effect<Chunk.Chunk<Uint8Array>, Option.Option<ConnectionError>> | undefined = undefined
+  private pulled: Read<ConnectionError> | undefined = undefined
   private streamed: Stream.Stream<Uint8Array, ConnectionError> | undefined = undefined
   private ending: Effect.Effect<void, ConnectionError> | undefined = undefined
   private echoing: Effect.Effect<void, ConnectionError> | undefined = undefined
   private boundWrite: ((data: Uint8Array) => Effect.Effect<void, ConnectionError>) | undefined = undefined
-  private boundWriteAll: ((data: Chunk.Chunk<Uint8Array>) => Effect.Effect<void, ConnectionError>) | undefined =
-    undefined
+  private boundWriteAll: ((data: Buffers) => Effect.Effect<void, ConnectionError>) | undefined = undefined
 
   constructor(
     private readonly socket: Transport.Socket,
     private readonly highWaterMark: number,
     private readonly owner: Owner | undefined,
     readonly draining: Effect.Effect<void>,
-    idleTimeout: Duration.DurationInput | undefined,
+    idleTimeout: DurationInput | undefined,
     private readonly verifyEnd: VerifyEnd | undefined
   ) {
     ;(socket as Tagged)[kDriven] = this
@@ -330,7 +333,7 @@ export class Driven implements Connection {
   // Parks the fiber on `waiters` until woken, then runs `then` (which checks again). The wake-up
   // carries no result: one left behind by an interrupted fiber must not take anything with it.
   private park<A, E, R>(waiters: Array<() => void>, then: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
-    return Effect.async<A, E, R>((resume) => {
+    return callback<A, E, R>((resume) => {
       if (waiters.length >= wakeAllAt) wake(waiters)
       waiters.push(() => resume(then))
     })
@@ -341,23 +344,23 @@ export class Driven implements Connection {
     if (this.socket.isPaused()) this.socket.resume()
   }
 
-  get read(): Effect.Effect<Chunk.Chunk<Uint8Array>, Option.Option<ConnectionError>> {
+  get read(): Read<ConnectionError> {
     return this.pulled ??= Effect.suspend(() => this.pull())
   }
 
-  private pull(): Effect.Effect<Chunk.Chunk<Uint8Array>, Option.Option<ConnectionError>> {
+  private pull(): Read<ConnectionError> {
     const consumer = this.consumer
     if (holds(consumer) && consumer.buffered.length > 0) {
-      const chunk = Chunk.unsafeFromArray(consumer.buffered)
+      const chunk = readBuffers(consumer.buffered)
       consumer.buffered = []
       consumer.bytes = 0
       this.flow()
       return Effect.succeed(chunk)
     }
     // The peer's FIN comes before any later failure of the write side: input ended cleanly.
-    if (this.fin) return Effect.fail(Option.none())
+    if (this.fin) return readEnd
     const error = this.failed()
-    if (error !== undefined) return Effect.fail(Option.some(error))
+    if (error !== undefined) return readFail(error)
     // First pull of a paused socket, or the consumer caught up: let data flow.
     this.flow()
     return this.park(this.readers, this.read)
@@ -402,7 +405,7 @@ export class Driven implements Connection {
 
   // Built on first use: most handlers never ask, and a Stream is several objects per connection.
   get stream(): Stream.Stream<Uint8Array, ConnectionError> {
-    return this.streamed ??= Stream.repeatEffectChunkOption(this.read)
+    return this.streamed ??= streamOf(this.read)
   }
 
   /** The drain notice came: a `run` asked to return at it does, between two buffers. */
@@ -441,8 +444,8 @@ export class Driven implements Connection {
       })
   }
 
-  get writeAll(): (data: Chunk.Chunk<Uint8Array>) => Effect.Effect<void, ConnectionError> {
-    return this.boundWriteAll ??= (data) => Effect.suspend(() => this.writeFrom(Chunk.toReadonlyArray(data), 0))
+  get writeAll(): (data: Buffers) => Effect.Effect<void, ConnectionError> {
+    return this.boundWriteAll ??= (data) => Effect.suspend(() => this.writeFrom(buffersArray(data), 0))
   }
 
   private writeFrom(buffers: ReadonlyArray<Uint8Array>, from: number): Effect.Effect<void, ConnectionError> {
@@ -477,7 +480,7 @@ export class Driven implements Connection {
   }
 
   get echo(): Effect.Effect<void, ConnectionError> {
-    return this.echoing ??= Effect.async<void, ConnectionError>((resume) => {
+    return this.echoing ??= callback<void, ConnectionError>((resume) => {
       this.echoThen({ echoed: (error) => resume(error === undefined ? Effect.void : Effect.fail(error)) })
       // Interrupted: the bytes wait for a reader again.
       return Effect.sync(() => {
@@ -573,7 +576,7 @@ export class Driven implements Connection {
     return Effect.suspend(() => {
       if (this.consumer._tag === "Closed") return Effect.void
       Socket.close(this.socket, how)
-      return Effect.async<void>((resume) => {
+      return callback<void>((resume) => {
         if (this.consumer._tag === "Closed") return resume(Effect.void)
         this.socket.once("close", () => resume(Effect.void))
       })

@@ -3,6 +3,7 @@
  * can hold, IPv4 hosts. Each check returns the value or what was wrong with it; the module that
  * owns the option turns that into its own typed error.
  */
+import { decodeDurationUnknown } from "#line/types"
 import { Duration, Option } from "effect"
 import * as net from "node:net"
 import * as Checked from "./checked.js"
@@ -68,7 +69,7 @@ export const duration = (
     (typeof value === "number" && (Number.isNaN(value) || value < 0)) ||
     (typeof value === "string" && value.startsWith("-"))
   ) return invalid
-  const decoded = Duration.decodeUnknown(value)
+  const decoded = decodeDurationUnknown(value)
   if (Option.isNone(decoded) || !Duration.isFinite(decoded.value)) return invalid
   const millis = Duration.toMillis(decoded.value)
   return millis > maxTimerMillis || (zero === "positive" && millis < 1) ? invalid : Checked.valid(decoded.value)

@@ -3,7 +3,8 @@
  * the reason the server cut it off) to the reason it is counted under, the level it is logged at,
  * and how its socket is closed. The lifecycle applies the verdict; nothing here has effects.
  */
-import { Cause, Chunk, Option } from "effect"
+import * as Causes from "#line/cause"
+import type { Cause } from "effect"
 import { ConnectionError } from "../Connection.js"
 import type { Connection } from "../Connection.js"
 import * as Metrics from "../Metrics.js"
@@ -128,8 +129,8 @@ export const cut = (reason: Cut, peer: string): Verdict =>
  * @internal
  */
 export const classify = (cause: Cause.Cause<unknown>, connection: Connection): Verdict => {
-  if (!Chunk.isEmpty(Cause.defects(cause))) return verdict("Defect", "Error", "handler died", "reset", cause)
-  const failures = Cause.failures(cause)
+  if (Causes.defects(cause).length > 0) return verdict("Defect", "Error", "handler died", "reset", cause)
+  const failures = Causes.failures(cause)
   let peerFault: PeerFault | undefined
   let connectionError: ConnectionError | undefined
   for (const failure of failures) {
@@ -144,7 +145,7 @@ export const classify = (cause: Cause.Cause<unknown>, connection: Connection): V
       ? verdict("Unknown", "Warning", connectionError.message, "close", cause)
       : verdict(connectionError.reason, "Info", connectionError.message, "close")
   }
-  return Option.isSome(Cause.interruptOption(cause))
+  return Causes.isInterrupted(cause)
     ? verdict("Interrupted", "Info", `handler for ${connection.peer} was interrupted`, "reset")
     : verdict("HandlerError", "Error", "handler failed", "reset", cause)
 }

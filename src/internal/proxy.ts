@@ -24,12 +24,12 @@ let parser: typeof Parser | undefined
  * @internal
  */
 export const load: Effect.Effect<void> = Effect.suspend(() =>
-  parser !== undefined ? Effect.void : Effect.asVoid(Effect.tap(
+  parser !== undefined ? Effect.void : Effect.map(
     Effect.promise(() => import("proxy-protocol-js")),
     (module) => {
       parser = module
     }
-  ))
+  )
 )
 
 /**

@@ -4,7 +4,7 @@
  * the simulated network and its virtual clock in `TestKit`'s simulation. The server's code is the
  * same on both, and on Node it pays one lookup per listener and per client for the seam.
  */
-import { Context } from "effect"
+import { reference } from "#line/types"
 import * as net from "node:net"
 import * as TcpState from "./tcpState.js"
 
@@ -124,6 +124,4 @@ export const node: Transport = {
  *
  * @internal
  */
-export class CurrentTransport extends Context.Reference<CurrentTransport>()("effect-tcp-echo/Transport", {
-  defaultValue: (): Transport => node
-}) {}
+export const CurrentTransport = reference<Transport>("effect-tcp-echo/Transport", () => node)
