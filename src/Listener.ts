@@ -294,8 +294,12 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
           if (!accepting) return
           accepting = false
           handle?.close()
-          if (waiting.length > 0) Metrics.connectionsDropped.unsafeUpdate(waiting.length, labels.reason("shutdown"))
-          for (const socket of waiting.splice(0)) Socket_.close(socket, "reset")
+          if (waiting.length > 0) {
+            Metrics.updateUnsafe(Metrics.connectionsDropped, waiting.length, labels.reason("shutdown"))
+          }
+          for (const socket of waiting.splice(0)) {
+            Socket_.close(socket, "reset")
+          }
           // Nothing will ever arrive: fibers waiting in `accept` are interrupted, not left hanging.
           for (const taker of takers.splice(0)) taker(Effect.interrupt)
         }
@@ -321,7 +325,7 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
         )
         if (valid.maxAccepted !== undefined) server.maxConnections = valid.maxAccepted
         server.on("drop", (drop?: net.DropArgument) => {
-          Metrics.connectionsDropped.unsafeUpdate(1, labels.reason("max_connections"))
+          Metrics.updateUnsafe(Metrics.connectionsDropped, 1, labels.reason("max_connections"))
           // Stryker disable next-line OptionalChaining: equivalent (Node 20 and the simulation always pass the drop argument)
           const peer = `${drop?.remoteAddress}:${drop?.remotePort}`
           logs.add(
@@ -336,10 +340,10 @@ export const make = (options: Options = {}): Effect.Effect<Listener, ListenError
           open.delete(this)
         }
         server.on("connection", (socket: Socket) => {
-          Metrics.connectionsAccepted.unsafeUpdate(1, labels.base)
+          Metrics.updateUnsafe(Metrics.connectionsAccepted, 1, labels.base)
           if (!accepting) {
             Socket_.close(socket, "reset")
-            Metrics.connectionsDropped.unsafeUpdate(1, labels.reason("shutdown"))
+            Metrics.updateUnsafe(Metrics.connectionsDropped, 1, labels.reason("shutdown"))
             return
           }
           open.add(socket)

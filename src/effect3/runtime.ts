@@ -2,11 +2,9 @@
  * Running effects from Node's callbacks, and the few fiber primitives whose names differ between
  * Effect 3 and Effect 4; this is the Effect 3 side (`#line/runtime`). src/effect4/runtime.ts
  * exports the same names.
- *
- * @internal
  */
-import { Deferred, Effect, FiberId, Runtime, RuntimeFlags } from "effect"
-import type { Cause, Duration, Exit, Fiber } from "effect"
+import { Deferred, Effect, FiberId, FiberRef, FiberRefs, HashMap, Runtime, RuntimeFlags, Scope } from "effect"
+import type { Cause, Context, Duration, Exit, Fiber } from "effect"
 
 /** An effect resumed from a callback (Effect 3's `Effect.async`). */
 export const callback: <A, E = never, R = never>(
@@ -94,3 +92,53 @@ export const runner = <R = never>(): Effect.Effect<Runner<R>, never, R> =>
       runPromise: Runtime.runPromise(runtime)
     }
   })
+
+/** A scope its owner closes. */
+export type CloseableScope = Scope.CloseableScope
+
+/** A scope made outside any fiber. */
+export const scopeUnsafe = (): CloseableScope => Effect.runSync(Scope.make())
+
+/**
+ * Forks the fiber of each connection from Node's callbacks, with the services, log settings and
+ * metric labels of the fiber that made it, and the peer's address in every log record.
+ */
+export interface Forker {
+  /** The services of the fiber that made the forker. */
+  readonly context: Context.Context<never>
+  /**
+   * Forks `effect` at the root, interruptible. With `peer`, its records name the peer; with
+   * `context`, the fiber starts with those services instead of the forker's.
+   */
+  readonly fork: <A, E>(effect: Effect.Effect<A, E>, peer?: string, context?: Context.Context<never>) => RootFiber<A, E>
+}
+
+/** A forker for the current fiber. */
+export const forker = <R = never>(): Effect.Effect<Forker, never, R> =>
+  Effect.map(Effect.runtime<R>(), (current) => {
+    const runtime = Runtime.enableRuntimeFlag(current, RuntimeFlags.Interruption) as Runtime.Runtime<never>
+    const fork = Runtime.runFork(runtime)
+    return {
+      context: runtime.context,
+      fork: (effect, peer, context) =>
+        peer === undefined ? fork(effect) : fork(effect, { updateRefs: annotate(peer, context) })
+    }
+  })
+
+// The peer's annotation and the context are set in the fiber's initial FiberRefs, in one update:
+// an effect around the handler that annotated or provided them would change the FiberRef and
+// restore it after, in an uninterruptible region, for every connection.
+const annotate =
+  (peer: string, context: Context.Context<never> | undefined) =>
+  (refs: FiberRefs.FiberRefs, id: FiberId.Runtime): FiberRefs.FiberRefs => {
+    const annotations = HashMap.set(
+      FiberRefs.getOrDefault(refs, FiberRef.currentLogAnnotations),
+      "peer",
+      peer as unknown
+    )
+    return FiberRefs.updateManyAs(refs, {
+      entries: context === undefined
+        ? [[FiberRef.currentLogAnnotations, [[id, annotations]]]]
+        : [[FiberRef.currentLogAnnotations, [[id, annotations]]], [FiberRef.currentContext, [[id, context]]]]
+    })
+  }

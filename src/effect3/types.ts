@@ -1,10 +1,8 @@
 /**
  * Types and small constructors whose names or shapes differ between Effect 3 and Effect 4; this
  * is the Effect 3 side (`#line/types`). src/effect4/types.ts exports the same names.
- *
- * @internal
  */
-import { Chunk, Context, Duration, Effect, Option, Stream } from "effect"
+import { Chunk, Config, Context, Duration, Effect, Option, Stream } from "effect"
 
 /** What the options accept as a duration: `"5 seconds"`, a number of milliseconds, a `Duration`. */
 export type DurationInput = Duration.DurationInput
@@ -77,6 +75,10 @@ export const matchRead = <E, A1, E1, R1, A2, E2, R2, A3, E3, R3>(read: Read<E>, 
   readonly onFailure: (error: E) => Effect.Effect<A3, E3, R3>
 }): Effect.Effect<A1 | A2 | A3, E1 | E2 | E3, R1 | R2 | R3> =>
   Effect.matchEffect(read, {
-    onFailure: (error) => Option.isNone(error) ? cases.onEnd() : cases.onFailure(error.value),
+    onFailure: (error): Effect.Effect<A2 | A3, E2 | E3, R2 | R3> =>
+      Option.isNone(error) ? cases.onEnd() : cases.onFailure(error.value),
     onSuccess: cases.onBuffers
   })
+
+/** A string from the configuration (the environment, by default) under `name`. */
+export const configString = (name: string): Config.Config<string> => Config.string(name)

@@ -2,8 +2,6 @@
  * What the server asks of a `Cause`, whose shape differs between Effect 3 (a tree) and Effect 4 (a
  * flat list of reasons); this is the Effect 4 side (`#line/cause`). src/effect3/cause.ts exports
  * the same names.
- *
- * @internal
  */
 import { Cause, Option } from "effect"
 

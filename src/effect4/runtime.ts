@@ -2,10 +2,8 @@
  * Running effects from Node's callbacks, and the few fiber primitives whose names differ between
  * Effect 3 and Effect 4; this is the Effect 4 side (`#line/runtime`). src/effect3/runtime.ts
  * exports the same names.
- *
- * @internal
  */
-import { Deferred, Effect, Latch, Semaphore } from "effect"
+import { Context, Deferred, Effect, Latch, References, Scope, Semaphore } from "effect"
 import type { Cause, Duration, Exit, Fiber } from "effect"
 
 /** An effect resumed from a callback (Effect 4's `Effect.callback`). */
@@ -94,5 +92,46 @@ export const runner = <R = never>(): Effect.Effect<Runner<R>, never, R> =>
       fork: (effect) => fork(effect),
       runSync: Effect.runSyncWith(context),
       runPromise: Effect.runPromiseWith(context)
+    }
+  })
+
+/** A scope its owner closes. */
+export type CloseableScope = Scope.Closeable
+
+/** A scope made outside any fiber. */
+export const scopeUnsafe = (): CloseableScope => Scope.makeUnsafe()
+
+/**
+ * Forks the fiber of each connection from Node's callbacks, with the services, log settings and
+ * metric attributes of the fiber that made it, and the peer's address in every log record.
+ */
+export interface Forker {
+  /** The services of the fiber that made the forker. */
+  readonly context: Context.Context<never>
+  /**
+   * Forks `effect` at the root, interruptible. With `peer`, its records name the peer; with
+   * `context`, the fiber starts with those services instead of the forker's.
+   */
+  readonly fork: <A, E>(effect: Effect.Effect<A, E>, peer?: string, context?: Context.Context<never>) => RootFiber<A, E>
+}
+
+/** A forker for the current fiber. */
+export const forker = <R = never>(): Effect.Effect<Forker, never, R> =>
+  Effect.map(Effect.context<R>(), (captured) => {
+    const context = captured as Context.Context<never>
+    const annotations = Context.get(context, References.CurrentLogAnnotations)
+    const fork = Effect.runForkWith(context)
+    return {
+      context,
+      // One context per connection carries its services and its annotation together: the fiber
+      // starts with both, and nothing around the handler sets or restores them.
+      fork: (effect, peer, services) =>
+        peer === undefined && services === undefined
+          ? fork(effect)
+          : Effect.runForkWith(
+            peer === undefined
+              ? services!
+              : Context.add(services ?? context, References.CurrentLogAnnotations, { ...annotations, peer })
+          )(effect)
     }
   })

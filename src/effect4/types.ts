@@ -1,10 +1,9 @@
 /**
  * Types and small constructors whose names or shapes differ between Effect 3 and Effect 4; this
  * is the Effect 4 side (`#line/types`). src/effect3/types.ts exports the same names.
- *
- * @internal
  */
-import { Cause, Context, Duration, Effect, Option, Stream } from "effect"
+import type { Option } from "effect"
+import { Cause, Config, Context, Duration, Effect, Stream } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import * as Pull from "effect/Pull"
 
@@ -75,3 +74,6 @@ export const matchRead = <E, A1, E1, R1, A2, E2, R2, A3, E3, R3>(read: Read<E>, 
     onFailure: (cause) => Effect.flatMap(Effect.failCause(cause), () => Effect.never),
     onDone: () => cases.onEnd()
   }) as Effect.Effect<A1 | A2 | A3, E1 | E2 | E3, R1 | R2 | R3>
+
+/** A string from the configuration (the environment, by default) under `name`. */
+export const configString = (name: string): Config.Config<string> => Config.String(name)

@@ -5,6 +5,7 @@
  * variable, the error that names the flag or the variable that was wrong, and `--help`. Values
  * are checked by the library's own rules (`internal/options.ts`).
  */
+import { configString } from "#line/types"
 import type { Duration } from "effect"
 import { Config, Effect, Option } from "effect"
 import * as Checked from "./checked.js"
@@ -280,7 +281,7 @@ export const resolve = <T extends Table>(
       // Stryker disable next-line ConditionalExpression: equivalent (a config of no name reads nothing)
       const text = flag.variable === undefined
         ? Option.none()
-        : yield* Effect.orDie(Config.option(Config.string(flag.variable)))
+        : yield* Effect.orDie(Config.option(configString(flag.variable)))
       sources[key] = Option.isSome(text) ? flag.variable : undefined
       if (Option.isNone(text)) {
         values[key] = Option.none()

@@ -6,22 +6,17 @@
  * back here, and nowhere else.
  */
 import {
-  Cause,
-  Context,
-  Deferred,
-  Duration,
-  Effect,
-  Exit,
-  FiberId,
-  FiberRef,
-  FiberRefs,
-  HashMap,
-  Option,
-  Runtime,
-  RuntimeFlags,
-  Scope
-} from "effect"
-import type { Fiber } from "effect"
+  callback,
+  catchAllCause,
+  deferredDone,
+  deferredUnsafe,
+  forker,
+  interruptFork,
+  observe,
+  scopeUnsafe
+} from "#line/runtime"
+import type { CloseableScope, Forker, RootFiber } from "#line/runtime"
+import { Cause, Context, Deferred, Duration, Effect, Exit, Option, Scope } from "effect"
 import type * as Connection from "../Connection.js"
 import type * as Listener from "../Listener.js"
 import * as Metrics from "../Metrics.js"
@@ -134,17 +129,13 @@ export const serve = <E, R>(
     // Connection fibers are root fibers forked from Node's callbacks with the runtime of the fiber
     // that starts the server: its services, log settings and metric labels. Interruptible always,
     // even when the server starts in an uninterruptible region, or the deadline could not cut them.
-    const runtime = Runtime.enableRuntimeFlag(
-      yield* Effect.runtime<Exclude<R, Scope.Scope>>(),
-      RuntimeFlags.Interruption
-    )
+    const fibers = yield* forker<Exclude<R, Scope.Scope>>()
     const server = new Server(
       listener,
       policy,
       // Within the server, what a handler needs is its runtime's (and the scope it gets here).
       handle as Handle<unknown, Scope.Scope>,
-      Runtime.runFork(runtime as Runtime.Runtime<never>),
-      runtime.context as Context.Context<never>,
+      fibers,
       yield* Metrics.currentLabels,
       yield* Log.minimumLevel,
       // Its clock and timers: the real ones, or a simulation's.
@@ -182,7 +173,7 @@ class Server implements Live {
   private maxConnections: number
   private onEmpty: (() => void) | undefined = undefined
   // Completes when shutdown begins: each connection's `draining`.
-  private readonly drain = Deferred.unsafeMake<void>(FiberId.none)
+  private readonly drain = deferredUnsafe<void>()
   private readonly drainNotice = Deferred.await(this.drain)
   private readonly debug: boolean
   // Whether a record can name a connection's peer (its end is logged at `Info` or `Warning`).
@@ -194,12 +185,9 @@ class Server implements Live {
     private readonly listener: Listener.Listener,
     private readonly policy: Policy,
     private readonly handle: Handle<unknown, Scope.Scope>,
-    private readonly runFork: <A, E>(
-      effect: Effect.Effect<A, E>,
-      options?: Runtime.RunForkOptions
-    ) => Fiber.RuntimeFiber<A, E>,
-    // The services of that runtime: a handler's fiber starts with them, and its own scope.
-    private readonly context: Context.Context<never>,
+    // Forks each connection's fiber with the services of the fiber that started the server: a
+    // handler's fiber starts with them, and its own scope.
+    private readonly fibers: Forker,
     readonly labels: Metrics.Labels,
     private readonly minimumLevel: Level.Level,
     readonly transport: Transport.Transport
@@ -208,7 +196,7 @@ class Server implements Live {
     this.namesPeers = Level.enabled("Warning", minimumLevel)
     this.maxConnections = policy.maxConnections
     this.logs = new LogAggregator({
-      emit: (record, peer) => peer === undefined ? this.runFork(record) : this.log(peer, record),
+      emit: (record, peer) => this.fibers.fork(record, peer),
       // Its window on the transport's clock: virtual in a simulation.
       schedule: (f, millis) => transport.schedule(millis, f)
     })
@@ -230,7 +218,7 @@ class Server implements Live {
     this.armWaitTimer()
   }
 
-  // Not re-entered: a connection whose handler ends at once is finished inside `start` (runFork
+  // Not re-entered: a connection whose handler ends at once is finished inside `start` (the fork
   // runs the fiber synchronously), and its `finish` comes back here; the loop below goes on
   // instead, or a long queue of such connections would recurse until the stack overflows.
   private admitWaiting(): void {
@@ -272,7 +260,7 @@ class Server implements Live {
         continue
       }
       this.waiting.splice(this.cursor, 1)
-      Metrics.connectionsDropped.unsafeModify(1, this.labels.reason("gone"))
+      Metrics.modifyUnsafe(Metrics.connectionsDropped, 1, this.labels.reason("gone"))
       Socket.close(socket, "reset")
       freed = true
       if (this.waiting.length === 0) break
@@ -283,7 +271,7 @@ class Server implements Live {
   // Beyond maxConnections + maxPending: closed at once, logged and counted, as the listener does
   // for what goes beyond even that (it holds one more, for the check above).
   private drop(socket: Listener.Socket): void {
-    Metrics.connectionsDropped.unsafeModify(1, this.labels.reason("max_connections"))
+    Metrics.modifyUnsafe(Metrics.connectionsDropped, 1, this.labels.reason("max_connections"))
     const peer = `${socket.remoteAddress}:${socket.remotePort}`
     this.logs.add("drop", peer, "Warning", "dropped connections (max_connections)", () =>
       Effect.logWarning(
@@ -296,7 +284,7 @@ class Server implements Live {
   // Refused before it was served: from a source that may not send a PROXY header, or (from
   // `serve`) with a header that did not come, or not whole, in time. Counted as dropped.
   private refuse(socket: Listener.Socket, refusal: Proxy.Refusal): void {
-    Metrics.connectionsDropped.unsafeModify(1, this.labels.reason(refusal))
+    Metrics.modifyUnsafe(Metrics.connectionsDropped, 1, this.labels.reason(refusal))
     const peer = `${socket.remoteAddress}:${socket.remotePort}`
     this.logs.add(
       refusal,
@@ -314,8 +302,8 @@ class Server implements Live {
    * logged as any connection's: not a source refused as untrusted, since its source is unknown.
    */
   private gone(socket: Listener.Socket): void {
-    Metrics.connectionErrors.unsafeModify(1, this.labels.reason("Reset"))
-    Metrics.connectionsReset.unsafeModify(1, this.labels.base)
+    Metrics.modifyUnsafe(Metrics.connectionErrors, 1, this.labels.reason("Reset"))
+    Metrics.modifyUnsafe(Metrics.connectionsReset, 1, this.labels.base)
     const kind = "connections ended (Reset)"
     // Stryker disable next-line ConditionalExpression: equivalent when true (Effect's logger drops a record below the minimum level; the check saves building it)
     if (Level.enabled("Info", this.minimumLevel)) {
@@ -354,7 +342,7 @@ class Server implements Live {
     const deadline = this.transport.now() - Duration.toMillis(this.policy.maxWait!)
     while (this.waiting.length > 0 && this.waiting[0]!.since <= deadline) {
       const { socket } = this.waiting.shift()!
-      Metrics.connectionsDropped.unsafeModify(1, this.labels.reason("wait_timeout"))
+      Metrics.modifyUnsafe(Metrics.connectionsDropped, 1, this.labels.reason("wait_timeout"))
       Socket.close(socket, "reset")
     }
     this.armWaitTimer()
@@ -367,7 +355,7 @@ class Server implements Live {
     const slot = new Slot(this, socket)
     slot.connection = Driven.drive(socket, this.policy.connection, slot, this.drainNotice)
     this.live.add(slot)
-    Metrics.connectionsActive.unsafeModify(1, this.labels.base)
+    Metrics.modifyUnsafe(Metrics.connectionsActive, 1, this.labels.base)
     // The built-in echo needs no fiber: the bytes move on Node's callbacks, and the connection
     // tells its slot when it is done (`Slot.echoed`, then `finish`). What guarantees its release
     // is the same as for a fiber: the slot is in `live`, which the server's scope owns; the
@@ -383,26 +371,28 @@ class Server implements Live {
     // A user's handler gets a scope of its own in its fiber's first context, made without a fiber:
     // `Effect.scoped` would provide it (and restore the context after) around the handler.
     const handle = this.handle
-    const fiber = this.runFork(this.serve(slot), {
-      updateRefs: handle._tag === "User"
-        ? annotate(slot.connection.peer, this.userContext(handle, slot.scope = Effect.runSync(Scope.make())))
-        : annotate(slot.connection.peer)
-    })
+    const fiber = this.fibers.fork(
+      this.serve(slot),
+      slot.connection.peer,
+      handle._tag === "User" ? this.userContext(handle, slot.scope = scopeUnsafe()) : undefined
+    )
     slot.fiber = fiber
-    fiber.addObserver((exit) => this.finish(slot, exit))
+    observe(fiber, (exit) => this.finish(slot, exit))
   }
 
   // A user's handler's services: the server's, those the handle adds (merged once for each set
   // it gives), and its own scope.
   private userContext(
     handle: Extract<Handle<unknown, Scope.Scope>, { _tag: "User" }>,
-    scope: Scope.CloseableScope
+    scope: CloseableScope
   ): Context.Context<never> {
     const services = handle.services?.()
     if (services !== this.merged?.services) {
-      this.merged = services === undefined ? undefined : { services, context: Context.merge(this.context, services) }
+      this.merged = services === undefined
+        ? undefined
+        : { services, context: Context.merge(this.fibers.context, services) }
     }
-    return Context.add(this.merged?.context ?? this.context, Scope.Scope, scope)
+    return Context.add(this.merged?.context ?? this.fibers.context, Scope.Scope, scope)
   }
   private merged: { readonly services: Context.Context<never>; readonly context: Context.Context<never> } | undefined =
     undefined
@@ -415,14 +405,14 @@ class Server implements Live {
     const judge = (cause: Cause.Cause<unknown>) => this.judge(slot, cause)
     const served = handle._tag === "User"
       ? Effect.onExit(
-        Effect.catchAllCause(
+        catchAllCause(
           // Its Scope is in the fiber's first context (see `start`), where the types cannot see it.
           Effect.andThen(Effect.suspend(() => handle.run(connection) as Effect.Effect<void, unknown>), complete(slot)),
           judge
         ),
         (exit) => Scope.close(slot.scope!, exit)
       )
-      : Effect.catchAllCause(
+      : catchAllCause(
         Effect.andThen(handle._tag === "Echo" ? connection.echo : handle.run(connection), complete(slot)),
         judge
       )
@@ -479,9 +469,11 @@ class Server implements Live {
         ? Outcome.classify(exit.cause, slot.connection)
         : Outcome.normal)
     const labels = this.labels
-    if (verdict.reason !== undefined) Metrics.connectionErrors.unsafeModify(1, labels.reason(verdict.reason))
-    if (verdict.dropped !== undefined) Metrics.connectionsDropped.unsafeModify(1, labels.reason(verdict.dropped))
-    if (verdict.peerReset) Metrics.connectionsReset.unsafeModify(1, labels.base)
+    if (verdict.reason !== undefined) Metrics.modifyUnsafe(Metrics.connectionErrors, 1, labels.reason(verdict.reason))
+    if (verdict.dropped !== undefined) {
+      Metrics.modifyUnsafe(Metrics.connectionsDropped, 1, labels.reason(verdict.dropped))
+    }
+    if (verdict.peerReset) Metrics.modifyUnsafe(Metrics.connectionsReset, 1, labels.base)
     if (Level.enabled(verdict.level, this.minimumLevel)) {
       const { cause, dropped, level, message, reason } = verdict
       const kind = dropped === undefined ? `connections ended (${reason})` : `refused connections (${dropped})`
@@ -497,8 +489,8 @@ class Server implements Live {
     if (this.debug) this.log(slot.connection.peer, closedRecord(slot))
     Socket.close(slot.socket, verdict.release === "reset" ? "reset" : "close")
     this.live.delete(slot)
-    Metrics.connectionsActive.unsafeModify(-1, labels.base)
-    Metrics.connectionDuration.unsafeUpdate((this.transport.now() - slot.started) / 1000, labels.base)
+    Metrics.modifyUnsafe(Metrics.connectionsActive, -1, labels.base)
+    Metrics.updateUnsafe(Metrics.connectionDuration, (this.transport.now() - slot.started) / 1000, labels.base)
     if (this.live.size === 0) this.onEmpty?.()
     this.admitWaiting()
   }
@@ -506,7 +498,7 @@ class Server implements Live {
   // A log record for one connection, from Node's callbacks: a fiber of the server's runtime that
   // logs and ends at once, with the peer annotated as in the connection's own fiber.
   private log(peer: string, record: Effect.Effect<void>): void {
-    this.runFork(record, { updateRefs: annotate(peer) })
+    this.fibers.fork(record, peer)
   }
 
   /**
@@ -521,50 +513,53 @@ class Server implements Live {
     if (slot.cut !== undefined) return
     if (cut === "Timeout" && slot.answered) return Socket.close(slot.socket, "close")
     slot.cut = cut
-    slot.fiber?.unsafeInterruptAsFork(FiberId.none)
+    if (slot.fiber !== undefined) interruptFork(slot.fiber)
     Socket.close(slot.socket, "reset")
   }
 
   // --- Shutdown: one deadline for every connection, then a bounded wait for their cleanup.
 
   get shutdown(): Effect.Effect<void> {
-    return Effect.gen(this, function*() {
+    // Effect.gen binds `this` differently on Effect 3 and Effect 4: the generator names the server.
+    // eslint-disable-next-line @typescript-eslint/no-this-alias
+    const server = this
+    return Effect.gen(function*() {
       // Not ready from now on; still accepting for the drain delay, the time a load balancer
       // takes to stop sending connections once its readiness probe fails.
-      this.unready = true
-      const { drainDelay } = this.policy
-      if (Duration.toMillis(drainDelay) > 0 && !this.suspended) {
+      server.unready = true
+      const { drainDelay } = server.policy
+      if (Duration.toMillis(drainDelay) > 0 && !server.suspended) {
         yield* Effect.logInfo(`shutting down: accepting for ${Duration.format(drainDelay)} more (drain delay)`)
         yield* Effect.sleep(drainDelay)
       }
-      this.draining = true
-      Deferred.unsafeDone(this.drain, Exit.void)
-      for (const slot of this.live) slot.connection.notifyDrain()
+      server.draining = true
+      deferredDone(server.drain, Effect.void)
+      for (const slot of server.live) slot.connection.notifyDrain()
       // Stop accepting: the port is free from here on.
-      yield* this.listener.close
-      Metrics.connectionsDropped.unsafeModify(this.waiting.length, this.labels.reason("shutdown"))
-      for (const { socket } of this.waiting.splice(0)) Socket.close(socket, "reset")
-      this.disarmWaitTimer()
-      if (this.live.size === 0) return
-      const { cleanupTimeout, shutdownTimeout } = this.policy
+      yield* server.listener.close
+      Metrics.modifyUnsafe(Metrics.connectionsDropped, server.waiting.length, server.labels.reason("shutdown"))
+      for (const { socket } of server.waiting.splice(0)) Socket.close(socket, "reset")
+      server.disarmWaitTimer()
+      if (server.live.size === 0) return
+      const { cleanupTimeout, shutdownTimeout } = server.policy
       yield* Effect.logInfo(
-        `shutting down: waiting up to ${Duration.format(shutdownTimeout)} for ${this.live.size} connection(s)`
+        `shutting down: waiting up to ${Duration.format(shutdownTimeout)} for ${server.live.size} connection(s)`
       )
       // Finalizers are uninterruptible; the waits must not be, or their timeouts could not end them.
-      if (Option.isSome(yield* Effect.timeoutOption(Effect.interruptible(this.allClosed), shutdownTimeout))) return
+      if (Option.isSome(yield* Effect.timeoutOption(Effect.interruptible(server.allClosed), shutdownTimeout))) return
       // Those an idle timeout cut off already are not cut again, nor named here.
-      const cut = Array.from(this.live).filter((slot) => slot.cut === undefined)
+      const cut = Array.from(server.live).filter((slot) => slot.cut === undefined)
       yield* Effect.logWarning(`shutdown deadline passed: cutting off ${cut.length} connection(s)`)
       // Stryker disable next-line StringLiteral: equivalent (any cut but "Timeout" is judged as the deadline's)
-      for (const slot of cut) this.cutOff(slot, "ShutdownDeadline")
-      const cleaned = yield* Effect.timeoutOption(Effect.interruptible(this.allClosed), cleanupTimeout)
+      for (const slot of cut) server.cutOff(slot, "ShutdownDeadline")
+      const cleaned = yield* Effect.timeoutOption(Effect.interruptible(server.allClosed), cleanupTimeout)
       // Name a few peers, not ten thousand: one log record must stay readable.
       const peers = cut.map((slot) => slot.connection.peer)
       const named = peers.slice(0, 10).join(", ") + (peers.length > 10 ? `, and ${peers.length - 10} more` : "")
       yield* Effect.logInfo(`closed ${cut.length} connection(s) at the shutdown deadline: ${named}`)
       if (Option.isNone(cleaned)) {
         yield* Effect.logError(
-          `${this.live.size} handler(s) still running ${Duration.format(cleanupTimeout)} after the shutdown ` +
+          `${server.live.size} handler(s) still running ${Duration.format(cleanupTimeout)} after the shutdown ` +
             `deadline, in finalizers that do not end: their sockets are closed, their fibers left behind`
         )
       }
@@ -572,7 +567,7 @@ class Server implements Live {
   }
 
   private get allClosed(): Effect.Effect<void> {
-    return Effect.async<void>((resume) => {
+    return callback<void>((resume) => {
       if (this.live.size === 0) return resume(Effect.void)
       this.onEmpty = () => resume(Effect.void)
       // Stryker disable next-line BlockStatement: equivalent (a resume after the wait was interrupted is ignored, and the next wait replaces it)
@@ -611,7 +606,7 @@ class Server implements Live {
     return Effect.suspend(() => {
       // Stryker disable next-line ConditionalExpression,LogicalOperator: equivalent when false (the listener's own resume does nothing once closed or while listening; ready stays false once unready)
       if (this.unready || !this.suspended) return Effect.void
-      return Effect.tap(this.listener.resume, () => {
+      return Effect.map(this.listener.resume, () => {
         this.suspended = false
       })
     })
@@ -635,9 +630,9 @@ class Server implements Live {
  */
 class Slot implements Driven.Owner, Driven.EchoDone {
   connection!: Driven.Driven
-  fiber: Fiber.RuntimeFiber<void> | undefined = undefined
+  fiber: RootFiber<void> | undefined = undefined
   // A user's handler's own scope, closed when its fiber ends.
-  scope: Scope.CloseableScope | undefined = undefined
+  scope: CloseableScope | undefined = undefined
   // Set by the fiber when its handler failed.
   verdict: Outcome.Verdict | undefined = undefined
   // Set when the server ended the connection itself.
@@ -651,11 +646,11 @@ class Slot implements Driven.Owner, Driven.EchoDone {
   }
 
   received(bytes: number): void {
-    Metrics.bytesReceived.unsafeUpdate(bytes, this.server.labels.base)
+    Metrics.updateUnsafe(Metrics.bytesReceived, bytes, this.server.labels.base)
   }
 
   sent(bytes: number): void {
-    Metrics.bytesSent.unsafeUpdate(bytes, this.server.labels.base)
+    Metrics.updateUnsafe(Metrics.bytesSent, bytes, this.server.labels.base)
   }
 
   idle(): void {
@@ -687,24 +682,3 @@ const closedRecord = (slot: Slot): Effect.Effect<void> =>
       bytesOut: stats.bytesOut,
       durationMs: Math.round(slot.server.transport.now() - slot.started)
     })))
-
-/**
- * A connection's fiber starts with the peer's address in every log record, and, for a user's
- * handler, the context that holds its scope: both set in the fiber's initial FiberRefs, in one
- * update. An effect around the handler that annotated or provided them would change the
- * FiberRef and restore it after, in an uninterruptible region, for every connection.
- */
-const annotate =
-  (peer: string, context?: Context.Context<never>) =>
-  (refs: FiberRefs.FiberRefs, id: FiberId.Runtime): FiberRefs.FiberRefs => {
-    const annotations = HashMap.set(
-      FiberRefs.getOrDefault(refs, FiberRef.currentLogAnnotations),
-      "peer",
-      peer as unknown
-    )
-    return FiberRefs.updateManyAs(refs, {
-      entries: context === undefined
-        ? [[FiberRef.currentLogAnnotations, [[id, annotations]]]]
-        : [[FiberRef.currentLogAnnotations, [[id, annotations]]], [FiberRef.currentContext, [[id, context]]]]
-    })
-  }

@@ -4,6 +4,7 @@
  * from trusted sources, within a time limit; framed here (how long the header is), parsed by
  * `proxy-protocol-js` (a parser from the registry: no dependencies, both versions, typed).
  */
+import { buffersArray, matchRead } from "#line/types"
 import type { Duration } from "effect"
 import { Effect, Option } from "effect"
 import * as net from "node:net"
@@ -171,11 +172,16 @@ export const read = (
   policy: Policy
 ): Effect.Effect<string | undefined, Refusal | Connection.ConnectionError> => {
   let buffered = Buffer.alloc(0)
-  const more: Effect.Effect<string | undefined, Refusal | Connection.ConnectionError> = Effect.flatMap(
+  const more: Effect.Effect<string | undefined, Refusal | Connection.ConnectionError> = matchRead(connection.read, {
     // The end of input before a whole header: no header.
-    Effect.mapError(connection.read, Option.getOrElse(() => "proxy_malformed" as const)),
-    (chunk) => {
-      for (const part of chunk) buffered = buffered.length === 0 ? Buffer.from(part) : Buffer.concat([buffered, part])
+    onEnd: () => Effect.fail("proxy_malformed" as const),
+    onFailure: (error) => Effect.fail(error),
+    onBuffers: (chunk) => {
+      for (const part of buffersArray(chunk)) {
+        buffered = buffered.length === 0
+          ? Buffer.from(part)
+          : Buffer.concat([buffered, part])
+      }
       const length = frame(buffered)
       if (length === undefined) return more
       if (length === "invalid") return Effect.fail("proxy_malformed" as const)
@@ -184,7 +190,7 @@ export const read = (
       if (buffered.length > length) connection.unread(buffered.subarray(length))
       return Effect.succeed(named)
     }
-  )
+  })
   return Effect.flatMap(
     Effect.timeoutOption(more, policy.timeout),
     Option.match({ onNone: () => Effect.fail("proxy_timeout" as const), onSome: Effect.succeed })
