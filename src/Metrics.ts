@@ -9,7 +9,7 @@
  *
  * They are shared by every server in the process. To tell servers apart, start each under labels
  * of its own, the Effect way: every metric a server updates carries the metric labels of the fiber
- * that started it (next to its `reason`, where it has one).
+ * that started it (next to its `reason`, where it has one). On Effect 3:
  *
  * ```ts
  * Server.make(options).pipe(Effect.tagMetrics("server", "edge"))
@@ -18,9 +18,16 @@
  * )
  * ```
  *
+ * On Effect 4 the labels are the fiber's metric attributes, and a server's metrics go to the
+ * metric registry of the fiber that started it:
+ *
+ * ```ts
+ * Server.make(options).pipe(Effect.provideService(Metric.CurrentMetricAttributes, { server: "edge" }))
+ * ```
+ *
  * @since 0.1.0
  */
-import { Array as Arr, Effect, FiberRef, Metric, MetricBoundaries, MetricLabel } from "effect"
+import * as Line from "#line/metrics"
 
 /**
  * Connections being served right now (accepted and holding a slot).
@@ -28,9 +35,9 @@ import { Array as Arr, Effect, FiberRef, Metric, MetricBoundaries, MetricLabel }
  * @since 0.1.0
  * @category metrics
  */
-export const connectionsActive = Metric.gauge("echo_connections_active", {
+export const connectionsActive: Line.Gauge = Line.register(Line.gauge("echo_connections_active", {
   description: "Connections being served now (accepted and holding a slot)"
-}).register()
+}))
 
 /**
  * Connections accepted by the kernel and handed to the server, whether or not they got a slot.
@@ -38,10 +45,10 @@ export const connectionsActive = Metric.gauge("echo_connections_active", {
  * @since 0.1.0
  * @category metrics
  */
-export const connectionsAccepted = Metric.counter("echo_connections_accepted_total", {
+export const connectionsAccepted: Line.Counter = Line.register(Line.counter("echo_connections_accepted_total", {
   description: "Connections accepted from the kernel, served or not",
   incremental: true
-}).register()
+}))
 
 /**
  * Connections closed without being served, tagged with `reason` (`max_connections`: over the hard
@@ -51,7 +58,7 @@ export const connectionsAccepted = Metric.counter("echo_connections_accepted_tot
  * @since 0.1.0
  * @category metrics
  */
-export const connectionsDropped = Metric.counter("echo_connections_dropped_total", {
+export const connectionsDropped: Line.Counter = Line.counter("echo_connections_dropped_total", {
   description: "Connections closed without being served, by reason",
   incremental: true
 })
@@ -75,7 +82,7 @@ export const dropReasons = [
  * @since 0.1.0
  * @category metrics
  */
-export const connectionErrors = Metric.counter("echo_connection_errors_total", {
+export const connectionErrors: Line.Counter = Line.counter("echo_connection_errors_total", {
   description: "Connections that ended abnormally, by reason",
   incremental: true
 })
@@ -97,8 +104,8 @@ export const errorReasons = [
   "ShutdownDeadline"
 ] as const
 
-for (const reason of dropReasons) Metric.tagged(connectionsDropped, "reason", reason).register()
-for (const reason of errorReasons) Metric.tagged(connectionErrors, "reason", reason).register()
+for (const reason of dropReasons) Line.register(Line.tagged(connectionsDropped, "reason", reason))
+for (const reason of errorReasons) Line.register(Line.tagged(connectionErrors, "reason", reason))
 
 /**
  * Connections reset by their peer (a subset of `echo_connection_errors_total`, kept on its own
@@ -107,10 +114,10 @@ for (const reason of errorReasons) Metric.tagged(connectionErrors, "reason", rea
  * @since 0.1.0
  * @category metrics
  */
-export const connectionsReset = Metric.counter("echo_connections_reset_total", {
+export const connectionsReset: Line.Counter = Line.register(Line.counter("echo_connections_reset_total", {
   description: "Connections reset by the peer (also in echo_connection_errors_total, reason Reset)",
   incremental: true
-}).register()
+}))
 
 /**
  * Bytes read from peers.
@@ -118,10 +125,10 @@ export const connectionsReset = Metric.counter("echo_connections_reset_total", {
  * @since 0.1.0
  * @category metrics
  */
-export const bytesReceived = Metric.counter("echo_received_bytes_total", {
+export const bytesReceived: Line.Counter = Line.register(Line.counter("echo_received_bytes_total", {
   description: "Bytes read from peers",
   incremental: true
-}).register()
+}))
 
 /**
  * Bytes written to peers (for the echo handler, the bytes echoed).
@@ -129,10 +136,10 @@ export const bytesReceived = Metric.counter("echo_received_bytes_total", {
  * @since 0.1.0
  * @category metrics
  */
-export const bytesSent = Metric.counter("echo_sent_bytes_total", {
+export const bytesSent: Line.Counter = Line.register(Line.counter("echo_sent_bytes_total", {
   description: "Bytes written to peers (for the echo, the bytes echoed)",
   incremental: true
-}).register()
+}))
 
 /**
  * How long connections lived, in seconds, from accept to close.
@@ -140,45 +147,20 @@ export const bytesSent = Metric.counter("echo_sent_bytes_total", {
  * @since 0.1.0
  * @category metrics
  */
-export const connectionDuration = Metric.histogram(
-  "echo_connection_duration_seconds",
-  MetricBoundaries.exponential({ start: 0.001, factor: 4, count: 10 }),
-  "How long connections lived, from accept to close, in seconds"
-).register()
+export const connectionDuration: Line.Histogram = Line.register(Line.histogram("echo_connection_duration_seconds", {
+  boundaries: Line.exponentialBoundaries({ start: 0.001, factor: 4, count: 10 }),
+  description: "How long connections lived, from accept to close, in seconds"
+}))
 
 /**
- * The labels one server adds to every metric it updates: the labels of the fiber that started it
- * (`Effect.tagMetrics`, `Effect.labelMetrics`), alone and with each `reason`. Built once per
- * server; each array keeps its identity, so Effect finds the metric's labelled hook in a cache
- * instead of the registry on every update.
+ * The labels one server adds to every metric it updates, captured when it starts
+ * ({@link currentLabels}), and the updates made with them from Node's callbacks:
+ * `modifyUnsafe(connectionsActive, 1, labels.base)`,
+ * `modifyUnsafe(connectionErrors, 1, labels.reason("Reset"))`.
  *
  * @internal
  */
-export interface Labels {
-  readonly base: ReadonlyArray<MetricLabel.MetricLabel>
-  readonly reason: (reason: string) => ReadonlyArray<MetricLabel.MetricLabel>
-}
-
-const labels = (base: ReadonlyArray<MetricLabel.MetricLabel>): Labels => {
-  const byReason = new Map<string, ReadonlyArray<MetricLabel.MetricLabel>>()
-  return {
-    base,
-    reason: (reason) => {
-      let tags = byReason.get(reason)
-      // In Effect's own order: `Metric.tagged(m, "reason", r)` updated or read in a labelled fiber
-      // is the union of its tag and the fiber's labels, and a key's labels compare in order.
-      if (tags === undefined) byReason.set(reason, tags = Arr.union([MetricLabel.make("reason", reason)], base))
-      return tags
-    }
-  }
-}
-
-/**
- * The {@link Labels} of the current fiber.
- *
- * @internal
- */
-export const currentLabels: Effect.Effect<Labels> = Effect.map(FiberRef.get(FiberRef.currentMetricLabels), labels)
+export { currentLabels, type Labels, modifyUnsafe, updateUnsafe } from "#line/metrics"
 
 /**
  * This module as a namespace, the shape the root entry point gives it:

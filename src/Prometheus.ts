@@ -10,14 +10,16 @@
  *
  * @since 0.1.0
  */
-import { Effect, Metric, Runtime } from "effect"
-import type { MetricPair, Scope } from "effect"
+import * as LineMetrics from "#line/metrics"
+import { callback, observe, runner } from "#line/runtime"
+import { Effect } from "effect"
+import type { Scope } from "effect"
 import * as http from "node:http"
 import type { DropArgument } from "node:net"
 import * as Checked from "./internal/checked.js"
 import * as errno from "./internal/errno.js"
 import { LogAggregator } from "./internal/logAggregator.js"
-import * as MetricsWire from "./internal/metricsWire.js"
+import type * as MetricsWire from "./internal/metricsWire.js"
 import * as Options_ from "./internal/options.js"
 import * as Listener from "./Listener.js"
 
@@ -67,7 +69,7 @@ export const defaults = {
  * @since 0.1.0
  * @category metrics
  */
-export const connectionsDropped = Metric.counter("echo_metrics_connections_dropped_total", {
+export const connectionsDropped: LineMetrics.Counter = LineMetrics.counter("echo_metrics_connections_dropped_total", {
   description: "HTTP connections to the metrics port closed at its connection cap",
   incremental: true
 })
@@ -84,11 +86,13 @@ export const contentType = "text/plain; version=0.0.4; charset=utf-8"
  * Every metric of the process in the text exposition format: a `# HELP` and a `# TYPE` line for
  * each family, then its series. Effect's own runtime metrics (`effect_fiber_*`) are left out:
  * they count every fiber of the process, carry no description, and time fibers in milliseconds.
+ * (On Effect 4: the metrics of the current fiber's `Metric.MetricRegistry`, without Effect's
+ * runtime metrics `child_fiber*`.)
  *
  * @since 0.1.0
  * @category exposition
  */
-export const exposition: Effect.Effect<string> = Effect.sync(() => formatSeries(MetricsWire.snapshot()))
+export const exposition: Effect.Effect<string> = Effect.map(LineMetrics.snapshot, (all) => formatSeries(all))
 
 interface Family {
   readonly type: "counter" | "gauge" | "histogram" | "summary"
@@ -97,15 +101,15 @@ interface Family {
 }
 
 /**
- * The exposition of `pairs` (see {@link exposition}). Incremental counters are `counter`s and
- * end in `_total`; a counter that can go down is a `gauge`; histograms give cumulative `_bucket`
- * series up to `le="+Inf"`, `_sum` and `_count`.
+ * The exposition of `pairs`, a snapshot of Effect's metrics (`Metric.unsafeSnapshot()` on Effect 3,
+ * `Metric.snapshotUnsafe(context)` on Effect 4; see {@link exposition}). Incremental counters are
+ * `counter`s and end in `_total`; a counter that can go down is a `gauge`; histograms give
+ * cumulative `_bucket` series up to `le="+Inf"`, `_sum` and `_count`.
  *
  * @since 0.1.0
  * @category exposition
  */
-export const format = (pairs: ReadonlyArray<MetricPair.MetricPair.Untyped>): string =>
-  formatSeries(MetricsWire.encode(pairs))
+export const format = (pairs: ReadonlyArray<LineMetrics.Snapshot>): string => formatSeries(LineMetrics.encode(pairs))
 
 /**
  * {@link format} of metrics as plain data: a process's own, or the sum of several processes'.
@@ -270,19 +274,16 @@ export const serve = (
       return yield* new Listener.ListenError({ reason: "InvalidOption", address, ...valid.error })
     }
     const { bindHost, maxConnections, port } = valid.value
-    const runtime = yield* Effect.runtime<never>()
-    const runFork = Runtime.runFork(runtime)
-    const runCallback = Runtime.runCallback(runtime)
+    const { fork } = yield* runner()
+    const labels = yield* LineMetrics.currentLabels
     // A page's effect, answered when it completes; one that fails or dies answers 500, logged.
     const run = <A>(effect: Effect.Effect<A>, onDone: (a: A) => void, onFailure: () => void) =>
-      runCallback(effect, {
-        onExit: (exit) => {
-          if (exit._tag === "Success") return onDone(exit.value)
-          onFailure()
-          runFork(Effect.logWarning("metrics: a page could not be made", exit.cause))
-        }
+      observe(fork(effect), (exit) => {
+        if (exit._tag === "Success") return onDone(exit.value)
+        onFailure()
+        fork(Effect.logWarning("metrics: a page could not be made", exit.cause))
       })
-    const logs = new LogAggregator({ emit: (record) => runFork(record) })
+    const logs = new LogAggregator({ emit: (record) => fork(record) })
     yield* Effect.addFinalizer(() => Effect.sync(() => logs.flush()))
     const server = yield* Effect.acquireRelease(
       Effect.sync(() => {
@@ -299,19 +300,19 @@ export const serve = (
       // Closes the port and every connection now, idle ones too: a scraper's keep-alive
       // connection would otherwise hold the release, and the process, until it left.
       (server) =>
-        Effect.async<void>((resume) => {
+        callback<void>((resume) => {
           server.close(() => resume(Effect.void))
           server.closeAllConnections()
         })
     )
-    connectionsDropped.register()
+    LineMetrics.register(connectionsDropped)
     server.on("drop", (drop?: DropArgument) => {
-      connectionsDropped.unsafeUpdate(1, [])
+      LineMetrics.updateUnsafe(connectionsDropped, 1, labels.none)
       const peer = `${drop?.remoteAddress}:${drop?.remotePort}`
       logs.add("drop", peer, "Warning", `metrics: dropped HTTP connections (${maxConnections} open)`, () =>
         Effect.logWarning(`metrics: dropped HTTP connection from ${peer}: ${maxConnections} open, the most it holds`))
     })
-    yield* Effect.async<void, Listener.ListenError>((resume) => {
+    yield* callback<void, Listener.ListenError>((resume) => {
       const onError = (error: Error) => {
         const code = errno.errnoCode(error)
         resume(Effect.fail(
@@ -330,7 +331,7 @@ export const serve = (
       })
     })
     server.on("error", (error) =>
-      runFork(Effect.logWarning(`metrics on ${address}: ${error.message}`)))
+      fork(Effect.logWarning(`metrics on ${address}: ${error.message}`)))
     const bound = server.address() as { address: string; port: number }
     return { host: bound.address, port: bound.port }
   })

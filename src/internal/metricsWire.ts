@@ -2,10 +2,9 @@
  * Metrics as plain data (`Series`): what `Prometheus` writes, what a worker sends over the IPC
  * channel (structured clone: numbers, bigints, arrays), and what the primary sums for one
  * exposition of the whole service. Effect's own snapshots differ between Effect 3 (`MetricPair`s)
- * and Effect 4; only `encode` and `snapshot` read them.
+ * and Effect 4 (`Metric.Snapshot`s); only `#line/metrics` reads them.
  */
-import { Metric, MetricKeyType, MetricState, Option } from "effect"
-import type { MetricPair } from "effect"
+import { snapshotUnsafe } from "#line/metrics"
 
 /** One series of a snapshot, as plain data. @internal */
 export type Series =
@@ -28,7 +27,8 @@ export type Series =
     | { readonly kind: "frequency"; readonly occurrences: ReadonlyArray<readonly [string, number]> }
     | {
       readonly kind: "summary"
-      readonly error: number
+      /** The error margin of Effect 3's summaries; Effect 4's have none. */
+      readonly error?: number
       readonly quantiles: ReadonlyArray<readonly [number, number | undefined]>
       readonly count: number
       readonly min: number
@@ -37,43 +37,8 @@ export type Series =
     }
   )
 
-/**
- * A snapshot as plain data. Effect's own runtime metrics (`effect_fiber_*`) are left out: they
- * count every fiber of the process, carry no description, and time fibers in milliseconds.
- *
- * @internal
- */
-export const encode = (pairs: ReadonlyArray<MetricPair.MetricPair.Untyped>): Array<Series> => {
-  const out: Array<Series> = []
-  for (const { metricKey: key, metricState: state } of pairs) {
-    if (key.name.startsWith("effect_fiber_")) continue
-    const base = {
-      name: key.name,
-      description: Option.getOrUndefined(key.description),
-      tags: key.tags.map((tag) => [tag.key, tag.value] as const)
-    }
-    if (MetricState.isCounterState(state)) {
-      const incremental = MetricKeyType.isCounterKey(key.keyType) && key.keyType.incremental
-      out.push({ ...base, kind: "counter", incremental, value: state.count as number | bigint })
-    } else if (MetricState.isGaugeState(state)) {
-      out.push({ ...base, kind: "gauge", value: state.value as number | bigint })
-    } else if (MetricState.isHistogramState(state)) {
-      const { buckets, count, max, min, sum } = state
-      out.push({ ...base, kind: "histogram", buckets, count, min, max, sum })
-    } else if (MetricState.isFrequencyState(state)) {
-      out.push({ ...base, kind: "frequency", occurrences: Array.from(state.occurrences) })
-      // Stryker disable next-line ConditionalExpression: equivalent (a summary is the last of Effect's five metric states)
-    } else if (MetricState.isSummaryState(state)) {
-      const { count, error, max, min, sum } = state
-      const quantiles = state.quantiles.map(([q, v]) => [q, Option.getOrUndefined(v)] as const)
-      out.push({ ...base, kind: "summary", error, quantiles, count, min, max, sum })
-    }
-  }
-  return out
-}
-
-/** Every metric of the process now, as plain data (see {@link encode}). @internal */
-export const snapshot = (): Array<Series> => encode(Metric.unsafeSnapshot())
+/** Every metric of the process's registry now, as plain data. @internal */
+export const snapshot = (): Array<Series> => snapshotUnsafe()
 
 const add = (a: number | bigint, b: number | bigint): number | bigint =>
   typeof a === "bigint" || typeof b === "bigint" ? BigInt(a) + BigInt(b) : a + b

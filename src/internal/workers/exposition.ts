@@ -3,12 +3,13 @@
  * (a worker that does not answer in time is left out, logged and counted), summed series by
  * series with the primary's own, then per worker the connections it serves now and has accepted.
  */
+import * as LineMetrics from "#line/metrics"
 import { Duration, Effect, Metric, Option } from "effect"
 import * as Prometheus from "../../Prometheus.js"
 import * as MetricsWire from "../metricsWire.js"
 import type { WorkerProcess } from "./process.js"
 
-const scrapesMissed = Metric.counter("echo_worker_scrapes_missed_total", {
+const scrapesMissed = LineMetrics.counter("echo_worker_scrapes_missed_total", {
   description: "Scrapes a worker did not answer in time (its metrics were left out), by worker",
   incremental: true
 })
@@ -56,7 +57,7 @@ const scrape = (worker: WorkerProcess, timeout: Duration.Duration): Effect.Effec
   Effect.flatMap(worker.scrape(timeout), (answer) => {
     if (answer === undefined) return Effect.succeed(undefined)
     if (Option.isSome(answer)) return Effect.succeed({ id: worker.id, series: answer.value })
-    return Metric.update(Metric.tagged(scrapesMissed, "worker", String(worker.id)), 1).pipe(
+    return Metric.update(LineMetrics.tagged(scrapesMissed, "worker", String(worker.id)), 1).pipe(
       Effect.andThen(Effect.logWarning(
         `metrics: worker ${worker.id} (pid ${worker.pid}) did not answer within ${
           Duration.format(timeout)
@@ -73,11 +74,8 @@ const scrape = (worker: WorkerProcess, timeout: Duration.Duration): Effect.Effec
  * @internal
  */
 export const gather = (workers: ReadonlyArray<WorkerProcess>, timeout: Duration.Duration): Effect.Effect<string> =>
-  Effect.map(
+  Effect.zipWith(
     Effect.forEach(workers, (worker) => scrape(worker, timeout), { concurrency: "unbounded" }),
-    (answers) =>
-      format(
-        MetricsWire.snapshot(),
-        answers.filter((answer): answer is Answer => answer !== undefined)
-      )
+    LineMetrics.snapshot,
+    (answers, primary) => format(primary, answers.filter((answer): answer is Answer => answer !== undefined))
   )

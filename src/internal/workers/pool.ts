@@ -4,6 +4,7 @@
  * begins; if the primary's process exits with workers left (a second signal, a crash), they are
  * killed with it.
  */
+import * as LineMetrics from "#line/metrics"
 import { Effect, Metric } from "effect"
 import type { Scope } from "effect"
 import type * as Listener from "../../Listener.js"
@@ -11,12 +12,12 @@ import { type Channel, WorkerProcess } from "./process.js"
 import * as Protocol from "./protocol.js"
 
 /** Restarts per worker, with a `worker` label. */
-const restartsMetric = Metric.counter("echo_worker_restarts_total", {
+const restartsMetric = LineMetrics.counter("echo_worker_restarts_total", {
   description: "Workers restarted after they died, by worker",
   incremental: true
 })
 
-const listeningGauge = Metric.gauge("echo_workers_listening", {
+const listeningGauge = LineMetrics.gauge("echo_workers_listening", {
   description: "Workers listening now"
 })
 
@@ -61,7 +62,9 @@ export class Pool {
     this.#slots = Array.from({ length: options.workers }, () => undefined)
     this.#restarts = this.#slots.map(() => 0)
     // Every worker's series from the start, at 0: a scraper sees none missing.
-    for (let id = 1; id <= options.workers; id++) restartsMetric.pipe(Metric.tagged("worker", String(id))).register()
+    for (let id = 1; id <= options.workers; id++) {
+      LineMetrics.register(LineMetrics.tagged(restartsMetric, "worker", String(id)))
+    }
   }
 
   /** The processes now, one per worker number (any state, the exited ones too). */
@@ -118,7 +121,10 @@ export class Pool {
       })
       const p = new WorkerProcess(id, channel, now, () => this.#changed())
       this.#slots[id - 1] = p
-      return Effect.as(restart ? Metric.update(Metric.tagged(restartsMetric, "worker", String(id)), 1) : Effect.void, p)
+      return Effect.as(
+        restart ? Metric.update(LineMetrics.tagged(restartsMetric, "worker", String(id)), 1) : Effect.void,
+        p
+      )
     })
   }
 
@@ -142,6 +148,6 @@ export class Pool {
   }
 
   #changed(): void {
-    listeningGauge.unsafeUpdate(this.listening.length, [])
+    LineMetrics.updateUnsafe(listeningGauge, this.listening.length, LineMetrics.unlabelled)
   }
 }
