@@ -11,8 +11,8 @@
  *
  * @since 0.1.0
  */
-import type * as FileSystem from "@effect/platform/FileSystem"
-import { Effect, LogLevel } from "effect"
+import type { FileSystem } from "#line/platform"
+import { Effect } from "effect"
 import * as Client from "./internal/cli/client.js"
 import { type CliFailure, type ExitStatus, exitStatus, program as name, report, usage } from "./internal/cli/failure.js"
 import * as Output from "./internal/cli/output.js"
@@ -96,7 +96,7 @@ export const program = (version: string) => (argv: ReadonlyArray<string>): Effec
     // Anything a command logs before it sets its own format goes to stderr, never into what it
     // prints on stdout.
     // Stryker disable next-line StringLiteral: equivalent (a format that is neither json nor logfmt is the pretty one)
-    Effect.provide(Output.loggingLayer("pretty", LogLevel.Info))
+    Effect.provide(Output.loggingLayer("pretty", "Info"))
   )
 
 /**

@@ -5,8 +5,11 @@
  *
  * @since 0.1.0
  */
-import { Chunk, Data, Effect, Stream } from "effect"
-import type { Duration, Scope } from "effect"
+import { timeoutFail } from "#line/runtime"
+import { runForEachBuffers } from "#line/stream"
+import { type DurationInput, service } from "#line/types"
+import { Data, Effect, Stream } from "effect"
+import type { Scope } from "effect"
 import type * as Connection from "./Connection.js"
 import * as Checked from "./internal/checked.js"
 import { connectWith } from "./internal/connect.js"
@@ -29,7 +32,7 @@ export interface Options {
   /** 1-65535; anything else fails with `InvalidOption` before any socket exists. */
   readonly port: number
   /** Give up connecting after this long. Default: the kernel's SYN retries decide. */
-  readonly timeout?: Duration.DurationInput
+  readonly timeout?: DurationInput
   /** Read-ahead of the client's connection (see `Connection.Options`). */
   readonly highWaterMark?: number
   /**
@@ -107,7 +110,7 @@ export const connect = (options: Options): Effect.Effect<Client, ConnectError, S
   }
   const validHost = valid.value
   const connecting = Effect.flatMap(
-    CurrentTransport,
+    service(CurrentTransport),
     (transport) => Effect.map(connectWith(transport, validHost, options.port), (socket) => ({ socket, transport }))
   ).pipe(
     Effect.mapError((error) => {
@@ -122,10 +125,10 @@ export const connect = (options: Options): Effect.Effect<Client, ConnectError, S
   )
   const timed = options.timeout === undefined
     ? connecting
-    : Effect.timeoutFail(connecting, {
+    : connecting.pipe(timeoutFail({
       duration: options.timeout,
       onTimeout: () => new ConnectError({ reason: "Timeout", address })
-    })
+    }))
   return Effect.flatMap(timed, ({ socket, transport }) => {
     // Every end of input is checked with the kernel: a reset right behind the last bytes, which
     // libuv reports as a clean end, fails as a Reset instead of passing for a complete answer.
@@ -181,7 +184,7 @@ export const exchange = <E, R>(
   data: Stream.Stream<Uint8Array, E, R>
 ): Effect.Effect<Uint8Array, E | Connection.ConnectionError, R> =>
   Effect.zipWith(
-    Effect.andThen(Stream.runForEachChunk(data, connection.writeAll), connection.end),
+    Effect.andThen(runForEachBuffers(data, connection.writeAll), connection.end),
     readAll(connection),
     (_, received) => received,
     { concurrent: true }
@@ -196,7 +199,7 @@ export const exchange = <E, R>(
 export const readAll = (connection: Connection.Connection): Effect.Effect<Uint8Array, Connection.ConnectionError> =>
   Effect.map(
     Stream.runCollect(connection.stream),
-    (chunks) => Buffer.concat(Chunk.toReadonlyArray(chunks))
+    (chunks) => Buffer.concat(Array.from(chunks))
   )
 
 /**

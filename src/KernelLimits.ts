@@ -1,12 +1,13 @@
 /**
  * The kernel's queue and socket limits that decide what a TCP server really gets, read from
- * `/proc` through `@effect/platform`'s `FileSystem`, and the pure arithmetic that turns them into
+ * `/proc` through Effect's `FileSystem` (`@effect/platform`'s on Effect 3), and the pure arithmetic that turns them into
  * the numbers a server reports (effective backlog, SYN-ACK timeout).
  *
  * @since 0.1.0
  */
-import * as FileSystem from "@effect/platform/FileSystem"
-import { Context, Data, Effect, Layer } from "effect"
+import { FileSystem } from "#line/platform"
+import { Service, service, type ServiceOf } from "#line/types"
+import { Data, Effect, Layer } from "effect"
 import * as procfs from "./internal/procfs.js"
 
 /**
@@ -192,10 +193,10 @@ export class KernelLimitsError extends Data.TaggedError("KernelLimitsError")<{
  * @since 0.1.0
  * @category services
  */
-export class KernelLimits extends Context.Tag("effect-tcp-echo/KernelLimits")<
+export class KernelLimits extends Service<
   KernelLimits,
   { readonly read: Effect.Effect<Limits, KernelLimitsError> }
->() {}
+>()("effect-tcp-echo/KernelLimits") {}
 
 const readEntry = (fs: FileSystem.FileSystem, entry: Entry) =>
   fs.readFileString(entry.path).pipe(
@@ -238,8 +239,8 @@ export const readWith = (fs: FileSystem.FileSystem): Effect.Effect<Limits, Kerne
  * @since 0.1.0
  * @category constructors
  */
-export const make: Effect.Effect<Context.Tag.Service<KernelLimits>, never, FileSystem.FileSystem> = Effect.map(
-  FileSystem.FileSystem,
+export const make: Effect.Effect<ServiceOf<typeof KernelLimits>, never, FileSystem.FileSystem> = Effect.map(
+  service(FileSystem.FileSystem),
   (fs) => ({ read: readWith(fs) })
 )
 
@@ -259,8 +260,8 @@ export const layer: Layer.Layer<KernelLimits, never, FileSystem.FileSystem> = La
  * @category accessors
  */
 export const read: Effect.Effect<Limits, KernelLimitsError, KernelLimits> = Effect.flatMap(
-  KernelLimits,
-  (service) => service.read
+  service(KernelLimits),
+  (limits) => limits.read
 )
 
 /**

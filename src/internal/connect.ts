@@ -3,13 +3,15 @@
  * destroys the socket, so a timeout can end it), uninterruptible from the moment it connects
  * until its release is registered.
  */
+import { callback } from "#line/runtime"
+import { service } from "#line/types"
 import { Effect } from "effect"
 import type { Scope } from "effect"
 import * as Transport from "./transport.js"
 
 /** @internal */
 export const connectSocket = (host: string, port: number): Effect.Effect<Transport.Socket, Error, Scope.Scope> =>
-  Effect.flatMap(Transport.CurrentTransport, (transport) => connectWith(transport, host, port))
+  Effect.flatMap(service(Transport.CurrentTransport), (transport) => connectWith(transport, host, port))
 
 /** @internal */
 export const connectWith = (
@@ -18,7 +20,7 @@ export const connectWith = (
   port: number
 ): Effect.Effect<Transport.Socket, Error, Scope.Scope> =>
   Effect.uninterruptibleMask((restore) =>
-    restore(Effect.async<Transport.Socket, Error>((resume) => {
+    restore(callback<Transport.Socket, Error>((resume) => {
       const socket = transport.connect({ host, port, allowHalfOpen: true })
       const onError = (error: Error) => resume(Effect.fail(error))
       socket.once("error", onError)

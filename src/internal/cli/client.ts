@@ -2,6 +2,9 @@
  * `client`: sends stdin (or `--message`) to an echo server, half-closes, and prints the echo,
  * checked against what was sent as it arrives.
  */
+import { disconnect } from "#line/cli"
+import { timeoutFail } from "#line/runtime"
+import { runForEachBuffers } from "#line/stream"
 import { Duration, Effect, Option, Stream } from "effect"
 import * as Client from "../../Client.js"
 import * as Flags from "../flags.js"
@@ -96,11 +99,10 @@ const exchange = (values: Flags.Values<typeof flags>, port: number) =>
       ...(Option.isSome(values.host) ? { host: values.host.value } : {}),
       port
     })
-    const send = input(values.message).pipe(
-      Stream.tap((chunk) => Effect.sync(() => checker.sent(chunk))),
-      Stream.runForEachChunk(connection.writeAll),
-      Effect.andThen(connection.end)
-    )
+    const send = runForEachBuffers(
+      input(values.message).pipe(Stream.tap((chunk) => Effect.sync(() => checker.sent(chunk)))),
+      connection.writeAll
+    ).pipe(Effect.andThen(connection.end))
     const receive = Stream.runForEach(connection.stream, (chunk) => {
       const mismatch = checker.received(chunk)
       return mismatch === undefined ? Output.write(chunk) : Effect.fail(failed(mismatch))
@@ -118,8 +120,8 @@ export const run = ({ values }: Flags.Resolved<typeof flags>): Effect.Effect<voi
     return yield* exchange(values, values.port.value).pipe(
       // A pending read of stdin cannot be interrupted: let it finish in the background, so the
       // timeout ends the command at its deadline instead of when stdin closes.
-      Effect.disconnect,
-      Effect.timeoutFail({
+      disconnect,
+      timeoutFail({
         duration: timeout,
         onTimeout: () => failed(`no complete echo within ${Duration.format(timeout)}`)
       }),

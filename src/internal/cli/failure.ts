@@ -2,7 +2,9 @@
  * How the command line fails: one typed error whose text is the one line printed, and the exit
  * status each way of ending gets.
  */
-import { Cause, Data, Effect, Exit, Option } from "effect"
+import { firstDefect, firstFailure } from "#line/cause"
+import { Data, Effect, Exit, Option } from "effect"
+import type { Cause } from "effect"
 import * as Workers from "../../Workers.js"
 
 /** @internal */
@@ -49,7 +51,7 @@ export type ExitStatus = 0 | 1 | 2
 /** The exit status for how the command ended. @internal */
 export const exitStatus = (exit: Exit.Exit<void, CliFailure>): ExitStatus => {
   if (Exit.isSuccess(exit)) return 0
-  const failure = Cause.failureOption(exit.cause)
+  const failure = firstFailure(exit.cause)
   return Option.isSome(failure) && failure.value.reason === "Usage" ? 2 : 1
 }
 
@@ -61,13 +63,13 @@ export const exitStatus = (exit: Exit.Exit<void, CliFailure>): ExitStatus => {
  * @internal
  */
 export const report = (cause: Cause.Cause<CliFailure>): Effect.Effect<void> => {
-  const failure = Cause.failureOption(cause)
+  const failure = firstFailure(cause)
   if (Option.isSome(failure)) {
     return Workers.isWorker
       ? Workers.reportFailure(failure.value.message)
       : Effect.sync(() => process.stderr.write(failure.value.text))
   }
-  const defect = Cause.dieOption(cause)
+  const defect = firstDefect(cause)
   const text = Option.match(defect, {
     onNone: () => "interrupted",
     onSome: (d) => d instanceof Error ? d.message : String(d)

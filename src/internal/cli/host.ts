@@ -3,11 +3,13 @@
  * kernel's limits, the descriptors it holds, the connection limits fitted to them, and who can
  * reach the address it binds.
  */
-import * as FileSystem from "@effect/platform/FileSystem"
-import { Duration, Effect, Logger, LogLevel } from "effect"
+import { FileSystem } from "#line/platform"
+import { decodeDuration } from "#line/types"
+import { Duration, Effect } from "effect"
 import * as KernelLimits from "../../KernelLimits.js"
 import * as Server from "../../Server.js"
 import * as Checked from "../checked.js"
+import * as Log from "../log.js"
 import { formatLimit } from "./probe.js"
 
 /**
@@ -49,7 +51,7 @@ export const read: Effect.Effect<Host, never, KernelLimits.KernelLimits | FileSy
     // Logged after the address, not now: the report comes once the server listens.
     const probed = yield* KernelLimits.read.pipe(
       Effect.match({ onFailure: Checked.invalid, onSuccess: Checked.valid }),
-      Logger.withMinimumLogLevel(LogLevel.None)
+      Log.withMinimumLevel("None")
     )
     const fs = yield* FileSystem.FileSystem
     const inUse = yield* fs.readDirectory("/proc/self/fd").pipe(
@@ -171,7 +173,7 @@ export const report = (host: Host, requested: Server.Options, options: Server.Op
     if (options.keepAlive === true) {
       const delay = options.keepAliveInitialDelay === undefined
         ? "the kernel's idle time"
-        : `${Duration.toSeconds(options.keepAliveInitialDelay)}s idle` +
+        : `${Duration.toSeconds(decodeDuration(options.keepAliveInitialDelay))}s idle` +
           (requested.keepAliveInitialDelay === undefined ? " (net.ipv4.tcp_keepalive_time)" : "")
       // libuv (1.46 to 1.52, Node 20 to 24, seen with strace) sets TCP_KEEPINTVL 1 and TCP_KEEPCNT
       // 10 on every socket it turns keepalive on for: the kernel's own intvl and probes never apply.

@@ -1,8 +1,10 @@
 /**
  * Where the command line writes: its results on stdout, its logs on stderr, in the format asked.
  */
-import { Effect, FiberRef, HashSet, Layer, Logger } from "effect"
-import type { LogLevel } from "effect"
+import { callback } from "#line/runtime"
+import { Effect } from "effect"
+import type { Layer } from "effect"
+import * as Log from "../log.js"
 import { type CliFailure, failed } from "./failure.js"
 
 /**
@@ -11,7 +13,7 @@ import { type CliFailure, failed } from "./failure.js"
  * @internal
  */
 export const write = (chunk: Uint8Array | string): Effect.Effect<void, CliFailure> =>
-  Effect.async<void, CliFailure>((resume) => {
+  callback<void, CliFailure>((resume) => {
     process.stdout.write(chunk, (error) =>
       resume(
         error === null || error === undefined
@@ -35,29 +37,11 @@ export const logFormats = ["pretty", "json", "logfmt"] as const
 /** @internal */
 export type LogFormat = (typeof logFormats)[number]
 
-const ours = new WeakSet<Logger.Logger<unknown, unknown>>()
-
 /**
- * The logger for a log format, writing to stderr, and the minimum level: one layer.
+ * The logger for a log format, writing to stderr, and the minimum level (by name, `"Info"`, or as
+ * the line's `LogLevel`): one layer. In place of Effect's default logger and of any logger set
+ * here before: one record, one line.
  *
  * @internal
  */
-export const loggingLayer = (format: LogFormat, level: LogLevel.LogLevel): Layer.Layer<never> => {
-  const logger = format === "json"
-    ? Logger.withConsoleError(Logger.jsonLogger)
-    : format === "logfmt"
-    ? Logger.withConsoleError(Logger.logfmtLogger)
-    : Logger.prettyLogger({ stderr: true, colors: process.stderr.isTTY === true && process.env.NO_COLOR === undefined })
-  ours.add(logger)
-  return Layer.merge(
-    // In place of Effect's default logger and of any logger set here before: one record, one line.
-    Layer.scopedDiscard(
-      Effect.locallyScopedWith(FiberRef.currentLoggers, (loggers) =>
-        HashSet.add(
-          HashSet.filter(loggers, (l) => l !== Logger.defaultLogger && !ours.has(l)),
-          logger
-        ))
-    ),
-    Logger.minimumLogLevel(level)
-  )
-}
+export const loggingLayer: (format: LogFormat, level: Log.LevelInput) => Layer.Layer<never> = Log.loggingLayer

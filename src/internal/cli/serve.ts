@@ -3,8 +3,8 @@
  * together, serves the metrics and probes, announces the address, waits for a signal (or for
  * the service to stop by itself), then shuts the service down and says how it ended.
  */
-import type * as FileSystem from "@effect/platform/FileSystem"
-import { Effect, LogLevel, Option, Ref } from "effect"
+import type { FileSystem } from "#line/platform"
+import { Effect, Option, Ref } from "effect"
 import type * as KernelLimits from "../../KernelLimits.js"
 import * as Listener from "../../Listener.js"
 import * as Prometheus from "../../Prometheus.js"
@@ -35,7 +35,7 @@ export const run = (
   resolved: Resolved
 ): Effect.Effect<void, CliFailure, KernelLimits.KernelLimits | FileSystem.FileSystem> => {
   const { values } = resolved
-  const level = LogLevel.fromLiteral(capitalize(Option.getOrElse(values.logLevel, () => "info" as const)))
+  const level = capitalize(Option.getOrElse(values.logLevel, () => "info" as const))
   // Stryker disable next-line ArrowFunction: equivalent (no format is the pretty one)
   const format = Option.getOrElse(values.logFormat, () => "pretty" as const)
   const as = role(resolved)

@@ -2,7 +2,9 @@
  * What `serve` runs, in one shape: one server in this process (alone, or as a worker of a
  * primary), or the primary of `--workers N`. The runner (serve.ts) serves either the same way.
  */
-import { Duration, Effect, ExecutionStrategy, Exit, Option, Scope } from "effect"
+import { extendScope, forkScope } from "#line/cli"
+import { decodeDuration } from "#line/types"
+import { Duration, Effect, Exit, Option, Scope } from "effect"
 import * as Listener from "../../Listener.js"
 import * as Prometheus from "../../Prometheus.js"
 import * as Server from "../../Server.js"
@@ -73,16 +75,16 @@ export const single = (
     // glibc would otherwise unmap and fault in its heap top at every GC under load (heap.ts).
     yield* Effect.sync(Heap.relaxTrim)
     // The server's own scope, which the shutdown closes: the runner's outlives it.
-    const scope = yield* Scope.fork(yield* Effect.scope, ExecutionStrategy.sequential)
+    const scope = yield* forkScope(yield* Effect.scope)
     const server = yield* Server.make(options).pipe(
-      Scope.extend(scope),
+      extendScope(scope),
       Effect.catchTags({
         ListenError: (error) => Effect.fail(listenFailure(error, resolved, host)),
         ServerError: (error) => Effect.fail(failed(`${error.message}${setBy(resolved.sources, error.option)}`))
       })
     )
     // A worker serves until its primary asks (or is gone), and answers its scrapes and controls.
-    const stopped = role._tag === "Worker" ? yield* Scope.extend(Workers.attach(server), scope) : Effect.never
+    const stopped = role._tag === "Worker" ? yield* extendScope(scope)(Workers.attach(server)) : Effect.never
     // Of a worker, the first worker's first start reports the limits: the same for all.
     const reporting = role._tag === "Single" || (role.id === 1 && role.restarts === 0)
     return {
@@ -124,7 +126,9 @@ const startReport = (
     yield* Host.report(host, requested, options)
     if (options.proxyProtocol !== undefined) {
       const trusted = options.proxyProtocol.trustedProxies ?? Server.defaults.trustedProxies
-      const timeout = Duration.format(options.proxyProtocol.headerTimeout ?? Server.defaults.headerTimeout)
+      const timeout = Duration.format(
+        decodeDuration(options.proxyProtocol.headerTimeout ?? Server.defaults.headerTimeout)
+      )
       yield* Effect.logInfo(
         `PROXY protocol on: a header (v1 or v2) from ${
           trusted.join(", ")
@@ -149,8 +153,8 @@ export const primary = (resolved: Resolved, count: number): Effect.Effect<Servic
     // Each worker drains under its own flags; the primary waits that long, and a margin more.
     const deadline = Duration.sum(
       Duration.sum(
-        Duration.decode(requested.drainDelay ?? Server.defaults.drainDelay),
-        Duration.decode(requested.shutdownTimeout ?? Server.defaults.shutdownTimeout)
+        decodeDuration(requested.drainDelay ?? Server.defaults.drainDelay),
+        decodeDuration(requested.shutdownTimeout ?? Server.defaults.shutdownTimeout)
       ),
       Duration.sum(Server.defaults.cleanupTimeout, workerMargin)
     )

@@ -1,0 +1,31 @@
+/**
+ * What the command line does with fibers and scopes whose names differ between the lines: running
+ * an effect that cannot be interrupted in the background, and a server's own scope. This is the
+ * Effect 4 side (`#line/cli`); src/effect3/cli.ts exports the same names.
+ *
+ * @internal
+ */
+import { Effect, Fiber, Scope } from "effect"
+
+/**
+ * Runs `self` on a fiber of its own and waits for it; once interrupted, interrupts that fiber
+ * without waiting for it to end (Effect 3's `Effect.disconnect`, which Effect 4 does not have).
+ */
+export const disconnect = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.uninterruptibleMask((restore) =>
+    Effect.flatMap(
+      Effect.forkDetach(restore(self)),
+      (fiber) => Effect.onInterrupt(restore(Fiber.join(fiber)), () => Effect.sync(() => fiber.interruptUnsafe()))
+    )
+  )
+
+/** A scope that can be closed. */
+export type CloseableScope = Scope.Closeable
+
+/** A child of `scope`, closed with it at the latest, whose finalizers run one after another. */
+export const forkScope = (scope: Scope.Scope): Effect.Effect<CloseableScope> => Scope.fork(scope, "sequential")
+
+/** Runs `self` with its scoped resources in `scope`, released when that scope closes. */
+export const extendScope =
+  (scope: Scope.Scope) => <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, Exclude<R, Scope.Scope>> =>
+    Scope.provide(self, scope)
