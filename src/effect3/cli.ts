@@ -2,8 +2,6 @@
  * What the command line does with fibers and scopes whose names differ between the lines: running
  * an effect that cannot be interrupted in the background, and a server's own scope. This is the
  * Effect 3 side (`#line/cli`); src/effect4/cli.ts exports the same names.
- *
- * @internal
  */
 import { Effect, ExecutionStrategy, Scope } from "effect"
 

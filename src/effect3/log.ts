@@ -3,8 +3,6 @@
  * Effect's, the running fiber's minimum level, a record logged at a `Level`, and the command
  * line's logger in each format. This is the Effect 3 side (`#line/log`); src/effect4/log.ts
  * exports the same names.
- *
- * @internal
  */
 import type { Cause } from "effect"
 import { Effect, FiberRef, HashSet, Layer, Logger, LogLevel } from "effect"

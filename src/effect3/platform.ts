@@ -4,7 +4,5 @@
  * src/effect4/platform.ts exports the same names. Node's implementation, `NodeFileSystem.layer`,
  * has the same module name on both lines (`@effect/platform-node/NodeFileSystem`), so the program
  * imports it directly and a library user who never asks for it does not load it.
- *
- * @internal
  */
 export * as FileSystem from "@effect/platform/FileSystem"

@@ -3,8 +3,6 @@
  * (`Schedule.driver`, `Schedule.union`, `Clock.unsafeCurrentTimeMillis`) and Effect 4 (a step
  * function that ends with `Cause.Done`, `Schedule.min`, `Clock.currentTimeMillisUnsafe`); this is
  * the Effect 3 side (`#line/schedule`). src/effect4/schedule.ts exports the same names.
- *
- * @internal
  */
 import { Effect, Option, Schedule } from "effect"
 

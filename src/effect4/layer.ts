@@ -2,8 +2,6 @@
  * Layers whose constructors differ between Effect 3 (`Layer.scoped` for a service whose
  * construction holds resources) and Effect 4 (`Layer.effect`, which takes a `Scope` itself); this
  * is the Effect 4 side (`#line/layer`). src/effect3/layer.ts exports the same names.
- *
- * @internal
  */
 import { Layer } from "effect"
 import type { Context, Effect, Scope } from "effect"

@@ -3,8 +3,6 @@
  * log levels (`level.ts`) mapped to Effect's, the running fiber's minimum level, a record logged
  * at a `Level`, and the command line's logger in each format. This is the Effect 4 side
  * (`#line/log`); src/effect3/log.ts exports the same names.
- *
- * @internal
  */
 import type { Cause, LogLevel } from "effect"
 import { Effect, Layer, Logger, References } from "effect"

@@ -3,8 +3,6 @@
  * (`Schedule.driver`, `Schedule.union`, `Clock.unsafeCurrentTimeMillis`) and Effect 4 (a step
  * function that ends with `Cause.Done`, `Schedule.min`, `Clock.currentTimeMillisUnsafe`); this is
  * the Effect 4 side (`#line/schedule`). src/effect3/schedule.ts exports the same names.
- *
- * @internal
  */
 import { Effect, Pull, Schedule } from "effect"
 

@@ -2,8 +2,6 @@
  * Consuming a stream a chunk at a time, the shape a connection's `writeAll` takes (a `Chunk` on
  * Effect 3, an array on Effect 4). This is the Effect 4 side (`#line/stream`);
  * src/effect3/stream.ts exports the same names.
- *
- * @internal
  */
 import { Stream } from "effect"
 import type { Effect } from "effect"

@@ -30,7 +30,7 @@ export default defineConfig({
     ...base.test,
     setupFiles: [fileURLToPath(new URL("./line.ts", import.meta.url))],
     // The files that run on this line so far; the rest of the suite is still written for Effect 3.
-    include: ["test/Lines.test.ts"],
+    include: ["test/Lines.test.ts", "test/*.effect4.test.ts"],
     exclude: ["test/effect4/node_modules/**", "node_modules/**"]
   }
 })
