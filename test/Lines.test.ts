@@ -34,48 +34,56 @@ const awaitingEcho: Server.Handler<Connection.ConnectionError> = (connection) =>
   )
 
 describe("the failures hidden by Effect's own socket server, on this server", () => {
-  it.live("a handler with an asynchronous step between read and write returns every byte, then FIN", () =>
-    Effect.gen(function*() {
-      const scope = yield* Scope.make()
-      const server = yield* Effect.provideService(Server.make({ port: 0 }, awaitingEcho), Scope.Scope, scope)
-      const data = payload(1024 * 1024)
-      const { ended, received } = yield* exchange(server.address.port, data)
-      yield* Scope.close(scope, Exit.void)
-      expect(ended).toBe("fin")
-      expect(received.length).toBe(data.length)
-      expect(received.equals(Buffer.from(data))).toBe(true)
-    }), { timeout: 60_000 })
+  it.live(
+    "a handler with an asynchronous step between read and write returns every byte, then FIN",
+    () =>
+      Effect.gen(function*() {
+        const scope = yield* Scope.make()
+        const server = yield* Effect.provideService(Server.make({ port: 0 }, awaitingEcho), Scope.Scope, scope)
+        const data = payload(1024 * 1024)
+        const { ended, received } = yield* exchange(server.address.port, data)
+        yield* Scope.close(scope, Exit.void)
+        expect(ended).toBe("fin")
+        expect(received.length).toBe(data.length)
+        expect(received.equals(Buffer.from(data))).toBe(true)
+      }),
+    { timeout: 60_000 }
+  )
 
-  it.live("a shutdown with peers that stopped reading ends at its deadline, and resets them", () =>
-    Effect.gen(function*() {
-      const scope = yield* Scope.make()
-      const server = yield* Effect.provideService(
-        Server.make({ port: 0, shutdownTimeout: "200 millis", cleanupTimeout: "500 millis" }, awaitingEcho),
-        Scope.Scope,
-        scope
-      )
-      // Five peers that send more than the kernels' buffers hold and never read: the handler's
-      // writes wait for a 'drain' that never comes.
-      const peers = Array.from({ length: 5 }, () => {
-        const socket = net.connect({ host: "127.0.0.1", port: server.address.port })
-        socket.pause()
-        const ended = new Promise<"fin" | "reset">((resolve) => {
-          socket.on("end", () => resolve("fin"))
-          socket.on("error", () => resolve("reset"))
-          socket.on("close", () => resolve("reset"))
+  it.live(
+    "a shutdown with peers that stopped reading ends at its deadline, and resets them",
+    () =>
+      Effect.gen(function*() {
+        const scope = yield* Scope.make()
+        const server = yield* Effect.provideService(
+          Server.make({ port: 0, shutdownTimeout: "200 millis", cleanupTimeout: "500 millis" }, awaitingEcho),
+          Scope.Scope,
+          scope
+        )
+        // Five peers that send more than the kernels' buffers hold and never read: the handler's
+        // writes wait for a 'drain' that never comes.
+        const peers = Array.from({ length: 5 }, () => {
+          const socket = net.connect({ host: "127.0.0.1", port: server.address.port })
+          socket.pause()
+          const ended = new Promise<"fin" | "reset">((resolve) => {
+            socket.on("end", () => resolve("fin"))
+            socket.on("error", () => resolve("reset"))
+            socket.on("close", () => resolve("reset"))
+          })
+          socket.write(payload(16 * 1024 * 1024))
+          return { socket, ended }
         })
-        socket.write(payload(16 * 1024 * 1024))
-        return { socket, ended }
-      })
-      // Every peer is being served and stalled: the server holds its bytes (its stats say so).
-      for (let i = 0; i < 500; i++) {
-        const live = yield* server.connections
-        if (live.length === 5 && live.every((c) => c.bytesIn > 0)) break
-        yield* Effect.sleep("20 millis")
-      }
-      yield* Scope.close(scope, Exit.void)
-      const ends = yield* Effect.promise(() => Promise.all(peers.map((peer) => peer.ended)))
-      for (const peer of peers) peer.socket.destroy()
-      expect(ends).toEqual(["reset", "reset", "reset", "reset", "reset"])
-    }), { timeout: 60_000 })
+        // Every peer is being served and stalled: the server holds its bytes (its stats say so).
+        for (let i = 0; i < 500; i++) {
+          const live = yield* server.connections
+          if (live.length === 5 && live.every((c) => c.bytesIn > 0)) break
+          yield* Effect.sleep("20 millis")
+        }
+        yield* Scope.close(scope, Exit.void)
+        const ends = yield* Effect.promise(() => Promise.all(peers.map((peer) => peer.ended)))
+        for (const peer of peers) peer.socket.destroy()
+        expect(ends).toEqual(["reset", "reset", "reset", "reset", "reset"])
+      }),
+    { timeout: 60_000 }
+  )
 })

@@ -6,8 +6,13 @@
  * shut down gracefully on SIGINT. Also: one copy of effect in the app, the binary answering
  * --help from the app, and its `simulate` running a handler module of the app's own.
  *
- * Needs the npm registry (CI has it): `npm run check:package`, run by .ci/run. Every step has a
- * time bound; the whole takes about a minute. Prints one line per check, then `N passed, N failed`.
+ * One line's package at a time: `effect3` (the default) is the root package, packed as it is
+ * published; `effect4` is dist/effect4 (`npm run build:effect4`), installed with Effect 4 and run
+ * on the Node this script runs on (22.19 or later for that line).
+ *
+ * Needs the npm registry (CI has it): `npm run check:package` checks both lines, run by .ci/run.
+ * Every step has a time bound; each line takes about a minute. Prints one line per check, then
+ * `N passed, N failed`.
  */
 import { execFileSync, spawn } from "node:child_process"
 import * as fs from "node:fs"
@@ -16,11 +21,21 @@ import * as os from "node:os"
 import * as path from "node:path"
 
 const root = path.resolve(import.meta.dirname, "..")
-const pkg = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8")) as {
+const line = process.argv[2] ?? "effect3"
+if (line !== "effect3" && line !== "effect4") throw new Error(`unknown line ${line}: effect3 or effect4`)
+// The package as it is packed, and where the line's development tools are pinned.
+const packed = line === "effect3" ? root : path.join(root, "dist/effect4")
+const tooling = line === "effect3" ? root : path.join(root, "test/effect4")
+interface Manifest {
   readonly name: string
   readonly peerDependencies: Record<string, string>
   readonly devDependencies: Record<string, string>
 }
+const readManifest = (dir: string) => JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8")) as Manifest
+if (line === "effect4") execFileSync("npm", ["run", "build:effect4"], { cwd: root, stdio: "ignore", timeout: 300_000 })
+const pkg = readManifest(packed)
+const tools = { ...readManifest(root).devDependencies, ...readManifest(tooling).devDependencies }
+console.log(`${line}: ${pkg.name} from ${path.relative(root, packed) || "."}, Node ${process.version}`)
 const app = fs.mkdtempSync(path.join(os.tmpdir(), "echo-scratch-"))
 const results: Array<{ name: string; ok: boolean; detail?: string }> = []
 
@@ -52,7 +67,7 @@ const libraryExample = () => {
 let tarball = ""
 
 await check("npm pack builds (prepack) and packs", () => {
-  const out = sh("npm", ["pack", "--json", "--pack-destination", app], root, 180_000)
+  const out = sh("npm", ["pack", "--json", "--pack-destination", app], packed, 180_000)
   const json = out.slice(out.indexOf("["))
   tarball = path.join(app, (JSON.parse(json) as Array<{ filename: string }>)[0]!.filename)
   if (!fs.existsSync(tarball)) throw new Error(`no tarball at ${tarball}`)
@@ -61,8 +76,8 @@ await check("npm pack builds (prepack) and packs", () => {
 await check("the tarball installs with its peer dependencies from the registry", () => {
   fs.writeFileSync(path.join(app, "package.json"), JSON.stringify({ name: "scratch", private: true, type: "module" }))
   const peers = Object.entries(pkg.peerDependencies).map(([name, range]) => `${name}@${range}`)
-  const tools = ["typescript", "@types/node"].map((name) => `${name}@${pkg.devDependencies[name]}`)
-  sh("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error", tarball, ...peers, ...tools], app, 300_000)
+  const dev = ["typescript", "@types/node"].map((name) => `${name}@${tools[name]}`)
+  sh("npm", ["install", "--no-audit", "--no-fund", "--loglevel=error", tarball, ...peers, ...dev], app, 300_000)
 })
 
 await check("the app holds one copy of effect", () => {
