@@ -13,7 +13,7 @@ export default tseslint.config(
   effectEslint.configs.dprint,
   {
     files: ["**/*.ts", "**/*.mjs"],
-    languageOptions: { globals: { Buffer: "readonly", console: "readonly", process: "readonly" } },
+    languageOptions: { globals: { Buffer: "readonly", console: "readonly", process: "readonly", URL: "readonly" } },
     rules: {
       "@effect/dprint": ["error", {
         config: {

@@ -6,7 +6,10 @@ import { type ChildProcess, execFileSync, spawn, spawnSync } from "node:child_pr
 import * as path from "node:path"
 import * as readline from "node:readline"
 
-export const bin = path.resolve(import.meta.dirname, "../../dist/src/bin.js")
+/** The built package of the line under test: dist/src (Effect 3), dist/effect4 (Effect 4's config sets it). */
+export const dist = path.resolve(import.meta.dirname, "../..", process.env.ECHO_DIST ?? "dist/src")
+
+export const bin = path.join(dist, "bin.js")
 
 /** Runs the binary to completion. */
 export const run = (args: ReadonlyArray<string>, env: Record<string, string> = {}, input?: string | Buffer) => {
