@@ -14,7 +14,9 @@
  *
  * @since 0.1.0
  */
-import type { Duration, Effect, FastCheck as fc, Scope } from "effect"
+import type { DurationInput } from "#line/types"
+import type { Effect, Scope } from "effect"
+import type * as fc from "fast-check"
 import * as Leaks from "./internal/testkit/leaks.js"
 import * as Loopback from "./internal/testkit/loopback.js"
 import * as Model_ from "./internal/testkit/model.js"
@@ -237,9 +239,9 @@ export interface Generation {
   /** Default 24. */
   readonly maxOperations?: number
   /** Default 400 ms. */
-  readonly shutdownTimeout?: Duration.DurationInput
+  readonly shutdownTimeout?: DurationInput
   /** Default 1 s (the server's default). */
-  readonly cleanupTimeout?: Duration.DurationInput
+  readonly cleanupTimeout?: DurationInput
   /** Whose requests the payloads are ({@link Protocol.payload}). Default: any bytes. */
   readonly protocol?: Protocol | undefined
   /**
@@ -382,7 +384,7 @@ export const holdings: Effect.Effect<Holdings> = Leaks.holdings
  * @since 0.1.0
  * @category leak checks
  */
-export const expectNoLeaks: (before: Holdings, within?: Duration.DurationInput) => Effect.Effect<void, Error> =
+export const expectNoLeaks: (before: Holdings, within?: DurationInput) => Effect.Effect<void, Error> =
   Leaks.expectNoLeaks
 
 /**
@@ -435,13 +437,13 @@ export interface Target<E = never, R = never> {
  */
 export interface RunOptions extends Server.Options {
   /** How long any wait may take before it is called a hang. Default 10 s. */
-  readonly margin?: Duration.DurationInput
+  readonly margin?: DurationInput
   /**
    * How late past its deadline (the drain delay, `shutdownTimeout` and `cleanupTimeout`) the
    * shutdown may return and a connection may end. Default: 0 on the simulation, where time is
    * virtual and exact; `margin` on loopback, where the machine's load decides.
    */
-  readonly deadlineMargin?: Duration.DurationInput
+  readonly deadlineMargin?: DurationInput
 }
 
 /**

@@ -6,7 +6,7 @@
  * translate: a sleep becomes a timer of the world, a fiber turn becomes a turn of the world.
  */
 import { Clock, Duration, Effect, Logger, LogLevel as Level } from "effect"
-import type { Fiber, Scheduler as Scheduling } from "effect"
+import type { Context, Fiber, Scheduler as Scheduling } from "effect"
 
 /** Effect's clock, as this line spells it. */
 export type WorldClock = Clock.Clock
@@ -73,3 +73,10 @@ export const within = <A, E, R>(
     Effect.withClock(world.clock),
     Effect.withScheduler(world.scheduler)
   )
+
+/**
+ * The services of the effect's caller, for what the world runs: all of them. A `Context` holds
+ * services only on this line; the scheduler, the clock and the minimum log level are fiber refs,
+ * which the world's own root fiber does not inherit.
+ */
+export const callerServices = <R>(context: Context.Context<R>): Context.Context<R> => context

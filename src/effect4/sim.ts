@@ -5,7 +5,7 @@
  * The world (src/internal/sim/world.ts) owns virtual time and the order of everything; these only
  * translate: a sleep becomes a timer of the world, a fiber turn becomes a turn of the world.
  */
-import { Clock, Duration, Effect, References, Scheduler as Scheduling } from "effect"
+import { Clock, Context, Duration, Effect, References, Scheduler as Scheduling } from "effect"
 import type { Fiber, LogLevel as Level } from "effect"
 
 /** Effect's clock, as this line spells it. */
@@ -92,3 +92,12 @@ export const within = <A, E, R>(
     Effect.provideService(Clock.Clock, world.clock),
     Effect.provideService(Scheduling.Scheduler, world.scheduler)
   )
+
+/**
+ * The services of the effect's caller, for what the world runs: all but what the world owns. A
+ * `Context` holds the caller's references too on this line, among them the scheduler its fiber
+ * runs on (`Effect.runSync` adds one), a test's clock, and its minimum log level; provided inside
+ * the world, they would take the world's place.
+ */
+export const callerServices = <R>(context: Context.Context<R>): Context.Context<R> =>
+  Context.omit(Scheduling.Scheduler, Clock.Clock, References.MinimumLogLevel)(context)

@@ -3,7 +3,9 @@
  * plays an Effect to its end inside the world, synchronously: its fibers are scheduled by the
  * world, its clock is the world's, and every socket it opens is simulated.
  */
-import { Cause, Effect, Exit, Logger, LogLevel } from "effect"
+import { interruptFork, poll } from "#line/runtime"
+import * as Line from "#line/sim"
+import { Cause, Effect, Exit } from "effect"
 import type * as Transport from "../transport.js"
 import { CurrentTransport } from "../transport.js"
 import * as Net from "./net.js"
@@ -21,7 +23,7 @@ export interface Setup {
   /** Trace lines kept to print on failure. Default 200. */
   readonly keepTrace?: number
   /** Log records of the simulated server: at this level and above. Default none. */
-  readonly logLevel?: LogLevel.LogLevel
+  readonly logLevel?: Line.LogLevel
   /** How the world chooses what happens next. Default `Random`. */
   readonly strategy?: Strategy
 }
@@ -47,12 +49,12 @@ export class Simulation {
   readonly world: World
   readonly network: Net.Network
   readonly transport: Transport.Transport
-  private readonly logLevel: LogLevel.LogLevel
+  private readonly logLevel: Line.LogLevel
 
   constructor(setup: Setup) {
     this.world = new World(setup.seed, setup.keepTrace ?? 200, setup.strategy)
     this.network = new Net.Network(this.world, { ...Net.defaultNetOptions, ...setup.net })
-    this.logLevel = setup.logLevel ?? LogLevel.None
+    this.logLevel = setup.logLevel ?? Line.silent
     const { network, world } = this
     this.transport = {
       createServer: (options) => network.createServer(options) as unknown as Transport.Server,
@@ -65,12 +67,11 @@ export class Simulation {
 
   /** `effect` in this world: its fibers, clock and transport are the world's. */
   within<A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> {
-    return effect.pipe(
-      Effect.provideService(CurrentTransport, this.transport),
-      Logger.withMinimumLogLevel(this.logLevel),
-      Effect.withClock(this.world.clock),
-      Effect.withScheduler(this.world.scheduler)
-    )
+    return Line.within(Effect.provideService(effect, CurrentTransport, this.transport), {
+      clock: this.world.clock,
+      scheduler: this.world.scheduler,
+      logLevel: this.logLevel
+    })
   }
 
   /**
@@ -79,13 +80,13 @@ export class Simulation {
    */
   run<A, E>(effect: Effect.Effect<A, E>, budget?: number): Exit.Exit<A, E> {
     const fiber = Effect.runFork(this.within(effect))
-    const stop = this.world.run(() => fiber.unsafePoll() !== null, budget)
-    const exit = fiber.unsafePoll()
-    if (exit !== null) return exit
+    const stop = this.world.run(() => poll(fiber) !== undefined, budget)
+    const exit = poll(fiber)
+    if (exit !== undefined) return exit
     // What follows in the trace is the interruption's own cleanup, not the run.
     this.world.trace.add(this.world.now, stop === "budget" ? "(out of steps: interrupted)" : "(stuck: interrupted)")
-    fiber.unsafeInterruptAsFork(fiber.id())
-    this.world.run(() => fiber.unsafePoll() !== null, 100_000)
+    interruptFork(fiber)
+    this.world.run(() => poll(fiber) !== undefined, 100_000)
     throw new Stuck(stop === "budget" ? "budget" : "quiet", this.world.trace.lines)
   }
 

@@ -5,8 +5,7 @@
  * event loop, so a run is a pure function of its seed and its inputs, and it runs as fast as the
  * CPU allows.
  */
-import { Clock, Duration, Effect } from "effect"
-import type { Fiber, Scheduler } from "effect"
+import * as Line from "#line/sim"
 
 /**
  * A small, fast, seeded generator (mulberry32): the same seed gives the same choices.
@@ -320,34 +319,30 @@ export class World {
     return this.ready.length === 0 && this.turnsHead === this.turns.length && this.timers.every((t) => t.cancelled)
   }
 
+  /** Plays every fiber turn queued now, in order (what a dispatcher's flush asks for). */
+  private flushTurns(): void {
+    while (this.turnsHead < this.turns.length) {
+      const run = this.turns[this.turnsHead]!
+      this.turns[this.turnsHead++] = noTurn
+      this.steps++
+      this.trace.add(this.now, "fiber")
+      run()
+    }
+    this.turns.length = 0
+    this.turnsHead = 0
+  }
+
   /** Effect's scheduler for fibers of this world: every fiber turn is a ready thing of the world. */
-  readonly scheduler: Scheduler.Scheduler = {
-    scheduleTask: (task, _priority, _fiber?: Fiber.RuntimeFiber<unknown, unknown>) => {
+  readonly scheduler: Line.WorldScheduler = Line.makeScheduler({
+    push: (task) => {
       this.turns.push(task)
     },
-    // Fibers yield as Effect's default scheduler makes them (every 2,048 operations): often enough
-    // for the seed to interleave them, rarely enough to keep runs fast.
-    shouldYield: (fiber) => fiber.currentOpCount > 2048 ? 0 : false
-  }
+    flush: () => this.flushTurns()
+  })
 
   /** Effect's clock on the world's virtual time: a sleep is a timer of the world. */
-  readonly clock: Clock.Clock = makeClock(this)
-}
-
-const makeClock = (world: World): Clock.Clock => {
-  const sleep = (duration: Duration.Duration): Effect.Effect<void> =>
-    Effect.async<void>((resume) => {
-      const millis = Duration.toMillis(duration)
-      const cancel = world.schedule(Number.isFinite(millis) ? millis : Number.MAX_SAFE_INTEGER, "sleep", () =>
-        resume(Effect.void))
-      return Effect.sync(cancel)
-    })
-  return {
-    [Clock.ClockTypeId]: Clock.ClockTypeId,
-    unsafeCurrentTimeMillis: () => world.now,
-    currentTimeMillis: Effect.sync(() => world.now),
-    unsafeCurrentTimeNanos: () => BigInt(Math.round(world.now * 1_000_000)),
-    currentTimeNanos: Effect.sync(() => BigInt(Math.round(world.now * 1_000_000))),
-    sleep
-  }
+  readonly clock: Line.WorldClock = Line.makeClock({
+    now: () => this.now,
+    schedule: (millis, label, fire) => this.schedule(millis, label, fire)
+  })
 }

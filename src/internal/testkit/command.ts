@@ -5,11 +5,12 @@
  * its shrunk scenario, its error and the command that replays it (which prints the same hash).
  * A bad argument gets one line on stderr. Exit status: 0 held, 1 failed, 2 bad arguments.
  */
-import { Effect, Either } from "effect"
+import { Effect } from "effect"
 import * as path from "node:path"
 import { pathToFileURL } from "node:url"
 import { parseArgs } from "node:util"
 import type { SimulationRunOptions, Strategy, Target } from "../../TestKit.js"
+import * as Checked from "../checked.js"
 import * as Simulation from "./simulation.js"
 
 /** @internal */
@@ -179,12 +180,15 @@ export const run = (argv: ReadonlyArray<string>, io: Io): Effect.Effect<number> 
       io.out(usage)
       return 0
     }
-    const loaded = parsed.handler === undefined
-      ? Either.right<Target<unknown, never>>({})
-      : yield* Effect.either(load(parsed.handler, io.cwd))
-    if (Either.isLeft(loaded)) return yield* bad(io, loaded.left)
+    const loaded: Checked.Checked<Target<unknown, never>, Usage> = parsed.handler === undefined
+      ? Checked.valid({})
+      : yield* Effect.match(load(parsed.handler, io.cwd), {
+        onFailure: (usage) => Checked.invalid(usage),
+        onSuccess: (target) => Checked.valid(target)
+      })
+    if (loaded._tag === "Invalid") return yield* bad(io, loaded.error)
     const options: SimulationRunOptions<unknown, never> = {
-      ...loaded.right,
+      ...loaded.value,
       runs: parsed.runs,
       ...(parsed.seed === undefined ? {} : { seed: parsed.seed }),
       ...(parsed.path === undefined ? {} : { path: parsed.path }),

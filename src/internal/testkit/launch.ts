@@ -3,6 +3,7 @@
  * modules (`main.ts` beside this one), not on the command line's bundle, whose own copy of
  * `effect` a user's handler module could not share. Its exit status becomes the command's.
  */
+import { callback } from "#line/runtime"
 import { Effect } from "effect"
 import { spawn } from "node:child_process"
 import * as fs from "node:fs"
@@ -17,7 +18,7 @@ import type { ExitStatus } from "../cli/failure.js"
  * @internal
  */
 export const launch = (argv: ReadonlyArray<string>): Effect.Effect<ExitStatus> =>
-  Effect.async<ExitStatus>((resume) => {
+  callback<ExitStatus>((resume) => {
     // dist/src/bin.js runs the command; dist/src/internal/testkit/main.js is the runner (main.ts
     // under tsx, from the sources).
     const dir = path.join(path.dirname(path.resolve(argv[1] ?? ".")), "internal", "testkit")

@@ -2,6 +2,8 @@
  * What a process holds (socket descriptors, Node's active handles by type), and the checks that
  * a run left none of it behind: the sockets, handles and timers it had before, and its port free.
  */
+import { callback } from "#line/runtime"
+import { decodeDuration, type DurationInput } from "#line/types"
 import { Duration, Effect } from "effect"
 import * as fs from "node:fs"
 import * as net from "node:net"
@@ -44,10 +46,10 @@ export const leakMessage = (before: Holdings, now: Holdings): string =>
 export const settleTo = (
   read: Effect.Effect<Holdings>,
   before: Holdings,
-  within: Duration.DurationInput
+  within: DurationInput
 ): Effect.Effect<void, Error> =>
   Effect.gen(function*() {
-    const polls = Math.max(1, Math.ceil(Duration.toMillis(Duration.decode(within)) / 10))
+    const polls = Math.max(1, Math.ceil(Duration.toMillis(decodeDuration(within)) / 10))
     let now = yield* read
     for (let i = 0; i < polls && holdsMore(now, before); i++) {
       yield* Effect.sleep("10 millis")
@@ -59,12 +61,12 @@ export const settleTo = (
 /** @internal */
 export const expectNoLeaks = (
   before: Holdings,
-  within: Duration.DurationInput = "5 seconds"
+  within: DurationInput = "5 seconds"
 ): Effect.Effect<void, Error> => settleTo(holdings, before, within)
 
 /** @internal */
 export const expectPortFree = (port: number): Effect.Effect<void, Error> =>
-  Effect.async<void, Error>((resume) => {
+  callback<void, Error>((resume) => {
     const probe = net.createServer()
     probe.once("error", (error) => resume(Effect.fail(new Error(`port ${port} is not free: ${error.message}`))))
     probe.listen({ host: "127.0.0.1", port }, () => probe.close(() => resume(Effect.void)))

@@ -4,6 +4,7 @@
  * connection ended. Nothing is read until a peer is told to read, so one never told is a stalled
  * reader.
  */
+import { callback } from "#line/runtime"
 import { Effect } from "effect"
 import type { Scope } from "effect"
 import type { Peer } from "../../TestKit.js"
@@ -65,7 +66,7 @@ const makePeer = (socket: Transport.Socket, transport: Transport.Transport): Pee
       socket.destroy()
     }),
     endedAt: () => endedAt,
-    readToEnd: Effect.async((resume) => {
+    readToEnd: callback((resume) => {
       socket.resume()
       if (ending !== undefined) return resume(Effect.succeed(ending))
       const wake = () => resume(Effect.succeed(ending!))

@@ -2,7 +2,7 @@
  * Protocol models from a pure answer: the conversation keeps what the peer sent, and asks the
  * user's function for the answer to all of it. The echo is the first of them.
  */
-import type { FastCheck as fc } from "effect"
+import type * as fc from "fast-check"
 import type { Conversation, Protocol } from "../../TestKit.js"
 
 /**

@@ -6,8 +6,12 @@
  * differs between the two backends is a {@link Harness}: how leaks are counted, and how exact the
  * clock is.
  */
-import { Cause, Chunk, Deferred, Duration, Effect, Exit, FiberId, Scope, Supervisor } from "effect"
-import type { Fiber } from "effect"
+import { defects, isInterrupted, isInterruptedOnly } from "#line/cause"
+import type { FiberTracker } from "#line/kit"
+import { afterTheEvent, extendScope, trackFibers } from "#line/kit"
+import { callback, catchAllCause, deferredUnsafe, forkDetach } from "#line/runtime"
+import { decodeDuration, type DurationInput } from "#line/types"
+import { Cause, Deferred, Duration, Effect, Exit, Fiber, Scope } from "effect"
 import * as Server from "../../Server.js"
 import type { Holdings, Outcome, Peer, Protocol, RunOptions, Scenario, Target } from "../../TestKit.js"
 import * as ExitReset from "../exitReset.js"
@@ -34,7 +38,7 @@ export interface Harness {
   /** Server-side sockets still open, where they can be counted at once (no asynchronous close). */
   readonly serverSocketsOpen: (() => number) | undefined
   /** The default of `deadlineMargin`. */
-  readonly deadlineMargin: Duration.DurationInput
+  readonly deadlineMargin: DurationInput
   /**
    * How the drain notice is checked: `exact` on a clock where "after" is exact (every handler
    * still running after the notice was due has it); `cut` where it is not (every handler the
@@ -82,8 +86,8 @@ class Handlers {
         })
         return Effect.addFinalizer(() => Effect.sync(() => record.finalized++)).pipe(
           // Registered before the handler runs: the notice wakes it before any wait of the handler's own.
-          Effect.zipRight(Effect.forkScoped(Effect.zipRight(connection.draining, noted))),
-          Effect.zipRight(Effect.onExit(handler(connection), (exit) =>
+          Effect.andThen(Effect.forkScoped(Effect.andThen(connection.draining, noted))),
+          Effect.andThen(Effect.onExit(handler(connection), (exit) =>
             Effect.sync(() => {
               record.endedAt = this.now()
               record.exit = exit
@@ -100,9 +104,9 @@ class Handlers {
 
 const died = (record: HandlerRecord): string | undefined => {
   if (record.exit === undefined || Exit.isSuccess(record.exit)) return undefined
-  const defects = Cause.defects(record.exit.cause)
-  if (Chunk.isEmpty(defects)) return undefined
-  return Cause.pretty(Cause.die(Chunk.unsafeHead(defects))).split("\n")[0]
+  const found = defects(record.exit.cause)
+  if (found.length === 0) return undefined
+  return Cause.pretty(Cause.die(found[0])).split("\n")[0]
 }
 
 /** Tracks the ports (the peers' own) a watched server's listener accepted, and wakes those waiting for one. */
@@ -123,9 +127,12 @@ class Accepted {
     }
   }
 
-  /** Waits until the listener accepted `peer`, or its connection ended (then the verdict on its end says why). */
+  /**
+   * Waits until the listener accepted `peer`, or its connection ended (then the verdict on its end
+   * says why), and the server's own listeners of that event ran.
+   */
   wait(peer: Peer): Effect.Effect<void> {
-    return Effect.async<void>((resume) => {
+    return afterTheEvent(callback<void>((resume) => {
       const port = peer.socket.localPort
       if (port === undefined || this.ports.has(port) || peer.endedAt() !== undefined) return resume(Effect.void)
       const done = () => resume(Effect.void)
@@ -137,12 +144,12 @@ class Accepted {
         peer.socket.off("close", done)
         peer.socket.off("end", done)
       })
-    })
+    }))
   }
 }
 
-const millis = (input: Duration.DurationInput | undefined, fallback: Duration.DurationInput) =>
-  Duration.toMillis(Duration.decode(input ?? fallback))
+const millis = (input: DurationInput | undefined, fallback: DurationInput) =>
+  Duration.toMillis(decodeDuration(input ?? fallback))
 
 const timingOf = (options: RunOptions, harness: Harness): Timing => ({
   shutdownTimeout: millis(options.shutdownTimeout, "400 millis"),
@@ -171,8 +178,8 @@ class ServerLife {
     | { readonly _tag: "Serving" }
     // Stryker disable next-line ObjectLiteral,StringLiteral: equivalent (only "Begun" is ever asked for)
     | { readonly _tag: "Begun"; readonly at: number; returnedAt?: number } = { _tag: "Serving" }
-  private readonly stop = Deferred.unsafeMake<void>(FiberId.none)
-  private fiber: Fiber.RuntimeFiber<void, ShutdownViolation> | undefined = undefined
+  private readonly stop = deferredUnsafe<void>()
+  private fiber: Fiber.Fiber<void, ShutdownViolation> | undefined = undefined
   private forced: number | undefined = undefined
 
   constructor(
@@ -186,20 +193,23 @@ class ServerLife {
   start<R>(
     server: Effect.Effect<number, ShutdownViolation, R | Scope.Scope>
   ): Effect.Effect<number, ShutdownViolation, Exclude<R, Scope.Scope>> {
-    return Effect.gen(this, function*() {
-      const port = yield* Deferred.make<number, ShutdownViolation>()
-      const held = Effect.scoped(
-        Effect.zipRight(Effect.flatMap(server, (bound) => Deferred.succeed(port, bound)), Deferred.await(this.stop))
-      )
-      this.fiber = yield* Effect.forkDaemon(Effect.onExit(held, (exit) =>
-        Effect.suspend(() => {
-          // Stryker disable next-line ConditionalExpression: equivalent (a server that never began its shutdown has no return to time)
-          if (this.state._tag === "Begun") this.state.returnedAt = this.transport.now()
-          // A server that did not start: its failure is the run's.
-          return Exit.isFailure(exit) ? Deferred.failCause(port, exit.cause) : Effect.void
-        })))
-      return yield* Deferred.await(port)
-    })
+    // A method's generator, as `Effect.gen` binds `this` differently on each Effect line.
+    return Effect.gen(() => this.starting(server))
+  }
+
+  private *starting<R>(server: Effect.Effect<number, ShutdownViolation, R | Scope.Scope>) {
+    const port = yield* Deferred.make<number, ShutdownViolation>()
+    const held = Effect.scoped(
+      Effect.andThen(Effect.flatMap(server, (bound) => Deferred.succeed(port, bound)), Deferred.await(this.stop))
+    )
+    this.fiber = yield* forkDetach(Effect.onExit(held, (exit) =>
+      Effect.suspend(() => {
+        // Stryker disable next-line ConditionalExpression: equivalent (a server that never began its shutdown has no return to time)
+        if (this.state._tag === "Begun") this.state.returnedAt = this.transport.now()
+        // A server that did not start: its failure is the run's.
+        return Exit.isFailure(exit) ? Deferred.failCause(port, exit.cause) : Effect.void
+      })))
+    return yield* Deferred.await(port)
   }
 
   get startedAt(): number | undefined {
@@ -250,17 +260,17 @@ class ServerLife {
   readonly release: Effect.Effect<void> = Effect.suspend(() => {
     const fiber = this.fiber
     if (this.state._tag === "Begun" || fiber === undefined) return Effect.void
-    return Effect.zipRight(this.begin, Effect.asVoid(fiber.await))
+    return Effect.andThen(this.begin, Effect.asVoid(Fiber.await(fiber)))
   })
 
   /** Begins it if need be, waits for its return, and checks it returned by its deadline, leaving no server socket. */
-  readonly await: Effect.Effect<void, ShutdownViolation> = Effect.zipRight(
+  readonly await: Effect.Effect<void, ShutdownViolation> = Effect.andThen(
     this.begin,
     Effect.suspend(() => {
       const deadline = Commands.deadline(this.timing)
       const limit = deadline + this.timing.deadlineMargin
       return Commands.timed(
-        this.fiber!.await,
+        Fiber.await(this.fiber!),
         limit + this.timing.margin,
         "Hang",
         `shutdown did not return within its deadline of ${deadline} ms plus ${
@@ -285,7 +295,7 @@ class ServerLife {
 }
 
 /**
- * The target, started with its fibers tracked by `supervisor`, on `transport` (one whose listeners
+ * The target, started with its fibers tracked by `fibers`, on `transport` (one whose listeners
  * `accepted` watches): the port it listens on. In the scope of the fiber that runs it.
  */
 const start = <E, R>(
@@ -293,7 +303,7 @@ const start = <E, R>(
   options: Server.Options,
   handlers: Handlers | undefined,
   transport: Transport.Transport,
-  supervisor: Supervisor.Supervisor<unknown>
+  fibers: FiberTracker
 ): Effect.Effect<number, ShutdownViolation, Scope.Scope | Exclude<R, Scope.Scope>> => {
   const started: Effect.Effect<number, unknown, Scope.Scope | Exclude<R, Scope.Scope>> = target.serve !== undefined
     ? Effect.map(target.serve(options), (served) => served.port) as Effect.Effect<
@@ -307,8 +317,8 @@ const start = <E, R>(
     )
   return started.pipe(
     Effect.provideService(Transport.CurrentTransport, transport),
-    Effect.supervised(supervisor),
-    Effect.catchAllCause((cause) =>
+    fibers.track,
+    catchAllCause((cause) =>
       Effect.fail(violation("NotStarted", `the server did not start: ${Cause.pretty(cause).split("\n")[0]}`))
     )
   )
@@ -319,7 +329,7 @@ const fate = (record: HandlerRecord | undefined): string => {
   if (record === undefined) return ""
   const death = died(record)
   if (death !== undefined) return `, whose handler died: ${death}`
-  if (record.exit !== undefined && Exit.isFailure(record.exit) && !Cause.isInterruptedOnly(record.exit.cause)) {
+  if (record.exit !== undefined && Exit.isFailure(record.exit) && !isInterruptedOnly(record.exit.cause)) {
     return `, whose handler failed: ${Cause.pretty(record.exit.cause).split("\n")[0]}`
   }
   return ""
@@ -348,7 +358,7 @@ const makeRun = (parts: {
 }): Run => {
   const { accepted, handlers, harness, life, now, peersScope, port, protocol, timing } = parts
   const peers: Array<RunPeer> = []
-  const connect = Scope.extend(Peers.connect(port), peersScope)
+  const connect = extendScope(Peers.connect(port), peersScope)
   return {
     peers,
     protocol,
@@ -424,11 +434,11 @@ export const play = <E, R>(
     const now = transport.now
     const timing = timingOf(options, harness)
     const before = yield* harness.holdings
-    const supervisor = yield* Supervisor.track
+    const fibers = yield* trackFibers
     const peersScope = yield* Scope.make()
     const life = new ServerLife(transport, timing, harness.serverSocketsOpen)
     // Whatever check fails, nothing of this run may outlive it into the next.
-    yield* Effect.addFinalizer(() => Effect.zipRight(Scope.close(peersScope, Exit.void), life.release))
+    yield* Effect.addFinalizer(() => Effect.andThen(Scope.close(peersScope, Exit.void), life.release))
     const handlers = handler === undefined ? undefined : new Handlers(now)
     const port = yield* life.start(start(
       options,
@@ -439,7 +449,7 @@ export const play = <E, R>(
       },
       handlers,
       transport,
-      supervisor
+      fibers
     ))
     const run = makeRun({ harness, port, protocol, timing, now, accepted, handlers, life, peersScope })
 
@@ -462,9 +472,9 @@ export const play = <E, R>(
 
     // Nothing left behind: port, fibers, sockets, handles, timers.
     yield* Effect.mapError(harness.expectPortFree(port), (error) => violation("PortOpen", error.message))
-    const alive = (yield* supervisor.value).filter((fiber) => fiber.unsafePoll() === null)
-    if (alive.length > 0) {
-      return yield* Effect.fail(violation("Leak", `${alive.length} fiber(s) of the server still alive`))
+    const alive = yield* fibers.alive
+    if (alive > 0) {
+      return yield* Effect.fail(violation("Leak", `${alive} fiber(s) of the server still alive`))
     }
     yield* Scope.close(peersScope, Exit.void)
     yield* Effect.mapError(harness.expectNoLeaks(before), (error) => violation("Leak", error.message))
@@ -515,7 +525,7 @@ export const handlersViolation = (
     const ranUntil = record.endedAt - shutdownStarted
     const owed = notice === "exact"
       ? ranUntil > timing.drainDelay
-      : record.exit !== undefined && Exit.isInterrupted(record.exit) &&
+      : record.exit !== undefined && Exit.isFailure(record.exit) && isInterrupted(record.exit.cause) &&
         ranUntil >= timing.drainDelay + timing.shutdownTimeout
     if (owed) {
       return violation(

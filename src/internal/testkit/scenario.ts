@@ -3,7 +3,9 @@
  * can do, weighted so that most scenarios hold the case the key invariant is about, and printed
  * in a line a reader can follow (`Open, Send(0, 113 bytes), HalfClose(0)`).
  */
-import { Duration, FastCheck as fc } from "effect"
+import { decodeDuration } from "#line/types"
+import { Duration } from "effect"
+import * as fc from "fast-check"
 import * as Server from "../../Server.js"
 import type { Generation, Operation, Scenario } from "../../TestKit.js"
 
@@ -11,8 +13,8 @@ import type { Generation, Operation, Scenario } from "../../TestKit.js"
 const settings = (options: Generation) => ({
   maxChunk: options.maxChunk ?? 16 * 1024,
   maxOperations: options.maxOperations ?? 24,
-  deadlineMillis: Duration.toMillis(Duration.decode(options.shutdownTimeout ?? "400 millis")) +
-    Duration.toMillis(Duration.decode(options.cleanupTimeout ?? Server.defaults.cleanupTimeout))
+  deadlineMillis: Duration.toMillis(decodeDuration(options.shutdownTimeout ?? "400 millis")) +
+    Duration.toMillis(decodeDuration(options.cleanupTimeout ?? Server.defaults.cleanupTimeout))
 })
 
 /**

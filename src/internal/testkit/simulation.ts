@@ -4,8 +4,10 @@
  * interleaving is chosen by a seed; and the property over many generated runs, with the failing
  * run's own trace kept for its report.
  */
-import { Cause, Data, Effect, Exit, FastCheck as fc } from "effect"
+import { callerServices } from "#line/sim"
+import { Cause, Data, Effect, Exit } from "effect"
 import type { Scope } from "effect"
+import * as fc from "fast-check"
 import type {
   Holdings,
   Network,
@@ -119,7 +121,7 @@ export const simulate = <E = never, R = never>(
         deadlineMargin: 0,
         notice: "exact"
       }
-      const played = Effect.provide(play(harness, run.scenario, options), context)
+      const played = Effect.provide(play(harness, run.scenario, options), callerServices(context))
       const failure = (cause: unknown) =>
         new SimulationFailure({ seed: run.seed, trace: world.trace.digest, lines: world.trace.lines, cause })
       let exit: Exit.Exit<unknown, unknown>
