@@ -16,7 +16,8 @@
  *
  * Run: npx tsx examples/length-prefixed.ts   (sends three frames and prints the answers)
  */
-import { Data, Effect, FastCheck as fc, Stream } from "effect"
+import { Data, Effect, Stream } from "effect"
+import fc from "fast-check"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { Client, Server } from "../src/index.js"

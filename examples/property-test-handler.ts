@@ -6,7 +6,8 @@
  * Run: npx tsx examples/property-test-handler.ts   (exits 0 when the property holds)
  */
 import { NodeRuntime } from "@effect/platform-node"
-import { Effect, FastCheck as fc, Stream } from "effect"
+import { Effect, Stream } from "effect"
+import fc from "fast-check"
 import * as assert from "node:assert/strict"
 import { Client, Server } from "../src/index.js"
 import type { Connection } from "../src/index.js"

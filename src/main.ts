@@ -8,6 +8,7 @@
  * @since 0.1.0
  */
 import "./internal/early.js"
+import { environment } from "#line/cli"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -26,7 +27,7 @@ const platform = Layer.provideMerge(KernelLimits.layer, NodeFileSystem.layer)
 // Not NodeRuntime.runMain: its SIGINT and SIGTERM handlers interrupt the program, which would
 // replace the exit status it returns; `serve` answers every signal itself (internal/signals.ts),
 // and the other commands end as Node ends a process on a signal.
-const fiber = Effect.runFork(Effect.provide(Cli.run(version)(process.argv), platform))
+const fiber = Effect.runFork(Effect.provide(environment(Cli.run(version)(process.argv)), platform))
 // A fiber waiting for a signal holds no handle: this keeps the process until the program ends.
 const keepAlive = setInterval(() => {}, 2 ** 31 - 1)
 fiber.addObserver((exit) => {

@@ -5,12 +5,15 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 
-import { Data, Deferred, Effect, Exit, Fiber, FiberRef, HashSet, LogLevel, Metric, Scope } from "effect"
+import { extendScope } from "#line/kit"
+import type { LevelName } from "#line/log"
+import { fork } from "#test-line/guarantees"
+import { capturing, type LogRecord, recording, withLogger } from "#test-line/logging"
+import { counter, logLevel } from "#test-line/serving"
+import { Data, Deferred, Effect, Exit, Fiber, Metric, Scope } from "effect"
 import type { Connection } from "../src/index.js"
 import { Metrics, Server, TestKit } from "../src/index.js"
 import * as Sim from "../src/internal/sim/run.js"
-import type { LogRecord } from "./utils/observe.js"
-import { capturing, counter, recording } from "./utils/observe.js"
 import { eventually } from "./utils/peers.js"
 
 /**
@@ -20,14 +23,14 @@ import { eventually } from "./utils/peers.js"
 const inWorld = <A>(
   body: (world: Sim.Simulation, records: ReadonlyArray<LogRecord>) => Effect.Effect<A, unknown, Scope.Scope>,
   net: Sim.Setup["net"] = {},
-  logLevel: LogLevel.LogLevel = LogLevel.Info
+  level: LevelName = "Info"
 ): { readonly value: A; readonly records: ReadonlyArray<LogRecord> } => {
   const records: Array<LogRecord> = []
   const logger = recording(records)
-  const world = new Sim.Simulation({ seed: 1, net, logLevel })
+  const world = new Sim.Simulation({ seed: 1, net, logLevel: logLevel(level) })
   const value = world.runSync(
     Effect.scoped(Effect.suspend(() => body(world, records))).pipe(
-      Effect.locallyWith(FiberRef.currentLoggers, () => HashSet.make(logger))
+      withLogger(logger, true)
     )
   )
   return { value, records }
@@ -195,8 +198,8 @@ describe("the wait for a slot", () => {
 const started = <E, R>(options: Server.Options, handler: Server.Handler<E, R>) =>
   Effect.gen(function*() {
     const scope = yield* Scope.make()
-    const server = yield* Scope.extend(Server.make(options, handler), scope)
-    return { server, shutdown: Effect.fork(Scope.close(scope, Exit.void)) }
+    const server = yield* extendScope(Server.make(options, handler), scope)
+    return { server, shutdown: fork(Scope.close(scope, Exit.void)) }
   })
 
 const messages = (records: ReadonlyArray<LogRecord>) => records.map((r) => `${r.level} ${r.message}`)
@@ -347,7 +350,7 @@ describe("what a connection leaves in the logs and metrics", () => {
   it("a handler that died is logged once at ERROR with its cause", () => {
     const { records } = inWorld(() =>
       Effect.gen(function*() {
-        const server = yield* Server.make({}, () => Effect.dieMessage("a bug in the handler"))
+        const server = yield* Server.make({}, () => Effect.die(new Error("a bug in the handler")))
         const peer = yield* TestKit.connect(server.address.port)
         yield* peer.startReading
         yield* peer.readToEnd
@@ -424,7 +427,7 @@ describe("what a connection leaves in the logs and metrics", () => {
           yield* allEnded(server)
         }),
       {},
-      LogLevel.Debug
+      "Debug"
     )
     const closed = records.filter((r) => r.message === "connection closed")
     expect(closed).toHaveLength(1)

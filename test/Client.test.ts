@@ -12,12 +12,12 @@ describe("Client.connect", () => {
       [{ host: "::1", port: 7 }, "host"]
     ] as const
   ) {
-    it.scoped(`an invalid ${option} (${JSON.stringify(options)}) is an InvalidOption error, not a crash`, () =>
+    it.effect(`an invalid ${option} (${JSON.stringify(options)}) is an InvalidOption error, not a crash`, () =>
       Effect.gen(function*() {
         const error = yield* Effect.flip(Client.connect(options))
         expect(error.reason).toBe("InvalidOption")
         expect(error.option).toBe(option)
         expect(error.message).toMatch(new RegExp(`^invalid ${option}: .+ \\(expected .+\\)$`))
-      }))
+      }).pipe(Effect.scoped))
   }
 })

@@ -4,9 +4,10 @@
  * their --no- form, and the help written from the same flags. (The binary as a user runs it, in
  * subprocesses: Cli.test.ts.)
  */
-import { NodeContext } from "@effect/platform-node"
+import { interrupted, withEnv } from "#test-line/commandLine"
+import { NodeFileSystem } from "@effect/platform-node"
 import { describe, expect, it, vi } from "@effect/vitest"
-import { Cause, ConfigProvider, Duration, Effect, Exit, FiberId, Layer, Option } from "effect"
+import { Cause, Duration, Effect, Exit, Layer, Option } from "effect"
 import * as os from "node:os"
 import * as Cli from "../src/Cli.js"
 import { KernelLimits } from "../src/index.js"
@@ -252,7 +253,7 @@ describe("the parser", () => {
           const parsed = parse("serve", ...args)
           if (parsed._tag !== "Run") throw new Error(parsed._tag)
           return yield* Flags.resolve(flags, parsed.given)
-        }).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))))
+        }).pipe(withEnv(env))
       const env = { T_PORT: "9", T_KEEP_ALIVE: "yes" }
       expect(yield* resolve([], env)).toEqual({
         values: { port: Option.some(9), keepAlive: Option.some(true), json: Option.none(), text: Option.none() },
@@ -378,7 +379,7 @@ describe("serve's flags, checked together and made into the library's options", 
       const parsed = Flags.parse([ServeFlags.command], ["serve", ...args])
       if (parsed._tag !== "Run") throw new Error(parsed._tag === "Usage" ? parsed.message : parsed._tag)
       return yield* Flags.resolve(ServeFlags.command.flags, parsed.given)
-    }).pipe(Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))), Effect.runPromise)
+    }).pipe(withEnv(env), Effect.runPromise)
   const refusal = async (args: Array<string>, env: Record<string, string> = {}) =>
     (await Effect.runPromise(Effect.flip(ServeFlags.checkTogether(await resolved(args, env))))).message
 
@@ -462,7 +463,7 @@ describe("how the command line ends", () => {
       await Effect.runPromise(Failure.report(Cause.fail(usageOf("bad", "probe"))))
       await Effect.runPromise(Failure.report(Cause.die(new Error("oops"))))
       await Effect.runPromise(Failure.report(Cause.die("plain")))
-      await Effect.runPromise(Failure.report(Cause.interrupt(FiberId.none)))
+      await Effect.runPromise(Failure.report(interrupted))
     } finally {
       vi.restoreAllMocks()
     }
@@ -483,7 +484,7 @@ describe("how the command line ends", () => {
     })
     const run = (...args: Array<string>) =>
       Cli.run("9.9.9")(["node", "bin.js", ...args]).pipe(
-        Effect.provide(Layer.provideMerge(KernelLimits.layer, NodeContext.layer)),
+        Effect.provide(Layer.provideMerge(KernelLimits.layer, NodeFileSystem.layer)),
         Effect.runPromise
       )
     try {

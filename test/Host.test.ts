@@ -3,15 +3,15 @@
  * test's making: the limits read one file at a time, the connection limits fitted to the
  * open-files limit (or to an assumed one when it cannot be read), and what is said about them.
  */
-import { FileSystem } from "@effect/platform"
-import { SystemError } from "@effect/platform/Error"
+import { FileSystem } from "#line/platform"
+import { systemError } from "#test-line/fileSystem"
+import { capturing } from "#test-line/logging"
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Layer } from "effect"
 import type { Server } from "../src/index.js"
 import { KernelLimits } from "../src/index.js"
 import * as Checked from "../src/internal/checked.js"
 import * as Host from "../src/internal/cli/host.js"
-import { capturing } from "./utils/observe.js"
 
 const limitsFile = [
   "Limit                     Soft Limit           Hard Limit           Units     ",
@@ -33,7 +33,7 @@ const fakeFs = (
 ) => {
   const reads = { now: 0, most: 0 }
   const fail = (method: string, path: string) =>
-    new SystemError({ reason: options.reason ?? "NotFound", module: "FileSystem", method, pathOrDescriptor: path })
+    systemError({ reason: options.reason ?? "NotFound", module: "FileSystem", method, pathOrDescriptor: path })
   const fs = FileSystem.layerNoop({
     readFileString: (path) =>
       Effect.acquireUseRelease(
@@ -41,10 +41,11 @@ const fakeFs = (
           reads.now++
           reads.most = Math.max(reads.most, reads.now)
         }),
-        // A read takes a while: others started meanwhile would be in flight with it.
+        // A read takes a while (it waits for a promise, as Node's reads do): others started
+        // meanwhile would be in flight with it.
         () =>
           Effect.andThen(
-            Effect.yieldNow(),
+            Effect.promise(() => Promise.resolve()),
             Effect.suspend(() => {
               const text = files[path]
               return text === undefined || text === "unreadable"

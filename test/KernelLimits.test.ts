@@ -1,8 +1,8 @@
-import { FileSystem } from "@effect/platform"
+import { FileSystem } from "#line/platform"
+import { systemError } from "#test-line/fileSystem"
 import { NodeFileSystem } from "@effect/platform-node"
-import { SystemError } from "@effect/platform/Error"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Either, Layer } from "effect"
+import { Effect, Layer } from "effect"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import { KernelLimits } from "../src/index.js"
@@ -32,9 +32,7 @@ const fakeFs = (
       readFileString: (path) =>
         path in present
           ? Effect.succeed(present[path]!)
-          : Effect.fail(
-            new SystemError({ reason, module: "FileSystem", method: "readFileString", pathOrDescriptor: path })
-          )
+          : Effect.fail(systemError({ reason, module: "FileSystem", method: "readFileString", pathOrDescriptor: path }))
     }))
   )
 
@@ -66,9 +64,7 @@ describe("KernelLimits", () => {
 
   it.effect("malformed contents fail with the path and the text", () =>
     Effect.gen(function*() {
-      const result = yield* Effect.either(KernelLimits.read)
-      expect(Either.isLeft(result)).toBe(true)
-      const error = Either.getLeft(result).pipe((o) => o._tag === "Some" ? o.value : undefined)!
+      const error = yield* Effect.flip(KernelLimits.read)
       expect(error._tag).toBe("KernelLimitsError")
       expect(error.reason).toBe("Malformed")
       expect(error.path).toBe("/proc/sys/net/core/somaxconn")

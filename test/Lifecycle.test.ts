@@ -3,25 +3,18 @@
  * deadline, a scope per connection, a drain notice, one verdict per connection, and an answer
  * that is never cut off with a clean-looking end.
  */
+import { extendScope } from "#line/kit"
+import { timeoutFail } from "#line/runtime"
+import { runForEachBuffers } from "#line/stream"
+import { buffersArray } from "#line/types"
+import { fork } from "#test-line/guarantees"
+import { capturing as capturingLogs, type LogRecord, recording, withLogger } from "#test-line/logging"
+import { bothCauses, counter, withMetricLabel } from "#test-line/serving"
 import { describe, expect, it } from "@effect/vitest"
-import {
-  Cause,
-  Chunk,
-  Deferred,
-  Effect,
-  Exit,
-  Fiber,
-  FiberRef,
-  HashSet,
-  Logger,
-  LogLevel,
-  Ref,
-  Scope,
-  Stream
-} from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, Ref, Scope, Stream } from "effect"
 import { Client, Connection, Metrics, Server, TestKit } from "../src/index.js"
+import * as Log from "../src/internal/log.js"
 import { serverSockets } from "./utils/kernel.js"
-import { capturing as capturingLogs, counter } from "./utils/observe.js"
 import { eventually, rawConnect, readToEnd, stallingPeer } from "./utils/peers.js"
 
 const bytes = (text: string) => new Uint8Array(Buffer.from(text))
@@ -36,10 +29,10 @@ const capturing = Effect.sync(() => capturingLogs())
 const started = <E, R>(options: Server.Options, handler: Server.Handler<E, R>) =>
   Effect.gen(function*() {
     const scope = yield* Scope.make()
-    const server = yield* Scope.extend(Server.make(options, handler), scope)
+    const server = yield* extendScope(Server.make(options, handler), scope)
     // Shuts the server down, and fails if that does not end: the guarantee under test is that it does.
     const shutdown = Scope.close(scope, Exit.void).pipe(
-      Effect.timeoutFail({ duration: "30 seconds", onTimeout: () => new Error("shutdown did not end") })
+      timeoutFail({ duration: "30 seconds", onTimeout: () => new Error("shutdown did not end") })
     )
     return { server, port: server.address.port, shutdown }
   })
@@ -52,7 +45,7 @@ describe("the shutdown deadline is hard", () => {
         connection.write(big).pipe(Effect.ensuring(Effect.ignore(connection.end)))
       const { port, server, shutdown } = yield* started({ shutdownTimeout: "200 millis" }, writer)
       const peers = yield* Scope.make()
-      const peer = yield* Scope.extend(rawConnect(port), peers)
+      const peer = yield* extendScope(rawConnect(port), peers)
       yield* eventually(server.connections, (live) => live.length === 1 && live[0]!.bytesOut > 0)
       const cutOff = yield* counter(Metrics.connectionErrors, "ShutdownDeadline")
       yield* shutdown
@@ -77,7 +70,7 @@ describe("the shutdown deadline is hard", () => {
         started({ shutdownTimeout: "100 millis", cleanupTimeout: "100 millis" }, stubborn)
       )
       const peers = yield* Scope.make()
-      const peer = yield* Scope.extend(rawConnect(port), peers)
+      const peer = yield* extendScope(rawConnect(port), peers)
       yield* Deferred.await(entered)
       yield* shutdown
       expect(log.records.some((r) => r.level === "ERROR" && r.message.includes("still running"))).toBe(true)
@@ -99,7 +92,7 @@ describe("the shutdown deadline is hard", () => {
         Effect.uninterruptible(started({ shutdownTimeout: "100 millis", cleanupTimeout: "1 minute" }, forever))
       )
       const peers = yield* Scope.make()
-      yield* Scope.extend(rawConnect(port), peers)
+      yield* extendScope(rawConnect(port), peers)
       yield* Deferred.await(entered)
       // Interrupted at the deadline: not left running until the cleanup timeout gives up on it.
       yield* shutdown
@@ -123,7 +116,7 @@ describe("the shutdown deadline is hard", () => {
       const defects = yield* counter(Metrics.connectionErrors, "Defect")
       const cutOff = yield* counter(Metrics.connectionErrors, "ShutdownDeadline")
       const peers = yield* Scope.make()
-      const peer = yield* Scope.extend(rawConnect(port), peers)
+      const peer = yield* extendScope(rawConnect(port), peers)
       peer.write("?")
       yield* Deferred.await(dying)
       yield* shutdown
@@ -141,7 +134,7 @@ describe("the shutdown deadline is hard", () => {
         Effect.andThen(Effect.ignore(Effect.timeout(connection.write(big), "50 millis")), connection.end)
       const { port, server, shutdown } = yield* started({ shutdownTimeout: "200 millis" }, hasty)
       const peers = yield* Scope.make()
-      const peer = yield* Scope.extend(rawConnect(port), peers)
+      const peer = yield* extendScope(rawConnect(port), peers)
       yield* eventually(server.connections, (live) => live.length === 1 && live[0]!.buffered > 0)
       yield* shutdown
       const end = yield* readToEnd(peer)
@@ -217,7 +210,7 @@ describe("each connection has a scope of its own", () => {
         )
       const { port, shutdown } = yield* started({ shutdownTimeout: "100 millis" }, holding)
       const peers = yield* Scope.make()
-      yield* Scope.extend(rawConnect(port), peers)
+      yield* extendScope(rawConnect(port), peers)
       yield* Deferred.await(acquired)
       yield* shutdown
       expect(yield* Ref.get(released)).toBe(true)
@@ -239,12 +232,12 @@ describe("handlers are told when shutdown begins", () => {
         )
       const { port, shutdown } = yield* started({ shutdownTimeout: "1 minute" }, polite)
       const peers = yield* Scope.make()
-      const client = yield* Scope.extend(Client.connect({ port }), peers)
+      const client = yield* extendScope(Client.connect({ port }), peers)
       yield* Deferred.await(serving)
       yield* client.write(bytes("hi\n"))
-      expect(Buffer.from(Chunk.unsafeHead(yield* client.read)).toString()).toBe("hi\n")
+      expect(Buffer.from(buffersArray(yield* client.read)[0]!).toString()).toBe("hi\n")
       const cutOff = yield* counter(Metrics.connectionErrors, "ShutdownDeadline")
-      const down = yield* Effect.fork(shutdown)
+      const down = yield* fork(shutdown)
       // Everything, then the goodbye, then a clean end: and shutdown did not wait for its minute.
       expect(Buffer.from(yield* Client.readAll(client)).toString()).toBe("bye\n")
       // The client closes on the end, as a client does: the server has nothing left to wait for.
@@ -269,7 +262,7 @@ describe("one verdict per connection", () => {
       const both: Server.Handler<Connection.ConnectionError> = (connection) =>
         Effect.andThen(
           Effect.ignore(connection.read),
-          Effect.failCause(Cause.parallel(
+          Effect.failCause(bothCauses(
             Cause.fail(new Connection.ConnectionError({ reason: "Reset", peer: connection.peer })),
             Cause.die(new Error("bug"))
           ))
@@ -298,14 +291,14 @@ describe("one verdict per connection", () => {
           Client.connect({ port: upstream.address.port }),
           (up) => Effect.andThen(up.write(bytes("?")), Stream.runForEach(up.stream, connection.write))
         )
-      const server = yield* Server.make({}, proxy).pipe(Effect.tagMetrics("server", "proxy"))
-      const proxied = <A>(effect: Effect.Effect<A>) => Effect.tagMetrics(effect, "server", "proxy")
+      const server = yield* Server.make({}, proxy).pipe(withMetricLabel("server", "proxy"))
+      const proxied = withMetricLabel("server", "proxy")
       const handlerErrors = yield* proxied(counter(Metrics.connectionErrors, "HandlerError"))
       const resets = yield* proxied(counter(Metrics.connectionErrors, "Reset"))
       const client = yield* Client.connect({ port: server.address.port })
-      const answer = yield* Effect.either(Client.readAll(client))
+      const answer = yield* Effect.match(Client.readAll(client), { onFailure: (e) => e.reason, onSuccess: () => "EOF" })
       // Not a clean end after half the answer: the proxy's peer is told it was cut off.
-      expect(answer._tag === "Left" && answer.left.reason).toBe("Reset")
+      expect(answer).toBe("Reset")
       yield* eventually(proxied(counter(Metrics.connectionErrors, "HandlerError")), (n) => n === handlerErrors + 1)
       expect(yield* proxied(counter(Metrics.connectionErrors, "Reset"))).toBe(resets)
     }))
@@ -396,12 +389,12 @@ describe("a place in the queue for a slot", () => {
       const echo: Server.Handler<Connection.ConnectionError> = (connection) => connection.echo
       const { port, server, shutdown } = yield* started({ maxConnections: 1, shutdownTimeout: "5 seconds" }, echo)
       const peers = yield* Scope.make()
-      const served = yield* Scope.extend(Client.connect({ port }), peers)
+      const served = yield* extendScope(Client.connect({ port }), peers)
       yield* served.write(bytes("served"))
       yield* eventually(server.connections, (live) => live.length === 1 && live[0]!.bytesOut === 6)
-      const waiting = yield* Scope.extend(rawConnect(port), peers)
+      const waiting = yield* extendScope(rawConnect(port), peers)
       yield* eventually(server.pending, (n) => n === 1)
-      const closing = yield* Effect.fork(shutdown)
+      const closing = yield* fork(shutdown)
       // Reset while the served peer still holds its slot: nothing is left for it to wait for.
       expect(yield* readToEnd(waiting)).toEqual({ data: Buffer.alloc(0), error: "ECONNRESET" })
       // Only then does the served peer finish, well within the deadline: its answer is whole.
@@ -423,8 +416,8 @@ describe("a place in the queue for a slot", () => {
       yield* eventually(server.connections, (live) => live.length === 1)
       yield* rawConnect(port)
       yield* eventually(server.pending, (n) => n === 1)
-      const extra = yield* Effect.either(rawConnect(port))
-      if (extra._tag === "Right") expect((yield* readToEnd(extra.right)).data.length).toBe(0)
+      const extra = yield* Effect.exit(rawConnect(port))
+      if (Exit.isSuccess(extra)) expect((yield* readToEnd(extra.value)).data.length).toBe(0)
       yield* eventually(counter(Metrics.connectionsDropped, "max_connections"), (n) => n === dropped + 1)
       expect(yield* server.pending).toBe(1)
     }))
@@ -501,7 +494,7 @@ describe("TestKit", () => {
       const handler: Server.Handler<Connection.ConnectionError, Scope.Scope> = (connection) =>
         Effect.andThen(
           Effect.addFinalizer(() => Effect.void),
-          Stream.runForEachChunk(connection.stream, (chunk) => connection.writeAll(chunk as Chunk.Chunk<Uint8Array>))
+          runForEachBuffers(connection.stream, connection.writeAll)
         )
       const data = new Uint8Array(20_000).map((_, i) => i & 0xff)
       const outcome = yield* TestKit.checkShutdown(
@@ -533,7 +526,7 @@ describe("what the server tells an operator", () => {
       const { port, shutdown } = yield* log.around(started({ shutdownTimeout: "100 millis" }, forever))
       const cutOff = yield* counter(Metrics.connectionErrors, "ShutdownDeadline")
       const peers = yield* Scope.make()
-      for (let i = 0; i < 12; i++) yield* Scope.extend(rawConnect(port), peers)
+      for (let i = 0; i < 12; i++) yield* extendScope(rawConnect(port), peers)
       yield* eventually(Ref.get(entered), (n) => n === 12)
       yield* shutdown
       const messages = log.records.map((r) => `${r.level} ${r.message}`)
@@ -568,12 +561,12 @@ describe("what the server tells an operator", () => {
       const atShutdown = yield* counter(Metrics.connectionsDropped, "shutdown")
       const tooLong = yield* counter(Metrics.connectionsDropped, "wait_timeout")
       const peers = yield* Scope.make()
-      yield* Scope.extend(rawConnect(port), peers)
+      yield* extendScope(rawConnect(port), peers)
       yield* eventually(server.connections, (live) => live.length === 1)
       // One waits its whole 300 ms and is dropped; the next is still waiting at shutdown.
-      yield* Scope.extend(rawConnect(port), peers)
+      yield* extendScope(rawConnect(port), peers)
       yield* eventually(counter(Metrics.connectionsDropped, "wait_timeout"), (n) => n === tooLong + 1)
-      yield* Scope.extend(rawConnect(port), peers)
+      yield* extendScope(rawConnect(port), peers)
       yield* eventually(server.pending, (n) => n === 1)
       yield* shutdown
       expect(yield* counter(Metrics.connectionsDropped, "shutdown")).toBe(atShutdown + 1)
@@ -582,17 +575,8 @@ describe("what the server tells an operator", () => {
 
   it.scopedLive("at debug level every connection gets one closed record, with its bytes", () =>
     Effect.gen(function*() {
-      const records: Array<{ message: string; annotations: Record<string, unknown> }> = []
-      const logger = Logger.make(({ annotations, message }) =>
-        records.push({
-          message: globalThis.Array.isArray(message) ? message.join(" ") : String(message),
-          annotations: Object.fromEntries(annotations)
-        })
-      )
-      const server = yield* Server.make().pipe(
-        Effect.locallyWith(FiberRef.currentLoggers, HashSet.add(logger)),
-        Logger.withMinimumLogLevel(LogLevel.Debug)
-      )
+      const records: Array<LogRecord> = []
+      const server = yield* Server.make().pipe(withLogger(recording(records)), Log.withMinimumLevel("Debug"))
       yield* Client.roundTrip({ port: server.address.port }, [bytes("abc"), bytes("de")])
       yield* eventually(Effect.sync(() => records.filter((r) => r.message === "connection closed")), (closed) =>
         closed.length === 1)
@@ -640,7 +624,7 @@ describe("what the server tells an operator", () => {
       yield* eventually(server.connections, (live) => live.length === 1)
       yield* rawConnect(port)
       yield* eventually(server.pending, (n) => n === 1)
-      yield* Effect.either(rawConnect(port))
+      yield* Effect.exit(rawConnect(port))
       yield* eventually(
         Effect.sync(() => log.records.filter((r) => r.message.startsWith("dropped connection"))),
         (d) => d.length === 1

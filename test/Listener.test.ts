@@ -1,3 +1,5 @@
+import { extendScope } from "#line/cli"
+import { callback } from "#line/runtime"
 import { NodeFileSystem } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Duration, Effect, Exit, Scope } from "effect"
@@ -9,8 +11,8 @@ import { listenBacklog, timeWaitCount } from "./utils/kernel.js"
 const readLimits = KernelLimits.read.pipe(Effect.provide(KernelLimits.layer), Effect.provide(NodeFileSystem.layer))
 
 describe("Listener", () => {
-  it.scoped("port 0 binds a real ephemeral port on the requested IPv4 address", () =>
-    Effect.gen(function*() {
+  it.effect("port 0 binds a real ephemeral port on the requested IPv4 address", () =>
+    Effect.scoped(Effect.gen(function*() {
       const listener = yield* Listener.make()
       expect(listener.address.host).toBe("127.0.0.1")
       expect(listener.address.port).toBeGreaterThan(0)
@@ -20,30 +22,30 @@ describe("Listener", () => {
         expect(listener.address.port).toBeLessThanOrEqual(limits.ipLocalPortRange.high)
       }
       expect(listenBacklog(listener.address.port)).toBeDefined()
-    }))
+    })))
 
-  it.scoped("localhost means 127.0.0.1", () =>
-    Effect.gen(function*() {
+  it.effect("localhost means 127.0.0.1", () =>
+    Effect.scoped(Effect.gen(function*() {
       const listener = yield* Listener.make({ host: "localhost" })
       expect(listener.address.host).toBe("127.0.0.1")
-    }))
+    })))
 
   it.live("after the scope closes the same port can be bound again at once", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
-      const listener = yield* Scope.extend(Listener.make(), scope)
+      const listener = yield* extendScope(scope)(Listener.make())
       const port = listener.address.port
       yield* Scope.close(scope, Exit.void)
       expect(listenBacklog(port)).toBeUndefined()
       yield* TestKit.expectPortFree(port)
     }))
 
-  it.scoped(
+  it.effect(
     Listener.reusePortSupported
       ? "reusePort: a second listener with it binds the same port (Node 22.12 and later)"
       : `reusePort is refused as an invalid option on Node ${process.versions.node}, naming the version it needs`,
     () =>
-      Effect.gen(function*() {
+      Effect.scoped(Effect.gen(function*() {
         if (!Listener.reusePortSupported) {
           const error = yield* Effect.flip(Listener.make({ reusePort: true }))
           expect(error.reason).toBe("InvalidOption")
@@ -54,11 +56,11 @@ describe("Listener", () => {
         const first = yield* Listener.make({ reusePort: true })
         const second = yield* Listener.make({ reusePort: true, port: first.address.port })
         expect(second.address.port).toBe(first.address.port)
-      })
+      }))
   )
 
-  it.scoped("a second listener on a taken port fails with AddressInUse", () =>
-    Effect.gen(function*() {
+  it.effect("a second listener on a taken port fails with AddressInUse", () =>
+    Effect.scoped(Effect.gen(function*() {
       const first = yield* Listener.make()
       const error = yield* Effect.flip(Listener.make({ port: first.address.port }))
       expect(error._tag).toBe("ListenError")
@@ -67,10 +69,10 @@ describe("Listener", () => {
       expect(error.syscall).toBe("listen")
       expect(error.address).toBe(`127.0.0.1:${first.address.port}`)
       expect(error.message).toBe(`127.0.0.1:${first.address.port} is already in use`)
-    }))
+    })))
 
-  it.scoped("an address that is not this machine's fails with AddressNotAvailable", () =>
-    Effect.gen(function*() {
+  it.effect("an address that is not this machine's fails with AddressNotAvailable", () =>
+    Effect.scoped(Effect.gen(function*() {
       // What Linux answers for a bind to an address no interface has (EADDRNOTAVAIL), given by the
       // transport, so that no test binds outside 127.0.0.0/8 (which is all local on Linux).
       const notHere: Transport.Transport = {
@@ -97,7 +99,7 @@ describe("Listener", () => {
       expect(error.reason).toBe("AddressNotAvailable")
       expect(error.code).toBe("EADDRNOTAVAIL")
       expect(error.message).toBe("192.0.2.1:0 is not an address of this machine")
-    }))
+    })))
 
   describe("invalid options fail before any socket exists", () => {
     const cases: ReadonlyArray<[Listener.Options, string, unknown]> = [
@@ -118,27 +120,27 @@ describe("Listener", () => {
       [{ keepAliveInitialDelay: "32768 seconds" }, "keepAliveInitialDelay", "32768 seconds"]
     ]
     for (const [options, option, value] of cases) {
-      it.scoped(`${option} = ${String(value)}`, () =>
-        Effect.gen(function*() {
+      it.effect(`${option} = ${String(value)}`, () =>
+        Effect.scoped(Effect.gen(function*() {
           const error = yield* Effect.flip(Listener.make(options))
           expect(error.reason).toBe("InvalidOption")
           expect(error.option).toBe(option)
           expect(error.value).toEqual(value)
           expect(error.message).toContain(`invalid ${option}`)
-        }))
+        })))
     }
   })
 
-  it.scoped("an invalid Duration is shown as people write one, not as its JSON", () =>
-    Effect.gen(function*() {
+  it.effect("an invalid Duration is shown as people write one, not as its JSON", () =>
+    Effect.scoped(Effect.gen(function*() {
       const error = yield* Effect.flip(Listener.make({ keepAliveInitialDelay: Duration.millis(1500) }))
       expect(error.message).toBe(
         "invalid keepAliveInitialDelay: 1s 500ms (expected a whole number of seconds from 1s to 32767s (TCP_KEEPIDLE))"
       )
-    }))
+    })))
 
-  it.scoped("the kernel's backlog is min(requested, somaxconn), small or huge", () =>
-    Effect.gen(function*() {
+  it.effect("the kernel's backlog is min(requested, somaxconn), small or huge", () =>
+    Effect.scoped(Effect.gen(function*() {
       const limits = yield* readLimits
       for (const requested of [7, 100_000]) {
         const listener = yield* Listener.make({ backlog: requested })
@@ -147,23 +149,23 @@ describe("Listener", () => {
       }
       const listener = yield* Listener.make()
       expect(listenBacklog(listener.address.port)).toBe(KernelLimits.effectiveBacklog(undefined, limits).effective)
-    }))
+    })))
 
   it.live("SO_REUSEADDR lets a new listener take a port whose connection sits in TIME_WAIT", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
-      const listener = yield* Scope.extend(Listener.make(), scope)
+      const listener = yield* extendScope(scope)(Listener.make())
       const port = listener.address.port
       yield* Effect.scoped(Effect.gen(function*() {
         const client = yield* Client.connect({ port })
         const socket = yield* listener.accept
         // The server closes first, so the server's end (on `port`) goes to TIME_WAIT.
-        yield* Effect.async<void>((resume) => {
+        yield* callback<void>((resume) => {
           socket.end(() => resume(Effect.void))
         })
         yield* Client.readAll(client)
         yield* client.end
-        yield* Effect.async<void>((resume) => {
+        yield* callback<void>((resume) => {
           socket.once("close", () => resume(Effect.void))
           socket.resume()
         })
@@ -177,7 +179,7 @@ describe("Listener", () => {
   it.live("release destroys sockets accepted and never taken, and ones a consumer forgot", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
-      const listener = yield* Scope.extend(Listener.make(), scope)
+      const listener = yield* extendScope(scope)(Listener.make())
       const port = listener.address.port
       const clients = yield* Effect.all([1, 2, 3].map(() => Client.connect({ port })))
       yield* listener.accept // taken and forgotten
@@ -185,8 +187,11 @@ describe("Listener", () => {
       yield* Scope.close(scope, Exit.void)
       // Every client sees its connection end: the server kept nothing open.
       for (const client of clients) {
-        const ended = yield* Effect.either(Client.readAll(client))
-        expect(ended._tag === "Right" ? ended.right.length : 0).toBe(0)
+        const ended = yield* Effect.match(Client.readAll(client), {
+          onFailure: () => 0,
+          onSuccess: (data) => data.length
+        })
+        expect(ended).toBe(0)
       }
     }).pipe(Effect.scoped))
 })

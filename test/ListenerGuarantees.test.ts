@@ -4,21 +4,29 @@
  * resume, and what an operator reads in the logs. Real loopback sockets on port 0, and transports
  * that fake what loopback cannot produce (a refused bind, a late accept, an accept error).
  */
+import { isInterrupted } from "#line/cause"
+import { extendScope } from "#line/cli"
+import { callback, deferredDone, timeoutFail } from "#line/runtime"
+import { countingStarts, fork, yieldNow } from "#test-line/guarantees"
+import { capturing } from "#test-line/logging"
+import { counter, withMinimumLogLevel } from "#test-line/serving"
 import { describe, expect, it } from "@effect/vitest"
-import { Context, Deferred, Effect, Exit, Fiber, FiberRef, Layer, LogLevel, Scope, Supervisor } from "effect"
+import { Context, Deferred, Effect, Exit, Fiber, Layer, Scope } from "effect"
 import * as net from "node:net"
 import * as v8 from "node:v8"
 import * as vm from "node:vm"
 import { Client, Listener, Metrics, Server, TestKit } from "../src/index.js"
 import * as Transport from "../src/internal/transport.js"
-import { capturing, counter } from "./utils/observe.js"
 import { eventually, settled, stallingPeer } from "./utils/peers.js"
 
 const bytes = (text: string) => new Uint8Array(Buffer.from(text))
 
 /** A bound on what must end by itself: a hang fails the test instead of stalling the run. */
 const bounded = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-  Effect.timeoutFail(effect, { duration: "10 seconds", onTimeout: () => new Error("did not end") })
+  timeoutFail({ duration: "10 seconds", onTimeout: () => new Error("did not end") })(effect)
+
+/** Whether the exit is a failure that holds an interruption. */
+const interrupted = <A, E>(exit: Exit.Exit<A, E>) => Exit.isFailure(exit) && isInterrupted(exit.cause)
 
 /** `node:net`, with every server it creates kept, for a test to make it say what loopback will not. */
 const keepingServers = () => {
@@ -56,14 +64,14 @@ const errnoError = (message: string, fields: { code?: string; syscall?: string; 
 /** A connection accepted by a plain `node:net` server: its server side, and the peer at the other end. */
 const acceptedElsewhere = Effect.gen(function*() {
   const helper = yield* Effect.acquireRelease(
-    Effect.async<net.Server>((resume) => {
+    callback<net.Server>((resume) => {
       const server = net.createServer({ pauseOnConnect: true })
       server.listen({ host: "127.0.0.1", port: 0 }, () => resume(Effect.succeed(server)))
     }),
-    (server) => Effect.async<void>((resume) => void server.close(() => resume(Effect.void)))
+    (server) => callback<void>((resume) => void server.close(() => resume(Effect.void)))
   )
   const accepted = yield* Deferred.make<net.Socket>()
-  helper.once("connection", (socket: net.Socket) => Deferred.unsafeDone(accepted, Exit.succeed(socket)))
+  helper.once("connection", (socket: net.Socket) => deferredDone(accepted, Effect.succeed(socket)))
   const peer = yield* TestKit.connect((helper.address() as net.AddressInfo).port)
   const socket = yield* bounded(Deferred.await(accepted))
   return { peer, socket }
@@ -84,8 +92,8 @@ describe("Listener guarantees", () => {
     expect(Listener.formatAddress({ host: "10.1.2.3", port: 8080 })).toBe("10.1.2.3:8080")
   })
 
-  it.scopedLive("an invalid option's error names the address as requested, with the defaults filled in", () =>
-    Effect.gen(function*() {
+  it.live("an invalid option's error names the address as requested, with the defaults filled in", () =>
+    Effect.scoped(Effect.gen(function*() {
       const port = yield* Effect.flip(Listener.make({ port: 70000 }))
       expect(port.address).toBe("127.0.0.1:70000")
       expect(port.message).toBe("invalid port: 70000 (expected an integer from 0 to 65535)")
@@ -94,10 +102,10 @@ describe("Listener guarantees", () => {
       const both = yield* Effect.flip(Listener.make({ backlog: 0 }))
       expect(both.address).toBe("127.0.0.1:0")
       expect(both.message).toBe("invalid backlog: 0 (expected a positive integer below 2^31)")
-    }))
+    })))
 
-  it.scopedLive("EACCES is PermissionDenied, with its code and a message that says why", () =>
-    Effect.gen(function*() {
+  it.live("EACCES is PermissionDenied, with its code and a message that says why", () =>
+    Effect.scoped(Effect.gen(function*() {
       const error = yield* Effect.flip(withTransport(
         Listener.make(),
         refusingListen(errnoError("listen EACCES: permission denied", { code: "EACCES", syscall: "listen" }))
@@ -107,10 +115,10 @@ describe("Listener guarantees", () => {
       expect(error.code).toBe("EACCES")
       expect(error.syscall).toBe("listen")
       expect(error.message).toBe("permission denied to listen on 127.0.0.1:0 (ports below 1024 need privileges)")
-    }))
+    })))
 
-  it.scopedLive("an errno with no reason of its own is Unknown, and the message names the code", () =>
-    Effect.gen(function*() {
+  it.live("an errno with no reason of its own is Unknown, and the message names the code", () =>
+    Effect.scoped(Effect.gen(function*() {
       const error = yield* Effect.flip(withTransport(
         Listener.make(),
         refusingListen(errnoError("listen EINVAL: invalid argument", { code: "EINVAL", syscall: "listen" }))
@@ -119,10 +127,10 @@ describe("Listener guarantees", () => {
       expect(error.code).toBe("EINVAL")
       expect(error.syscall).toBe("listen")
       expect(error.message).toBe("cannot listen on 127.0.0.1:0: EINVAL")
-    }))
+    })))
 
-  it.scopedLive("an error without errno fields is Unknown with no code or syscall field, and the message shows the cause", () =>
-    Effect.gen(function*() {
+  it.live("an error without errno fields is Unknown with no code or syscall field, and the message shows the cause", () =>
+    Effect.scoped(Effect.gen(function*() {
       const cause = new Error("no such thing")
       const error = yield* Effect.flip(withTransport(Listener.make(), refusingListen(cause)))
       expect(error.reason).toBe("Unknown")
@@ -131,10 +139,10 @@ describe("Listener guarantees", () => {
       expect(Object.hasOwn(error, "syscall")).toBe(false)
       expect(error.cause).toBe(cause)
       expect(error.message).toBe("cannot listen on 127.0.0.1:0: Error: no such thing")
-    }))
+    })))
 
-  it.scopedLive("an accepted socket arrives paused and with an 'error' listener, and reads once resumed", () =>
-    Effect.gen(function*() {
+  it.live("an accepted socket arrives paused and with an 'error' listener, and reads once resumed", () =>
+    Effect.scoped(Effect.gen(function*() {
       const listener = yield* Listener.make()
       const peer = yield* TestKit.connect(listener.address.port)
       yield* peer.send(bytes("hello"))
@@ -143,49 +151,49 @@ describe("Listener guarantees", () => {
       expect(socket.readableLength).toBe(0)
       // An error before the consumer installs its own listener must not crash the process.
       expect((socket as unknown as net.Socket).emit("error", new Error("before the consumer"))).toBe(true)
-      const received = yield* Effect.async<string>((resume) => {
+      const received = yield* callback<string>((resume) => {
         socket.once("data", (data: Buffer) => resume(Effect.succeed(data.toString())))
         socket.resume()
       }).pipe(bounded)
       expect(received).toBe("hello")
-    }))
+    })))
 
-  it.scopedLive("an accept waiting before the connection arrives gets that very socket", () =>
-    Effect.gen(function*() {
+  it.live("an accept waiting before the connection arrives gets that very socket", () =>
+    Effect.scoped(Effect.gen(function*() {
       const listener = yield* Listener.make()
-      const waiting = yield* Effect.fork(listener.accept)
-      yield* Effect.yieldNow()
+      const waiting = yield* fork(listener.accept)
+      yield* yieldNow
       const peer = yield* TestKit.connect(listener.address.port)
       const socket = yield* bounded(Fiber.join(waiting))
       expect(socket.remotePort).toBe(peer.socket.localPort)
       expect(yield* listener.pending).toBe(0)
-    }))
+    })))
 
-  it.scopedLive("an accept interrupted while waiting takes nothing: the next connection waits for the next accept", () =>
-    Effect.gen(function*() {
+  it.live("an accept interrupted while waiting takes nothing: the next connection waits for the next accept", () =>
+    Effect.scoped(Effect.gen(function*() {
       const listener = yield* Listener.make()
-      const waiting = yield* Effect.fork(listener.accept)
-      yield* Effect.yieldNow()
+      const waiting = yield* fork(listener.accept)
+      yield* yieldNow
       yield* Fiber.interrupt(waiting)
       const peer = yield* TestKit.connect(listener.address.port)
       yield* eventually(listener.pending, (n) => n === 1)
       const socket = yield* bounded(listener.accept)
       expect(socket.remotePort).toBe(peer.socket.localPort)
-    }))
+    })))
 
-  it.scopedLive("after close, accept is interrupted at once instead of waiting forever", () =>
-    Effect.gen(function*() {
+  it.live("after close, accept is interrupted at once instead of waiting forever", () =>
+    Effect.scoped(Effect.gen(function*() {
       const listener = yield* Listener.make()
-      const waitingAtClose = yield* Effect.fork(listener.accept)
-      yield* Effect.yieldNow()
+      const waitingAtClose = yield* fork(listener.accept)
+      yield* yieldNow
       yield* listener.close
       const late = yield* bounded(Effect.exit(listener.accept))
-      expect(Exit.isInterrupted(late)).toBe(true)
-      expect(Exit.isInterrupted(yield* bounded(Fiber.await(waitingAtClose)))).toBe(true)
-    }))
+      expect(interrupted(late)).toBe(true)
+      expect(interrupted(yield* bounded(Fiber.await(waitingAtClose)))).toBe(true)
+    })))
 
-  it.scopedLive("close frees the port and resets every socket nobody took, counting each as dropped (shutdown)", () =>
-    Effect.gen(function*() {
+  it.live("close frees the port and resets every socket nobody took, counting each as dropped (shutdown)", () =>
+    Effect.scoped(Effect.gen(function*() {
       const listener = yield* Listener.make()
       const port = listener.address.port
       const peers = [yield* TestKit.connect(port), yield* TestKit.connect(port)]
@@ -198,12 +206,12 @@ describe("Listener guarantees", () => {
       yield* TestKit.expectPortFree(port)
       // A reset, not a FIN: the peer cannot take the end for an answer.
       for (const peer of peers) expect(yield* bounded(peer.readToEnd)).toBe("reset")
-    }))
+    })))
 
   it.live("the release resets a socket its consumer took and left open", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
-      const listener = yield* Scope.extend(Listener.make(), scope)
+      const listener = yield* extendScope(scope)(Listener.make())
       const peer = yield* TestKit.connect(listener.address.port)
       const socket = yield* bounded(listener.accept)
       expect(socket.destroyed).toBe(false)
@@ -212,8 +220,8 @@ describe("Listener guarantees", () => {
       expect(yield* bounded(peer.readToEnd)).toBe("reset")
     }).pipe(Effect.scoped))
 
-  it.scopedLive("a connection delivered after close is reset and counted as dropped (shutdown), never handed out", () =>
-    Effect.gen(function*() {
+  it.live("a connection delivered after close is reset and counted as dropped (shutdown), never handed out", () =>
+    Effect.scoped(Effect.gen(function*() {
       const { servers, transport } = keepingServers()
       const listener = yield* withTransport(Listener.make(), transport)
       const { peer, socket } = yield* acceptedElsewhere
@@ -223,9 +231,9 @@ describe("Listener guarantees", () => {
       servers[0]!.emit("connection", socket)
       expect(yield* counter(Metrics.connectionsDropped, "shutdown")).toBe(dropped + 1)
       expect(yield* listener.pending).toBe(0)
-      expect(Exit.isInterrupted(yield* bounded(Effect.exit(listener.accept)))).toBe(true)
+      expect(interrupted(yield* bounded(Effect.exit(listener.accept)))).toBe(true)
       expect(yield* bounded(peer.readToEnd)).toBe("reset")
-    }))
+    })))
 
   it.live("beyond maxAccepted a newcomer is dropped, counted and logged with its address; later drops are summed up at close", () =>
     Effect.gen(function*() {
@@ -233,18 +241,17 @@ describe("Listener guarantees", () => {
       const transport: Transport.Transport = { ...Transport.node, schedule: () => () => {} }
       const logs = capturing(true)
       const scope = yield* Scope.make()
-      const listener = yield* Scope.extend(
-        withTransport(logs.around(Listener.make({ maxAccepted: 1 })), transport),
-        scope
+      const listener = yield* extendScope(scope)(
+        withTransport(logs.around(Listener.make({ maxAccepted: 1 })), transport)
       )
       const port = listener.address.port
       const peers = yield* Scope.make()
-      yield* Scope.extend(TestKit.connect(port), peers)
+      yield* extendScope(peers)(TestKit.connect(port))
       yield* bounded(listener.accept) // held: the one socket allowed
       const dropped = yield* counter(Metrics.connectionsDropped, "max_connections")
       const newcomers: Array<number> = []
       for (let i = 1; i <= 3; i++) {
-        const peer = yield* Scope.extend(TestKit.connect(port), peers)
+        const peer = yield* extendScope(peers)(TestKit.connect(port))
         newcomers.push(peer.socket.localPort!)
         yield* eventually(counter(Metrics.connectionsDropped, "max_connections"), (n) => n === dropped + i)
         // Closed by the kernel at once: the peer sees its connection end, with nothing in it.
@@ -269,8 +276,8 @@ describe("Listener guarantees", () => {
       )
     }))
 
-  it.scopedLive("setMaxAccepted changes the cap from the next connection on", () =>
-    Effect.gen(function*() {
+  it.live("setMaxAccepted changes the cap from the next connection on", () =>
+    Effect.scoped(Effect.gen(function*() {
       const listener = yield* Listener.make()
       const port = listener.address.port
       yield* listener.setMaxAccepted(1)
@@ -284,10 +291,10 @@ describe("Listener guarantees", () => {
       const socket = yield* bounded(listener.accept)
       expect(socket.remotePort).toBe(third.socket.localPort)
       expect(yield* counter(Metrics.connectionsDropped, "max_connections")).toBe(dropped + 1)
-    }))
+    })))
 
-  it.scopedLive("pause refuses new connections and resume accepts again on the same port, as often as asked", () =>
-    Effect.gen(function*() {
+  it.live("pause refuses new connections and resume accepts again on the same port, as often as asked", () =>
+    Effect.scoped(Effect.gen(function*() {
       const listener = yield* Listener.make()
       const port = listener.address.port
       // Resume without a pause changes nothing.
@@ -308,10 +315,10 @@ describe("Listener guarantees", () => {
         }
         expect(socket.remotePort).toBe(peer.socket.localPort)
       }
-    }))
+    })))
 
-  it.scopedLive("resume after close does not listen again: the port stays free", () =>
-    Effect.gen(function*() {
+  it.live("resume after close does not listen again: the port stays free", () =>
+    Effect.scoped(Effect.gen(function*() {
       const listener = yield* Listener.make()
       const port = listener.address.port
       yield* listener.pause
@@ -319,10 +326,10 @@ describe("Listener guarantees", () => {
       yield* listener.resume
       expect(yield* connects(port)).toBe(false)
       yield* TestKit.expectPortFree(port)
-    }))
+    })))
 
-  it.scopedLive("resume fails with AddressInUse when the port was taken while paused, naming that port, once", () =>
-    Effect.gen(function*() {
+  it.live("resume fails with AddressInUse when the port was taken while paused, naming that port, once", () =>
+    Effect.scoped(Effect.gen(function*() {
       const log = capturing(true)
       const listener = yield* log.around(Listener.make())
       const port = listener.address.port
@@ -338,7 +345,7 @@ describe("Listener guarantees", () => {
       // Reported by the failure alone: not also logged as the listening socket's error (which the
       // same 'error' event would have logged before the failure came back).
       expect(log.records.filter((r) => r.message.startsWith("listener on"))).toEqual([])
-    }))
+    })))
 
   it.live("a socket that closed is not kept: a long-running listener does not hold every socket it ever accepted", () =>
     Effect.gen(function*() {
@@ -351,7 +358,7 @@ describe("Listener guarantees", () => {
         Effect.gen(function*() {
           const peer = yield* TestKit.connect(listener.address.port)
           const socket = yield* bounded(listener.accept)
-          yield* Effect.async<void>((resume) => {
+          yield* callback<void>((resume) => {
             socket.once("close", () => resume(Effect.void))
             socket.destroy()
           }).pipe(bounded)
@@ -369,8 +376,8 @@ describe("Listener guarantees", () => {
       expect(alive).toBe(0)
     }).pipe(Effect.scoped))
 
-  it.scopedLive("an error of the listening socket after listening is logged as a warning, and accepting goes on", () =>
-    Effect.gen(function*() {
+  it.live("an error of the listening socket after listening is logged as a warning, and accepting goes on", () =>
+    Effect.scoped(Effect.gen(function*() {
       const { servers, transport } = keepingServers()
       const logs = capturing(true)
       const listener = yield* withTransport(logs.around(Listener.make()), transport)
@@ -380,12 +387,12 @@ describe("Listener guarantees", () => {
       expect(logs.records[0]!.message).toMatch(/^listener on 127\.0\.0\.1:\d+: accept EMFILE$/)
       const peer = yield* TestKit.connect(listener.address.port)
       expect((yield* bounded(listener.accept)).remotePort).toBe(peer.socket.localPort)
-    }))
+    })))
 })
 
 describe("Server guarantees", () => {
-  it.scopedLive("setMaxConnections refuses a value whose sum with maxPending reaches 2^31 - 1, naming option, value and bound", () =>
-    Effect.gen(function*() {
+  it.live("setMaxConnections refuses a value whose sum with maxPending reaches 2^31 - 1, naming option, value and bound", () =>
+    Effect.scoped(Effect.gen(function*() {
       const server = yield* Server.make({ maxPending: 10 })
       const address = `127.0.0.1:${server.address.port}`
       // The largest allowed: maxConnections + maxPending = 2^31 - 2.
@@ -407,10 +414,10 @@ describe("Server guarantees", () => {
       yield* server.setMaxConnections(2)
       const echoed = yield* Client.roundTrip({ port: server.address.port }, [bytes("still")])
       expect(Buffer.from(echoed).toString()).toBe("still")
-    }))
+    })))
 
-  it.scopedLive("make allows maxConnections + maxPending up to 2^31 - 2, and refuses more with a typed error", () =>
-    Effect.gen(function*() {
+  it.live("make allows maxConnections + maxPending up to 2^31 - 2, and refuses more with a typed error", () =>
+    Effect.scoped(Effect.gen(function*() {
       const largest = yield* Server.make({ maxConnections: 2 ** 31 - 2, maxPending: 0 })
       expect(largest.address.port).toBeGreaterThan(0)
       const error = yield* Effect.flip(Server.make({ maxConnections: 2 ** 31 - 2, maxPending: 1 }))
@@ -420,10 +427,10 @@ describe("Server guarantees", () => {
       expect(error.option).toBe("maxConnections")
       expect(error.value).toBe(2 ** 31 - 2)
       expect(error.expected).toBe("maxConnections + maxPending below 2^31 - 1")
-    }))
+    })))
 
-  it.scopedLive("shutdownTimeout, cleanupTimeout and drainDelay may be zero; an invalid one is named in the error", () =>
-    Effect.gen(function*() {
+  it.live("shutdownTimeout, cleanupTimeout and drainDelay may be zero; an invalid one is named in the error", () =>
+    Effect.scoped(Effect.gen(function*() {
       const server = yield* Server.make({ shutdownTimeout: 0, cleanupTimeout: "0 millis", drainDelay: 0 })
       expect(server.address.port).toBeGreaterThan(0)
       for (const option of ["shutdownTimeout", "cleanupTimeout", "drainDelay"] as const) {
@@ -435,10 +442,10 @@ describe("Server guarantees", () => {
           `invalid ${option}: "soon" (expected a duration from 0ms to 24d 20h 31m 23s 647ms, such as 500ms, 5s or 1m)`
         )
       }
-    }))
+    })))
 
-  it.scopedLive("trustedProxies must be a list of IPv4 networks: a lone string, a non-string or a bad network is refused", () =>
-    Effect.gen(function*() {
+  it.live("trustedProxies must be a list of IPv4 networks: a lone string, a non-string or a bad network is refused", () =>
+    Effect.scoped(Effect.gen(function*() {
       const cases: ReadonlyArray<[unknown, unknown, string]> = [
         ["10.0.0.0/8", "10.0.0.0/8", "a list of IPv4 networks such as 10.0.0.0/8, or addresses"],
         [["127.0.0.0/8", 42], 42, "an IPv4 network such as 10.0.0.0/8, or an address"],
@@ -452,7 +459,7 @@ describe("Server guarantees", () => {
         expect(error.value).toEqual(value)
         expect(error.expected).toBe(expected)
       }
-    }))
+    })))
 
   it.live("highWaterMark sets how far a connection reads ahead of a handler that stopped reading", () =>
     Effect.gen(function*() {
@@ -466,11 +473,11 @@ describe("Server guarantees", () => {
       expect(connection!.bytesIn).toBeLessThanOrEqual(highWaterMark + 3 * 64 * 1024)
     }).pipe(Effect.scoped))
 
-  it.scopedLive("at debug level the default echo logs every receive with its size, and the half-close", () =>
-    Effect.gen(function*() {
+  it.live("at debug level the default echo logs every receive with its size, and the half-close", () =>
+    Effect.scoped(Effect.gen(function*() {
       const logs = capturing(true)
       const server = yield* logs.around(Server.make()).pipe(
-        Effect.locally(FiberRef.currentMinimumLogLevel, LogLevel.Debug)
+        withMinimumLogLevel("Debug")
       )
       const echoed = yield* Client.roundTrip({ port: server.address.port }, [bytes("hello"), bytes(" world")])
       expect(Buffer.from(echoed).toString()).toBe("hello world")
@@ -487,46 +494,34 @@ describe("Server guarantees", () => {
         expect(message).toMatch(/^receive data from 127\.0\.0\.1:\d+$/)
       }
       expect(receives.reduce((n, { annotations }) => n + (annotations.bytes as number), 0)).toBe(11)
-    }))
+    })))
 
-  it.scopedLive("the default echo serves a connection without a fiber of its own; a handler gets one per connection", () =>
-    Effect.gen(function*() {
-      class Starts extends Supervisor.AbstractSupervisor<number> {
-        count = 0
-        get value() {
-          return Effect.sync(() => this.count)
-        }
-        override onStart() {
-          this.count++
-        }
-      }
+  it.live("the default echo serves a connection without a fiber of its own; a handler gets one per connection", () =>
+    Effect.scoped(Effect.gen(function*() {
       const run = (handler: Server.Handler<unknown> | undefined) =>
         Effect.gen(function*() {
-          const starts = new Starts()
-          const server = yield* Effect.supervised(
-            handler === undefined ? Server.make() : Server.make({}, handler),
-            starts
-          )
-          const before = starts.count
+          const starts = countingStarts()
+          const server = yield* starts.track(handler === undefined ? Server.make() : Server.make({}, handler))
+          const before = starts.count()
           for (let i = 0; i < 3; i++) {
             yield* Client.roundTrip({ port: server.address.port }, [bytes("x")])
           }
           yield* eventually(server.connections, (live) => live.length === 0)
-          return starts.count - before
+          return starts.count() - before
         }).pipe(Effect.scoped)
       expect(yield* run(undefined)).toBe(0)
       expect(yield* run(Server.echo)).toBe(0)
       expect(yield* run((connection) => Server.echo(connection))).toBeGreaterThanOrEqual(3)
-    }))
+    })))
 
-  it.scopedLive("Server.layer provides the running server as EchoServer, and its release frees the port", () =>
-    Effect.gen(function*() {
+  it.live("Server.layer provides the running server as EchoServer, and its release frees the port", () =>
+    Effect.scoped(Effect.gen(function*() {
       const scope = yield* Scope.make()
-      const context = yield* Scope.extend(Layer.build(Server.layer({ maxConnections: 3 })), scope)
+      const context = yield* extendScope(scope)(Layer.build(Server.layer({ maxConnections: 3 })))
       const server = Context.get(context, Server.EchoServer)
       const echoed = yield* Client.roundTrip({ port: server.address.port }, [bytes("layer")])
       expect(Buffer.from(echoed).toString()).toBe("layer")
       yield* bounded(Scope.close(scope, Exit.void))
       yield* TestKit.expectPortFree(server.address.port)
-    }))
+    })))
 })

@@ -1,28 +1,15 @@
+import { type LogRecord, recording, withLogger } from "#test-line/logging"
+import { counter } from "#test-line/serving"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, FiberRef, HashSet, Logger, Metric } from "effect"
+import { Effect } from "effect"
 import * as net from "node:net"
 import { Client, Metrics, Server } from "../src/index.js"
 import { LogAggregator } from "../src/internal/logAggregator.js"
 
-interface Record {
-  readonly level: string
-  readonly message: string
-  readonly peer: string | undefined
-  readonly annotations: { readonly [key: string]: unknown }
-}
-
 /** An aggregator whose records are captured and whose timer fires only when the test says so. */
 const harness = (named?: number) => {
-  const records: Array<Record> = []
-  const capture = Logger.make(({ annotations, logLevel, message }) => {
-    const fields = Object.fromEntries(annotations)
-    records.push({
-      level: logLevel.label,
-      message: globalThis.Array.isArray(message) ? message.join(" ") : String(message),
-      peer: fields.peer as string | undefined,
-      annotations: fields
-    })
-  })
+  const records: Array<LogRecord> = []
+  const capture = recording(records)
   const timers: Array<() => void> = []
   let armed = 0
   const logs = new LogAggregator({
@@ -30,7 +17,7 @@ const harness = (named?: number) => {
       Effect.runSync(
         record.pipe(
           peer === undefined ? (e) => e : Effect.annotateLogs("peer", peer),
-          Effect.provide(Logger.replace(Logger.defaultLogger, capture))
+          withLogger(capture, true)
         )
       ),
     ...(named === undefined ? {} : { named }),
@@ -66,7 +53,7 @@ describe("LogAggregator", () => {
     expect(records[0]).toMatchObject({
       level: "INFO",
       message: "127.0.0.1:1 reset the connection",
-      peer: "127.0.0.1:1"
+      annotations: { peer: "127.0.0.1:1" }
     })
     tick()
     expect(records).toHaveLength(2)
@@ -131,22 +118,14 @@ describe("LogAggregator", () => {
 describe("a server under a flood of connections it cannot hold", () => {
   it.live("logs a few records, and the counts they give add up to every drop", () =>
     Effect.gen(function*() {
-      const records: Array<{ message: string; count: unknown }> = []
-      const capture = Logger.make(({ annotations, message }) => {
-        records.push({
-          message: globalThis.Array.isArray(message) ? message.join(" ") : String(message),
-          count: Object.fromEntries(annotations).count
-        })
-      })
-      const dropped = Metric.tagged(Metrics.connectionsDropped, "reason", "max_connections")
-      const before = (yield* Metric.value(dropped)).count
+      const records: Array<LogRecord> = []
+      const dropped = counter(Metrics.connectionsDropped, "max_connections")
+      const before = yield* dropped
       const peers = 200
       yield* Effect.scoped(Effect.gen(function*() {
         // One connection served, none waiting: every other one is dropped.
         const server = yield* Server.make({ maxConnections: 1, maxPending: 0, shutdownTimeout: 0 }, () => Effect.never)
-          .pipe(
-            Effect.locallyWith(FiberRef.currentLoggers, HashSet.add(capture))
-          )
+          .pipe(withLogger(recording(records)))
         const holder = yield* Client.connect({ port: server.address.port })
         yield* Effect.promise(() =>
           Promise.all(Array.from({ length: peers }, () =>
@@ -159,11 +138,11 @@ describe("a server under a flood of connections it cannot hold", () => {
         expect(holder.peer).toMatch(/^127\.0\.0\.1:\d+$/)
       }))
       // Every drop is counted, and every drop is in the logs: one record of its own or a summary's count.
-      const drops = (yield* Metric.value(dropped)).count - before
+      const drops = (yield* dropped) - before
       expect(drops).toBe(peers)
       const single = records.filter((r) => r.message.startsWith("dropped connection from"))
       const summaries = records.filter((r) => r.message.startsWith("dropped connections"))
-      const summed = summaries.reduce((n, r) => n + Number(r.count), 0)
+      const summed = summaries.reduce((n, r) => n + Number(r.annotations.count), 0)
       expect(single.length + summed).toBe(peers)
       expect(single.length + summaries.length).toBeLessThan(peers / 4)
     }))

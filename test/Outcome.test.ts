@@ -5,8 +5,10 @@
  * socket is closed (socket.ts). The lifecycle tests show their effects on real sockets; these pin each
  * decision down, so that a change to one is seen here first.
  */
+import { capturing } from "#test-line/logging"
+import { allLogLevels, bothCauses, interruption, thenCause, withMinimumLogLevel } from "#test-line/serving"
 import { describe, expect, it } from "@effect/vitest"
-import { Cause, Duration, Effect, Logger, LogLevel } from "effect"
+import { Cause, Duration, Effect } from "effect"
 import * as net from "node:net"
 import { Connection, Listener, Server } from "../src/index.js"
 import * as Checked from "../src/internal/checked.js"
@@ -17,7 +19,6 @@ import * as Options from "../src/internal/options.js"
 import * as Outcome from "../src/internal/outcome.js"
 import * as Socket from "../src/internal/socket.js"
 import type * as Transport from "../src/internal/transport.js"
-import { capturing } from "./utils/observe.js"
 
 /** A connection on a socket that never connects: enough to raise errors that are its own. */
 const own = () => {
@@ -86,9 +87,9 @@ describe("the verdict on a connection's end (outcome.ts)", () => {
     for (
       const cause of [
         Cause.die("bug"),
-        Cause.parallel(Cause.fail(reset), Cause.die("bug")),
-        Cause.sequential(Cause.fail(new LineTooLong()), Cause.die("bug")),
-        Cause.parallel(Cause.interrupt(0 as never), Cause.die("bug"))
+        bothCauses(Cause.fail(reset), Cause.die("bug")),
+        thenCause(Cause.fail(new LineTooLong()), Cause.die("bug")),
+        bothCauses(interruption, Cause.die("bug"))
       ]
     ) {
       expect(Outcome.classify(cause, connection)).toEqual({
@@ -112,8 +113,8 @@ describe("the verdict on a connection's end (outcome.ts)", () => {
         Cause.fail("nope"),
         Cause.fail(byHand),
         Cause.fail(other.raise({ reason: "Reset", peer: other.connection.peer })),
-        Cause.parallel(Cause.fail(raise({ reason: "Reset", peer: connection.peer })), Cause.fail("nope")),
-        Cause.parallel(Cause.fail(new LineTooLong()), Cause.fail("nope")),
+        bothCauses(Cause.fail(raise({ reason: "Reset", peer: connection.peer })), Cause.fail("nope")),
+        bothCauses(Cause.fail(new LineTooLong()), Cause.fail("nope")),
         Cause.empty
       ]
     ) {
@@ -144,10 +145,10 @@ describe("the verdict on a connection's end (outcome.ts)", () => {
     expect(Outcome.classify(Cause.fail(fault), connection)).toEqual(expected)
     // Beside the connection's own error, the fault (the reason it ended) stands; the first of two.
     expect(
-      Outcome.classify(Cause.parallel(Cause.fail(raise({ reason: "Reset", peer: "p" })), Cause.fail(fault)), connection)
+      Outcome.classify(bothCauses(Cause.fail(raise({ reason: "Reset", peer: "p" })), Cause.fail(fault)), connection)
     ).toEqual(expected)
     const second = { [Server.PeerFault]: "Other", toString: () => "other fault" }
-    expect(Outcome.classify(Cause.sequential(Cause.fail(fault), Cause.fail(second)), connection)).toEqual(expected)
+    expect(Outcome.classify(thenCause(Cause.fail(fault), Cause.fail(second)), connection)).toEqual(expected)
     // Not an Error: its text is what it says of itself.
     expect(Outcome.classify(Cause.fail(second), connection)).toMatchObject({ reason: "Other", message: "other fault" })
   })
@@ -167,7 +168,7 @@ describe("the verdict on a connection's end (outcome.ts)", () => {
     const pipe = raise({ reason: "BrokenPipe", peer: "1.2.3.4:5" })
     const timeout = raise({ reason: "Timeout", peer: "1.2.3.4:5" })
     // The first of two is the reason.
-    expect(Outcome.classify(Cause.parallel(Cause.fail(pipe), Cause.fail(timeout)), connection)).toMatchObject({
+    expect(Outcome.classify(bothCauses(Cause.fail(pipe), Cause.fail(timeout)), connection)).toMatchObject({
       reason: "BrokenPipe",
       peerReset: false,
       level: "Info",
@@ -213,7 +214,7 @@ describe("the verdict on a connection's end (outcome.ts)", () => {
 
   it("interruption alone: Interrupted, at info, reset", () => {
     const { connection } = own()
-    expect(Outcome.classify(Cause.interrupt(0 as never), connection)).toEqual({
+    expect(Outcome.classify(interruption, connection)).toEqual({
       reason: "Interrupted",
       dropped: undefined,
       peerReset: false,
@@ -248,7 +249,7 @@ describe("the minimum log level (level.ts), and Effect's levels as the project's
   })
 
   it("each of Effect's levels is the project's level that lets the same records through", () => {
-    expect(LogLevel.allLevels.map((level) => [level._tag, Log.fromLogLevel(level)])).toEqual([
+    expect(allLogLevels.map(([name, level]) => [name, Log.fromLogLevel(level)])).toEqual([
       ["All", "Debug"],
       ["Trace", "Debug"],
       ["Debug", "Debug"],
@@ -262,12 +263,12 @@ describe("the minimum log level (level.ts), and Effect's levels as the project's
 
   it.effect("the minimum is the running fiber's; a record is logged at its level, with its cause when it has one", () =>
     Effect.gen(function*() {
-      expect(yield* Log.minimumLevel.pipe(Logger.withMinimumLogLevel(LogLevel.Trace))).toBe("Debug")
-      expect(yield* Log.minimumLevel.pipe(Logger.withMinimumLogLevel(LogLevel.Warning))).toBe("Warning")
+      expect(yield* Log.minimumLevel.pipe(withMinimumLogLevel("Trace"))).toBe("Debug")
+      expect(yield* Log.minimumLevel.pipe(withMinimumLogLevel("Warning"))).toBe("Warning")
       const log = capturing(true)
       yield* log.around(
         Effect.all([Log.logAt("Warning", "w"), Log.logAt("Error", "e", Cause.fail("boom"))]).pipe(
-          Logger.withMinimumLogLevel(LogLevel.Debug)
+          withMinimumLogLevel("Debug")
         )
       )
       expect(log.records.map((r) => [r.level, r.message, r.cause.includes("boom")])).toEqual([

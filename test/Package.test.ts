@@ -63,8 +63,8 @@ describe("package", () => {
       .toEqual([])
   })
 
-  it("has one dependency of its own, the PROXY parser; effect and @effect/platform are peers, with their ranges", () => {
-    expect(Object.keys(pkg.dependencies ?? {})).toEqual(["proxy-protocol-js"])
+  it("has two dependencies of its own, fast-check (the kit's arbitraries) and the PROXY parser; effect and @effect/platform are peers", () => {
+    expect(Object.keys(pkg.dependencies ?? {})).toEqual(["fast-check", "proxy-protocol-js"])
     expect(Object.keys(pkg.peerDependencies).sort()).toEqual(["@effect/platform", "@effect/platform-node", "effect"])
   })
 
@@ -226,7 +226,7 @@ const graph = (entry: string) => {
 }
 
 describe("the core entry", () => {
-  it("reaches no metrics exporter and no CLI code, and imports only effect, @effect/platform and node:", () => {
+  it("reaches no metrics exporter and no CLI code, and imports only effect, @effect/platform, fast-check and node:", () => {
     const { loadedLater, modules, packages } = graph(path.join(root, "dist/src/index.js"))
     expect(modules).toContain("Server.js")
     expect(
@@ -236,7 +236,7 @@ describe("the core entry", () => {
     ).toEqual(
       []
     )
-    expect(packages.filter((p) => !/^(effect|@effect\/platform\/[A-Za-z]+|node:[a-z_/]+)$/.test(p))).toEqual([])
+    expect(packages.filter((p) => !/^(effect|@effect\/platform\/[A-Za-z]+|fast-check|node:[a-z_/]+)$/.test(p))).toEqual([])
     // The PROXY parser is loaded by a server that takes the protocol, not by the import.
     expect(loadedLater).toEqual(["proxy-protocol-js"])
   })

@@ -1,5 +1,9 @@
+import { extendScope } from "#line/kit"
+import * as LineMetrics from "#line/metrics"
+import { withLogger } from "#test-line/logging"
+import { linearBoundaries, summary } from "#test-line/prometheus"
 import { describe, expect, it } from "@effect/vitest"
-import { Effect, Exit, FiberRef, HashSet, Logger, Metric, MetricBoundaries, Ref, Scope } from "effect"
+import { Effect, Exit, Logger, Metric, Ref, Scope } from "effect"
 import { spawnSync } from "node:child_process"
 import * as net from "node:net"
 import { Client, Metrics, Server } from "../src/index.js"
@@ -7,11 +11,10 @@ import type * as MetricsWire from "../src/internal/metricsWire.js"
 import * as Prometheus from "../src/Prometheus.js"
 
 // Touched so that every kind the exposition writes has a series, labelled and not.
-const histogram = Metric.histogram(
-  "test_wait_seconds",
-  MetricBoundaries.linear({ start: 0.5, width: 0.5, count: 3 }),
-  "A test histogram"
-)
+const histogram = LineMetrics.histogram("test_wait_seconds", {
+  description: "A test histogram",
+  boundaries: linearBoundaries({ start: 0.5, width: 0.5, count: 3 })
+})
 const upDown = Metric.counter("test_in_flight", { description: "A counter that can go down" })
 const bare = Metric.counter("test_events", { incremental: true })
 
@@ -45,9 +48,9 @@ const http = (port: number, method: string, path: string) =>
 describe("Prometheus.exposition", () => {
   it.effect("every family has a HELP and a TYPE, and none mixes an unlabelled series with labelled ones", () =>
     Effect.gen(function*() {
-      yield* histogram(Effect.succeed(0.7))
-      yield* upDown(Effect.succeed(3))
-      yield* upDown(Effect.succeed(-1))
+      yield* Metric.update(histogram, 0.7)
+      yield* Metric.update(upDown, 3)
+      yield* Metric.update(upDown, -1)
       yield* Metric.update(bare, 1)
       const text = yield* Prometheus.exposition
       const all = families(text)
@@ -88,7 +91,7 @@ describe("Prometheus.exposition", () => {
   it.effect("escapes label values and help text", () =>
     Effect.gen(function*() {
       const escaped = Metric.counter("test_escaped", { description: "back\\slash\nnewline", incremental: true })
-      yield* Metric.update(Metric.tagged(escaped, "path", "a\"b\\c\nd"), 1)
+      yield* Metric.update(LineMetrics.tagged(escaped, "path", "a\"b\\c\nd"), 1)
       const text = yield* Prometheus.exposition
       expect(text).toContain("# HELP test_escaped_total back\\\\slash\\nnewline\n")
       expect(text).toContain("test_escaped_total{path=\"a\\\"b\\\\c\\nd\"} 1\n")
@@ -97,12 +100,10 @@ describe("Prometheus.exposition", () => {
   it.effect("a frequency is a counter per key; a summary, its quantiles, sum and count", () =>
     Effect.gen(function*() {
       const words = Metric.frequency("test_words", { description: "Words seen" })
-      const sizes = Metric.summary({
-        name: "test_sizes",
+      const sizes = summary("test_sizes", {
         description: "Sizes seen",
         maxAge: "1 minute",
         maxSize: 10,
-        error: 0.01,
         quantiles: [0.5]
       })
       yield* Metric.update(words, "hello")
@@ -134,7 +135,7 @@ describe("promtool", () => {
     return Effect.gen(function*() {
       const server = yield* Server.make()
       yield* Client.roundTrip({ port: server.address.port }, [Buffer.from("promtool")])
-      yield* Metric.update(Metric.tagged(Metrics.connectionErrors, "reason", "Reset"), 1)
+      yield* Metric.update(LineMetrics.tagged(Metrics.connectionErrors, "reason", "Reset"), 1)
       const text = yield* Prometheus.exposition
       const result = spawnSync("promtool", ["check", "metrics"], { input: text, encoding: "utf8" })
       expect(result.stdout + result.stderr).toBe("")
@@ -254,7 +255,7 @@ describe("Prometheus.serve", () => {
       const logged: Array<string> = []
       const capture = Logger.make(({ message }) => logged.push(String(message)))
       const { port } = yield* Prometheus.serve({ port: 0, maxConnections: 2 }).pipe(
-        Effect.locallyWith(FiberRef.currentLoggers, HashSet.add(capture))
+        withLogger(capture)
       )
       const open = () =>
         new Promise<net.Socket>((resolve) => {
@@ -294,7 +295,7 @@ describe("Prometheus.serve", () => {
   it.live("its release closes idle HTTP connections instead of waiting for them", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
-      const { port } = yield* Prometheus.serve({ port: 0 }).pipe(Scope.extend(scope))
+      const { port } = yield* extendScope(Prometheus.serve({ port: 0 }), scope)
       const idle = yield* Effect.promise(() =>
         new Promise<net.Socket>((resolve) => {
           const socket = net.connect(port, "127.0.0.1", () => resolve(socket))

@@ -4,8 +4,13 @@
  * what an operator controls while the server runs: suspend and resume accepting, maxConnections,
  * readiness and the drain delay.
  */
+import { extendScope } from "#line/cli"
+import { callback } from "#line/runtime"
+import { fork } from "#test-line/guarantees"
+import { capturing } from "#test-line/logging"
+import { counter } from "#test-line/serving"
 import { describe, expect, it } from "@effect/vitest"
-import { Deferred, Duration, Effect, Exit, Metric, MetricLabel, Ref, Scope } from "effect"
+import { Deferred, Duration, Effect, Exit, Fiber, Option, Ref, Scope } from "effect"
 import { execFileSync, spawn, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as net from "node:net"
@@ -15,13 +20,9 @@ import { Command, IPv4Address, IPv4ProxyAddress, TransportProtocol, V2ProxyProto
 import type { Connection } from "../src/index.js"
 import { Client, Metrics, Server, TestKit } from "../src/index.js"
 import * as Proxy from "../src/internal/proxy.js"
-import { capturing } from "./utils/observe.js"
 import { eventually, rawConnect, readToEnd } from "./utils/peers.js"
 
-const dropped = (reason: string) =>
-  Metric.value(Metric.taggedWithLabels(Metrics.connectionsDropped, [MetricLabel.make("reason", reason)])).pipe(
-    Effect.map((state) => state.count)
-  )
+const dropped = (reason: string) => counter(Metrics.connectionsDropped, reason)
 
 /** An echo that also records the peer each connection names. */
 const recording = (peers: Ref.Ref<Array<string>>): Server.Handler<Connection.ConnectionError> => (connection) =>
@@ -46,8 +47,8 @@ const exchange = (port: number, chunks: ReadonlyArray<Buffer>) =>
   }))
 
 describe("the PROXY protocol", () => {
-  it.scopedLive("a v1 header names the client; the echo is exactly what came after it, even split", () =>
-    Effect.gen(function*() {
+  it.live("a v1 header names the client; the echo is exactly what came after it, even split", () =>
+    Effect.scoped(Effect.gen(function*() {
       const peers = yield* Ref.make<Array<string>>([])
       const server = yield* Server.make({ proxyProtocol: {} }, recording(peers))
       const header = Buffer.from("PROXY TCP4 127.9.8.7 127.0.0.1 40000 7\r\n")
@@ -59,10 +60,10 @@ describe("the PROXY protocol", () => {
       ])
       expect(end.data.toString()).toBe("hello")
       expect(yield* Ref.get(peers)).toEqual(["127.9.8.7:40000"])
-    }))
+    })))
 
-  it.scopedLive("a v2 header names the client; a v2 LOCAL header (a health check) keeps the socket's peer", () =>
-    Effect.gen(function*() {
+  it.live("a v2 header names the client; a v2 LOCAL header (a health check) keeps the socket's peer", () =>
+    Effect.scoped(Effect.gen(function*() {
       const peers = yield* Ref.make<Array<string>>([])
       const server = yield* Server.make({ proxyProtocol: {} }, recording(peers))
       const port = server.address.port
@@ -71,10 +72,10 @@ describe("the PROXY protocol", () => {
       const [proxied, local] = yield* Ref.get(peers)
       expect(proxied).toBe("127.5.6.7:5555")
       expect(local).toMatch(/^127\.0\.0\.1:\d+$/)
-    }))
+    })))
 
-  it.scopedLive("no header, a malformed one, or one too slow: refused, reset, and counted", () =>
-    Effect.gen(function*() {
+  it.live("no header, a malformed one, or one too slow: refused, reset, and counted", () =>
+    Effect.scoped(Effect.gen(function*() {
       const served = yield* Ref.make<Array<string>>([])
       const server = yield* Server.make({ proxyProtocol: { headerTimeout: "200 millis" } }, recording(served))
       const port = server.address.port
@@ -91,35 +92,32 @@ describe("the PROXY protocol", () => {
       expect((yield* readToEnd(silent)).error).toBe("ECONNRESET")
       yield* eventually(dropped("proxy_timeout"), (n) => n === timeout + 1)
       expect(yield* Ref.get(served)).toEqual([])
-    }))
+    })))
 
-  it.scopedLive("a connection from a source that is not a trusted proxy is refused before it is served", () =>
-    Effect.gen(function*() {
+  it.live("a connection from a source that is not a trusted proxy is refused before it is served", () =>
+    Effect.scoped(Effect.gen(function*() {
       const served = yield* Ref.make<Array<string>>([])
       const server = yield* Server.make({ proxyProtocol: { trustedProxies: ["127.0.0.2/32"] } }, recording(served))
       const untrusted = yield* dropped("proxy_untrusted")
       // Reset at once: it may fail to connect at all, or read nothing before the end.
-      const peer = yield* Effect.either(rawConnect(server.address.port))
+      const peer = yield* Effect.option(rawConnect(server.address.port))
       yield* eventually(dropped("proxy_untrusted"), (n) => n === untrusted + 1)
-      if (peer._tag === "Right") expect((yield* readToEnd(peer.right)).data.length).toBe(0)
+      if (Option.isSome(peer)) expect((yield* readToEnd(peer.value)).data.length).toBe(0)
       expect(yield* Ref.get(served)).toEqual([])
-    }))
+    })))
 
-  it.scopedLive("a peer that resets before its address is read, or before its header, is a reset, not a refusal", () =>
-    Effect.gen(function*() {
+  it.live("a peer that resets before its address is read, or before its header, is a reset, not a refusal", () =>
+    Effect.scoped(Effect.gen(function*() {
       const served = yield* Ref.make<Array<string>>([])
       const log = capturing()
       const scope = yield* Scope.make()
-      const server = yield* log.around(Scope.extend(Server.make({ proxyProtocol: {} }, recording(served)), scope))
+      const server = yield* log.around(extendScope(scope)(Server.make({ proxyProtocol: {} }, recording(served))))
       const port = server.address.port
       const counts = Effect.all({
         untrusted: dropped("proxy_untrusted"),
         malformed: dropped("proxy_malformed"),
-        resets: Effect.map(Metric.value(Metrics.connectionsReset), (state) => state.count),
-        errors: Effect.map(
-          Metric.value(Metric.taggedWithLabels(Metrics.connectionErrors, [MetricLabel.make("reason", "Reset")])),
-          (state) => state.count
-        )
+        resets: counter(Metrics.connectionsReset),
+        errors: counter(Metrics.connectionErrors, "Reset")
       })
       const before = yield* counts
       // A load balancer's health check, or a proxy that gave up: a whole header, then a reset, all
@@ -155,7 +153,7 @@ describe("the PROXY protocol", () => {
           )
         )
       ).toHaveLength(1)
-    }))
+    })))
 
   it.effect("trusted proxies are IPv4 networks or addresses; anything else is a ServerError naming it", () =>
     Effect.gen(function*() {
@@ -213,7 +211,7 @@ const required = process.env.ECHO_TEST_REQUIRE_HAPROXY === "1"
 
 /** A port the kernel just gave and took back, for a program that cannot be told port 0. */
 const freePort = () =>
-  Effect.async<number>((resume) => {
+  callback<number>((resume) => {
     const probe = net.createServer()
     probe.listen(0, "127.0.0.1", () => {
       const { port } = probe.address() as net.AddressInfo
@@ -225,8 +223,8 @@ describe("behind a real HAProxy", () => {
   const title = haproxy
     ? "through HAProxy (send-proxy-v2) the echo is exact and the server sees the real client"
     : "through HAProxy: NOT RUN, haproxy is not installed (apt-get install haproxy; .ci/run installs it)"
-  it.scopedLive.skipIf(!haproxy && !required)(title, () =>
-    Effect.gen(function*() {
+  it.live.skipIf(!haproxy && !required)(title, () =>
+    Effect.scoped(Effect.gen(function*() {
       expect(haproxy, "haproxy is required here (ECHO_TEST_REQUIRE_HAPROXY=1) but not installed").toBe(true)
       const peers = yield* Ref.make<Array<string>>([])
       const server = yield* Server.make({ proxyProtocol: {} }, recording(peers))
@@ -253,18 +251,18 @@ describe("behind a real HAProxy", () => {
       let stderr = ""
       child.stderr!.on("data", (d: Buffer) => (stderr += d.toString()))
       yield* Effect.addFinalizer(() =>
-        Effect.async<void>((resume) => {
+        callback<void>((resume) => {
           child.once("exit", () => resume(Effect.void))
           child.kill("SIGKILL")
         }).pipe(Effect.andThen(Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))))
       )
       // Until HAProxy listens (bounded): then one exchange through it.
       const peer = yield* eventually(
-        Effect.either(TestKit.connect(front)),
-        (attempt) => attempt._tag === "Right",
+        Effect.option(TestKit.connect(front)),
+        (attempt) => Option.isSome(attempt),
         500
       ).pipe(Effect.flatMap((attempt) =>
-        attempt._tag === "Right" ? Effect.succeed(attempt.right) : Effect.fail(new Error(stderr))
+        Option.isSome(attempt) ? Effect.succeed(attempt.value) : Effect.fail(new Error(stderr))
       ))
       const client = `127.0.0.1:${peer.socket.localPort}`
       const payload = Buffer.from(new Uint8Array(300_000).map((_, i) =>
@@ -278,12 +276,12 @@ describe("behind a real HAProxy", () => {
       // The server saw this client, as HAProxy saw it: its own address and port, not HAProxy's.
       const [seen] = yield* Ref.get(peers)
       expect(seen).toBe(client)
-    }))
+    })))
 })
 
 describe("what an operator controls while the server runs", () => {
-  it.scopedLive("suspend refuses new connections and keeps the served ones; resume accepts again on the same port", () =>
-    Effect.gen(function*() {
+  it.live("suspend refuses new connections and keeps the served ones; resume accepts again on the same port", () =>
+    Effect.scoped(Effect.gen(function*() {
       const server = yield* Server.make()
       const port = server.address.port
       const held = yield* Client.connect({ port })
@@ -301,10 +299,10 @@ describe("what an operator controls while the server runs", () => {
       yield* server.resume
       expect(yield* server.ready).toBe(true)
       expect(Buffer.from(yield* Client.roundTrip({ port }, [Buffer.from("again")])).toString()).toBe("again")
-    }))
+    })))
 
-  it.scopedLive("maxConnections changes while running: lowered, newcomers wait; raised, they are served", () =>
-    Effect.gen(function*() {
+  it.live("maxConnections changes while running: lowered, newcomers wait; raised, they are served", () =>
+    Effect.scoped(Effect.gen(function*() {
       const go = yield* Deferred.make<void>()
       const gated: Server.Handler<Connection.ConnectionError> = (connection) =>
         Effect.andThen(Deferred.await(go), connection.echo)
@@ -333,18 +331,18 @@ describe("what an operator controls while the server runs", () => {
       yield* server.setMaxConnections(highest)
       yield* server.setMaxConnections(3)
       yield* Deferred.succeed(go, undefined)
-    }))
+    })))
 
   it.live("during the drain delay the server is not ready, and still accepts and serves", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
-      const server = yield* Scope.extend(Server.make({ drainDelay: "300 millis" }), scope)
+      const server = yield* extendScope(scope)(Server.make({ drainDelay: "300 millis" }))
       const port = server.address.port
-      const closing = yield* Effect.fork(Scope.close(scope, Exit.void))
+      const closing = yield* fork(Scope.close(scope, Exit.void))
       yield* eventually(server.ready, (ready) => !ready)
       // Not ready, and yet served: the load balancer has not stopped sending yet.
       expect(Buffer.from(yield* Client.roundTrip({ port }, [Buffer.from("late")])).toString()).toBe("late")
-      yield* closing.await
+      yield* Fiber.await(closing)
       expect((yield* Effect.flip(Effect.scoped(Client.connect({ port })))).reason).toBe("Refused")
     }))
 })

@@ -22,3 +22,9 @@ export const forkScope = (scope: Scope.Scope): Effect.Effect<CloseableScope> =>
 export const extendScope =
   (scope: Scope.Scope) => <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, Exclude<R, Scope.Scope>> =>
     Scope.extend(self, scope)
+
+/**
+ * Runs `self` reading its configuration from the process's environment, where a variable set to
+ * the empty string is set (and refused by the check it fails), not unset.
+ */
+export const environment = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => self

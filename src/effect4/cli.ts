@@ -3,7 +3,7 @@
  * an effect that cannot be interrupted in the background, and a server's own scope. This is the
  * Effect 4 side (`#line/cli`); src/effect3/cli.ts exports the same names.
  */
-import { Effect, Fiber, Scope } from "effect"
+import { ConfigProvider, Effect, Fiber, Scope } from "effect"
 
 /**
  * Runs `self` on a fiber of its own and waits for it; once interrupted, interrupts that fiber
@@ -27,3 +27,11 @@ export const forkScope = (scope: Scope.Scope): Effect.Effect<CloseableScope> => 
 export const extendScope =
   (scope: Scope.Scope) => <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, Exclude<R, Scope.Scope>> =>
     Scope.provide(self, scope)
+
+/**
+ * Runs `self` reading its configuration from the process's environment, where a variable set to
+ * the empty string is set (and refused by the check it fails), not unset: Effect 4's default
+ * provider drops empty strings, Effect 3's keeps them.
+ */
+export const environment = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.provideService(self, ConfigProvider.ConfigProvider, ConfigProvider.fromEnv({ preserveEmptyStrings: true }))

@@ -2,8 +2,7 @@
  * Types and small constructors whose names or shapes differ between Effect 3 and Effect 4; this
  * is the Effect 4 side (`#line/types`). src/effect3/types.ts exports the same names.
  */
-import type { Option } from "effect"
-import { Cause, Config, Context, Duration, Effect, Stream } from "effect"
+import { Cause, Config, Context, Duration, Effect, Option, Stream } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import * as Pull from "effect/Pull"
 
@@ -71,7 +70,11 @@ export const matchRead = <E, A1, E1, R1, A2, E2, R2, A3, E3, R3>(read: Read<E>, 
 }): Effect.Effect<A1 | A2 | A3, E1 | E2 | E3, R1 | R2 | R3> =>
   Pull.matchEffect(read, {
     onSuccess: cases.onBuffers,
-    onFailure: (cause) => Effect.flatMap(Effect.failCause(cause), () => Effect.never),
+    // The error a pull failed with is the case's; a defect or an interruption stays what it was.
+    onFailure: (cause) => {
+      const error = Cause.findErrorOption(cause)
+      return Option.isSome(error) ? cases.onFailure(error.value) : Effect.failCause(cause as Cause.Cause<never>)
+    },
     onDone: () => cases.onEnd()
   }) as Effect.Effect<A1 | A2 | A3, E1 | E2 | E3, R1 | R2 | R3>
 

@@ -277,10 +277,14 @@ export class Driven implements Connection {
 
   private static onIdle(this: Tagged): void {
     const self = this[kDriven]
-    self.fail(self.error({ reason: "Timeout", peer: self.peer }))
+    const error = self.error({ reason: "Timeout", peer: self.peer })
+    // Recorded and decided before any waiter wakes: on Effect 4 a woken fiber runs at once, inside
+    // this callback, and would act on the timeout before its owner heard of it.
+    self.failure ??= error
     // Stryker disable next-line StringLiteral: equivalent (Socket.close tells "reset" from anything else)
     if (self.owner === undefined) Socket.close(this, "close")
     else self.owner.idle()
+    self.fail(error)
   }
 
   private fail(error: ConnectionError): void {

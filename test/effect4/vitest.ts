@@ -3,9 +3,11 @@
  * the suite uses from version 0.30 that it folded into others (`it.effect` and `it.live` provide
  * a `Scope` there, as `it.scoped` and `it.scopedLive` did).
  */
-import { it as base } from "@effect/vitest"
+// By path: `@effect/vitest` itself is this module, for the suite (vitest.config.ts) and the type
+// check (tsconfig.effect4.json) alike.
+import { it as base } from "./node_modules/@effect/vitest/dist/index.js"
 
-export * from "@effect/vitest"
+export * from "./node_modules/@effect/vitest/dist/index.js"
 
 export const it: typeof base & { readonly scoped: typeof base.effect; readonly scopedLive: typeof base.live } = Object
   .assign(base, { scoped: base.effect, scopedLive: base.live })

@@ -1,6 +1,7 @@
 /**
  * Peers that misbehave, on plain `node:net` so they do exactly what they are told.
  */
+import { callback } from "#line/runtime"
 import { Effect } from "effect"
 import type { Scope } from "effect"
 import { TestKit } from "../../src/index.js"
@@ -27,7 +28,7 @@ export const stallingPeer = (port: number, bytes: number) =>
  * that Node reports as a clean end is told apart by the kernel, and reported as ECONNRESET.
  */
 export const readToEnd = (socket: TestKit.PeerSocket): Effect.Effect<{ data: Buffer; error?: string }> =>
-  Effect.async((resume) => {
+  callback((resume) => {
     if (socket.readableEnded || socket.destroyed) return resume(Effect.succeed({ data: Buffer.alloc(0) }))
     const ends = TcpState.ends(socket)
     const chunks: Array<Buffer> = []

@@ -2,9 +2,11 @@
  * Usage errors as a user sees them: one line naming what was wrong, a hint to `--help`, exit
  * status 2, nothing on stdout; found in this process by the command line the binary runs.
  */
-import { NodeContext } from "@effect/platform-node"
+import { timeoutFail } from "#line/runtime"
+import { withEnv } from "#test-line/commandLine"
+import { NodeFileSystem } from "@effect/platform-node"
 import { expect } from "@effect/vitest"
-import { ConfigProvider, Effect, Layer } from "effect"
+import { Effect, Layer } from "effect"
 import * as Cli from "../../src/Cli.js"
 import { KernelLimits } from "../../src/index.js"
 
@@ -28,10 +30,10 @@ export const expectUsage = (
  */
 export const usageError = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
   Cli.program("test")(["node", "bin.js", ...args]).pipe(
-    Effect.provide(Layer.provideMerge(KernelLimits.layer, NodeContext.layer)),
-    Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))),
+    Effect.provide(Layer.provideMerge(KernelLimits.layer, NodeFileSystem.layer)),
+    withEnv(env),
     // A check that lets a bad value through starts a server instead: fail rather than wait.
-    Effect.timeoutFail({ duration: "20 seconds", onTimeout: () => new Error(`${args.join(" ")} was not refused`) }),
+    timeoutFail({ duration: "20 seconds", onTimeout: () => new Error(`${args.join(" ")} was not refused`) }),
     Effect.flip,
     Effect.runPromise
   ).then((failure) => {
