@@ -3,6 +3,7 @@
  * destroys the socket, so a timeout can end it), uninterruptible from the moment it connects
  * until its release is registered.
  */
+import { afterTheEvent } from "#line/kit"
 import { callback } from "#line/runtime"
 import { service } from "#line/types"
 import { Effect } from "effect"
@@ -30,5 +31,10 @@ export const connectWith = (
         resume(Effect.succeed(socket))
       })
       return Effect.sync(() => socket.destroy())
-    })).pipe(Effect.tap((socket) => Effect.addFinalizer(() => Effect.sync(() => socket.destroy()))))
+    })).pipe(
+      Effect.tap((socket) => Effect.addFinalizer(() => Effect.sync(() => socket.destroy()))),
+      // Connected goes on after the event that told it, on either line: the server's own
+      // listener for that event (it accepts this socket) has run by then.
+      afterTheEvent
+    )
   )

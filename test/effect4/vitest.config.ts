@@ -18,7 +18,6 @@ const effect3Only = [
   "test/PlatformSocketServer.test.ts",
   "test/Rpc.test.ts",
   "test/Protocols.test.ts",
-  "test/Admission.test.ts",
   "test/ApiDocs.test.ts",
   "test/Cli.test.ts",
   "test/CrashWindow.test.ts",
