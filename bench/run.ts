@@ -1,11 +1,14 @@
 /**
  * `npm run bench`: this project's `serve` side by side with plain Node and the idiomatic Effect
- * echo, each started fresh in its own process, taking turns, loaded from a separate process.
+ * echo, each started fresh in its own process, taking turns, loaded from a separate process; and
+ * the Effect 4 line's `serve`, Stream handler and Effect 4's own server on Node 22, against plain
+ * Node on Node 22 (`npm run build:effect4` first: dist/effect4).
  * Prints the results. With `--write` (`npm run bench -- --write`) it also records them: writes
  * bench/results/<date>.json and latest.json, and regenerates docs/benchmarks.md with an SVG chart
  * of the ratios; without it, a run leaves the working tree as it was.
  * Bounded: BENCH_ROUNDS (default 5) rounds of BENCH_SECONDS (default 2) loads.
  */
+import * as esbuild from "esbuild"
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -53,6 +56,76 @@ type Control =
   | "custom-handler"
   | "effect-tcp-echo-info"
   | "plain-again"
+  | Line4
+/**
+ * The Effect 4 line, in the same rounds, on Node 22 (the line needs >= 22.19; the registry's
+ * `node` package when the bench itself runs on an older Node): plain Node on that Node, the base
+ * of these rows' ratios, so that a ratio compares servers and not Nodes; the built-in echo
+ * (dist/effect4's `serve`); the same Stream handler as stream-handler (custom-noscope.ts) on
+ * dist/effect4; and Effect 4's own server with its documented pull loop (socketServer.effect4.ts).
+ */
+type Line4 = "plain-node22" | "effect4-echo" | "effect4-stream-handler" | "effect4-socket-server"
+const line4Servers: ReadonlyArray<Line4> = [
+  "plain-node22",
+  "effect4-echo",
+  "effect4-stream-handler",
+  "effect4-socket-server"
+]
+/**
+ * What the Effect 4 rows need, found once per run: Node 22's binary (spawned directly, so that
+ * the pid measured is the server's, not npx's) and dist/effect4 (`npm run build:effect4`); the
+ * two bench servers of that line are bundled here against dist/effect4 (the package an Effect 4
+ * user installs), with `effect` and `@effect/platform-node` left for test/effect4/register.mjs to
+ * resolve from the Effect 4 workspace. Without either, the run measures the rest and says why.
+ */
+const line4 =
+  await (async (): Promise<{ readonly node: string; readonly version: string } | { readonly missing: string }> => {
+    if (flags.includes("--workers")) return { missing: "not with --workers" }
+    if (!fs.existsSync(path.join(root, "dist/effect4/bin.js"))) {
+      return { missing: "dist/effect4 is not built (npm run build:effect4)" }
+    }
+    let node = process.execPath
+    try {
+      if (Number(process.versions.node.split(".")[0]) < 22) {
+        node = execFileSync("npx", ["-y", "-p", "node@22", "--", "node", "-p", "process.execPath"], {
+          encoding: "utf8",
+          stdio: ["ignore", "pipe", "pipe"]
+        }).trim()
+      }
+      const outdir = path.join(root, "dist/bench/effect4")
+      await esbuild.build({
+        entryPoints: ["custom-noscope.ts", "socketServer.effect4.ts"].map((file) =>
+          path.join(root, "bench/servers", file)
+        ),
+        bundle: true,
+        packages: "external",
+        platform: "node",
+        target: "node22",
+        format: "esm",
+        outdir,
+        logLevel: "warning",
+        plugins: [{
+          name: "effect4-line",
+          setup(build) {
+            build.onResolve({ filter: /\/src\/index\.js$/ }, () => ({
+              path: path.relative(outdir, path.join(root, "dist/effect4/index.js")),
+              external: true
+            }))
+          }
+        }]
+      })
+      const version = execFileSync(node, ["--version"], { encoding: "utf8" }).trim()
+      return { node, version }
+    } catch (error) {
+      return { missing: `no Effect 4 line (${String(error).split("\n")[0]})` }
+    }
+  })()
+if ("missing" in line4 && !flags.includes("--workers")) {
+  console.error(`bench: ${line4.missing}: the Effect 4 rows are not measured`)
+}
+const line4Node = "node" in line4 ? line4.node : process.execPath
+const line4Hook = ["--import", path.join(root, "test/effect4/register.mjs")]
+const line4Measured: ReadonlyArray<Line4> = "node" in line4 ? line4Servers : []
 /**
  * Handlers of a user's own, on this server: a Stream echo with a scoped cleanup (custom-handler)
  * and without (stream-handler), `connection.run` with the same cleanup (run-handler), and the
@@ -61,10 +134,12 @@ type Control =
  */
 const handlerServers: ReadonlyArray<Control> = ["custom-handler", "stream-handler", "run-handler", "platform-adapter"]
 const controlsOf: Partial<Record<Scenario, ReadonlyArray<Control>>> = {
-  stream: ["plain-loaded", "plain-trim", "effect-tcp-echo-trim", "plain-again", ...handlerServers],
-  rtt: ["plain-again", ...handlerServers],
-  churn: ["effect-tcp-echo-info", ...handlerServers],
-  idle: handlerServers,
+  stream: ["plain-loaded", "plain-trim", "effect-tcp-echo-trim", "plain-again", ...handlerServers, ...line4Measured],
+  rtt: ["plain-again", ...handlerServers, ...line4Measured],
+  churn: ["effect-tcp-echo-info", ...handlerServers, ...line4Measured],
+  // For the Effect 3 and Effect 4 section: 50 peers that never read, against plain Node on the same Node.
+  memory: ["stream-handler", ...line4Measured],
+  idle: [...handlerServers, ...line4Measured],
   shutdown: ["custom-handler"],
   // @effect/rpc over TCP, the same RpcServer on this server and on @effect/platform-node's own.
   rpc: ["rpc-this", "rpc-node"]
@@ -75,7 +150,13 @@ const serveAtInfo = [path.join(root, "dist/src/bin.js"), "serve", "--shutdown-ti
 const serveArgs = [...serveAtInfo, "--log-level", "error"]
 const servers: Record<
   ServerName | Control,
-  { readonly args: ReadonlyArray<string>; readonly env?: Record<string, string>; readonly quiet?: boolean }
+  {
+    readonly args: ReadonlyArray<string>
+    readonly env?: Record<string, string>
+    readonly quiet?: boolean
+    /** The Node binary, when not the bench's own. */
+    readonly node?: string
+  }
 > = {
   plain: { args: [path.join(root, "dist/bench/servers/plain.js")] },
   "effect-tcp-echo": { args: serveArgs },
@@ -95,7 +176,20 @@ const servers: Record<
   "effect-tcp-echo-info": { args: serveAtInfo, quiet: true },
   // Plain Node again, as a server of its own in the same rounds: its ratio to plain Node is what
   // the machine's noise alone makes of a ratio.
-  "plain-again": { args: [path.join(root, "dist/bench/servers/plain.js")] }
+  "plain-again": { args: [path.join(root, "dist/bench/servers/plain.js")] },
+  "plain-node22": { args: [path.join(root, "dist/bench/servers/plain.js")], node: line4Node },
+  "effect4-echo": {
+    args: [path.join(root, "dist/effect4/bin.js"), ...serveArgs.slice(1)],
+    node: line4Node
+  },
+  "effect4-stream-handler": {
+    args: [...line4Hook, path.join(root, "dist/bench/effect4/custom-noscope.js")],
+    node: line4Node
+  },
+  "effect4-socket-server": {
+    args: [...line4Hook, path.join(root, "dist/bench/effect4/socketServer.effect4.js")],
+    node: line4Node
+  }
 }
 const names: ReadonlyArray<ServerName> = ["plain", "effect-tcp-echo", "idiomatic"]
 
@@ -143,7 +237,7 @@ interface Started {
 
 const startServer = (name: ServerName | Control): Promise<Started> =>
   new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, servers[name].args as Array<string>, {
+    const child = spawn(servers[name].node ?? process.execPath, servers[name].args as Array<string>, {
       stdio: ["ignore", "pipe", servers[name].quiet === true ? "ignore" : "inherit"],
       env: { ...process.env, NO_COLOR: "1", ...servers[name].env }
     })
@@ -307,6 +401,10 @@ const measure = async (scenario: Scenario, name: ServerName | Control): Promise<
   }
 }
 
+const workspaceVersion = (name: string) =>
+  JSON.parse(fs.readFileSync(path.join(root, "test/effect4/node_modules", name, "package.json"), "utf8"))
+    .version as string
+
 const median = (values: ReadonlyArray<number>) => {
   const sorted = [...values].sort((a, b) => a - b)
   const mid = Math.floor(sorted.length / 2)
@@ -384,7 +482,15 @@ const main = async () => {
     effect: JSON.parse(fs.readFileSync(path.join(root, "node_modules/effect/package.json"), "utf8")).version as string,
     platformNode: JSON.parse(
       fs.readFileSync(path.join(root, "node_modules/@effect/platform-node/package.json"), "utf8")
-    ).version as string
+    ).version as string,
+    // The Effect 4 rows' Node and packages (the Effect 4 workspace's), or why they were not measured.
+    line4: "node" in line4
+      ? {
+        node: line4.version,
+        effect: workspaceVersion("effect"),
+        platformNode: workspaceVersion("@effect/platform-node")
+      }
+      : { missing: line4.missing }
   }
   const result = {
     date: new Date().toISOString(),
@@ -610,6 +716,96 @@ const main = async () => {
     } ms |`
   ].join("\n")
 
+  // Effect 3 and Effect 4: each line's built-in echo, the same Stream handler and the line's own
+  // socket server, each against plain Node on the Node it runs on, round by round.
+  const lineScenarios: ReadonlyArray<Scenario> = ["stream", "rtt", "churn", "idle", "memory"]
+  const baseUnit: Partial<Record<Scenario, string>> = {
+    stream: "MB/s",
+    rtt: "trips/s",
+    churn: "conns/s",
+    idle: "KiB",
+    memory: "MiB"
+  }
+  const lineCell = (scenario: Scenario, list: ReadonlyArray<Sample>, base: ReadonlyArray<Sample> | undefined) => {
+    if (list.length === 0) return "not measured"
+    if (base === undefined) return `${fmt(median(list.map((s) => s.value)))} ${baseUnit[scenario]}`
+    const ratios = list.map((s, i) => s.value / Math.max(base[i]!.value, 1e-9))
+    if (!scenarios.find((s) => s.name === scenario)!.higherIsBetter) {
+      return `${fmt(median(list.map((s) => s.value)))} (${fmt(median(ratios))}x)`
+    }
+    const cpu = list.map((s, i) => s.cpuPerUnit! / base[i]!.cpuPerUnit!)
+    return `${fmt(median(ratios))}x (${fmt(median(cpu))})`
+  }
+  // Each row: its samples by scenario, and the plain Node it is measured against (none: the base).
+  interface LineRow {
+    readonly label: string
+    readonly node: string
+    readonly of: (scenario: Scenario) => ReadonlyArray<Sample>
+    readonly base?: (scenario: Scenario) => ReadonlyArray<Sample>
+  }
+  const plainOf = (scenario: Scenario) => samples[scenario]!.plain
+  const plain22Of = (scenario: Scenario) => controlOf(scenario, "plain-node22")
+  const lineRows: ReadonlyArray<LineRow> = [
+    { label: "plain Node (plain.ts): the Effect 3 rows' base", node: machine.node, of: plainOf },
+    {
+      label: "Effect 3: built-in echo (`serve`)",
+      node: machine.node,
+      of: (sc) => samples[sc]!["effect-tcp-echo"],
+      base: plainOf
+    },
+    {
+      label: "Effect 3: Stream echo (custom-noscope.ts)",
+      node: machine.node,
+      of: (sc) => controlOf(sc, "stream-handler"),
+      base: plainOf
+    },
+    {
+      label: `Effect 3: @effect/platform-node ${machine.platformNode}'s own server, \`socket.run\` (idiomatic.ts)`,
+      node: machine.node,
+      of: (sc) => samples[sc]!.idiomatic,
+      base: plainOf
+    },
+    ...("node" in line4 && "platformNode" in machine.line4
+      ? [
+        { label: "plain Node (plain.ts): the Effect 4 rows' base", node: line4.version, of: plain22Of },
+        {
+          label: "Effect 4: built-in echo (`serve`)",
+          node: line4.version,
+          of: (sc: Scenario) => controlOf(sc, "effect4-echo"),
+          base: plain22Of
+        },
+        {
+          label: "Effect 4: Stream echo (custom-noscope.ts)",
+          node: line4.version,
+          of: (sc: Scenario) => controlOf(sc, "effect4-stream-handler"),
+          base: plain22Of
+        },
+        {
+          label:
+            `Effect 4: @effect/platform-node ${machine.line4.platformNode}'s own server, the pull loop (socketServer.effect4.ts)`,
+          node: line4.version,
+          of: (sc: Scenario) => controlOf(sc, "effect4-socket-server"),
+          base: plain22Of
+        }
+      ]
+      : [])
+  ]
+  const linesTable = [
+    "| server | Node | stream (x plain's CPU per MB) | round trips (x plain's CPU per trip) | churn (x plain's CPU per connection) | idle KiB per connection (x plain's) | memory: 50 peers that never read, MiB RSS growth (x plain's) |",
+    "|---|---|---|---|---|---|---|",
+    ...lineRows.map(({ base, label, node, of }) =>
+      `| ${label} | ${node} | ${lineScenarios.map((sc) => lineCell(sc, of(sc), base?.(sc))).join(" | ")} |`
+    )
+  ].join("\n")
+  // What the Node version alone makes of plain Node, in the same rounds (higher is better).
+  const nodeLine = "node" in line4
+    ? `Plain Node ${line4.version} against plain Node ${machine.node}, round by round: stream ${
+      roundsCell(byRound(controlOf("stream", "plain-node22"), samples.stream!.plain))
+    }, round trips ${roundsCell(byRound(controlOf("rtt", "plain-node22"), samples.rtt!.plain))}, churn ${
+      roundsCell(byRound(controlOf("churn", "plain-node22"), samples.churn!.plain))
+    }.`
+    : `The Effect 4 rows were not measured: ${machine.line4.missing}.`
+
   console.log(table)
   console.log()
   console.log(handlerTable)
@@ -622,6 +818,9 @@ const main = async () => {
   console.log()
   console.log(streamTable)
   console.log(controlLine)
+  console.log()
+  console.log(linesTable)
+  console.log(nodeLine)
 
   if (!write) {
     console.log(
@@ -708,6 +907,32 @@ minor page faults per MB streamed:
 ${streamTable}
 
 ${controlLine}
+
+## Effect 3 and Effect 4
+
+This package serves both Effect lines from one source (docs/effect4.md). The same loads, in the
+same rounds, against each line's built-in echo (\`serve\`), the same Stream handler
+(bench/servers/custom-noscope.ts, built for each line: compiled against dist/src with effect ${machine.effect},
+and bundled by the bench against dist/effect4 with effect ${
+      "node" in line4 ? machine.line4.effect : "4"
+    }), and each line's own socket server:
+@effect/platform-node ${machine.platformNode}'s \`NodeSocketServer\` with \`socket.run\` (idiomatic.ts),
+and @effect/platform-node ${
+      "node" in line4 ? machine.line4.platformNode : "4"
+    }'s with its documented pull loop, \`writer.writeAll\` of each \`socket.reader\` pull
+(socketServer.effect4.ts), both with half-close allowed. The Effect 4 line needs Node >= 22.19:
+its servers run on Node ${
+      "node" in line4 ? line4.version : "22"
+    } (the registry's \`node\` package), and its base is plain Node on that same Node, measured in the same
+rounds; the Effect 3 line's is plain Node on Node ${machine.node}, as in every table above. Each ratio is to
+the plain Node of its line's Node, round by round (above 1 is better), with the server's CPU per
+unit of work as a multiple of that plain Node's in brackets (below 1 is cheaper). Idle memory and
+the memory of 50 peers that never read are the server's own figures, with the multiple of plain
+Node's in brackets (below 1 is leaner). The plain Node rows give the base itself.
+
+${linesTable}
+
+${nodeLine}
 
 ## Targets
 | target | measured |
