@@ -2,8 +2,9 @@
  * The crash loop's rule (internal/workers/crashWindow.ts), without a process: the verdict on each
  * death as a pure function of the deaths before it, and the same window driven by a TestClock.
  */
+import { adjustClock } from "#test-line/workers"
 import { describe, expect, it } from "@effect/vitest"
-import { Duration, Effect, TestClock } from "effect"
+import { Duration, Effect } from "effect"
 import * as CrashWindow from "../src/internal/workers/crashWindow.js"
 
 const policy = { restarts: 3, within: Duration.seconds(60) }
@@ -63,10 +64,10 @@ describe("the crash window (crashWindow.ts)", () => {
     Effect.gen(function*() {
       const window = yield* CrashWindow.make({ restarts: 2, within: Duration.seconds(10) })
       expect(yield* window.death(undefined)).toEqual({ _tag: "Restart", count: 1, fresh: false })
-      yield* TestClock.adjust("5 seconds")
+      yield* adjustClock("5 seconds")
       expect(yield* window.death(0)).toEqual({ _tag: "Restart", count: 2, fresh: false })
       // The first death is 10 s old now: forgotten, so this is the second within the window.
-      yield* TestClock.adjust("5 seconds")
+      yield* adjustClock("5 seconds")
       expect(yield* window.death(0)).toEqual({ _tag: "Restart", count: 2, fresh: true })
       expect(yield* window.death(undefined)).toEqual({ _tag: "GiveUp", count: 3 })
     }))

@@ -3,6 +3,8 @@
  * is not whole is reset, one whose answer is whole (its FIN handed to the kernel after all its
  * bytes) closed normally. (The exit itself, with real processes: ForcedExit.test.ts.)
  */
+import { extendScope } from "#line/kit"
+import { callback } from "#line/runtime"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Scope } from "effect"
 import { Listener, TestKit } from "../src/index.js"
@@ -22,16 +24,16 @@ describe("the reset on the way out", () => {
   it.live("resets every answer not whole, and closes a whole one normally", () =>
     Effect.gen(function*() {
       const scope = yield* Scope.make()
-      const listener = yield* Scope.extend(Listener.make(), scope)
+      const listener = yield* extendScope(Listener.make(), scope)
       const peers = yield* Scope.make()
-      const [cut, whole, silent] = yield* Scope.extend(
+      const [cut, whole, silent] = yield* extendScope(
         Effect.all([accepted(listener), accepted(listener), accepted(listener)]),
         peers
       )
       // More than the kernels hold for a peer that reads nothing: some stays in Node's buffer.
       cut.socket.write(Buffer.alloc(32 * 1024 * 1024, 1))
       whole.socket.end("done")
-      yield* Effect.async<void>((resume) => {
+      yield* callback<void>((resume) => {
         whole.socket.once("finish", () => resume(Effect.void))
       })
       expect(ExitReset.resetAll()).toBe(3)
@@ -50,13 +52,13 @@ describe("the reset on the way out", () => {
       const scope = yield* Scope.make()
       // The test kit's runs each put their server on a transport of their own.
       const own: Transport.Transport = { ...Transport.node }
-      const mine = yield* Scope.extend(
+      const mine = yield* extendScope(
         Effect.provideService(Listener.make(), Transport.CurrentTransport, own),
         scope
       )
-      const other = yield* Scope.extend(Listener.make(), scope)
+      const other = yield* extendScope(Listener.make(), scope)
       const peers = yield* Scope.make()
-      const [reset, spared] = yield* Scope.extend(Effect.all([accepted(mine), accepted(other)]), peers)
+      const [reset, spared] = yield* extendScope(Effect.all([accepted(mine), accepted(other)]), peers)
       expect(ExitReset.resetOn(own)).toBe(1)
       expect((yield* readToEnd(reset.peer)).error).toBe("ECONNRESET")
       expect(spared.socket.destroyed).toBe(false)

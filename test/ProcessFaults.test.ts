@@ -7,7 +7,7 @@
  * close of what Node still held (docs/deploying.md): allowed there alone, and counted.
  */
 import { afterAll, afterEach, describe, expect, it } from "@effect/vitest"
-import { FastCheck as fc } from "effect"
+import * as fc from "fast-check"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import * as TcpState from "../src/internal/tcpState.js"

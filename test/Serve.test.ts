@@ -5,21 +5,24 @@
  * emitted to this process's listeners (`process.emit`), not sent. (The binary as a user runs it:
  * Cli.test.ts; the forced exits with real processes: ForcedExit.test.ts.)
  */
-import { NodeContext } from "@effect/platform-node"
+import { extendScope } from "#line/kit"
+import { withEnv } from "#test-line/commandLine"
+import { line } from "#test-line/examples"
+import { capturing } from "#test-line/logging"
+import { NodeFileSystem } from "@effect/platform-node"
 import { afterEach, describe, expect, it, vi } from "@effect/vitest"
-import { ConfigProvider, Effect, Exit, Fiber, Layer, LogLevel, Scope } from "effect"
+import { Effect, Exit, Fiber, Layer, Scope } from "effect"
 import * as net from "node:net"
 import * as Cli from "../src/Cli.js"
 import { Client, KernelLimits } from "../src/index.js"
 import * as Output from "../src/internal/cli/output.js"
 import * as Signals from "../src/internal/signals.js"
-import { capturing } from "./utils/observe.js"
 
 afterEach(() => {
   vi.restoreAllMocks()
 })
 
-const platform = Layer.provideMerge(KernelLimits.layer, NodeContext.layer)
+const platform = Layer.provideMerge(KernelLimits.layer, NodeFileSystem.layer)
 
 /** What the program writes on stdout, kept here instead. */
 const stdout = () => {
@@ -120,7 +123,7 @@ describe("serve, run in this process", () => {
         Effect.runPromise(
           Cli.program("test")(["node", "bin.js", "serve", ...args]).pipe(
             Effect.provide(platform),
-            Effect.withConfigProvider(ConfigProvider.fromMap(new Map(Object.entries(env)))),
+            withEnv(env),
             Effect.flip
           )
         )
@@ -154,11 +157,11 @@ describe("the log, on stderr", () => {
     vi.spyOn(console, "log").mockImplementation((...args: Array<unknown>) => {
       logs.push(args.map(String).join(" "))
     })
-    const layer = Output.loggingLayer(format, LogLevel.Info)
+    const layer = Output.loggingLayer(format, "Info")
     const record = Effect.logInfo("one record")
     Effect.runSync(
       nested
-        ? Effect.provide(record, layer).pipe(Effect.provide(Output.loggingLayer("pretty", LogLevel.Info)))
+        ? Effect.provide(record, layer).pipe(Effect.provide(Output.loggingLayer("pretty", "Info")))
         : Effect.provide(record, layer)
     )
     vi.restoreAllMocks()
@@ -170,7 +173,11 @@ describe("the log, on stderr", () => {
     delete process.env.NO_COLOR
     try {
       const json = written("json")
-      expect(JSON.parse(json.errors[0]!)).toMatchObject({ message: "one record", logLevel: "INFO" })
+      // Effect's JSON logger names the level's field `logLevel` on Effect 3, `level` on Effect 4.
+      expect(JSON.parse(json.errors[0]!)).toMatchObject({
+        message: "one record",
+        [line === 3 ? "logLevel" : "level"]: "INFO"
+      })
       expect(written("logfmt").errors[0]).toMatch(/^timestamp=\S+ level=INFO fiber=\S+ message="one record"$/)
       const pretty = written("pretty")
       expect(pretty.errors.join("\n")).toMatch(/INFO .*one record/)
@@ -203,7 +210,7 @@ describe("the signal guard", () => {
       )
       const scope = yield* Scope.make()
       const log = capturing(true)
-      const guard = yield* log.around(Scope.extend(Signals.guard({ inspector }), scope))
+      const guard = yield* log.around(extendScope(Signals.guard({ inspector }), scope))
       return { exits, guard, log, close: Scope.close(scope, Exit.void) }
     })
 

@@ -3,6 +3,9 @@
  * each control, what a worker that listens later is told, in which order, and what a refusal
  * leaves in force. Workers are fakes that record what they are told and answer as asked.
  */
+import { poll } from "#line/runtime"
+import { fork, yieldNow } from "#test-line/guarantees"
+import { withLogger } from "#test-line/logging"
 import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Logger, Option } from "effect"
 import * as Controls from "../src/internal/workers/controls.js"
@@ -97,12 +100,12 @@ describe("the controls, reconciled into each worker (controls.ts)", () => {
       const one = fake(1, (control) => refuse && control.action === "resume" ? "port taken" : undefined)
       const { controls } = yield* controlsOf(() => [one])
       yield* controls.apply(suspend)
-      const waiting = yield* Effect.fork(controls.resumed)
-      yield* Effect.yieldNow()
-      expect(waiting.unsafePoll()).toBeNull()
+      const waiting = yield* fork(controls.resumed)
+      yield* yieldNow
+      expect(poll(waiting)).toBeUndefined()
       expect(yield* Effect.flip(controls.apply(resume))).toEqual({ worker: 1, control: resume, detail: "port taken" })
       expect(yield* controls.inForce).toEqual({ suspended: true, maxConnections: undefined })
-      expect(waiting.unsafePoll()).toBeNull()
+      expect(poll(waiting)).toBeUndefined()
       const later = fake(2)
       yield* controls.catchUp(later.target)
       expect(later.told).toEqual([suspend])
@@ -158,12 +161,12 @@ describe("the controls, reconciled into each worker (controls.ts)", () => {
       const controls = yield* Controls.make(() => [target], () => {})
       yield* controls.apply(suspend)
       told.length = 0
-      const both = yield* Effect.fork(
+      const both = yield* fork(
         Effect.all([controls.apply(resume), controls.apply(suspend)], { concurrency: "unbounded" })
       )
       // The resume holds the worker: the suspend asked with it waits for its turn.
       yield* Deferred.await(resuming)
-      yield* Effect.yieldNow()
+      yield* yieldNow
       expect(told).toEqual(["resume begins"])
       yield* Deferred.succeed(gate, undefined)
       yield* Fiber.join(both)
@@ -179,7 +182,7 @@ describe("the controls, reconciled into each worker (controls.ts)", () => {
       yield* controls.apply(limit(3))
       const later = fake(4, (control) => control.action === "suspend" ? "cannot" : undefined)
       yield* controls.catchUp(later.target).pipe(
-        Effect.provide(Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => logged.push(String(message)))))
+        withLogger(Logger.make(({ message }) => logged.push(String(message))), true)
       )
       // The rest is still told.
       expect(later.told).toEqual([suspend, limit(3)])

@@ -3,12 +3,16 @@
  * a fake cluster worker (its state, requests and replies, how it is told to end), the table of
  * processes and the port each asks for, who a worker is, and the exposition of several answers.
  */
+import { poll } from "#line/runtime"
+import { fork, yieldNow } from "#test-line/guarantees"
+import { withLogger } from "#test-line/logging"
+import { adjustClock } from "#test-line/workers"
 import { describe, expect, it, onTestFinished } from "@effect/vitest"
-import { Duration, Effect, Fiber, Logger, Metric, Option, TestClock } from "effect"
+import { Duration, Effect, Fiber, Logger, Option } from "effect"
 import cluster from "node:cluster"
 import { EventEmitter } from "node:events"
 import * as Checked from "../src/internal/checked.js"
-import type * as MetricsWire from "../src/internal/metricsWire.js"
+import * as MetricsWire from "../src/internal/metricsWire.js"
 import * as Exposition from "../src/internal/workers/exposition.js"
 import * as Pool from "../src/internal/workers/pool.js"
 import * as Process from "../src/internal/workers/process.js"
@@ -90,8 +94,8 @@ describe("a worker process (process.ts)", () => {
   it.effect("one that does not listen in time is killed, and the start says why", () =>
     Effect.gen(function*() {
       const { p, worker } = processOf()
-      const waiting = yield* Effect.fork(Effect.flip(p.listening(Duration.seconds(10))))
-      yield* TestClock.adjust("10 seconds")
+      const waiting = yield* fork(Effect.flip(p.listening(Duration.seconds(10))))
+      yield* adjustClock("10 seconds")
       expect(yield* Fiber.join(waiting)).toBe("did not listen within 10s, and was killed")
       expect(worker.signals).toEqual(["SIGKILL"])
     }))
@@ -126,20 +130,20 @@ describe("a worker process (process.ts)", () => {
   it.effect("a control is sent with its own number and answered: a suspend it applied stops it accepting, a resume again", () =>
     Effect.gen(function*() {
       const { changes, p, worker } = listening()
-      const suspending = yield* Effect.fork(p.control({ action: "suspend" }, second))
-      yield* Effect.yieldNow()
+      const suspending = yield* fork(p.control({ action: "suspend" }, second))
+      yield* yieldNow
       expect(worker.sent).toEqual([{ [tag]: "control", request: 1, control: { action: "suspend" } }])
       worker.say({ [tag]: "controlled", request: 1 })
       expect(yield* Fiber.join(suspending)).toBeUndefined()
       expect(p.accepting).toBe(false)
       expect(p.state._tag).toBe("Listening")
-      const resuming = yield* Effect.fork(p.control({ action: "resume" }, second))
-      yield* Effect.yieldNow()
+      const resuming = yield* fork(p.control({ action: "resume" }, second))
+      yield* yieldNow
       worker.say({ [tag]: "controlled", request: 2 })
       yield* Fiber.join(resuming)
       expect(p.accepting).toBe(true)
-      const limiting = yield* Effect.fork(p.control({ action: "setMaxConnections", maxConnections: 1 }, second))
-      yield* Effect.yieldNow()
+      const limiting = yield* fork(p.control({ action: "setMaxConnections", maxConnections: 1 }, second))
+      yield* yieldNow
       worker.say({ [tag]: "controlled", request: 3 })
       yield* Fiber.join(limiting)
       expect(p.accepting).toBe(true)
@@ -149,16 +153,16 @@ describe("a worker process (process.ts)", () => {
   it.effect("a refused control answers why and changes nothing; one not answered in time says so", () =>
     Effect.gen(function*() {
       const { p, worker } = listening()
-      const refused = yield* Effect.fork(p.control({ action: "suspend" }, second))
-      yield* Effect.yieldNow()
+      const refused = yield* fork(p.control({ action: "suspend" }, second))
+      yield* yieldNow
       // A reply to another request, or to none, is not this one's.
       worker.say({ [tag]: "controlled", request: 99, error: "not mine" })
       worker.say({ [tag]: "controlled", error: "no number" })
       worker.say({ [tag]: "controlled", request: worker.request, error: "it cannot" })
       expect(yield* Fiber.join(refused)).toBe("it cannot")
       expect(p.accepting).toBe(true)
-      const silent = yield* Effect.fork(p.control({ action: "suspend" }, Duration.seconds(2)))
-      yield* TestClock.adjust("2 seconds")
+      const silent = yield* fork(p.control({ action: "suspend" }, Duration.seconds(2)))
+      yield* adjustClock("2 seconds")
       expect(yield* Fiber.join(silent)).toBe("did not answer within 2s")
       // Answered too late: nobody waits, nothing changes.
       worker.say({ [tag]: "controlled", request: worker.request })
@@ -184,18 +188,18 @@ describe("a worker process (process.ts)", () => {
       const series: ReadonlyArray<MetricsWire.Series> = [
         { name: "g", description: undefined, tags: [], kind: "gauge", value: 2 }
       ]
-      const scraped = yield* Effect.fork(p.scrape(second))
-      yield* Effect.yieldNow()
+      const scraped = yield* fork(p.scrape(second))
+      yield* yieldNow
       expect(worker.sent).toEqual([{ [tag]: "metrics", request: 1 }])
       worker.say({ [tag]: "metrics", request: 1 })
       worker.say({ [tag]: "metrics", request: 1, series })
       expect(yield* Fiber.join(scraped)).toEqual(Option.some(series))
-      const late = yield* Effect.fork(p.scrape(second))
-      yield* TestClock.adjust("1 second")
+      const late = yield* fork(p.scrape(second))
+      yield* adjustClock("1 second")
       expect(yield* Fiber.join(late)).toEqual(Option.none())
-      const dying = yield* Effect.fork(p.scrape(second))
-      const controlled = yield* Effect.fork(p.control({ action: "resume" }, second))
-      yield* Effect.yieldNow()
+      const dying = yield* fork(p.scrape(second))
+      const controlled = yield* fork(p.control({ action: "resume" }, second))
+      yield* yieldNow
       worker.exit(0)
       expect(yield* Fiber.join(dying)).toEqual(Option.some([]))
       expect(yield* Fiber.join(controlled)).toBeUndefined()
@@ -246,19 +250,19 @@ describe("requests and their replies (protocol.ts)", () => {
     Effect.gen(function*() {
       const requests = new Protocol.Requests<string>()
       const numbers: Array<number> = []
-      const first = yield* Effect.fork(requests.ask((n) => numbers.push(n), second))
-      const next = yield* Effect.fork(requests.ask((n) => numbers.push(n), second))
-      yield* Effect.yieldNow()
+      const first = yield* fork(requests.ask((n) => numbers.push(n), second))
+      const next = yield* fork(requests.ask((n) => numbers.push(n), second))
+      yield* yieldNow
       expect(numbers).toEqual([1, 2])
       expect(requests.pending).toBe(2)
       requests.answer(2, "two")
       requests.answer(3, "nobody's")
       expect(yield* Fiber.join(next)).toEqual(Option.some("two"))
-      yield* TestClock.adjust("1 second")
+      yield* adjustClock("1 second")
       expect(yield* Fiber.join(first)).toEqual(Option.none())
       expect(requests.pending).toBe(0)
-      const gone = yield* Effect.fork(requests.ask(() => {}, second))
-      yield* Effect.yieldNow()
+      const gone = yield* fork(requests.ask(() => {}, second))
+      yield* yieldNow
       requests.answerAll("gone")
       expect(yield* Fiber.join(gone)).toEqual(Option.some("gone"))
       expect(requests.pending).toBe(0)
@@ -360,8 +364,8 @@ describe("the table of workers and the port each asks for (pool.ts)", () => {
       yield* pool.fork(3)
       expect(identity(2).port).toBe(0)
       // Worker 1 stops accepting (suspended): none holds the primary's socket.
-      const suspending = yield* Effect.fork(pool.processes[0]!.control({ action: "suspend" }, second))
-      yield* Effect.yieldNow()
+      const suspending = yield* fork(pool.processes[0]!.control({ action: "suspend" }, second))
+      yield* yieldNow
       forked[0]!.worker.say({ [tag]: "controlled", request: 1 })
       yield* Fiber.join(suspending)
       forked[1]!.worker.exit(1)
@@ -400,13 +404,13 @@ describe("the table of workers and the port each asks for (pool.ts)", () => {
       now: () => 0,
       fork: () => new FakeWorker()
     })
-    const restarts = Metric.unsafeSnapshot().filter((pair) => pair.metricKey.name === "echo_worker_restarts_total")
-    const workers = restarts.flatMap((pair) =>
-      pair.metricKey.tags.filter((t) => t.key === "worker").map((t) => t.value)
+    const restarts = MetricsWire.snapshot().filter((series) => series.name === "echo_worker_restarts_total")
+    const workers = restarts.flatMap((series) =>
+      series.tags.filter(([key]) => key === "worker").map(([, value]) => value)
     )
     expect(workers).toEqual(expect.arrayContaining(["1", "2", "3", "4", "5", "6", "7"]))
-    const seventh = restarts.find((pair) => pair.metricKey.tags.some((t) => t.key === "worker" && t.value === "7"))
-    expect(seventh?.metricState).toMatchObject({ count: 0 })
+    const seventh = restarts.find((series) => series.tags.some(([key, value]) => key === "worker" && value === "7"))
+    expect(seventh).toMatchObject({ kind: "counter", value: 0 })
   })
 
   it.effect("the workers left are sent SIGTERM (their second signal) when the primary's process exits, while the scope lasts", () =>
@@ -480,19 +484,17 @@ describe("the exposition of several workers (exposition.ts)", () => {
       const starting = processOf(undefined, 3)
       const alsoSilent = listening(4)
       const logged: Array<string> = []
-      const gathered = yield* Effect.fork(
+      const gathered = yield* fork(
         Exposition.gather([answering.p, silent.p, starting.p, alsoSilent.p], second).pipe(
-          Effect.provide(
-            Logger.replace(Logger.defaultLogger, Logger.make(({ message }) => logged.push(String(message))))
-          )
+          withLogger(Logger.make(({ message }) => logged.push(String(message))), true)
         )
       )
-      for (let i = 0; i < 100 && answering.worker.sent.length === 0; i++) yield* Effect.yieldNow()
+      for (let i = 0; i < 100 && answering.worker.sent.length === 0; i++) yield* yieldNow
       answering.worker.say({ [tag]: "metrics", request: answering.worker.request, series: series(4, 4) })
       // All asked at once: one timeout's wait for all of them.
-      yield* TestClock.adjust("1 second")
-      for (let i = 0; i < 100 && gathered.unsafePoll() === null; i++) yield* Effect.yieldNow()
-      expect(gathered.unsafePoll()).not.toBeNull()
+      yield* adjustClock("1 second")
+      for (let i = 0; i < 100 && poll(gathered) === undefined; i++) yield* yieldNow
+      expect(poll(gathered)).not.toBeUndefined()
       const text = yield* Fiber.join(gathered)
       expect(text).toMatch(/^echo_worker_connections_active\{worker="1"\} 4$/m)
       expect(text.match(/^echo_worker_connections_active\{/gm)).toHaveLength(1)

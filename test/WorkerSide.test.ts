@@ -4,6 +4,9 @@
  * with `process.send` recording what would go to the primary. The real channel is tested in
  * test/Workers.test.ts, with forked workers.
  */
+import { extendScope } from "#line/kit"
+import { poll } from "#line/runtime"
+import { fork } from "#test-line/guarantees"
 import { describe, expect, it, onTestFinished } from "@effect/vitest"
 import { Effect, Exit, Fiber, Scope } from "effect"
 import * as Protocol from "../src/internal/workers/protocol.js"
@@ -118,10 +121,10 @@ describe("attach, the worker's end of the channel (worker.ts)", () => {
       const { calls, server } = serverOf()
       const scope = yield* Scope.make()
       const before = process.listeners("message")
-      const stopped = yield* Scope.extend(Worker.attach(server), scope)
+      const stopped = yield* extendScope(Worker.attach(server), scope)
       expect(sent).toEqual([{ [tag]: "listening", address: server.address }])
       const primary = added("message", before)
-      const waiting = yield* Effect.fork(stopped)
+      const waiting = yield* fork(stopped)
       primary({ [tag]: "control", request: 7, control: { action: "suspend" } })
       primary({ [tag]: "control", request: 8, control: { action: "setMaxConnections", maxConnections: 99 } })
       primary({ [tag]: "metrics", request: 9 })
@@ -143,7 +146,7 @@ describe("attach, the worker's end of the channel (worker.ts)", () => {
       expect(scraped).toEqual({ [tag]: "metrics", request: 9, series: expect.any(Array) })
       // Three answers after the first line: nothing for the messages that are not whole, or not ours.
       expect(sent).toHaveLength(4)
-      expect(waiting.unsafePoll()).toBeNull()
+      expect(poll(waiting)).toBeUndefined()
       primary({ [tag]: "shutdown" })
       yield* Fiber.join(waiting)
       yield* Scope.close(scope, Exit.void)

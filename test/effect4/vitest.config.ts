@@ -19,24 +19,14 @@ const effect3Only = [
   "test/Rpc.test.ts",
   "test/Protocols.test.ts",
   "test/ApiDocs.test.ts",
-  "test/Cli.test.ts",
-  "test/CrashWindow.test.ts",
   "test/Deploying.test.ts",
   "test/Docs.test.ts",
-  "test/ExitReset.test.ts",
-  "test/ForcedExit.test.ts",
   "test/Package.test.ts",
   "test/Parity.test.ts",
-  "test/ProcessFaults.test.ts",
-  "test/Serve.test.ts",
   "test/Shutdown.test.ts",
   "test/Simulation.test.ts",
   "test/Soak.test.ts",
-  "test/TestKit.test.ts",
-  "test/WorkerControls.test.ts",
-  "test/WorkerProcess.test.ts",
-  "test/WorkerSide.test.ts",
-  "test/Workers.test.ts"
+  "test/TestKit.test.ts"
 ]
 
 export default defineConfig({
