@@ -1,11 +1,13 @@
 import { describe, expect, it } from "@effect/vitest"
 import type { Scope } from "effect"
-import { Effect, FastCheck as fc, Stream } from "effect"
+import { Effect, Stream } from "effect"
+import * as fc from "fast-check"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import type { Connection } from "../src/index.js"
 import { Client, Server, TestKit } from "../src/index.js"
 import { hasPrlimit, serve } from "./utils/cli.js"
+import { property } from "./utils/property.js"
 
 const runs = Number(process.env.ECHO_PROPERTY_RUNS ?? 12)
 // A failure prints its seed and path: set them here to replay it
@@ -18,22 +20,26 @@ const generation = { shutdownTimeout: "400 millis", cleanupTimeout: "500 millis"
 
 /** An echo written as a user would, on the pull, with a scoped resource per connection. */
 const userEcho: Server.Handler<Connection.ConnectionError, Scope.Scope> = (connection) =>
-  Effect.zipRight(Effect.addFinalizer(() => Effect.void), Stream.runForEach(connection.stream, connection.write))
+  Effect.andThen(Effect.addFinalizer(() => Effect.void), Stream.runForEach(connection.stream, connection.write))
 
 describe("shutdown at arbitrary moments (model-based)", () => {
-  it.live.prop(
+  it(
     "whatever peers do and whenever shutdown begins, every step and the end match the model",
-    { scenario: TestKit.scenario(generation) },
-    ({ scenario }) => TestKit.checkShutdown(scenario, generation).pipe(Effect.asVoid),
-    { timeout: 240_000, fastCheck: { numRuns: runs, ...replay } }
+    property(TestKit.scenario(generation), (scenario) => TestKit.checkShutdown(scenario, generation), {
+      numRuns: runs,
+      ...replay
+    }),
+    240_000
   )
 
-  it.live.prop(
+  it(
     "on the forced and crash paths too: a forced stop, a defect in the server's fiber",
-    { scenario: TestKit.scenario({ ...generation, crashes: true }) },
-    ({ scenario }) =>
-      TestKit.checkShutdown(scenario, { ...generation, handler: userEcho, protocol: TestKit.echo }).pipe(Effect.asVoid),
-    { timeout: 240_000, fastCheck: { numRuns: Math.ceil(runs / 3), ...replay } }
+    property(
+      TestKit.scenario({ ...generation, crashes: true }),
+      (scenario) => TestKit.checkShutdown(scenario, { ...generation, handler: userEcho, protocol: TestKit.echo }),
+      { numRuns: Math.ceil(runs / 3), ...replay }
+    ),
+    240_000
   )
 
   it("most generated runs hold a peer the key invariant applies to", () => {

@@ -3,12 +3,15 @@
  * loopback, with every timer on virtual time and every interleaving chosen by a seed, so that
  * thousands of runs take seconds and a failure replays exactly.
  */
+import { firstFailure } from "#line/cause"
 import { describe, expect, it } from "@effect/vitest"
 import type { Scope } from "effect"
-import { Effect, Exit, FastCheck as fc, Stream } from "effect"
+import { Effect, Exit, Option, Stream } from "effect"
+import * as fc from "fast-check"
 import forkingEcho from "../examples/forking-echo.js"
 import type { Connection, Server } from "../src/index.js"
 import { TestKit } from "../src/index.js"
+import { property } from "./utils/property.js"
 
 const runs = Number(process.env.ECHO_SIM_RUNS ?? 1000)
 // A failure prints its seed and path: set them here to replay it. The generator's seed is fixed,
@@ -25,35 +28,40 @@ const userEcho: Server.Handler<Connection.ConnectionError, Scope.Scope> = (conne
   Effect.andThen(Effect.addFinalizer(() => Effect.void), Stream.runForEach(connection.stream, connection.write))
 
 describe("the shutdown property on the simulated network", () => {
-  it.effect.prop(
+  it(
     "whatever peers do, whenever shutdown begins, on any network: every step and the end match the model",
-    { run: TestKit.simulation(timeouts) },
-    ({ run }) => Effect.asVoid(TestKit.simulate(run, timeouts)),
-    { timeout: 120_000, fastCheck: { numRuns: runs, ...replay } }
+    property(TestKit.simulation(timeouts), (run) => TestKit.simulate(run, timeouts), { numRuns: runs, ...replay }),
+    120_000
   )
 
-  it.effect.prop(
+  it(
     "the same holds for a handler of the user's own, on the pull, with a scope per connection",
-    { run: TestKit.simulation(timeouts) },
-    ({ run }) =>
-      TestKit.simulate(run, { ...timeouts, handler: userEcho, protocol: TestKit.echo }).pipe(
-        Effect.map((outcome) => {
-          // The run watched the handlers: each one it started is accounted for.
-          expect(outcome.handlers).toBeDefined()
-        })
-      ),
-    { timeout: 120_000, fastCheck: { numRuns: Math.ceil(runs / 4), ...replay } }
+    property(
+      TestKit.simulation(timeouts),
+      (run) =>
+        TestKit.simulate(run, { ...timeouts, handler: userEcho, protocol: TestKit.echo }).pipe(
+          Effect.map((outcome) => {
+            // The run watched the handlers: each one it started is accounted for.
+            expect(outcome.handlers).toBeDefined()
+          })
+        ),
+      { numRuns: Math.ceil(runs / 4), ...replay }
+    ),
+    120_000
   )
 
-  it.effect.prop(
+  it(
     "on the forced and crash paths too (a forced stop, a defect in the server's fiber): the echo's and a user's",
-    { run: TestKit.simulation({ ...timeouts, crashes: true }) },
-    ({ run }) =>
-      Effect.zipRight(
-        TestKit.simulate(run, timeouts),
-        TestKit.simulate(run, { ...timeouts, handler: userEcho, protocol: TestKit.echo })
-      ).pipe(Effect.asVoid),
-    { timeout: 120_000, fastCheck: { numRuns: Math.ceil(runs / 8), ...replay } }
+    property(
+      TestKit.simulation({ ...timeouts, crashes: true }),
+      (run) =>
+        Effect.andThen(
+          TestKit.simulate(run, timeouts),
+          TestKit.simulate(run, { ...timeouts, handler: userEcho, protocol: TestKit.echo })
+        ),
+      { numRuns: Math.ceil(runs / 8), ...replay }
+    ),
+    120_000
   )
 
   it.effect("a burst of connects interrupted before it starts does not leave the run stuck (fiber turns in order)", () =>
@@ -96,7 +104,7 @@ describe("the shutdown property on the simulated network", () => {
             { ...timeouts, handler: forkingEcho, protocol: TestKit.echo }
           )
         )
-        if (Exit.isFailure(exit) && exit.cause._tag === "Fail") failure = exit.cause.error
+        if (Exit.isFailure(exit)) failure = Option.getOrUndefined(firstFailure(exit.cause))
       }
       expect(failure).toBeDefined()
       expect(failure!.message).toMatch(/a clean end after \d+ of 20000 bytes: a cut-off answer that looks complete/)

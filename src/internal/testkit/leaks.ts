@@ -2,6 +2,7 @@
  * What a process holds (socket descriptors, Node's active handles by type), and the checks that
  * a run left none of it behind: the sockets, handles and timers it had before, and its port free.
  */
+import { afterTheEvent } from "#line/kit"
 import { callback } from "#line/runtime"
 import { decodeDuration, type DurationInput } from "#line/types"
 import { Duration, Effect } from "effect"
@@ -9,24 +10,33 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import type { Holdings } from "../../TestKit.js"
 
-/** @internal */
-export const holdings = Effect.sync((): Holdings => {
-  let sockets = 0
-  try {
-    for (const fd of fs.readdirSync("/proc/self/fd")) {
-      try {
-        if (fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith("socket:")) sockets++
-      } catch {
-        // The descriptor closed while we looked: not held.
+/**
+ * Read once the event that woke the fiber is over: Node counts a timer as active until its
+ * callback returns, and a fiber a sleep wakes may run inside that callback (on Effect 4), where
+ * the sleep's own timer would count as held.
+ *
+ * @internal
+ */
+export const holdings = Effect.andThen(
+  afterTheEvent(Effect.void),
+  Effect.sync((): Holdings => {
+    let sockets = 0
+    try {
+      for (const fd of fs.readdirSync("/proc/self/fd")) {
+        try {
+          if (fs.readlinkSync(`/proc/self/fd/${fd}`).startsWith("socket:")) sockets++
+        } catch {
+          // The descriptor closed while we looked: not held.
+        }
       }
+    } catch {
+      sockets = -1 // no /proc: only handles are compared
     }
-  } catch {
-    sockets = -1 // no /proc: only handles are compared
-  }
-  const handles: Record<string, number> = {}
-  for (const type of process.getActiveResourcesInfo()) handles[type] = (handles[type] ?? 0) + 1
-  return { sockets, handles }
-})
+    const handles: Record<string, number> = {}
+    for (const type of process.getActiveResourcesInfo()) handles[type] = (handles[type] ?? 0) + 1
+    return { sockets, handles }
+  })
+)
 
 /** @internal */
 export const holdsMore = (now: Holdings, before: Holdings): boolean =>
