@@ -236,7 +236,9 @@ describe("the core entry", () => {
     ).toEqual(
       []
     )
-    expect(packages.filter((p) => !/^(effect|@effect\/platform\/[A-Za-z]+|fast-check|node:[a-z_/]+)$/.test(p))).toEqual([])
+    expect(packages.filter((p) => !/^(effect|@effect\/platform\/[A-Za-z]+|fast-check|node:[a-z_/]+)$/.test(p))).toEqual(
+      []
+    )
     // The PROXY parser is loaded by a server that takes the protocol, not by the import.
     expect(loadedLater).toEqual(["proxy-protocol-js"])
   })

@@ -17,8 +17,8 @@
  * - A handler that lets such a close through (its failure is a `SocketCloseError` of this
  *   module's making) ended normally, as one that caught it did.
  */
-import { Context, Data, Deferred, Effect, Latch, Layer, Scope, Stream } from "effect"
-import type { Cause, Exit } from "effect"
+import { Context, Deferred, Effect, Layer, Scope, Stream } from "effect"
+import type { Exit } from "effect"
 import type { NonEmptyReadonlyArray } from "effect/Array"
 import * as NetAddress from "effect/net/NetAddress"
 import * as Pull from "effect/Pull"
@@ -26,38 +26,11 @@ import * as Socket from "effect/socket/Socket"
 import * as SocketServer from "effect/socket/SocketServer"
 import * as Connection from "../Connection.js"
 import * as Driven from "../internal/connection.js"
+import { type Closed, raised, start } from "../internal/platformServer.js"
 import type * as Listener from "../Listener.js"
-import * as Server from "../Server.js"
+import type * as Server from "../Server.js"
 
-/**
- * A connection closed by its handler with a `Socket.CloseEvent` whose code is not 1000 (a normal
- * close): the protocol's answer to its peer (`effect/rpc` closes with 1009 on input it cannot
- * decode). Counted as the peer's doing, under the reason `SocketClosed`, and completed normally:
- * what was written before the close arrives, then the FIN.
- *
- * @since 0.1.0
- * @category errors
- */
-export class SocketClosed extends Data.TaggedError("SocketClosed")<{
-  /** `HOST:PORT` of the peer. */
-  readonly peer: string
-  readonly code: number
-  readonly closeReason?: string | undefined
-}> {
-  readonly [Server.PeerFault] = "SocketClosed"
-  override get message(): string {
-    return `closed ${this.peer} with code ${this.code}${this.closeReason ? `: ${this.closeReason}` : ""}`
-  }
-}
-
-// What each SocketError this module raised stands for: the connection's own error, or a close
-// (asked for by the handler, or the connection's normal end). A handler's failure is judged by it
-// (see `judge`).
-type Origin =
-  | { readonly _tag: "Connection"; readonly error: Connection.ConnectionError }
-  | { readonly _tag: "Closed"; readonly code: number; readonly reason: string | undefined }
-const origins = new WeakMap<object, Origin>()
-type Closed = Extract<Origin, { _tag: "Closed" }>
+export { SocketClosed } from "../internal/platformServer.js"
 
 // The connection's normal end of input (the peer's FIN, the drain notice): a close with 1000.
 const normalEnd: Closed = { _tag: "Closed", code: 1000, reason: undefined }
@@ -66,8 +39,7 @@ const closeError = (closed: Closed): Socket.SocketError => {
   const error = new Socket.SocketError({
     reason: new Socket.SocketCloseError({ code: closed.code, closeReason: closed.reason })
   })
-  origins.set(error, closed)
-  return error
+  return raised(error, closed)
 }
 
 const fromConnection = (side: "Read" | "Write", error: Connection.ConnectionError): Socket.SocketError => {
@@ -80,8 +52,7 @@ const fromConnection = (side: "Read" | "Write", error: Connection.ConnectionErro
       ? new Socket.SocketReadError({ cause: error })
       : new Socket.SocketWriteError({ cause: error })
   })
-  origins.set(socketError, { _tag: "Connection", error })
-  return socketError
+  return raised(socketError, { _tag: "Connection", error })
 }
 
 // The reader's scope closed under a pull: that pull's end, not the connection's (a handler that
@@ -242,32 +213,6 @@ class PlatformSocket implements Socket.Socket {
 }
 
 /**
- * How a platform handler ended, as the server judges it: a failure made only of this module's
- * socket errors is the connection's own end (or the close its handler asked for), whether the
- * handler kept it as a failure or turned it into a defect.
- */
-const judge = (cause: Cause.Cause<unknown>, connection: Connection.Connection): Effect.Effect<void, unknown> => {
-  // (A handler that swallowed such a failure, as effect/rpc does with every close, is judged by
-  // the close it asked for: see `closedBy`.)
-  let origin: Origin | undefined
-  for (const reason of cause.reasons) {
-    if (reason._tag === "Interrupt") continue
-    const error = reason._tag === "Fail" ? reason.error : reason.defect
-    const found = typeof error === "object" && error !== null ? origins.get(error) : undefined
-    if (found === undefined) return Effect.failCause(cause)
-    origin ??= found
-  }
-  if (origin === undefined) return Effect.failCause(cause)
-  return origin._tag === "Connection" ? Effect.fail(origin.error) : closedBy(origin, connection)
-}
-
-// A close the handler asked for: normal with 1000, else the protocol's answer to its peer.
-const closedBy = (closed: Closed | undefined, connection: Connection.Connection): Effect.Effect<void, SocketClosed> =>
-  closed === undefined || closed.code === 1000
-    ? Effect.void
-    : Effect.fail(new SocketClosed({ peer: connection.peer, code: closed.code, closeReason: closed.reason }))
-
-/**
  * Starts this server in the current scope (see `Server.make`) and returns it as the platform's
  * `SocketServer` service. Connections that arrive before `run` is called wait for a handler
  * (unread, in their slot); at shutdown, those still waiting are completed at once.
@@ -278,60 +223,17 @@ const closedBy = (closed: Closed | undefined, connection: Connection.Connection)
 export const make = (
   options: Server.Options = {}
 ): Effect.Effect<SocketServer.SocketServer["Service"], Server.ServerError | Listener.ListenError, Scope.Scope> =>
-  Effect.gen(function*() {
-    // The handler of the latest `run` still running, with the services of the fiber that called
-    // it; connections wait for one while there is none.
-    interface Running {
-      readonly handler: (socket: Socket.Socket) => Effect.Effect<unknown, unknown>
-      readonly services: Context.Context<never>
-    }
-    let current: Running | undefined
-    const ready = yield* Latch.make(false)
-
-    const handle = (connection: Connection.Connection, running: Running, provided: boolean) => {
+  Effect.map(
+    start(options, (connection) => {
       const socket = new PlatformSocket(connection)
-      const handled = running.handler(socket)
-      return Effect.matchCauseEffect(provided ? handled : Effect.provideContext(handled, running.services), {
-        onFailure: (cause) => judge(cause, connection),
-        onSuccess: () => closedBy(socket.closed, connection)
+      return { socket: socket as Socket.Socket, closed: () => socket.closed }
+    }, (effect, services) => Effect.provideContext(effect, services)),
+    ({ address, run }) =>
+      SocketServer.SocketServer.of({
+        address: NetAddress.inetAddressFromIpStringUnsafe(address.host, address.port),
+        run
       })
-    }
-    // A connection's fiber starts with the services of the `run` running then (see below). One
-    // that arrives while no `run` is running waits for one, or for the drain notice, and is given
-    // that run's services when it comes.
-    const serve: Server.Handler<unknown> = (connection) => {
-      const running = current
-      if (running !== undefined) return handle(connection, running, true)
-      return Effect.flatMap(
-        Effect.raceFirst(Effect.as(ready.await, true), Effect.as(connection.draining, false)),
-        (handled) => handled && current !== undefined ? handle(connection, current, false) : Effect.void
-      )
-    }
-
-    const server = yield* Server.makeWith(options, serve, () => current?.services)
-
-    const run = <R, E, _>(
-      handler: (socket: Socket.Socket) => Effect.Effect<_, E, R>
-    ): Effect.Effect<never, SocketServer.SocketServerError, R> =>
-      Effect.contextWith((services: Context.Context<R>) => {
-        const previous = current
-        current = {
-          handler: handler as (socket: Socket.Socket) => Effect.Effect<unknown, unknown>,
-          services: services as Context.Context<never>
-        }
-        ready.openUnsafe()
-        return Effect.onExit(Effect.never, () =>
-          Effect.sync(() => {
-            current = previous
-            if (current === undefined) ready.closeUnsafe()
-          }))
-      })
-
-    return SocketServer.SocketServer.of({
-      address: NetAddress.inetAddressFromIpStringUnsafe(server.address.host, server.address.port),
-      run
-    })
-  })
+  )
 
 /**
  * The platform's `SocketServer` service, backed by this server: started when the layer is built,

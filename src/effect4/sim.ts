@@ -20,19 +20,9 @@ export type LogLevel = Level.LogLevel
 /** The minimum level that lets no record through. */
 export const silent: LogLevel = "None"
 
-/** What the clock needs of the world: its virtual time, and timers on it. */
-export interface Timeline {
-  readonly now: () => number
-  /** Calls `fire` `millis` from now, as an event of the world labelled `label`; returns its cancel. */
-  readonly schedule: (millis: number, label: string, fire: () => void) => () => void
-}
+import type { Timeline, Turns } from "../internal/sim/seams.js"
 
-/** What the scheduler needs of the world: a fiber turn queued, first in first out. */
-export interface Turns {
-  readonly push: (task: () => void) => void
-  /** Plays every turn queued now, at once (what a dispatcher's flush asks for). */
-  readonly flush: () => void
-}
+export type { Timeline, Turns }
 
 const nanos = (millis: number): bigint => BigInt(Math.round(millis * 1_000_000))
 
