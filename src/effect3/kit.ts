@@ -51,9 +51,3 @@ export const extendScope = <A, E, R>(
   self: Effect.Effect<A, E, R>,
   scope: Scope.Scope
 ): Effect.Effect<A, E, Exclude<R, Scope.Scope>> => Scope.extend(self, scope)
-
-/**
- * `self`, a wait resumed from a Node event, continuing in a turn of the scheduler of its own, after
- * the event's other listeners: on this line a resumed fiber always does, so `self` as it is.
- */
-export const afterTheEvent = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => self

@@ -71,12 +71,22 @@ export const interruptFork = <A, E>(fiber: RootFiber<A, E>): void => fiber.unsaf
 export const poll = <A, E>(fiber: RootFiber<A, E>): Exit.Exit<A, E> | undefined => fiber.unsafePoll() ?? undefined
 
 /**
- * What runs effects from Node's callbacks with the services of the fiber that made it: a root
- * fiber each, interruptible whatever region the runner was made in (a connection's fiber must be
- * interruptible by the shutdown).
+ * What runs effects from Node's callbacks with the services, log settings and metric labels of
+ * the fiber that made it: a root fiber each, interruptible whatever region the runner was made in
+ * (a connection's fiber must be interruptible by the shutdown).
  */
 export interface Runner<R> {
-  readonly fork: <A, E>(effect: Effect.Effect<A, E, R>) => RootFiber<A, E>
+  /** The services of the fiber that made the runner. */
+  readonly context: Context.Context<R>
+  /**
+   * Forks `effect` at the root. With `peer`, its records name the peer; with `context`, the fiber
+   * starts with those services instead of the runner's.
+   */
+  readonly fork: <A, E>(
+    effect: Effect.Effect<A, E, R>,
+    peer?: string,
+    context?: Context.Context<never>
+  ) => RootFiber<A, E>
   readonly runSync: <A, E>(effect: Effect.Effect<A, E, R>) => A
   readonly runPromise: <A, E>(effect: Effect.Effect<A, E, R>) => Promise<A>
 }
@@ -87,7 +97,9 @@ export const runner = <R = never>(): Effect.Effect<Runner<R>, never, R> =>
     const runtime = Runtime.enableRuntimeFlag(current, RuntimeFlags.Interruption)
     const fork = Runtime.runFork(runtime)
     return {
-      fork: (effect) => fork(effect),
+      context: runtime.context,
+      fork: (effect, peer, context) =>
+        peer === undefined ? fork(effect) : fork(effect, { updateRefs: annotate(peer, context) }),
       runSync: Runtime.runSync(runtime),
       runPromise: Runtime.runPromise(runtime)
     }
@@ -98,32 +110,6 @@ export type CloseableScope = Scope.CloseableScope
 
 /** A scope made outside any fiber. */
 export const scopeUnsafe = (): CloseableScope => Effect.runSync(Scope.make())
-
-/**
- * Forks the fiber of each connection from Node's callbacks, with the services, log settings and
- * metric labels of the fiber that made it, and the peer's address in every log record.
- */
-export interface Forker {
-  /** The services of the fiber that made the forker. */
-  readonly context: Context.Context<never>
-  /**
-   * Forks `effect` at the root, interruptible. With `peer`, its records name the peer; with
-   * `context`, the fiber starts with those services instead of the forker's.
-   */
-  readonly fork: <A, E>(effect: Effect.Effect<A, E>, peer?: string, context?: Context.Context<never>) => RootFiber<A, E>
-}
-
-/** A forker for the current fiber. */
-export const forker = <R = never>(): Effect.Effect<Forker, never, R> =>
-  Effect.map(Effect.runtime<R>(), (current) => {
-    const runtime = Runtime.enableRuntimeFlag(current, RuntimeFlags.Interruption) as Runtime.Runtime<never>
-    const fork = Runtime.runFork(runtime)
-    return {
-      context: runtime.context,
-      fork: (effect, peer, context) =>
-        peer === undefined ? fork(effect) : fork(effect, { updateRefs: annotate(peer, context) })
-    }
-  })
 
 // The peer's annotation and the context are set in the fiber's initial FiberRefs, in one update:
 // an effect around the handler that annotated or provided them would change the FiberRef and
@@ -142,3 +128,9 @@ const annotate =
         : [[FiberRef.currentLogAnnotations, [[id, annotations]]], [FiberRef.currentContext, [[id, context]]]]
     })
   }
+
+/**
+ * `self`, a wait resumed from a Node event, continuing in a turn of the scheduler of its own, after
+ * the event's other listeners: on this line a resumed fiber always does, so `self` as it is.
+ */
+export const afterTheEvent = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => self

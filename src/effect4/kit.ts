@@ -46,12 +46,3 @@ export const extendScope = <A, E, R>(
   self: Effect.Effect<A, E, R>,
   scope: Scope.Scope
 ): Effect.Effect<A, E, Exclude<R, Scope.Scope>> => Scope.provide(scope)(self)
-
-/**
- * `self`, a wait resumed from a Node event, continuing in a turn of the scheduler of its own, after
- * the event's other listeners. On this line a fiber resumed from a callback runs at once, inside
- * the listener that resumed it, before the listeners after it (the server's own, for a test's
- * wait on a connection the server accepts); a yield puts it back in line, as Effect 3 runs it.
- */
-export const afterTheEvent = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-  Effect.tap(self, () => Effect.yieldNow)

@@ -74,12 +74,21 @@ export const interruptFork = <A, E>(fiber: RootFiber<A, E>): void => fiber.inter
 export const poll = <A, E>(fiber: RootFiber<A, E>): Exit.Exit<A, E> | undefined => fiber.pollUnsafe()
 
 /**
- * What runs effects from Node's callbacks with the services of the fiber that made it: a root
- * fiber each, interruptible whatever region the runner was made in (a connection's fiber must be
- * interruptible by the shutdown).
+ * What runs effects from Node's callbacks with the services, log settings and metric attributes
+ * of the fiber that made it: a root fiber each, interruptible (Effect 4's root fibers are).
  */
 export interface Runner<R> {
-  readonly fork: <A, E>(effect: Effect.Effect<A, E, R>) => RootFiber<A, E>
+  /** The services of the fiber that made the runner. */
+  readonly context: Context.Context<R>
+  /**
+   * Forks `effect` at the root. With `peer`, its records name the peer; with `context`, the fiber
+   * starts with those services instead of the runner's.
+   */
+  readonly fork: <A, E>(
+    effect: Effect.Effect<A, E, R>,
+    peer?: string,
+    context?: Context.Context<never>
+  ) => RootFiber<A, E>
   readonly runSync: <A, E>(effect: Effect.Effect<A, E, R>) => A
   readonly runPromise: <A, E>(effect: Effect.Effect<A, E, R>) => Promise<A>
 }
@@ -87,9 +96,23 @@ export interface Runner<R> {
 /** The runner for the current fiber's services. */
 export const runner = <R = never>(): Effect.Effect<Runner<R>, never, R> =>
   Effect.map(Effect.context<R>(), (context) => {
+    const annotations = Context.get(context as Context.Context<never>, References.CurrentLogAnnotations)
     const fork = Effect.runForkWith(context)
     return {
-      fork: (effect) => fork(effect),
+      context,
+      // One context per connection carries its services and its annotation together: the fiber
+      // starts with both, and nothing around the handler sets or restores them.
+      fork: (effect, peer, services) =>
+        peer === undefined && services === undefined
+          ? fork(effect)
+          : Effect.runForkWith(
+            (peer === undefined
+              ? services!
+              : Context.add(services ?? context, References.CurrentLogAnnotations, {
+                ...annotations,
+                peer
+              })) as Context.Context<R>
+          )(effect),
       runSync: Effect.runSyncWith(context),
       runPromise: Effect.runPromiseWith(context)
     }
@@ -102,36 +125,10 @@ export type CloseableScope = Scope.Closeable
 export const scopeUnsafe = (): CloseableScope => Scope.makeUnsafe()
 
 /**
- * Forks the fiber of each connection from Node's callbacks, with the services, log settings and
- * metric attributes of the fiber that made it, and the peer's address in every log record.
+ * `self`, a wait resumed from a Node event, continuing in a turn of the scheduler of its own, after
+ * the event's other listeners. On this line a fiber resumed from a callback runs at once, inside
+ * the listener that resumed it, before the listeners after it (the server's own, for a test's
+ * wait on a connection the server accepts); a yield puts it back in line, as Effect 3 runs it.
  */
-export interface Forker {
-  /** The services of the fiber that made the forker. */
-  readonly context: Context.Context<never>
-  /**
-   * Forks `effect` at the root, interruptible. With `peer`, its records name the peer; with
-   * `context`, the fiber starts with those services instead of the forker's.
-   */
-  readonly fork: <A, E>(effect: Effect.Effect<A, E>, peer?: string, context?: Context.Context<never>) => RootFiber<A, E>
-}
-
-/** A forker for the current fiber. */
-export const forker = <R = never>(): Effect.Effect<Forker, never, R> =>
-  Effect.map(Effect.context<R>(), (captured) => {
-    const context = captured as Context.Context<never>
-    const annotations = Context.get(context, References.CurrentLogAnnotations)
-    const fork = Effect.runForkWith(context)
-    return {
-      context,
-      // One context per connection carries its services and its annotation together: the fiber
-      // starts with both, and nothing around the handler sets or restores them.
-      fork: (effect, peer, services) =>
-        peer === undefined && services === undefined
-          ? fork(effect)
-          : Effect.runForkWith(
-            peer === undefined
-              ? services!
-              : Context.add(services ?? context, References.CurrentLogAnnotations, { ...annotations, peer })
-          )(effect)
-    }
-  })
+export const afterTheEvent = <A, E, R>(self: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.tap(self, () => Effect.yieldNow)

@@ -3,8 +3,7 @@
  * destroys the socket, so a timeout can end it), uninterruptible from the moment it connects
  * until its release is registered.
  */
-import { afterTheEvent } from "#line/kit"
-import { callback } from "#line/runtime"
+import { afterTheEvent, callback } from "#line/runtime"
 import { service } from "#line/types"
 import { Effect } from "effect"
 import type { Scope } from "effect"

@@ -10,12 +10,12 @@ import {
   catchAllCause,
   deferredDone,
   deferredUnsafe,
-  forker,
   interruptFork,
   observe,
+  runner,
   scopeUnsafe
 } from "#line/runtime"
-import type { CloseableScope, Forker, RootFiber } from "#line/runtime"
+import type { CloseableScope, RootFiber, Runner } from "#line/runtime"
 import { Cause, Context, Deferred, Duration, Effect, Exit, Option, Scope } from "effect"
 import type * as Connection from "../Connection.js"
 import type * as Listener from "../Listener.js"
@@ -129,7 +129,7 @@ export const serve = <E, R>(
     // Connection fibers are root fibers forked from Node's callbacks with the runtime of the fiber
     // that starts the server: its services, log settings and metric labels. Interruptible always,
     // even when the server starts in an uninterruptible region, or the deadline could not cut them.
-    const fibers = yield* forker<Exclude<R, Scope.Scope>>()
+    const fibers = (yield* runner<Exclude<R, Scope.Scope>>()) as Runner<never>
     const server = new Server(
       listener,
       policy,
@@ -187,7 +187,7 @@ class Server implements Live {
     private readonly handle: Handle<unknown, Scope.Scope>,
     // Forks each connection's fiber with the services of the fiber that started the server: a
     // handler's fiber starts with them, and its own scope.
-    private readonly fibers: Forker,
+    private readonly fibers: Runner<never>,
     readonly labels: Metrics.Labels,
     private readonly minimumLevel: Level.Level,
     readonly transport: Transport.Transport

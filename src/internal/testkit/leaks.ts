@@ -2,8 +2,7 @@
  * What a process holds (socket descriptors, Node's active handles by type), and the checks that
  * a run left none of it behind: the sockets, handles and timers it had before, and its port free.
  */
-import { afterTheEvent } from "#line/kit"
-import { callback } from "#line/runtime"
+import { afterTheEvent, callback } from "#line/runtime"
 import { decodeDuration, type DurationInput } from "#line/types"
 import { Duration, Effect } from "effect"
 import * as fs from "node:fs"

@@ -8,8 +8,8 @@
  */
 import { defects, isInterrupted, isInterruptedOnly } from "#line/cause"
 import type { FiberTracker } from "#line/kit"
-import { afterTheEvent, extendScope, trackFibers } from "#line/kit"
-import { callback, catchAllCause, deferredUnsafe, forkDetach } from "#line/runtime"
+import { extendScope, trackFibers } from "#line/kit"
+import { afterTheEvent, callback, catchAllCause, deferredUnsafe, forkDetach } from "#line/runtime"
 import { decodeDuration, type DurationInput } from "#line/types"
 import { Cause, Deferred, Duration, Effect, Exit, Fiber, Scope } from "effect"
 import * as Server from "../../Server.js"
